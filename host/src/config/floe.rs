@@ -1,0 +1,104 @@
+//! `floe.yaml`: what flows where, written by data engineers.
+//!
+//! Only logical names for storage, catalog and compute appear here; the
+//! platform file maps them to real services. These structs are the user
+//! documentation of the file: every field has a doc comment.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::ident::Ident;
+
+/// The pipeline file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FloeFile {
+    /// Pipeline name, used in run ids, lineage and snapshot summaries.
+    pub name: String,
+    /// Free-form pipeline version, for example `"1.0.0"`.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Logical storage profile (a key of `storage` in platform.yaml).
+    #[serde(default = "default_profile")]
+    pub storage: String,
+    /// Logical catalog profile (a key of `catalogs` in platform.yaml).
+    #[serde(default = "default_profile")]
+    pub catalog: String,
+    /// Logical compute profile (a key of `compute` in platform.yaml).
+    #[serde(default = "default_profile")]
+    pub compute: String,
+    /// WebAssembly components used by the transforms, by name.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginRef>,
+    /// The steps of the pipeline. Their order in the file does not matter:
+    /// they run in dependency order.
+    pub transforms: Vec<Transform>,
+}
+
+fn default_profile() -> String {
+    "default".to_string()
+}
+
+/// A plugin component.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginRef {
+    /// Path of the `.wasm` component, relative to floe.yaml.
+    pub path: PathBuf,
+    /// Optional hex SHA-256 of the component; the host refuses a file that differs.
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+/// One step: it produces the table `<layer>.<name>`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transform {
+    /// Step name and target table name, for example `stg_orders`.
+    pub name: Ident,
+    /// Medallion layer of the target table (`bronze`, `silver`, `gold`, or a
+    /// layer defined in platform.yaml). It decides catalog, namespace and storage.
+    pub layer: Ident,
+    /// What the step does.
+    pub kind: TransformKind,
+    /// For `ingest`: the plugin (a key of `plugins`) that parses the source.
+    #[serde(default)]
+    pub plugin: Option<String>,
+    /// For `ingest`: the raw source object, relative to floe.yaml.
+    #[serde(default)]
+    pub source: Option<PathBuf>,
+    /// For `sql`: the DuckDB SQL file, relative to floe.yaml. It refers to
+    /// other steps' tables as `<layer>.<name>`.
+    #[serde(default)]
+    pub sql: Option<PathBuf>,
+    /// Plugin configuration: scalar values only, handed to the plugin as strings.
+    /// Never put a credential here.
+    #[serde(default)]
+    pub config: BTreeMap<String, serde_yaml::Value>,
+    /// How the result replaces or extends the target table.
+    #[serde(default)]
+    pub mode: WriteMode,
+}
+
+/// The kinds of step.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TransformKind {
+    /// Bronze ingest: the host reads `source` and a plugin turns its bytes into Arrow.
+    Ingest,
+    /// DuckDB runs the `sql` file over the tables it references.
+    Sql,
+}
+
+/// How a step's output is written to its table.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    /// Replace the whole table in one atomic snapshot (the default: reruns are idempotent).
+    #[default]
+    Overwrite,
+    /// Add the rows in a new snapshot, keeping what is there.
+    Append,
+}
