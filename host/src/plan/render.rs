@@ -1,0 +1,32 @@
+//! The human-readable plan that `floe-host plan` prints.
+
+use std::fmt::Write;
+
+use super::{Action, CatalogSpec, Plan};
+
+impl Plan {
+    /// Steps in run order with their targets, inputs and plugins.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "pipeline {} ({} steps)", self.pipeline, self.steps.len());
+        for (i, step) in self.steps.iter().enumerate() {
+            let catalog = match self.catalogs.get(&step.catalog) {
+                Some(CatalogSpec::Sql { uri, warehouse }) => format!("sql catalog `{}` ({uri}, warehouse {warehouse})", step.catalog),
+                None => format!("catalog `{}`", step.catalog),
+            };
+            let _ = writeln!(out, "{}. {} -> {} [{:?}] in {catalog}", i + 1, step.name, step.target, step.mode);
+            match &step.action {
+                Action::Ingest { plugin, source_display, .. } => {
+                    let _ = writeln!(out, "   ingest {source_display} with plugin `{}` (sha256 {})", plugin.name, plugin.sha256);
+                }
+                Action::Sql { file, .. } => {
+                    let _ = writeln!(out, "   sql {}", file.display());
+                }
+            }
+            for input in &step.inputs {
+                let _ = writeln!(out, "   reads {}.{} = {}", input.layer, input.table.name, input.table);
+            }
+        }
+        out
+    }
+}
