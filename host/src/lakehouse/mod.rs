@@ -1,0 +1,133 @@
+//! The lakehouse: Iceberg tables read, written and committed through their
+//! catalog. All table I/O of a run goes through [`Lakehouse`].
+//!
+//! iceberg 0.10.1 has no overwrite action, so commits are produced here
+//! (`commit`): data files from the crate's writers, then our own manifests,
+//! manifest list, snapshot and metadata file, then an atomic compare-and-swap
+//! of the table's metadata pointer in the catalog (`pointer`).
+
+mod catalog;
+mod commit;
+mod pointer;
+mod read;
+mod schema;
+mod write;
+
+use std::collections::{BTreeMap, HashMap};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+
+pub use commit::CommitInfo;
+
+use crate::config::WriteMode;
+use crate::plan::{CatalogSpec, TableRef};
+use catalog::OpenCatalog;
+
+/// Why a table could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum LakehouseError {
+    #[error("catalog `{catalog}`: {message}: {source}")]
+    Catalog {
+        catalog: String,
+        message: String,
+        #[source]
+        source: iceberg::Error,
+    },
+    #[error("table `{table}`: {message}: {source}")]
+    Table {
+        table: String,
+        message: &'static str,
+        #[source]
+        source: iceberg::Error,
+    },
+    #[error("table `{table}` does not exist in catalog `{catalog}`")]
+    NoSuchTable { catalog: String, table: String },
+    #[error(
+        "table `{table}` has columns ({existing}) but the step produces ({produced}); \
+         floe-host does not evolve schemas yet: drop the table or write to a new one"
+    )]
+    SchemaMismatch { table: String, existing: String, produced: String },
+    #[error("table `{table}`: {message}")]
+    Unsupported { table: String, message: String },
+    #[error("table `{table}`: commit still conflicting after {attempts} attempts (another writer keeps committing)")]
+    CommitConflict { table: String, attempts: u32 },
+}
+
+impl LakehouseError {
+    /// Whether retrying the whole step may succeed (a transient catalog or
+    /// storage failure), as iceberg's own errors say.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LakehouseError::Catalog { source, .. } | LakehouseError::Table { source, .. } => source.retryable(),
+            LakehouseError::CommitConflict { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Properties recorded in every snapshot summary this host commits.
+#[derive(Clone, Debug)]
+pub struct CommitTags {
+    pub run_id: String,
+    pub pipeline: String,
+    pub step: String,
+}
+
+/// The catalogs of one run, opened once.
+pub struct Lakehouse {
+    catalogs: HashMap<String, OpenCatalog>,
+}
+
+impl Lakehouse {
+    /// Opens every catalog the plan uses (creating the embedded default's
+    /// files on first use).
+    pub async fn open(catalogs: &BTreeMap<String, CatalogSpec>, used: impl IntoIterator<Item = String>) -> Result<Self, LakehouseError> {
+        let mut open = HashMap::new();
+        for name in used {
+            if open.contains_key(&name) {
+                continue;
+            }
+            let spec = catalogs.get(&name).expect("the plan only uses defined catalogs");
+            open.insert(name.clone(), OpenCatalog::open(&name, spec).await?);
+        }
+        Ok(Lakehouse { catalogs: open })
+    }
+
+    fn catalog(&self, name: &str) -> &OpenCatalog {
+        self.catalogs.get(name).expect("every catalog of the plan is opened")
+    }
+
+    /// The current snapshot id of a table, `None` if it has none or does not exist.
+    pub async fn current_snapshot(&self, catalog: &str, table: &TableRef) -> Result<Option<i64>, LakehouseError> {
+        let catalog = self.catalog(catalog);
+        Ok(catalog.load_table(table).await?.and_then(|t| t.metadata().current_snapshot_id()))
+    }
+
+    /// Reads a table's current snapshot as Arrow.
+    pub async fn read(&self, catalog: &str, table: &TableRef) -> Result<(SchemaRef, Vec<RecordBatch>), LakehouseError> {
+        let open = self.catalog(catalog);
+        let loaded = open
+            .load_table(table)
+            .await?
+            .ok_or_else(|| LakehouseError::NoSuchTable { catalog: catalog.to_string(), table: table.to_string() })?;
+        read::scan(&loaded, table).await
+    }
+
+    /// Writes `batches` to `table` (created on first write) and commits one
+    /// snapshot: the whole table replaced (`overwrite`) or extended (`append`).
+    pub async fn write(
+        &self,
+        catalog: &str,
+        table: &TableRef,
+        schema: &SchemaRef,
+        batches: Vec<RecordBatch>,
+        mode: WriteMode,
+        tags: &CommitTags,
+    ) -> Result<CommitInfo, LakehouseError> {
+        let open = self.catalog(catalog);
+        let loaded = open.load_or_create_table(table, schema).await?;
+        let data_files = write::data_files(&loaded, table, batches, tags).await?;
+        commit::commit_with_retry(open, table, loaded, data_files, mode, tags).await
+    }
+}

@@ -1,0 +1,32 @@
+//! Reading a table's current snapshot as Arrow, through iceberg's scan (which
+//! applies the snapshot's own schema and any delete files).
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use futures::TryStreamExt;
+use iceberg::table::Table;
+
+use super::{LakehouseError, schema};
+use crate::plan::TableRef;
+
+pub async fn scan(table: &Table, table_ref: &TableRef) -> Result<(SchemaRef, Vec<RecordBatch>), LakehouseError> {
+    let error = |message: &'static str| {
+        let table = table_ref.to_string();
+        move |source| LakehouseError::Table { table, message, source }
+    };
+    let arrow_schema = schema::table_arrow_schema(table).map_err(error("cannot convert the table schema to Arrow"))?;
+    if table.metadata().current_snapshot_id().is_none() {
+        return Ok((arrow_schema, Vec::new()));
+    }
+    let stream = table
+        .scan()
+        .select_all()
+        .build()
+        .map_err(error("cannot plan the scan"))?
+        .to_arrow()
+        .await
+        .map_err(error("cannot start the scan"))?;
+    let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(error("cannot read data files"))?;
+    let arrow_schema = batches.first().map(|b| b.schema()).unwrap_or(arrow_schema);
+    Ok((arrow_schema, batches))
+}
