@@ -1,0 +1,17 @@
+//! floe-host: runs medallion lakehouse pipelines whose logic ships as sandboxed
+//! WebAssembly components.
+//!
+//! The modules follow the data path: `config` (two-tier YAML, validated) →
+//! `plan` (the ordered steps, pure) → `sandbox` (wasmtime, limits, Arrow IPC) →
+//! `compute` (ephemeral DuckDB) → `lakehouse` (Iceberg catalogs, writers,
+//! commits) → `run` (drives the steps). `exit` maps every failure to a stable
+//! process exit code.
+
+pub mod compute;
+pub mod config;
+pub mod exit;
+pub mod lakehouse;
+pub mod plan;
+pub mod run;
+pub mod sandbox;
+pub mod show;

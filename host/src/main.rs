@@ -1,0 +1,148 @@
+//! The `floe-host` command: parses the command line, calls the library and
+//! maps every outcome to a stable exit code (see `floe_host::exit`).
+
+use std::path::PathBuf;
+use std::process::ExitCode as ProcessExit;
+
+use clap::{Args, Parser, Subcommand};
+use floe_host::config::{self, ConfigSource};
+use floe_host::exit::ExitCode;
+use floe_host::plan;
+use floe_host::run::{self, RunOptions};
+use floe_host::show;
+
+/// Runs lakehouse pipelines (bronze → silver → gold) whose logic ships as
+/// sandboxed WebAssembly components, on DuckDB and Iceberg.
+///
+/// Exit codes: 0 success, 1 a step failed (retryable), 2 configuration or
+/// usage error, 3 a plugin violated its sandbox or contract.
+#[derive(Parser, Debug)]
+#[command(name = "floe-host", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the pipeline: ingest, transform and commit every step in dependency order.
+    Run {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Id recorded in every snapshot summary (generated when absent).
+        #[arg(long, env = "FLOE_RUN_ID")]
+        run_id: Option<String>,
+    },
+    /// Check both configuration files and everything they refer to. Exit 0 or 2.
+    Validate {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Print the resolved plan: steps in order, targets, inputs and plugins.
+    Plan {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Print the first rows of a pipeline table, read through its catalog.
+    Show {
+        /// The table as `layer.name`, for example `gold.customer_totals`.
+        table: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// How many rows to print.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ConfigArgs {
+    /// Project directory holding floe.yaml.
+    #[arg(default_value = ".")]
+    project: PathBuf,
+    /// The pipeline file, instead of PROJECT/floe.yaml.
+    #[arg(short = 'f', long = "file")]
+    file: Option<PathBuf>,
+    /// The platform file. Without it: $FLOE_PLATFORM_FILE, then
+    /// platform/$FLOE_PLATFORM_ENV/platform.yaml, then the embedded default
+    /// (a SQLite Iceberg catalog and warehouse under the state directory).
+    #[arg(long)]
+    platform: Option<PathBuf>,
+    #[arg(long, env = "FLOE_PLATFORM_FILE", hide = true)]
+    platform_file_env: Option<PathBuf>,
+    #[arg(long, env = "FLOE_PLATFORM_ENV", hide = true)]
+    platform_env: Option<String>,
+    /// Where the embedded default keeps its catalog and warehouse
+    /// [default: .floe next to floe.yaml].
+    #[arg(long, env = "FLOE_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    fn source(&self) -> ConfigSource {
+        ConfigSource {
+            floe: self.file.clone().unwrap_or_else(|| self.project.clone()),
+            platform: self.platform.clone(),
+            platform_file_env: self.platform_file_env.clone(),
+            platform_env: self.platform_env.clone(),
+            state_dir: self.state_dir.clone(),
+        }
+    }
+}
+
+fn main() -> ProcessExit {
+    let cli = Cli::parse();
+    init_logging();
+    let code = match cli.command {
+        Command::Validate { config } => load_plan(&config).map(|plan| {
+            println!("ok: {} steps", plan.steps.len());
+            ExitCode::Success
+        }),
+        Command::Plan { config } => load_plan(&config).map(|plan| {
+            print!("{}", plan.render());
+            ExitCode::Success
+        }),
+        Command::Show { config, table, limit } => load_plan(&config).map(|plan| match show::show(&plan, &table, limit) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::Success
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                match error {
+                    show::ShowError::UnknownTable { .. } => ExitCode::Config,
+                    show::ShowError::Run(e) => e.exit_code(),
+                }
+            }
+        }),
+        Command::Run { config, run_id } => load_plan(&config).map(|plan| {
+            let options = RunOptions { run_id, component_cache: Some(plan.state_dir.join("component-cache")) };
+            match run::run(&plan, &options) {
+                Ok(report) => {
+                    print!("{}", run::summary_table(&report));
+                    ExitCode::Success
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    error.exit_code()
+                }
+            }
+        }),
+    };
+    let code = code.unwrap_or_else(|errors| {
+        eprintln!("{errors}");
+        ExitCode::Config
+    });
+    ProcessExit::from(code.code() as u8)
+}
+
+fn load_plan(config: &ConfigArgs) -> Result<plan::Plan, config::ConfigErrors> {
+    let project = config::load(&config.source())?;
+    plan::build(&project)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLOE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

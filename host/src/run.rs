@@ -1,0 +1,201 @@
+//! Drives a plan: each step in order reads its inputs, computes (plugin or
+//! DuckDB), writes its table and commits one snapshot. A failed step stops the
+//! run; steps already committed stay committed, and nothing of the failed step
+//! becomes visible.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+
+use crate::compute::{ComputeError, Session};
+use crate::exit::ExitCode;
+use crate::lakehouse::{CommitTags, Lakehouse, LakehouseError};
+use crate::plan::{Action, Plan, PluginSpec, Step};
+use crate::sandbox::{IngestPlugin, Limits, Sandbox, SandboxError};
+
+/// Per-run settings from the command line.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Recorded in every snapshot summary; generated when absent.
+    pub run_id: Option<String>,
+    /// Where compiled plugins are cached.
+    pub component_cache: Option<PathBuf>,
+}
+
+/// What one step did.
+#[derive(Clone, Debug)]
+pub struct StepReport {
+    pub step: String,
+    pub table: String,
+    pub rows: u64,
+    pub snapshot_id: i64,
+    pub duration: Duration,
+}
+
+/// What a run did.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    pub run_id: String,
+    pub steps: Vec<StepReport>,
+}
+
+/// Why a run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Plugin(#[from] SandboxError),
+    #[error("step `{step}`: cannot read source `{path}`: {source}")]
+    Source {
+        step: String,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("step `{step}`: {source}")]
+    Lakehouse {
+        step: String,
+        #[source]
+        source: LakehouseError,
+    },
+    #[error("step `{step}`: SQL `{file}`: {source}")]
+    Compute {
+        step: String,
+        file: String,
+        #[source]
+        source: ComputeError,
+    },
+    #[error("cannot start the run: {0}")]
+    Setup(String),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            RunError::Plugin(e) if e.is_contract_violation() => ExitCode::PluginViolation,
+            _ => ExitCode::StepFailed,
+        }
+    }
+}
+
+/// Runs every step of `plan` in order.
+pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunReport, RunError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Setup(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(run_async(plan, options))
+}
+
+async fn run_async(plan: &Plan, options: &RunOptions) -> Result<RunReport, RunError> {
+    let run_id = options.run_id.clone().unwrap_or_else(|| format!("run-{}", uuid::Uuid::new_v4().simple()));
+    tracing::info!(run_id = %run_id, pipeline = %plan.pipeline, steps = plan.steps.len(), "Starting the run.");
+    let used: BTreeSet<String> = plan.steps.iter().map(|s| s.catalog.clone()).collect();
+    let lakehouse = Lakehouse::open(&plan.catalogs, used)
+        .await
+        .map_err(|e| RunError::Setup(e.to_string()))?;
+    let session = Session::open(&plan.compute).map_err(|e| RunError::Setup(e.to_string()))?;
+    let sandbox = Sandbox::new(Limits::default(), options.component_cache.clone())
+        .map_err(|e| RunError::Setup(e.to_string()))?;
+    let mut plugins: BTreeMap<String, IngestPlugin> = BTreeMap::new();
+
+    let mut reports = Vec::with_capacity(plan.steps.len());
+    for step in &plan.steps {
+        let started = Instant::now();
+        let tags = CommitTags { run_id: run_id.clone(), pipeline: plan.pipeline.clone(), step: step.name.to_string() };
+        tracing::info!(step = %step.name, table = %step.target, "Running step.");
+        let (schema, batches) = match &step.action {
+            Action::Ingest { plugin, source, source_display, config } => {
+                let loaded = load_plugin(&sandbox, &mut plugins, plugin)?;
+                ingest(step, loaded, source, source_display, config)?
+            }
+            Action::Sql { file, query } => {
+                for input in &step.inputs {
+                    let (schema, batches) = lakehouse
+                        .read(&input.catalog, &input.table)
+                        .await
+                        .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
+                    session
+                        .load_table(input.layer.as_str(), input.table.name.as_str(), &schema, batches)
+                        .map_err(|source| compute_error(step, file, source))?;
+                }
+                session.query(query).map_err(|source| compute_error(step, file, source))?
+            }
+        };
+        let info = lakehouse
+            .write(&step.catalog, &step.target, &schema, batches, step.mode, &tags)
+            .await
+            .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
+        let duration = started.elapsed();
+        tracing::info!(step = %step.name, rows = info.rows, snapshot_id = info.snapshot_id, "Committed step.");
+        reports.push(StepReport {
+            step: step.name.to_string(),
+            table: step.target.to_string(),
+            rows: info.rows,
+            snapshot_id: info.snapshot_id,
+            duration,
+        });
+    }
+    Ok(RunReport { run_id, steps: reports })
+}
+
+fn compute_error(step: &Step, file: &Path, source: ComputeError) -> RunError {
+    RunError::Compute { step: step.name.to_string(), file: file.display().to_string(), source }
+}
+
+fn load_plugin<'a>(
+    sandbox: &Sandbox,
+    plugins: &'a mut BTreeMap<String, IngestPlugin>,
+    spec: &PluginSpec,
+) -> Result<&'a IngestPlugin, RunError> {
+    if !plugins.contains_key(&spec.name) {
+        let wasm = std::fs::read(&spec.path)
+            .map_err(|e| RunError::Setup(format!("cannot read plugin `{}` at {}: {e}", spec.name, spec.path.display())))?;
+        let plugin = sandbox.load_ingest(&spec.name, &wasm)?;
+        plugins.insert(spec.name.clone(), plugin);
+    }
+    Ok(&plugins[&spec.name])
+}
+
+fn ingest(
+    step: &Step,
+    plugin: &IngestPlugin,
+    source: &Path,
+    source_display: &str,
+    config: &BTreeMap<String, String>,
+) -> Result<(arrow_schema::SchemaRef, Vec<RecordBatch>), RunError> {
+    let file = File::open(source).map_err(|e| RunError::Source {
+        step: step.name.to_string(),
+        path: source.display().to_string(),
+        source: e,
+    })?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut batches = Vec::new();
+    let schema = tokio::task::block_in_place(|| {
+        plugin.ingest(step.name.as_str(), config, source_display, &mut reader, &mut |batch| {
+            batches.push(batch);
+            Ok(())
+        })
+    })?;
+    Ok((schema, batches))
+}
+
+/// The end-of-run table: step, table, rows, snapshot id, duration.
+pub fn summary_table(report: &RunReport) -> String {
+    let mut out = format!("run {}\n", report.run_id);
+    out.push_str(&format!("{:<24} {:<32} {:>10} {:>20} {:>10}\n", "step", "table", "rows", "snapshot", "duration"));
+    for step in &report.steps {
+        out.push_str(&format!(
+            "{:<24} {:<32} {:>10} {:>20} {:>9.2}s\n",
+            step.step,
+            step.table,
+            step.rows,
+            step.snapshot_id,
+            step.duration.as_secs_f64()
+        ));
+    }
+    out
+}
