@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One command on a fresh machine: installs what is missing, builds floe-host and
+# the bundled plugins, runs the demo pipeline on the embedded default (a SQLite
+# Iceberg catalog and warehouse in examples/customer-analytics/.floe/) and
+# prints a few rows of each gold table.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$FLOE_REPO"
+
+scripts/setup.sh
+scripts/build-plugins.sh
+echo "==> building floe-host"
+cargo build --quiet -p floe-host
+floe="$CARGO_TARGET_DIR/debug/floe-host"
+
+echo "==> floe-host run examples/customer-analytics"
+"$floe" run examples/customer-analytics
+for table in gold.customer_totals gold.daily_revenue; do
+    echo "==> floe-host show $table examples/customer-analytics --limit 5"
+    "$floe" show "$table" examples/customer-analytics --limit 5
+done
+echo "==> done. The binary is $floe; the tables are in examples/customer-analytics/.floe/"

@@ -1,0 +1,88 @@
+//! Shared test helpers: running the real `floe-host` binary, locating the
+//! repository, the built plugins and the Python test peers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn example(name: &str) -> PathBuf {
+    repo().join("examples").join(name)
+}
+
+/// A built plugin component, e.g. `csv_ingest.wasm`.
+pub fn plugin(file: &str) -> PathBuf {
+    let dist = std::env::var_os("FLOE_PLUGIN_DIST").map(PathBuf::from).unwrap_or_else(|| repo().join("plugins/dist"));
+    let path = dist.join(file);
+    assert!(path.is_file(), "{} is missing: run scripts/build-plugins.sh (scripts/test.sh does)", path.display());
+    path
+}
+
+/// The Python of the test venv (pyiceberg), set up by scripts/setup.sh.
+pub fn python() -> PathBuf {
+    let venv = std::env::var_os("FLOE_VENV").expect("FLOE_VENV is not set: run the tests with scripts/test.sh");
+    let python = PathBuf::from(venv).join("bin/python");
+    assert!(python.is_file(), "{} is missing: run scripts/setup.sh", python.display());
+    python
+}
+
+/// The outcome of one `floe-host` invocation.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Self {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with both streams unless the exit code is `code`.
+    pub fn expect_code(self, code: i32) -> Self {
+        assert_eq!(self.code, code, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+/// Runs `floe-host` with `args`, with no platform variables leaking in from
+/// the environment.
+pub fn floe_host(args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_floe-host"))
+        .args(args)
+        .env_remove("FLOE_PLATFORM_FILE")
+        .env_remove("FLOE_PLATFORM_ENV")
+        .env_remove("FLOE_STATE_DIR")
+        .env_remove("FLOE_RUN_ID")
+        .output()
+        .expect("floe-host runs");
+    Run::from(output)
+}
+
+/// Runs a Python test peer script from `tests/py` and parses its JSON output.
+pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
+    let output = Command::new(python())
+        .arg(repo().join("tests/py").join(script))
+        .args(args)
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{script} {args:?} failed\n--- stdout\n{stdout}\n--- stderr\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{script} printed no JSON ({e}):\n{stdout}"))
+}
+
+/// A fresh temporary directory.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("floe-test-").tempdir().expect("temp dir")
+}
