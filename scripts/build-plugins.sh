@@ -19,7 +19,8 @@ CARGO_TARGET_DIR="$FLOE_PLUGINS_TARGET_DIR" \
 out="$FLOE_PLUGINS_TARGET_DIR/$target/release"
 mkdir -p "$FLOE_PLUGIN_DIST"
 copied=0
-for manifest in "$FLOE_REPO"/plugins/*/Cargo.toml; do
+for manifest in "$FLOE_REPO"/plugins/*/Cargo.toml "$FLOE_REPO"/plugins/evil/*/Cargo.toml; do
+    [[ -f "$manifest" ]] || continue
     # The component is named after the crate's lib name: the package name with
     # `-` turned into `_` (no plugin overrides [lib] name).
     package="$(sed -n 's/^name *= *"\([^"]*\)".*/\1/p' "$manifest" | head -n1)"
