@@ -7,12 +7,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::ident::Ident;
 
 /// The pipeline file.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FloeFile {
     /// Pipeline name, used in run ids, lineage and snapshot summaries.
@@ -42,7 +43,7 @@ fn default_profile() -> String {
 }
 
 /// A plugin component.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PluginRef {
     /// Path of the `.wasm` component, relative to floe.yaml.
@@ -53,7 +54,7 @@ pub struct PluginRef {
 }
 
 /// One step: it produces the table `<layer>.<name>`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Transform {
     /// Step name and target table name, for example `stg_orders`.
@@ -76,6 +77,7 @@ pub struct Transform {
     /// Plugin configuration: scalar values only, handed to the plugin as strings.
     /// Never put a credential here.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub config: BTreeMap<String, serde_yaml::Value>,
     /// How the result replaces or extends the target table.
     #[serde(default)]
@@ -83,7 +85,7 @@ pub struct Transform {
 }
 
 /// The kinds of step.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TransformKind {
     /// Bronze ingest: the host reads `source` and a plugin turns its bytes into Arrow.
@@ -93,7 +95,7 @@ pub enum TransformKind {
 }
 
 /// How a step's output is written to its table.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WriteMode {
     /// Replace the whole table in one atomic snapshot (the default: reruns are idempotent).

@@ -36,6 +36,21 @@ impl TryFrom<String> for Ident {
     }
 }
 
+impl schemars::JsonSchema for Ident {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Ident".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A lower-case SQL-safe name, for example `stg_orders`",
+            "type": "string",
+            "pattern": "^[a-z_][a-z0-9_]*$",
+            "maxLength": 64
+        })
+    }
+}
+
 impl From<Ident> for String {
     fn from(value: Ident) -> Self {
         value.0

@@ -4,10 +4,14 @@
 //! Cross-file checks (profiles, files, SQL references) happen in `plan`, which
 //! turns a [`Project`] into an ordered, fully resolved plan.
 
+mod compat;
 mod error;
 mod floe;
 mod ident;
 mod platform;
+mod scan;
+mod secret;
+mod units;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
@@ -16,8 +20,13 @@ pub use error::{ConfigError, ConfigErrors};
 pub use floe::{FloeFile, PluginRef, Transform, TransformKind, WriteMode};
 pub use ident::Ident;
 pub use platform::{
-    CatalogProfile, ComputeProfile, DuckdbProperties, LayerProfile, PlatformFile, StorageProfile,
+    CatalogCredentials, CatalogProfile, ClientId, ComputeProfile, DuckdbProperties, LayerProfile, Observability,
+    PlatformFile, PluginLimits, RestCatalog, SecretField, SqlCatalog, StorageCredentials, StorageProfile,
 };
+pub use secret::{DEFAULT_SECRETS_DIR, Secret, SecretError, SecretRef, SecretSource};
+pub use units::{ByteSize, HumanDuration};
+
+use compat::FileKind;
 
 /// Where the configuration comes from, as given on the command line and in
 /// the environment.
@@ -54,12 +63,12 @@ pub struct Project {
 impl Project {
     /// Line and column of a key path in floe.yaml, for error messages.
     pub fn locate_in_floe(&self, key: &str) -> Option<(usize, usize)> {
-        yaml::locate(&self.floe_text, key)
+        yaml::locate_or_parent(&self.floe_text, key)
     }
 
     /// Line and column of a key path in platform.yaml.
     pub fn locate_in_platform(&self, key: &str) -> Option<(usize, usize)> {
-        yaml::locate(&self.platform_text, key)
+        yaml::locate_or_parent(&self.platform_text, key)
     }
 
     /// The file name to show for platform errors.
@@ -68,7 +77,7 @@ impl Project {
     }
 }
 
-/// Reads and parses both files.
+/// Reads and parses both files, reporting every problem found in either.
 pub fn load(source: &ConfigSource) -> Result<Project, ConfigErrors> {
     let floe_path = if source.floe.is_dir() { source.floe.join("floe.yaml") } else { source.floe.clone() };
     let root = floe_path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -76,28 +85,26 @@ pub fn load(source: &ConfigSource) -> Result<Project, ConfigErrors> {
     let floe_text = read(&floe_path, "the pipeline file", "pass a project directory or `-f path/to/floe.yaml`")?;
 
     let mut errors = ConfigErrors::default();
-    let floe = match yaml::parse::<FloeFile>(&floe_path, &floe_text) {
-        Ok(floe) => Some(floe),
-        Err(error) => {
-            errors.push(error);
-            None
-        }
-    };
+    let floe = parse_file::<FloeFile>(&floe_path, &floe_text, FileKind::Pipeline, &mut errors);
 
     let state_dir = source.state_dir.clone().unwrap_or_else(|| root.join(".floe"));
     let platform_path = discover_platform(source, &root);
     let (platform_text, platform) = match &platform_path {
         None => (String::new(), Some(PlatformFile::embedded_default(&absolute(&state_dir)))),
-        Some(path) => {
-            let text = read(path, "the platform file", "check --platform, FLOE_PLATFORM_FILE and FLOE_PLATFORM_ENV")?;
-            match yaml::parse::<PlatformFile>(path, &text) {
-                Ok(platform) => (text, Some(platform)),
-                Err(error) => {
-                    errors.push(error);
-                    (text, None)
+        Some(path) => match read(path, "the platform file", "check --platform, FLOE_PLATFORM_FILE and FLOE_PLATFORM_ENV") {
+            Ok(text) => {
+                let mut platform = parse_file::<PlatformFile>(path, &text, FileKind::Platform, &mut errors);
+                if let Some(platform) = &mut platform {
+                    let base = absolute(path.parent().unwrap_or(Path::new(".")));
+                    platform.resolve_paths(&base);
                 }
+                (text, platform)
             }
-        }
+            Err(error) => {
+                errors.push(error);
+                (String::new(), None)
+            }
+        },
     };
 
     match (floe, platform) {
@@ -112,6 +119,53 @@ pub fn load(source: &ConfigSource) -> Result<Project, ConfigErrors> {
             state_dir,
         }),
         _ => Err(errors),
+    }
+}
+
+/// YAML syntax, then floe-platform keys and literal credentials (collected),
+/// then the typed structure (first error).
+fn parse_file<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    kind: FileKind,
+    errors: &mut ConfigErrors,
+) -> Option<T> {
+    let mut value = match yaml::parse_value(path, text) {
+        Ok(value) => value,
+        Err(error) => {
+            errors.push(error);
+            return None;
+        }
+    };
+    let before = errors.0.len();
+    for (key, message) in compat::take_unsupported(kind, &mut value) {
+        errors.push(ConfigError::new(path, key.clone(), message).at(yaml::locate_or_parent(text, &key)));
+    }
+    let findings = match kind {
+        FileKind::Pipeline => scan::scan_pipeline(&value),
+        FileKind::Platform => scan::scan_platform(&value),
+    };
+    // The typed parse reports literal secrets in secret fields itself, with a
+    // sharper message; keep one error per key.
+    let typed = yaml::from_value::<T>(path, text, value.clone());
+    let typed_key = typed.as_ref().err().map(|e| e.key.clone());
+    for finding in findings.into_iter().filter(|f| Some(&f.key) != typed_key.as_ref()) {
+        let help = match kind {
+            FileKind::Pipeline => "floe.yaml must never hold credentials: platform engineers put them in platform.yaml \
+                                   as `{secret_ref: <name>}` on the catalog or storage profile that needs them",
+            FileKind::Platform => "put the value in a Kubernetes Secret or an environment variable and refer to it \
+                                   with `{secret_ref: <name>}`",
+        };
+        let error = ConfigError::new(path, finding.key.clone(), finding.reason).at(yaml::locate_or_parent(text, &finding.key));
+        errors.push(error.help(help));
+    }
+    match typed {
+        Ok(parsed) if errors.0.len() == before => Some(parsed),
+        Ok(_) => None,
+        Err(error) => {
+            errors.push(error);
+            None
+        }
     }
 }
 
@@ -138,4 +192,14 @@ fn read(path: &Path, what: &str, help: &str) -> Result<String, ConfigError> {
 
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The JSON Schema of floe.yaml, generated from these types (for editors).
+pub fn pipeline_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(FloeFile)).expect("a schema serializes")
+}
+
+/// The JSON Schema of platform.yaml.
+pub fn platform_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(PlatformFile)).expect("a schema serializes")
 }

@@ -1,18 +1,23 @@
 //! `platform.yaml`: where and how a pipeline runs, written by platform engineers.
 //!
-//! Credentials appear only as `secret_ref`s. When no platform file is given,
-//! [`PlatformFile::embedded_default`] spells out the zero-setup default: a SQLite
-//! Iceberg catalog over a local warehouse folder and an in-memory DuckDB.
+//! Credentials appear only as `secret_ref`s; a literal where a secret belongs
+//! is a parse error. When no platform file is given,
+//! [`PlatformFile::embedded_default`] spells out the zero-setup default: a
+//! SQLite Iceberg catalog over a local warehouse folder and an in-memory DuckDB.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::ident::Ident;
+use super::secret::SecretRef;
+use super::units::{ByteSize, HumanDuration};
 
 /// The platform file.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlatformFile {
     /// Schema version of this file, for example `"1.1.0"`.
@@ -31,10 +36,16 @@ pub struct PlatformFile {
     /// listed uses the pipeline's catalog and storage and a namespace named after it.
     #[serde(default)]
     pub layers: BTreeMap<Ident, LayerProfile>,
+    /// Traces and lineage.
+    #[serde(default)]
+    pub observability: Observability,
+    /// Limits applied to every plugin instance and call.
+    #[serde(default)]
+    pub plugins: PluginLimits,
 }
 
 /// A compute profile.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ComputeProfile {
     /// An ephemeral DuckDB, created per run.
@@ -45,7 +56,7 @@ pub enum ComputeProfile {
 }
 
 /// DuckDB settings.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DuckdbProperties {
     /// Database file; `:memory:` or absent for an in-memory database.
@@ -64,31 +75,168 @@ pub struct DuckdbProperties {
 }
 
 /// An Iceberg catalog.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum CatalogProfile {
     /// The embedded SQL catalog: Iceberg metadata pointers in a SQLite file.
-    Sql {
-        /// sqlx URI of the database, for example `sqlite:/data/catalog.db`.
-        uri: String,
-        /// Warehouse root where tables are created, a path or `file://` URI.
-        warehouse: String,
+    Sql(SqlCatalog),
+    /// An Iceberg REST catalog.
+    Rest(RestCatalog),
+    /// Apache Polaris (an Iceberg REST catalog): its token endpoint
+    /// `<uri>/v1/oauth/tokens` is the OAuth2 default.
+    Polaris(RestCatalog),
+}
+
+/// The embedded SQL catalog.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlCatalog {
+    /// sqlx URI of the database, for example `sqlite:/data/catalog.db`.
+    pub uri: String,
+    /// Warehouse root where tables are created: a path or `file://` URI.
+    pub warehouse: String,
+}
+
+/// A REST (or Polaris) catalog.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestCatalog {
+    /// Base URI, for example `http://polaris:8181/api/catalog`.
+    pub uri: String,
+    /// Warehouse (catalog) name on the server.
+    #[serde(default)]
+    pub warehouse: Option<String>,
+    /// How floe-host authenticates. Without it, requests are anonymous.
+    #[serde(default)]
+    pub credentials: Option<CatalogCredentials>,
+    /// OAuth2 token endpoint; defaults to the catalog's own `/v1/oauth/tokens`.
+    #[serde(default)]
+    pub oauth2_server_uri: Option<String>,
+}
+
+/// Catalog authentication.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CatalogCredentials {
+    /// OAuth2 client-credentials flow.
+    Oauth2 {
+        /// Client id: a plain string or `{secret_ref: …}`.
+        client_id: ClientId,
+        /// Client secret: `{secret_ref: …}` only.
+        client_secret: SecretField,
+        /// Requested scope, for example `PRINCIPAL_ROLE:ALL`.
+        #[serde(default)]
+        scope: Option<String>,
+    },
+    /// A static bearer token.
+    Bearer {
+        /// The token: `{secret_ref: …}` only.
+        token: SecretField,
     },
 }
 
+/// A field that must hold a `secret_ref`, never a literal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(transparent)]
+pub struct SecretField(pub SecretRef);
+
+impl<'de> Deserialize<'de> for SecretField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SecretVisitor { literal_allowed: false }).map(|v| match v {
+            ClientId::Secret(reference) => SecretField(reference),
+            ClientId::Literal(_) => unreachable!("literals are rejected"),
+        })
+    }
+}
+
+/// A value that may be a plain string or a `secret_ref` (OAuth2 client ids are
+/// not secret in every organisation).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ClientId {
+    Literal(String),
+    Secret(SecretRef),
+}
+
+impl<'de> Deserialize<'de> for ClientId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SecretVisitor { literal_allowed: true })
+    }
+}
+
+struct SecretVisitor {
+    literal_allowed: bool,
+}
+
+impl<'de> serde::de::Visitor<'de> for SecretVisitor {
+    type Value = ClientId;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.literal_allowed { "a string or `{secret_ref: <name>}`" } else { "`{secret_ref: <name>}`" })
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ClientId, E> {
+        if self.literal_allowed {
+            Ok(ClientId::Literal(v.to_string()))
+        } else {
+            Err(E::custom(
+                "a literal credential is not allowed here; put the value in a Kubernetes Secret \
+                 or an environment variable and write `{secret_ref: <name>}`",
+            ))
+        }
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<ClientId, A::Error> {
+        SecretRef::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(ClientId::Secret)
+    }
+}
+
 /// Object storage.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StorageProfile {
     /// The local filesystem (or a mounted volume).
     Local {
-        /// Root folder.
+        /// Root folder of the warehouse.
         root: PathBuf,
+    },
+    /// Amazon S3 or an S3-compatible service.
+    S3 {
+        /// Endpoint URL for S3-compatible services; AWS when absent.
+        #[serde(default)]
+        endpoint: Option<String>,
+        /// Bucket name.
+        bucket: String,
+        /// Region, for example `eu-west-1`.
+        #[serde(default)]
+        region: Option<String>,
+        /// Path-style requests (`endpoint/bucket/key`), which most
+        /// S3-compatible services need.
+        #[serde(default)]
+        path_style_access: bool,
+        /// Keys; ambient credentials (IAM role, instance profile) when absent.
+        #[serde(default)]
+        credentials: Option<StorageCredentials>,
     },
 }
 
+/// S3 credentials.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StorageCredentials {
+    /// Static keys from one Secret with the entries `access_key_id` and
+    /// `secret_access_key` (env `<REF>_ACCESS_KEY_ID`/`<REF>_SECRET_ACCESS_KEY`,
+    /// or files `<secrets-dir>/<ref>/access_key_id` and `…/secret_access_key`,
+    /// which is how Kubernetes mounts such a Secret).
+    Static {
+        secret_ref: String,
+    },
+    /// The environment's own credentials (IAM role, instance profile).
+    Ambient,
+}
+
 /// Where a layer's tables live.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LayerProfile {
     /// Storage profile (a key of `storage`).
@@ -100,30 +248,113 @@ pub struct LayerProfile {
     pub namespace: Option<Ident>,
 }
 
+/// Traces and lineage.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Observability {
+    /// Export OpenTelemetry traces.
+    #[serde(default)]
+    pub traces: bool,
+    /// OTLP endpoint; the standard `OTEL_EXPORTER_OTLP_ENDPOINT` applies when absent.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// Send OpenLineage events.
+    #[serde(default)]
+    pub lineage: bool,
+    /// OpenLineage HTTP endpoint, for example Marquez's `http://marquez:5000/api/v1/lineage`.
+    #[serde(default)]
+    pub lineage_endpoint: Option<String>,
+}
+
+/// Plugin sandbox limits. Each has a safe default.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginLimits {
+    /// Memory cap per plugin instance (default `1GiB`).
+    #[serde(default)]
+    pub memory_limit: Option<ByteSize>,
+    /// Wall-clock deadline per plugin call (default `60s`).
+    #[serde(default)]
+    pub call_timeout: Option<HumanDuration>,
+    /// Largest output of one plugin call (default `256MiB`).
+    #[serde(default)]
+    pub max_output_bytes: Option<ByteSize>,
+}
+
 impl PlatformFile {
     /// The zero-setup default: everything under `state_dir` (normally
     /// `<project>/.floe`): `catalog.db` (SQLite) and `warehouse/`.
     pub fn embedded_default(state_dir: &Path) -> Self {
         let warehouse = state_dir.join("warehouse");
-        let mut platform = PlatformFile {
-            version: None,
-            compute: BTreeMap::new(),
-            catalogs: BTreeMap::new(),
-            storage: BTreeMap::new(),
-            layers: BTreeMap::new(),
-        };
-        platform.compute.insert(
-            "default".into(),
-            ComputeProfile::Duckdb { properties: DuckdbProperties::default() },
-        );
+        let mut platform = PlatformFile::default();
+        platform.compute.insert("default".into(), ComputeProfile::Duckdb { properties: DuckdbProperties::default() });
         platform.catalogs.insert(
             "default".into(),
-            CatalogProfile::Sql {
+            CatalogProfile::Sql(SqlCatalog {
                 uri: format!("sqlite:{}", state_dir.join("catalog.db").display()),
                 warehouse: warehouse.display().to_string(),
-            },
+            }),
         );
         platform.storage.insert("default".into(), StorageProfile::Local { root: warehouse });
         platform
+    }
+
+    /// Makes relative paths in the file relative to the file's directory
+    /// (`base`) instead of the working directory.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let absolute = |path: &str| -> String {
+            if path.contains("://") || Path::new(path).is_absolute() || path == ":memory:" {
+                path.to_string()
+            } else {
+                base.join(path).display().to_string()
+            }
+        };
+        for catalog in self.catalogs.values_mut() {
+            if let CatalogProfile::Sql(sql) = catalog {
+                if let Some(rest) = sql.uri.strip_prefix("sqlite:")
+                    && !rest.starts_with("//")
+                {
+                    sql.uri = format!("sqlite:{}", absolute(rest));
+                }
+                sql.warehouse = absolute(&sql.warehouse);
+            }
+        }
+        for storage in self.storage.values_mut() {
+            if let StorageProfile::Local { root } = storage
+                && root.is_relative()
+            {
+                *root = base.join(&*root);
+            }
+        }
+    }
+
+    /// Every `secret_ref` in the file with its key path, in file order.
+    pub fn secret_refs(&self) -> Vec<(String, SecretRef)> {
+        let mut refs = Vec::new();
+        for (name, catalog) in &self.catalogs {
+            let (CatalogProfile::Rest(rest) | CatalogProfile::Polaris(rest)) = catalog else { continue };
+            let base = format!("catalogs.{name}.credentials");
+            match &rest.credentials {
+                Some(CatalogCredentials::Oauth2 { client_id, client_secret, .. }) => {
+                    if let ClientId::Secret(reference) = client_id {
+                        refs.push((format!("{base}.client_id"), reference.clone()));
+                    }
+                    refs.push((format!("{base}.client_secret"), client_secret.0.clone()));
+                }
+                Some(CatalogCredentials::Bearer { token }) => refs.push((format!("{base}.token"), token.0.clone())),
+                None => {}
+            }
+        }
+        for (name, storage) in &self.storage {
+            if let StorageProfile::S3 { credentials: Some(StorageCredentials::Static { secret_ref }), .. } = storage {
+                for key in ["access_key_id", "secret_access_key"] {
+                    refs.push((
+                        format!("storage.{name}.credentials.secret_ref"),
+                        SecretRef { secret_ref: format!("{secret_ref}/{key}") },
+                    ));
+                }
+            }
+        }
+        refs
     }
 }

@@ -8,21 +8,95 @@ use serde::de::DeserializeOwned;
 
 use super::error::ConfigError;
 
-/// Parses `text` (the content of `file`) into `T`, reporting the first
-/// syntax or type error with its position and key path.
-pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, ConfigError> {
-    let deserializer = serde_yaml::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+/// Parses `text` (the content of `file`) as a YAML document, reporting a
+/// syntax error with its position.
+pub fn parse_value(file: &Path, text: &str) -> Result<serde_yaml::Value, ConfigError> {
+    serde_yaml::from_str(text).map_err(|error| {
+        let position = error.location().map(|l| (l.line(), l.column()));
+        ConfigError::new(file, "", format!("invalid YAML: {}", clean_message(&error.to_string(), "")))
+            .at(position)
+            .help("check the indentation and quoting around this position")
+    })
+}
+
+/// Deserializes an already parsed document into `T`, reporting the first
+/// type error with its key path and (found through `locate`) its position.
+pub fn from_value<T: DeserializeOwned>(file: &Path, text: &str, value: serde_yaml::Value) -> Result<T, ConfigError> {
+    let document = value.clone();
+    serde_path_to_error::deserialize(value).map_err(|error| {
         let key = error.path().to_string();
-        let inner = error.into_inner();
-        let position = inner.location().map(|l| (l.line(), l.column()));
         let key = if key == "." { String::new() } else { key };
-        let message = clean_message(&inner.to_string(), &key);
-        let help = help_for(&message);
-        let mut error = ConfigError::new(file, key, message).at(position);
-        error.help = help;
+        let message = clean_message(&error.into_inner().to_string(), &key);
+        // Inside tagged enums serde loses the innermost key; the message names it.
+        let key = match unknown_field(&message) {
+            Some(field) if !key.ends_with(&format!(".{field}")) && key != field => {
+                if key.is_empty() { field.to_string() } else { format!("{key}.{field}") }
+            }
+            _ if message.starts_with(LITERAL_SECRET) => literal_secret_key(&document, &key).unwrap_or(key),
+            _ => key,
+        };
+        let position = locate_or_parent(text, &key);
+        let mut error = ConfigError::new(file, key, message.clone()).at(position);
+        error.help = help_for(&message);
         error
     })
+}
+
+/// Parses `text` straight into `T` (for tests and simple callers).
+pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, ConfigError> {
+    let value = parse_value(file, text)?;
+    from_value(file, text, value)
+}
+
+/// How platform.rs rejects a literal in a secret field.
+const LITERAL_SECRET: &str = "a literal credential is not allowed here";
+
+/// Inside tagged enums serde reports a literal secret at the enum's key; find
+/// the string-valued secret field below it.
+fn literal_secret_key(document: &serde_yaml::Value, key: &str) -> Option<String> {
+    let mut node = document;
+    for segment in segments(key) {
+        node = match segment {
+            Segment::Key(k) => node.get(k)?,
+            Segment::Index(i) => node.get(i)?,
+        };
+    }
+    fn search(node: &serde_yaml::Value, path: String) -> Option<String> {
+        let map = node.as_mapping()?;
+        for (k, v) in map {
+            let name = k.as_str()?;
+            let child = if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+            if matches!(name, "client_secret" | "token") && v.is_string() {
+                return Some(child);
+            }
+            if let Some(found) = search(v, child) {
+                return Some(found);
+            }
+        }
+        None
+    }
+    search(node, key.to_string())
+}
+
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+fn parent(key: &str) -> Option<&str> {
+    key.rfind(['.', '[']).map(|i| &key[..i])
+}
+
+/// The position of `key`, or of its nearest ancestor that can be found (flow
+/// mappings such as `{a: 1}` keep their keys on the parent's line).
+pub fn locate_or_parent(text: &str, key: &str) -> Option<(usize, usize)> {
+    let mut key = key;
+    loop {
+        if let Some(position) = locate(text, key) {
+            return Some(position);
+        }
+        key = parent(key)?;
+    }
 }
 
 /// serde_yaml prefixes the path (or its parent's) and appends "at line L
@@ -35,11 +109,19 @@ fn clean_message(message: &str, key: &str) -> String {
     {
         message = rest;
     }
-    let message = match message.rfind(" at line ") {
-        Some(at) => &message[..at],
-        None => message,
-    };
-    message.to_string()
+    // Drop every " at line L column C" (libyaml adds one per context).
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(" at line ") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + " at line ".len()..];
+        let skip = after
+            .find(|c: char| !(c.is_ascii_digit() || c == ' ' || "column".contains(c)))
+            .unwrap_or(after.len());
+        rest = &after[skip..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn help_for(message: &str) -> Option<String> {
