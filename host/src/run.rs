@@ -15,7 +15,7 @@ use crate::compute::{ComputeError, Session};
 use crate::exit::ExitCode;
 use crate::lakehouse::{CommitTags, Lakehouse, LakehouseError};
 use crate::plan::{Action, Plan, PluginSpec, Step};
-use crate::sandbox::{IngestPlugin, Limits, Sandbox, SandboxError};
+use crate::sandbox::{IngestPlugin, Sandbox, SandboxError};
 
 /// Per-run settings from the command line.
 #[derive(Clone, Debug)]
@@ -70,12 +70,15 @@ pub enum RunError {
     },
     #[error("cannot start the run: {0}")]
     Setup(String),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl RunError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             RunError::Plugin(e) if e.is_contract_violation() => ExitCode::PluginViolation,
+            RunError::Unsupported(_) => ExitCode::Config,
             _ => ExitCode::StepFailed,
         }
     }
@@ -94,11 +97,12 @@ async fn run_async(plan: &Plan, options: &RunOptions) -> Result<RunReport, RunEr
     let run_id = options.run_id.clone().unwrap_or_else(|| format!("run-{}", uuid::Uuid::new_v4().simple()));
     tracing::info!(run_id = %run_id, pipeline = %plan.pipeline, steps = plan.steps.len(), "Starting the run.");
     let used: BTreeSet<String> = plan.steps.iter().map(|s| s.catalog.clone()).collect();
-    let lakehouse = Lakehouse::open(&plan.catalogs, used)
-        .await
-        .map_err(|e| RunError::Setup(e.to_string()))?;
+    let lakehouse = Lakehouse::open(&plan.catalogs, used).await.map_err(|e| match e {
+        LakehouseError::NotYetSupported { .. } => RunError::Unsupported(e.to_string()),
+        e => RunError::Setup(e.to_string()),
+    })?;
     let session = Session::open(&plan.compute).map_err(|e| RunError::Setup(e.to_string()))?;
-    let sandbox = Sandbox::new(Limits::default(), options.component_cache.clone())
+    let sandbox = Sandbox::new(plan.limits.clone(), options.component_cache.clone())
         .map_err(|e| RunError::Setup(e.to_string()))?;
     let mut plugins: BTreeMap<String, IngestPlugin> = BTreeMap::new();
 

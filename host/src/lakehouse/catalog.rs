@@ -43,6 +43,10 @@ impl OpenCatalog {
                 let pointer = SqlPointer::connect(&uri, name).await.map_err(catalog_error("cannot open the SQL catalog"))?;
                 Ok(OpenCatalog { name: name.to_string(), catalog: Arc::new(catalog), pointer })
             }
+            CatalogSpec::Rest(_) => Err(LakehouseError::NotYetSupported {
+                catalog: name.to_string(),
+                what: "REST and Polaris catalogs".to_string(),
+            }),
         }
     }
 

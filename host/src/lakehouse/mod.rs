@@ -50,6 +50,8 @@ pub enum LakehouseError {
     SchemaMismatch { table: String, existing: String, produced: String },
     #[error("table `{table}`: {message}")]
     Unsupported { table: String, message: String },
+    #[error("catalog `{catalog}`: {what} are not supported by this version of floe-host yet; use a `sql` catalog")]
+    NotYetSupported { catalog: String, what: String },
     #[error("table `{table}`: commit still conflicting after {attempts} attempts (another writer keeps committing)")]
     CommitConflict { table: String, attempts: u32 },
 }

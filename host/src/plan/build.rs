@@ -9,18 +9,25 @@ use sha2::{Digest, Sha256};
 
 use super::order::topological;
 use super::sql_refs::find_refs;
-use super::{Action, CatalogSpec, Input, Plan, PluginSpec, Step, TableRef};
-use crate::config::{CatalogProfile, ComputeProfile, ConfigError, ConfigErrors, Ident, Project, TransformKind};
+use super::{Action, CatalogSpec, Input, Plan, PluginSpec, RestAuth, RestSpec, S3Keys, Step, StorageSpec, TableRef};
+use crate::config::{
+    CatalogCredentials, CatalogProfile, ClientId, ComputeProfile, ConfigError, ConfigErrors, Ident, Project, Secret,
+    SecretSource, StorageCredentials, StorageProfile, TransformKind,
+};
+use crate::sandbox::Limits;
 
-/// Resolves and checks everything; returns every error found.
-pub fn build(project: &Project) -> Result<Plan, ConfigErrors> {
-    let mut checker = Checker { project, errors: ConfigErrors::default() };
+/// Resolves and checks everything, secrets included; returns every error found.
+pub fn build(project: &Project, secrets: &SecretSource) -> Result<Plan, ConfigErrors> {
+    let mut checker = Checker { project, secrets, resolved: BTreeMap::new(), errors: ConfigErrors::default() };
     let plan = checker.build();
     checker.errors.into_result(()).map(|()| plan.expect("a plan exists when there are no errors"))
 }
 
 struct Checker<'a> {
     project: &'a Project,
+    secrets: &'a SecretSource,
+    /// Resolved secrets by the name they were referenced with.
+    resolved: BTreeMap<String, Secret>,
     errors: ConfigErrors,
 }
 
@@ -44,6 +51,7 @@ impl Checker<'_> {
         let floe = &project.floe;
         let platform = &project.platform;
 
+        self.resolve_secrets();
         self.check_profile("catalog", &floe.catalog, platform.catalogs.keys());
         self.check_profile("storage", &floe.storage, platform.storage.keys());
         self.check_profile("compute", &floe.compute, platform.compute.keys());
@@ -61,6 +69,22 @@ impl Checker<'_> {
                     format!("unknown storage `{}`", profile.storage_ref),
                     Some(available("storage", platform.storage.keys())),
                 );
+            }
+        }
+
+        if !platform.layers.is_empty() {
+            for (i, transform) in floe.transforms.iter().enumerate() {
+                if !platform.layers.contains_key(&transform.layer) {
+                    let names: Vec<String> = platform.layers.keys().map(ToString::to_string).collect();
+                    self.floe_error(
+                        format!("transforms[{i}].layer"),
+                        format!("unknown layer `{}`", transform.layer),
+                        Some(format!(
+                            "the platform file defines the layers {}; use one of them or ask the platform team to add it",
+                            names.join(", ")
+                        )),
+                    );
+                }
             }
         }
 
@@ -94,7 +118,7 @@ impl Checker<'_> {
         let mut steps = Vec::new();
         let mut deps = Vec::new();
         for (i, transform) in floe.transforms.iter().enumerate() {
-            let (catalog, namespace) = self.layer_target(&transform.layer);
+            let (catalog, storage, namespace) = self.layer_target(&transform.layer);
             let key = |field: &str| format!("transforms[{i}].{field}");
             let mut step_deps = Vec::new();
             let action = match transform.kind {
@@ -226,11 +250,19 @@ impl Checker<'_> {
             step_deps.sort_unstable();
             step_deps.dedup();
             deps.push(step_deps);
+            let location = match platform.catalogs.get(&catalog) {
+                Some(CatalogProfile::Sql(sql)) => {
+                    Some(format!("{}/{}/{}", sql.warehouse.trim_end_matches('/'), namespace, transform.name))
+                }
+                _ => None,
+            };
             steps.push(action.map(|action| Step {
                 name: transform.name.clone(),
                 layer: transform.layer.clone(),
                 target: TableRef { namespace, name: transform.name.clone() },
                 catalog,
+                storage,
+                location,
                 mode: transform.mode,
                 action,
                 inputs: Vec::new(),
@@ -254,16 +286,14 @@ impl Checker<'_> {
             Some(ComputeProfile::Duckdb { properties }) => properties.clone(),
             None => return None,
         };
-        let catalogs = platform
-            .catalogs
-            .iter()
-            .map(|(name, profile)| {
-                let spec = match profile {
-                    CatalogProfile::Sql { uri, warehouse } => CatalogSpec::Sql { uri: uri.clone(), warehouse: warehouse.clone() },
-                };
-                (name.clone(), spec)
-            })
-            .collect();
+        let catalogs = platform.catalogs.iter().map(|(name, profile)| (name.clone(), self.catalog_spec(profile))).collect();
+        let storage = platform.storage.iter().map(|(name, profile)| (name.clone(), self.storage_spec(profile))).collect();
+        let limits = Limits {
+            memory_bytes: platform.plugins.memory_limit.map_or(Limits::default().memory_bytes, |b| b.0),
+            call_timeout: platform.plugins.call_timeout.map_or(Limits::default().call_timeout, |d| d.0),
+            max_output_bytes: platform.plugins.max_output_bytes.map_or(Limits::default().max_output_bytes, |b| b.0),
+            ..Limits::default()
+        };
 
         if !self.errors.is_empty() {
             return None;
@@ -276,7 +306,7 @@ impl Checker<'_> {
                 .iter()
                 .map(|&d| {
                     let producer = &floe.transforms[d];
-                    let (catalog, namespace) = self.layer_target(&producer.layer);
+                    let (catalog, _, namespace) = self.layer_target(&producer.layer);
                     Input {
                         layer: producer.layer.clone(),
                         table: TableRef { namespace, name: producer.name.clone() },
@@ -286,32 +316,116 @@ impl Checker<'_> {
                 .collect();
             ordered.push(step);
         }
-        Some(Plan { pipeline: floe.name.clone(), steps: ordered, catalogs, compute, state_dir: project.state_dir.clone() })
+        Some(Plan {
+            pipeline: floe.name.clone(),
+            steps: ordered,
+            catalogs,
+            storage,
+            compute,
+            limits,
+            observability: platform.observability.clone(),
+            state_dir: project.state_dir.clone(),
+        })
     }
 
     fn check_profile<'k>(&mut self, kind: &str, name: &str, known: impl Iterator<Item = &'k String> + Clone) {
         if !known.clone().any(|k| k == name) {
             let section = if kind == "catalog" { "catalogs" } else { kind };
-            self.floe_error(
-                kind.to_string(),
-                format!("unknown {kind} profile `{name}`"),
-                Some(format!(
-                    "{}; define `{section}.{name}` in {}",
-                    available(section, known),
-                    self.project.platform_display().display()
-                )),
-            );
+            let help = match &self.project.platform_path {
+                Some(path) => format!("{}; define `{section}.{name}` in {}", available(section, known), path.display()),
+                None => format!(
+                    "no platform file is in use, and the embedded default only defines `default`; pass --platform \
+                     (or set FLOE_PLATFORM_FILE or FLOE_PLATFORM_ENV) with a file that defines `{section}.{name}`"
+                ),
+            };
+            self.floe_error(kind.to_string(), format!("unknown {kind} profile `{name}`"), Some(help));
         }
     }
 
-    /// Catalog profile and namespace of a layer's tables.
-    fn layer_target(&self, layer: &Ident) -> (String, Ident) {
+    /// Catalog profile, storage profile and namespace of a layer's tables.
+    fn layer_target(&self, layer: &Ident) -> (String, String, Ident) {
         match self.project.platform.layers.get(layer) {
             Some(profile) => (
                 profile.catalog_ref.clone(),
+                profile.storage_ref.clone(),
                 profile.namespace.clone().unwrap_or_else(|| layer.clone()),
             ),
-            None => (self.project.floe.catalog.clone(), layer.clone()),
+            None => (self.project.floe.catalog.clone(), self.project.floe.storage.clone(), layer.clone()),
+        }
+    }
+
+    /// Resolves every `secret_ref` of the platform file before anything runs,
+    /// so a missing secret fails fast and names where it was looked for.
+    fn resolve_secrets(&mut self) {
+        for (key, reference) in self.project.platform.secret_refs() {
+            if self.resolved.contains_key(&reference.secret_ref) {
+                continue;
+            }
+            match self.secrets.resolve(&reference) {
+                Ok(secret) => {
+                    self.resolved.insert(reference.secret_ref.clone(), secret);
+                }
+                Err(error) => {
+                    let help = format!(
+                        "set the environment variable {} or create the file {} (FLOE_SECRETS_DIR moves the directory)",
+                        reference.env_var(),
+                        reference.file(&self.secrets.secrets_dir).display()
+                    );
+                    self.platform_error(key, error.to_string(), Some(help));
+                }
+            }
+        }
+    }
+
+    fn secret(&self, name: &str) -> Secret {
+        // Unresolved secrets were reported; the plan is discarded then.
+        self.resolved.get(name).cloned().unwrap_or_else(|| Secret::new(""))
+    }
+
+    fn catalog_spec(&self, profile: &CatalogProfile) -> CatalogSpec {
+        match profile {
+            CatalogProfile::Sql(sql) => CatalogSpec::Sql { uri: sql.uri.clone(), warehouse: sql.warehouse.clone() },
+            CatalogProfile::Rest(rest) | CatalogProfile::Polaris(rest) => {
+                let auth = match &rest.credentials {
+                    None => RestAuth::None,
+                    Some(CatalogCredentials::Bearer { token }) => RestAuth::Bearer { token: self.secret(&token.0.secret_ref) },
+                    Some(CatalogCredentials::Oauth2 { client_id, client_secret, scope }) => RestAuth::Oauth2 {
+                        client_id: match client_id {
+                            ClientId::Literal(id) => Secret::new(id.clone()),
+                            ClientId::Secret(reference) => self.secret(&reference.secret_ref),
+                        },
+                        client_secret: self.secret(&client_secret.0.secret_ref),
+                        scope: scope.clone(),
+                    },
+                };
+                let polaris_default = matches!(profile, CatalogProfile::Polaris(_))
+                    .then(|| format!("{}/v1/oauth/tokens", rest.uri.trim_end_matches('/')));
+                CatalogSpec::Rest(RestSpec {
+                    uri: rest.uri.clone(),
+                    warehouse: rest.warehouse.clone(),
+                    auth,
+                    oauth2_server_uri: rest.oauth2_server_uri.clone().or(polaris_default),
+                })
+            }
+        }
+    }
+
+    fn storage_spec(&self, profile: &StorageProfile) -> StorageSpec {
+        match profile {
+            StorageProfile::Local { root } => StorageSpec::Local { root: root.clone() },
+            StorageProfile::S3 { endpoint, bucket, region, path_style_access, credentials } => StorageSpec::S3 {
+                endpoint: endpoint.clone(),
+                bucket: bucket.clone(),
+                region: region.clone(),
+                path_style_access: *path_style_access,
+                keys: match credentials {
+                    Some(StorageCredentials::Static { secret_ref }) => Some(S3Keys {
+                        access_key_id: self.secret(&format!("{secret_ref}/access_key_id")),
+                        secret_access_key: self.secret(&format!("{secret_ref}/secret_access_key")),
+                    }),
+                    Some(StorageCredentials::Ambient) | None => None,
+                },
+            },
         }
     }
 

@@ -12,26 +12,36 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use serde::Serialize;
+
 pub use build::build;
 
-use crate::config::{DuckdbProperties, Ident, WriteMode};
+use crate::config::{DuckdbProperties, Ident, Observability, Secret, WriteMode};
+use crate::sandbox::Limits;
 
-/// A fully resolved pipeline.
-#[derive(Clone, Debug)]
+/// A fully resolved pipeline. Serializes (for `plan --json`) with every
+/// secret shown as `***`.
+#[derive(Clone, Debug, Serialize)]
 pub struct Plan {
     pub pipeline: String,
     /// Steps in an order where every input is produced before it is read.
     pub steps: Vec<Step>,
-    /// The catalogs the steps write to, by profile name.
+    /// The catalogs of the platform, by profile name.
     pub catalogs: BTreeMap<String, CatalogSpec>,
+    /// The storage profiles of the platform, by name.
+    pub storage: BTreeMap<String, StorageSpec>,
     pub compute: DuckdbProperties,
+    /// Sandbox limits for every plugin.
+    #[serde(skip)]
+    pub limits: Limits,
+    pub observability: Observability,
     /// Where the host keeps local state: the embedded catalog and warehouse,
     /// and the compiled-plugin cache.
     pub state_dir: PathBuf,
 }
 
 /// One step of the plan.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Step {
     pub name: Ident,
     pub layer: Ident,
@@ -39,6 +49,11 @@ pub struct Step {
     pub target: TableRef,
     /// Catalog profile of the target.
     pub catalog: String,
+    /// Storage profile of the target.
+    pub storage: String,
+    /// Where the catalog will put the table (for the embedded and local
+    /// catalogs; a REST catalog decides for itself).
+    pub location: Option<String>,
     pub mode: WriteMode,
     pub action: Action,
     /// Tables the step reads, produced by earlier steps.
@@ -46,7 +61,7 @@ pub struct Step {
 }
 
 /// A table a step reads: how the SQL names it and where it lives.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Input {
     /// The layer it is referred to by in SQL (`silver` in `silver.stg_orders`).
     pub layer: Ident,
@@ -55,7 +70,8 @@ pub struct Input {
 }
 
 /// What a step computes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
     /// The host reads `source` and the plugin parses it.
     Ingest {
@@ -66,11 +82,15 @@ pub enum Action {
         config: BTreeMap<String, String>,
     },
     /// DuckDB runs `query` over the inputs.
-    Sql { file: PathBuf, query: String },
+    Sql {
+        file: PathBuf,
+        #[serde(skip)]
+        query: String,
+    },
 }
 
 /// A plugin component, verified to exist.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct PluginSpec {
     pub name: String,
     pub path: PathBuf,
@@ -85,15 +105,67 @@ pub struct TableRef {
     pub name: Ident,
 }
 
+impl Serialize for TableRef {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl fmt::Display for TableRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.namespace, self.name)
     }
 }
 
-/// A catalog as the lakehouse layer opens it.
-#[derive(Clone, Debug)]
+/// A catalog as the lakehouse layer opens it, secrets resolved.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum CatalogSpec {
     /// Embedded SQL catalog.
     Sql { uri: String, warehouse: String },
+    /// Iceberg REST catalog (Polaris included).
+    Rest(RestSpec),
+}
+
+/// A REST catalog with its credentials.
+#[derive(Clone, Debug, Serialize)]
+pub struct RestSpec {
+    pub uri: String,
+    pub warehouse: Option<String>,
+    pub auth: RestAuth,
+    /// The token endpoint (for Polaris, defaulted to its own).
+    pub oauth2_server_uri: Option<String>,
+}
+
+/// How the host authenticates to a REST catalog.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum RestAuth {
+    None,
+    Oauth2 { client_id: Secret, client_secret: Secret, scope: Option<String> },
+    Bearer { token: Secret },
+}
+
+/// Object storage with its credentials.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StorageSpec {
+    Local {
+        root: PathBuf,
+    },
+    S3 {
+        endpoint: Option<String>,
+        bucket: String,
+        region: Option<String>,
+        path_style_access: bool,
+        /// `None`: ambient credentials.
+        keys: Option<S3Keys>,
+    },
+}
+
+/// Static S3 keys.
+#[derive(Clone, Debug, Serialize)]
+pub struct S3Keys {
+    pub access_key_id: Secret,
+    pub secret_access_key: Secret,
 }

@@ -11,10 +11,14 @@ impl Plan {
         let _ = writeln!(out, "pipeline {} ({} steps)", self.pipeline, self.steps.len());
         for (i, step) in self.steps.iter().enumerate() {
             let catalog = match self.catalogs.get(&step.catalog) {
-                Some(CatalogSpec::Sql { uri, warehouse }) => format!("sql catalog `{}` ({uri}, warehouse {warehouse})", step.catalog),
+                Some(CatalogSpec::Sql { uri, .. }) => format!("sql catalog `{}` ({uri})", step.catalog),
+                Some(CatalogSpec::Rest(rest)) => format!("rest catalog `{}` ({})", step.catalog, rest.uri),
                 None => format!("catalog `{}`", step.catalog),
             };
             let _ = writeln!(out, "{}. {} -> {} [{:?}] in {catalog}", i + 1, step.name, step.target, step.mode);
+            if let Some(location) = &step.location {
+                let _ = writeln!(out, "   location {location} (storage `{}`)", step.storage);
+            }
             match &step.action {
                 Action::Ingest { plugin, source_display, .. } => {
                     let _ = writeln!(out, "   ingest {source_display} with plugin `{}` (sha256 {})", plugin.name, plugin.sha256);
