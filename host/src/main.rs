@@ -39,9 +39,13 @@ enum Command {
         config: ConfigArgs,
     },
     /// Print the resolved plan: steps in order, targets, inputs and plugins.
+    /// Secrets are shown as `***`.
     Plan {
         #[command(flatten)]
         config: ConfigArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the first rows of a pipeline table, read through its catalog.
     Show {
@@ -52,6 +56,33 @@ enum Command {
         /// How many rows to print.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+    },
+    /// JSON Schemas of the configuration files, for editors.
+    Schema {
+        #[command(subcommand)]
+        command: SchemaCommand,
+    },
+    /// Create a small working project (the demo pipeline on a few rows) in DIR.
+    Init {
+        /// The new project's directory.
+        dir: PathBuf,
+        /// The csv-ingest component to copy in [default: found next to the
+        /// binary, in $FLOE_PLUGIN_DIST or in the source tree].
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SchemaCommand {
+    /// Print the JSON Schema of one file, or write both to a directory.
+    Export {
+        /// Which file: `floe` or `platform`.
+        #[arg(value_parser = ["floe", "platform"], required_unless_present = "out_dir")]
+        file: Option<String>,
+        /// Write `floe.schema.json` and `platform.schema.json` here instead.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
     },
 }
 
@@ -76,6 +107,9 @@ struct ConfigArgs {
     /// [default: .floe next to floe.yaml].
     #[arg(long, env = "FLOE_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// Where `secret_ref` files are read from, after environment variables.
+    #[arg(long, env = "FLOE_SECRETS_DIR", default_value = config::DEFAULT_SECRETS_DIR)]
+    secrets_dir: PathBuf,
 }
 
 impl ConfigArgs {
@@ -98,9 +132,27 @@ fn main() -> ProcessExit {
             println!("ok: {} steps", plan.steps.len());
             ExitCode::Success
         }),
-        Command::Plan { config } => load_plan(&config).map(|plan| {
-            print!("{}", plan.render());
+        Command::Plan { config, json } => load_plan(&config).map(|plan| {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan).expect("a plan serializes"));
+            } else {
+                print!("{}", plan.render());
+            }
             ExitCode::Success
+        }),
+        Command::Schema { command: SchemaCommand::Export { file, out_dir } } => Ok(export_schema(file, out_dir)),
+        Command::Init { dir, plugin } => Ok(match floe_host::init::init(&dir, plugin.as_deref()) {
+            Ok(files) => {
+                for file in files {
+                    println!("created {}", file.display());
+                }
+                println!("next: floe-host run {}", dir.display());
+                ExitCode::Success
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::Config
+            }
         }),
         Command::Show { config, table, limit } => load_plan(&config).map(|plan| match show::show(&plan, &table, limit) {
             Ok(text) => {
@@ -138,7 +190,36 @@ fn main() -> ProcessExit {
 
 fn load_plan(config: &ConfigArgs) -> Result<plan::Plan, config::ConfigErrors> {
     let project = config::load(&config.source())?;
-    plan::build(&project)
+    let secrets = config::SecretSource { secrets_dir: config.secrets_dir.clone(), ..Default::default() };
+    let plan = plan::build(&project, &secrets)?;
+    tracing::debug!(?plan, "Resolved the plan.");
+    Ok(plan)
+}
+
+fn export_schema(file: Option<String>, out_dir: Option<PathBuf>) -> ExitCode {
+    let schemas = [("floe", config::pipeline_schema()), ("platform", config::platform_schema())];
+    match out_dir {
+        Some(dir) => {
+            for (name, schema) in schemas {
+                let path = dir.join(format!("{name}.schema.json"));
+                let text = serde_json::to_string_pretty(&schema).expect("a schema serializes") + "\n";
+                if let Err(error) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, text)) {
+                    eprintln!("error: cannot write {}: {error}", path.display());
+                    return ExitCode::Config;
+                }
+                println!("wrote {}", path.display());
+            }
+        }
+        None => {
+            let wanted = file.unwrap_or_default();
+            for (name, schema) in schemas {
+                if name == wanted {
+                    println!("{}", serde_json::to_string_pretty(&schema).expect("a schema serializes"));
+                }
+            }
+        }
+    }
+    ExitCode::Success
 }
 
 fn init_logging() {
