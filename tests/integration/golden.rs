@@ -1,0 +1,67 @@
+//! Golden tests for configuration errors: every `tests/ui/invalid/<case>.floe.yaml`
+//! (with `<case>.platform.yaml` when present) must fail validation with exit
+//! code 2 and exactly the message in `<case>.err`. Re-record with `BLESS=1`.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{repo, temp_dir};
+
+#[test]
+fn invalid_configurations_match_their_golden_errors() {
+    let root = repo();
+    let dir = root.join("tests/ui/invalid");
+    let bless = std::env::var_os("BLESS").is_some();
+    let mut cases: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".floe.yaml").map(str::to_string))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 20, "expected at least 20 fixtures, found {}", cases.len());
+
+    // The digest of the built plugin changes with every rebuild; goldens name it.
+    let plugin_digest: String = {
+        use sha2::Digest;
+        let wasm = std::fs::read(crate::support::plugin("csv_ingest.wasm")).unwrap();
+        sha2::Sha256::digest(&wasm).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let mut failures = Vec::new();
+    for case in &cases {
+        let state = temp_dir();
+        let floe = format!("tests/ui/invalid/{case}.floe.yaml");
+        let platform = format!("tests/ui/invalid/{case}.platform.yaml");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_floe-host"));
+        // A clean environment: no secrets, platform variables or log settings leak in.
+        command.env_clear().current_dir(&root).args(["validate", "-f", &floe]);
+        command.args(["--secrets-dir", "tests/ui/secrets", "--state-dir", state.path().to_str().unwrap()]);
+        if root.join(&platform).exists() {
+            command.args(["--platform", &platform]);
+        }
+        let output = command.output().expect("floe-host runs");
+        let stderr = String::from_utf8_lossy(&output.stderr)
+            .replace(state.path().to_str().unwrap(), "$STATE")
+            .replace(&plugin_digest, "$CSV_INGEST_SHA256");
+        let golden = dir.join(format!("{case}.err"));
+        if output.status.code() != Some(2) {
+            failures.push(format!("{case}: exit code {:?}, expected 2\n{stderr}", output.status.code()));
+            continue;
+        }
+        if std::fs::read_dir(state.path()).unwrap().next().is_some() {
+            failures.push(format!("{case}: validation wrote into the state directory"));
+        }
+        if bless {
+            std::fs::write(&golden, stderr.as_bytes()).unwrap();
+            continue;
+        }
+        match std::fs::read_to_string(&golden) {
+            Ok(expected) if expected == stderr => {}
+            Ok(expected) => failures.push(format!("{case}: stderr differs\n--- expected\n{expected}--- actual\n{stderr}")),
+            Err(_) => failures.push(format!("{case}: no golden file {} (run with BLESS=1)", relative(&golden, &root))),
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+}
+
+fn relative(path: &Path, root: &Path) -> String {
+    path.strip_prefix(root).unwrap_or(path).display().to_string()
+}

@@ -1,0 +1,1 @@
+SELECT * FROM silver.cycle_b

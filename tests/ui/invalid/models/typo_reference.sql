@@ -1,0 +1,3 @@
+-- reads a silver table that no step writes
+SELECT *
+FROM silver.clean_customerz
