@@ -125,6 +125,13 @@ pub enum SandboxError {
         message: String,
     },
 
+    #[error("step `{step}`: plugin `{plugin}` broke its declared output schema: {message}")]
+    OutputSchema {
+        step: String,
+        plugin: String,
+        message: String,
+    },
+
     #[error("step `{step}`: reading the input of plugin `{plugin}` failed: {source}")]
     Input {
         step: String,
@@ -143,8 +150,9 @@ pub enum SandboxError {
 
 impl SandboxError {
     /// True when the plugin broke its sandbox or the plugin contract (exit
-    /// code 3): traps, deadlines, memory, oversized or malformed output, and
-    /// components that need more than the host provides. False for errors the
+    /// code 3): traps, deadlines, memory, oversized or malformed output,
+    /// output that breaks its declared schema, and components that need more
+    /// than the host provides. False for errors the
     /// plugin reports about its config or input, and for host-side I/O.
     pub fn is_contract_violation(&self) -> bool {
         match self {
@@ -157,7 +165,8 @@ impl SandboxError {
             | SandboxError::Memory { .. }
             | SandboxError::OutputTooLarge { .. }
             | SandboxError::MalformedOutput { .. }
-            | SandboxError::SchemaChanged { .. } => true,
+            | SandboxError::SchemaChanged { .. }
+            | SandboxError::OutputSchema { .. } => true,
             SandboxError::Engine { .. }
             | SandboxError::InvalidConfig { .. }
             | SandboxError::InvalidInput { .. }
@@ -184,6 +193,7 @@ impl SandboxError {
             | SandboxError::PluginInternal { plugin, .. }
             | SandboxError::MalformedOutput { plugin, .. }
             | SandboxError::SchemaChanged { plugin, .. }
+            | SandboxError::OutputSchema { plugin, .. }
             | SandboxError::Input { plugin, .. }
             | SandboxError::Sink { plugin, .. } => Some(plugin),
         }

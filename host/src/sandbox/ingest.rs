@@ -1,6 +1,6 @@
-//! Ingest plugins: the `ingest-plugin` world's bindings, the per-run store, and
-//! the call loop that streams a source object through `open`/`push`/`finish`
-//! and decodes what comes back.
+//! Ingest plugins: the call loop that streams a source object through
+//! `open`/`push`/`finish` and decodes what comes back. The bindings, the
+//! per-run store and error classification live in `call.rs`.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -8,70 +8,12 @@ use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, Store, Trap};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime::Store;
+use wasmtime::component::Component;
 
-use super::error::missing_import_name;
-use super::ipc::{IpcError, IpcStream};
-use super::limits::Limiter;
-use super::log::{Level, PluginLog};
-use super::{PluginInfo, PluginKind, Sandbox, SandboxError, engine, wasi};
-
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "ingest-plugin",
-    });
-}
-
-use bindings::floe::plugin::types::{PluginError, PluginKind as WitKind};
-
-/// The data of one plugin store: the WASI context, the resource table, the
-/// limiter and the plugin's log.
-pub(crate) struct HostState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limiter: Limiter,
-    log: PluginLog,
-}
-
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl bindings::floe::plugin::log::Host for HostState {
-    fn log(&mut self, level: bindings::floe::plugin::log::Level, message: String) {
-        use bindings::floe::plugin::log::Level as L;
-        let level = match level {
-            L::Trace => Level::Trace,
-            L::Debug => Level::Debug,
-            L::Info => Level::Info,
-            L::Warn => Level::Warn,
-            L::Error => Level::Error,
-        };
-        self.log.log(level, &message);
-    }
-}
-
-impl bindings::floe::plugin::types::Host for HostState {}
-
-/// The linker for ingest plugins: deny-all WASI plus `floe:plugin/log`.
-pub(super) fn linker(engine: &Engine) -> Result<Linker<HostState>, SandboxError> {
-    let mut linker = Linker::new(engine);
-    let link_err = |e: wasmtime::Error| SandboxError::Engine {
-        message: format!("{e:#}"),
-    };
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_err)?;
-    bindings::IngestPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-        .map_err(link_err)?;
-    Ok(linker)
-}
+use super::call::{self, Call, HostState, bindings::ingest as bindings};
+use super::ipc::IpcStream;
+use super::{PluginInfo, Sandbox, SandboxError};
 
 /// A compiled and linked ingest component. Every run gets a fresh store and
 /// instance, so a trap never leaks into the next run. Cheap to clone.
@@ -82,36 +24,13 @@ pub struct IngestPlugin {
     pre: bindings::IngestPluginPre<HostState>,
 }
 
-/// Who is calling: the names errors carry.
-struct Call<'a> {
-    step: &'a str,
-    plugin: &'a str,
-    sandbox: &'a Sandbox,
-}
-
 impl IngestPlugin {
     pub(super) fn new(
         sandbox: Sandbox,
         plugin: &str,
         component: Component,
     ) -> Result<Self, SandboxError> {
-        let instance_pre = sandbox
-            .inner
-            .ingest_linker
-            .instantiate_pre(&component)
-            .map_err(|e| {
-                let message = format!("{e:#}");
-                match missing_import_name(&e.to_string()) {
-                    Some(import) => SandboxError::MissingImport {
-                        plugin: plugin.to_owned(),
-                        import,
-                    },
-                    None => SandboxError::Link {
-                        plugin: plugin.to_owned(),
-                        message,
-                    },
-                }
-            })?;
+        let instance_pre = call::instantiate_pre(&sandbox, plugin, &component)?;
         let pre =
             bindings::IngestPluginPre::new(instance_pre).map_err(|e| SandboxError::WrongWorld {
                 plugin: plugin.to_owned(),
@@ -146,10 +65,7 @@ impl IngestPlugin {
         Ok(PluginInfo {
             name: info.name,
             version: info.version,
-            kind: match info.kind {
-                WitKind::Ingest => PluginKind::Ingest,
-                WitKind::Transform => PluginKind::Transform,
-            },
+            kind: call::plugin_kind(info.kind),
             config_schema: info.config_schema,
         })
     }
@@ -176,8 +92,7 @@ impl IngestPlugin {
         let (mut store, instance) = self.instantiate(&call)?;
         let ingest = instance.floe_plugin_ingest();
 
-        let config: Vec<(String, String)> =
-            config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let config = call::config_pairs(config);
         call.arm(&mut store);
         let parser = ingest
             .call_open(&mut store, &config, source_name)
@@ -237,124 +152,12 @@ impl IngestPlugin {
         &self,
         call: &Call<'_>,
     ) -> Result<(Store<HostState>, bindings::IngestPlugin), SandboxError> {
-        let limits = self.sandbox.limits();
-        let log = PluginLog::new(call.step, call.plugin);
-        let state = HostState {
-            wasi: wasi::deny_all(log.output()),
-            table: ResourceTable::new(),
-            limiter: Limiter::new(limits.memory_bytes),
-            log,
-        };
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|s| &mut s.limiter);
-        call.arm(&mut store);
+        let mut store = call.store(self.pre.engine());
         let instance = self
             .pre
             .instantiate(&mut store)
             .map_err(|e| call.died(&store, e))?;
         Ok((store, instance))
-    }
-}
-
-impl Call<'_> {
-    /// Gives the next call into the plugin its deadline.
-    fn arm(&self, store: &mut Store<HostState>) {
-        store.set_epoch_deadline(engine::deadline_ticks(self.sandbox.limits().call_timeout));
-    }
-
-    /// Classifies an error that ended a call (the store is unusable after it).
-    fn died(&self, store: &Store<HostState>, err: wasmtime::Error) -> SandboxError {
-        let (step, plugin) = (self.step.to_owned(), self.plugin.to_owned());
-        let report = Box::new(store.data().log.report());
-        let limits = self.sandbox.limits();
-        if store.data().limiter.memory_exceeded() {
-            return SandboxError::Memory {
-                step,
-                plugin,
-                limit: limits.memory_bytes,
-                report,
-            };
-        }
-        if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            return SandboxError::Deadline {
-                step,
-                plugin,
-                limit: limits.call_timeout,
-                report,
-            };
-        }
-        let message = match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-            Some(exit) => format!("the plugin called exit({})", exit.0),
-            None => match err.downcast_ref::<Trap>() {
-                Some(trap) => trap.to_string(),
-                None => format!("{err:#}"),
-            },
-        };
-        tracing::warn!(step = self.step, plugin = self.plugin, error = %message, "The plugin trapped.");
-        SandboxError::Trap {
-            step,
-            plugin,
-            message,
-            report,
-        }
-    }
-
-    fn plugin_error(&self, err: PluginError) -> SandboxError {
-        let (step, plugin) = (self.step.to_owned(), self.plugin.to_owned());
-        match err {
-            PluginError::InvalidConfig(message) => SandboxError::InvalidConfig {
-                step,
-                plugin,
-                message,
-            },
-            PluginError::InvalidInput(message) => SandboxError::InvalidInput {
-                step,
-                plugin,
-                message,
-            },
-            PluginError::Internal(message) => SandboxError::PluginInternal {
-                step,
-                plugin,
-                message,
-            },
-        }
-    }
-
-    fn check_output(&self, len: usize) -> Result<(), SandboxError> {
-        let limit = self.sandbox.limits().max_output_bytes;
-        if len as u64 > limit {
-            return Err(SandboxError::OutputTooLarge {
-                step: self.step.to_owned(),
-                plugin: self.plugin.to_owned(),
-                size: len as u64,
-                limit,
-            });
-        }
-        Ok(())
-    }
-
-    fn ipc_error(&self, err: IpcError) -> SandboxError {
-        let (step, plugin) = (self.step.to_owned(), self.plugin.to_owned());
-        match err {
-            IpcError::Malformed(message) => SandboxError::MalformedOutput {
-                step,
-                plugin,
-                message,
-            },
-            IpcError::SchemaChanged(message) => SandboxError::SchemaChanged {
-                step,
-                plugin,
-                message,
-            },
-        }
-    }
-
-    fn sink(&self, message: String) -> SandboxError {
-        SandboxError::Sink {
-            step: self.step.to_owned(),
-            plugin: self.plugin.to_owned(),
-            message,
-        }
     }
 }
 

@@ -79,6 +79,10 @@ impl IpcStream {
                 break;
             };
             if frame.meta_len == 0 {
+                // The decoder gets the marker too: it completes a message
+                // with an empty body (a schema with no batch after it) only
+                // when more bytes arrive, and its `finish` wants the marker.
+                complete.push((at, frame.prefix));
                 at += frame.prefix;
                 self.ended = true;
                 if at < data.len() {
@@ -301,6 +305,21 @@ mod tests {
                 "fragments of {size}"
             );
             assert_eq!(got, expected, "fragments of {size}");
+        }
+    }
+
+    #[test]
+    fn decodes_a_stream_without_batches() {
+        let schema = batch(1).schema();
+        let mut writer = StreamWriter::try_new(Vec::new(), &schema).unwrap();
+        writer.finish().unwrap();
+        let bytes = writer.into_inner().unwrap();
+        for size in [1, 8, bytes.len()] {
+            let mut ipc = IpcStream::new(1 << 20);
+            for piece in bytes.chunks(size) {
+                assert!(ipc.push(piece.to_vec()).unwrap().is_empty());
+            }
+            assert_eq!(ipc.finish().unwrap(), schema, "fragments of {size}");
         }
     }
 

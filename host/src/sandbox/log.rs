@@ -14,8 +14,11 @@ use super::error::PluginReport;
 const RING_LINES: usize = 20;
 /// Longest log line kept or forwarded, in bytes; longer lines are cut.
 const MAX_LINE_BYTES: usize = 2048;
-/// Lines forwarded to `tracing` per store; later ones only reach the ring.
+/// Lines and bytes forwarded to `tracing` per store; once either is reached,
+/// later lines only reach the ring. The byte budget keeps a plugin that logs
+/// long lines at error level from flooding the host's stderr.
 const MAX_FORWARDED_LINES: u64 = 10_000;
+const MAX_FORWARDED_BYTES: u64 = 1 << 20;
 /// Bytes of stdout/stderr kept (the last ones).
 const OUTPUT_TAIL_BYTES: usize = 8192;
 
@@ -34,6 +37,8 @@ pub(super) struct PluginLog {
     plugin: String,
     ring: VecDeque<String>,
     forwarded: u64,
+    forwarded_bytes: u64,
+    dropping: bool,
     output: OutputTail,
 }
 
@@ -44,6 +49,8 @@ impl PluginLog {
             plugin: plugin.to_owned(),
             ring: VecDeque::with_capacity(RING_LINES),
             forwarded: 0,
+            forwarded_bytes: 0,
+            dropping: false,
             output: OutputTail::default(),
         }
     }
@@ -56,8 +63,17 @@ impl PluginLog {
     pub(super) fn log(&mut self, level: Level, message: &str) {
         let message = truncate(message, MAX_LINE_BYTES);
         let (step, plugin) = (self.step.as_str(), self.plugin.as_str());
-        self.forwarded += 1;
-        if self.forwarded <= MAX_FORWARDED_LINES {
+        if !self.dropping
+            && (self.forwarded >= MAX_FORWARDED_LINES
+                || self.forwarded_bytes + message.len() as u64 > MAX_FORWARDED_BYTES)
+        {
+            self.dropping = true;
+            tracing::warn!(target: "floe::plugin", step, plugin, lines = MAX_FORWARDED_LINES,
+                bytes = MAX_FORWARDED_BYTES, "The plugin logs too much; further lines are dropped.");
+        }
+        if !self.dropping {
+            self.forwarded += 1;
+            self.forwarded_bytes += message.len() as u64;
             match level {
                 Level::Trace => tracing::trace!(target: "floe::plugin", step, plugin, "{message}"),
                 Level::Debug => tracing::debug!(target: "floe::plugin", step, plugin, "{message}"),
@@ -65,9 +81,6 @@ impl PluginLog {
                 Level::Warn => tracing::warn!(target: "floe::plugin", step, plugin, "{message}"),
                 Level::Error => tracing::error!(target: "floe::plugin", step, plugin, "{message}"),
             }
-        } else if self.forwarded == MAX_FORWARDED_LINES + 1 {
-            tracing::warn!(target: "floe::plugin", step, plugin, limit = MAX_FORWARDED_LINES,
-                "The plugin logs too much; further lines are dropped.");
         }
         if self.ring.len() == RING_LINES {
             self.ring.pop_front();
@@ -95,7 +108,7 @@ fn level_name(level: Level) -> &'static str {
 }
 
 /// Cuts `s` to at most `max` bytes on a char boundary, marking the cut.
-fn truncate(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+pub(super) fn truncate(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
     if s.len() <= max {
         return s.into();
     }
@@ -177,6 +190,18 @@ mod tests {
             last.starts_with("WARN: é") && last.ends_with("bytes cut)"),
             "{last}"
         );
+    }
+
+    #[test]
+    fn forwarding_stops_at_the_byte_budget() {
+        let mut log = PluginLog::new("s", "p");
+        let line = "x".repeat(MAX_LINE_BYTES);
+        for _ in 0..(MAX_FORWARDED_BYTES as usize / MAX_LINE_BYTES + 10) {
+            log.log(Level::Error, &line);
+        }
+        assert!(log.dropping);
+        assert_eq!(log.forwarded_bytes, MAX_FORWARDED_BYTES);
+        assert_eq!(log.report().log_lines.len(), RING_LINES);
     }
 
     #[test]

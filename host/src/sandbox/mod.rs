@@ -3,17 +3,24 @@
 //! them under per-call deadlines and per-store memory caps, and decodes what
 //! they return as one Arrow IPC stream.
 //!
+//! The deadline covers blocking WASI calls too (`wasi:io/poll`, e.g. a plugin
+//! calling `std::thread::sleep`), which epoch interruption alone cannot stop;
+//! see `wasi.rs`. `plugins/evil` holds one hostile plugin per rule, exercised
+//! by tests/integration/adversarial.rs.
+//!
 //! Calls block the current thread. Do not call them from inside an async
 //! runtime's worker thread (use `tokio::task::spawn_blocking` or a plain
 //! thread): WASI's synchronous bindings drive their own runtime.
 
 mod cache;
+mod call;
 mod engine;
 mod error;
 mod ingest;
 mod ipc;
 mod limits;
 mod log;
+mod transform;
 mod wasi;
 
 use std::path::PathBuf;
@@ -22,6 +29,7 @@ use std::time::Duration;
 
 pub use error::{PluginReport, SandboxError};
 pub use ingest::IngestPlugin;
+pub use transform::TransformPlugin;
 
 /// Resource limits applied to every plugin store and call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +83,8 @@ pub struct Sandbox {
 
 struct Inner {
     engine: engine::SandboxEngine,
-    ingest_linker: wasmtime::component::Linker<ingest::HostState>,
+    /// One linker for both worlds: they import the same interfaces.
+    linker: wasmtime::component::Linker<call::HostState>,
     limits: Limits,
     cache: Option<cache::CompileCache>,
 }
@@ -90,12 +99,12 @@ impl Sandbox {
             });
         }
         let engine = engine::SandboxEngine::new()?;
-        let ingest_linker = ingest::linker(engine.engine())?;
+        let linker = call::linker(engine.engine())?;
         let cache = cache_dir.map(cache::CompileCache::new);
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
-                ingest_linker,
+                linker,
                 limits,
                 cache,
             }),
@@ -115,6 +124,21 @@ impl Sandbox {
             wasm,
         )?;
         IngestPlugin::new(self.clone(), plugin, component)
+    }
+
+    /// Compiles (or loads from cache) and links a transform component.
+    pub fn load_transform(
+        &self,
+        plugin: &str,
+        wasm: &[u8],
+    ) -> Result<TransformPlugin, SandboxError> {
+        let component = cache::load_component(
+            self.inner.engine.engine(),
+            self.inner.cache.as_ref(),
+            plugin,
+            wasm,
+        )?;
+        TransformPlugin::new(self.clone(), plugin, component)
     }
 }
 
@@ -137,6 +161,7 @@ mod tests {
     fn handles_are_send_and_sync() {
         assert_send_sync::<Sandbox>();
         assert_send_sync::<IngestPlugin>();
+        assert_send_sync::<TransformPlugin>();
         assert_send_sync::<SandboxError>();
     }
 

@@ -1,20 +1,11 @@
 //! `csv-ingest`: the floe ingest plugin that turns CSV bytes into Arrow.
-//! This file is the component glue (WIT bindings, exports, host logging);
-//! the parsing rules live in `parser.rs`.
+//! This file is the glue to the plugin SDK (which does the WIT bindings and
+//! the IPC framing); the parsing rules live in `parser.rs`.
 
 mod parser;
 
-use std::cell::RefCell;
-
-use exports::floe::plugin::ingest::{self, Config, IpcFragment};
-use exports::floe::plugin::meta;
-use floe::plugin::log::{Level, log};
-use floe::plugin::types::{PluginError, PluginInfo, PluginKind};
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "ingest-plugin",
-});
+use floe_plugin_sdk::prelude::*;
+use floe_plugin_sdk::log;
 
 /// JSON Schema of the `config` map. Values arrive as strings (the host
 /// flattens the YAML map), so `batch_rows` accepts both forms.
@@ -40,58 +31,35 @@ const CONFIG_SCHEMA: &str = r#"{
   }
 }"#;
 
-struct Component;
+/// One CSV object being parsed.
+struct CsvIngest(parser::Parser);
 
-export!(Component);
+impl Ingest for CsvIngest {
+    const CONFIG_SCHEMA: &'static str = CONFIG_SCHEMA;
 
-impl meta::Guest for Component {
-    fn info() -> PluginInfo {
-        PluginInfo {
-            name: env!("CARGO_PKG_NAME").to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            kind: PluginKind::Ingest,
-            config_schema: CONFIG_SCHEMA.to_owned(),
-        }
+    fn open(config: &Config, source: &str) -> Result<Self, PluginError> {
+        let config = parser::Config::parse(config)?;
+        Ok(CsvIngest(parser::Parser::new(config, source.to_owned())))
+    }
+
+    fn push(&mut self, chunk: &[u8]) -> Result<Vec<RecordBatch>, PluginError> {
+        self.0.push(chunk)
+    }
+
+    fn finish(&mut self) -> Result<Vec<RecordBatch>, PluginError> {
+        let batches = self.0.finish()?;
+        log::info(&format!(
+            "parsed {} records from `{}` into {} batches",
+            self.0.records(),
+            self.0.source(),
+            self.0.batches()
+        ));
+        Ok(batches)
+    }
+
+    fn schema(&self) -> Option<SchemaRef> {
+        self.0.schema()
     }
 }
 
-impl ingest::Guest for Component {
-    type Parser = CsvParser;
-
-    fn open(config: Config, source_name: String) -> Result<ingest::Parser, PluginError> {
-        let config = parser::Config::parse(&config).map_err(to_wit)?;
-        Ok(ingest::Parser::new(CsvParser(RefCell::new(parser::Parser::new(config, source_name)))))
-    }
-}
-
-/// The `parser` resource. WIT methods take `&self`; calls never overlap.
-struct CsvParser(RefCell<parser::Parser>);
-
-impl ingest::GuestParser for CsvParser {
-    fn push(&self, chunk: Vec<u8>) -> Result<IpcFragment, PluginError> {
-        self.0.borrow_mut().push(&chunk).map_err(to_wit)
-    }
-
-    fn finish(&self) -> Result<IpcFragment, PluginError> {
-        let mut parser = self.0.borrow_mut();
-        let out = parser.finish().map_err(to_wit)?;
-        log(
-            Level::Info,
-            &format!(
-                "parsed {} records from `{}` into {} batches",
-                parser.records(),
-                parser.source(),
-                parser.batches()
-            ),
-        );
-        Ok(out)
-    }
-}
-
-fn to_wit(err: parser::Error) -> PluginError {
-    match err {
-        parser::Error::InvalidConfig(m) => PluginError::InvalidConfig(m),
-        parser::Error::InvalidInput(m) => PluginError::InvalidInput(m),
-        parser::Error::Internal(m) => PluginError::Internal(m),
-    }
-}
+export_ingest!(CsvIngest);

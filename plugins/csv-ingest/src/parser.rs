@@ -1,6 +1,7 @@
 //! The CSV state machine behind one `parser` resource: frames lines across
-//! arbitrary chunk boundaries, splits fields (RFC 4180 quotes), builds Arrow
-//! string columns plus the record-number column, and writes IPC stream bytes.
+//! arbitrary chunk boundaries, splits fields (RFC 4180 quotes), and builds
+//! Arrow string columns plus the record-number column. The SDK writes the IPC
+//! stream bytes.
 //!
 //! Exact semantics (the host and an independent implementation check these):
 //! - The first line is the header. A UTF-8 byte-order mark before it is dropped.
@@ -22,10 +23,10 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::StringBuilder;
-use arrow_array::{ArrayRef, Int64Array, RecordBatch};
-use arrow_ipc::writer::StreamWriter;
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use floe_plugin_sdk::PluginError as Error;
+use floe_plugin_sdk::arrow_array::builder::StringBuilder;
+use floe_plugin_sdk::arrow_array::{ArrayRef, Int64Array, RecordBatch};
+use floe_plugin_sdk::arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 /// Cut a batch early once its string payload reaches this size (bytes).
 const MAX_BATCH_STRING_BYTES: usize = 64 << 20;
@@ -43,46 +44,18 @@ impl Default for Config {
     }
 }
 
-/// A failure, classified the way the WIT `plugin-error` variant wants it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Error {
-    InvalidConfig(String),
-    InvalidInput(String),
-    Internal(String),
-}
-
 impl Config {
     /// Parses the flattened `config` map; unknown keys are rejected by name.
-    pub fn parse(pairs: &[(String, String)]) -> Result<Self, Error> {
-        let mut config = Config::default();
-        for (key, value) in pairs {
-            match key.as_str() {
-                "batch_rows" => {
-                    config.batch_rows = match value.trim().parse::<usize>() {
-                        Ok(n) if n > 0 => n,
-                        _ => {
-                            return Err(Error::InvalidConfig(format!(
-                                "`batch_rows` must be a positive integer, got `{value}`"
-                            )));
-                        }
-                    }
-                }
-                "row_number_column" => {
-                    if value.is_empty() {
-                        return Err(Error::InvalidConfig(
-                            "`row_number_column` must not be empty".to_owned(),
-                        ));
-                    }
-                    config.row_number_column = value.clone();
-                }
-                other => {
-                    return Err(Error::InvalidConfig(format!(
-                        "unknown config key `{other}` (accepted: `batch_rows`, `row_number_column`)"
-                    )));
-                }
-            }
+    pub fn parse(config: &floe_plugin_sdk::Config) -> Result<Self, Error> {
+        config.check_keys(&["batch_rows", "row_number_column"])?;
+        let mut parsed = Config::default();
+        if let Some(n) = config.positive_usize("batch_rows")? {
+            parsed.batch_rows = n;
         }
-        Ok(config)
+        if let Some(name) = config.non_empty("row_number_column")? {
+            parsed.row_number_column = name.to_owned();
+        }
+        Ok(parsed)
     }
 }
 
@@ -92,7 +65,6 @@ struct Body {
     columns: Vec<StringBuilder>,
     rows: Vec<i64>,
     string_bytes: usize,
-    writer: StreamWriter<Vec<u8>>,
 }
 
 pub struct Parser {
@@ -113,9 +85,8 @@ pub struct Parser {
     /// Scratch space for csv-core: unquoted field bytes and field end offsets.
     fields: Vec<u8>,
     ends: Vec<usize>,
-    /// Set after the first error: the stream is broken, every later call fails.
-    failed: Option<Error>,
-    finished: bool,
+    /// Batches completed since the last `push` or `finish` returned.
+    done: Vec<RecordBatch>,
 }
 
 impl Parser {
@@ -133,8 +104,7 @@ impl Parser {
                 .build(),
             fields: Vec::new(),
             ends: Vec::new(),
-            failed: None,
-            finished: false,
+            done: Vec::new(),
         }
     }
 
@@ -150,74 +120,48 @@ impl Parser {
         &self.source
     }
 
-    /// Feeds one chunk and returns the IPC bytes completed so far.
-    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<u8>, Error> {
-        self.guard(|p| {
-            if p.finished {
-                return Err(Error::Internal("push after finish".to_owned()));
-            }
-            let mut rest = chunk;
-            while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
-                let (line, tail) = rest.split_at(nl);
-                rest = &tail[1..];
-                if p.pending.is_empty() {
-                    p.line_done(line)?;
-                } else {
-                    let mut whole = std::mem::take(&mut p.pending);
-                    whole.extend_from_slice(line);
-                    let result = p.line_done(&whole);
-                    whole.clear();
-                    p.pending = whole; // keep the allocation
-                    result?;
-                }
-            }
-            p.pending.extend_from_slice(rest);
-            Ok(p.take_output())
-        })
+    /// The output schema, once the header has been read.
+    pub fn schema(&self) -> Option<SchemaRef> {
+        self.body.as_ref().map(|body| body.schema.clone())
     }
 
-    /// Ends the input: parses a last unterminated line, flushes the remaining
-    /// rows and closes the IPC stream.
-    pub fn finish(&mut self) -> Result<Vec<u8>, Error> {
-        self.guard(|p| {
-            if p.finished {
-                return Err(Error::Internal("finish called twice".to_owned()));
+    /// Feeds one chunk and returns the batches completed so far. (The SDK
+    /// rejects calls after an error or after `finish`.)
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<RecordBatch>, Error> {
+        let mut rest = chunk;
+        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+            let (line, tail) = rest.split_at(nl);
+            rest = &tail[1..];
+            if self.pending.is_empty() {
+                self.line_done(line)?;
+            } else {
+                let mut whole = std::mem::take(&mut self.pending);
+                whole.extend_from_slice(line);
+                let result = self.line_done(&whole);
+                whole.clear();
+                self.pending = whole; // keep the allocation
+                result?;
             }
-            p.finished = true;
-            if !p.pending.is_empty() {
-                let last = std::mem::take(&mut p.pending);
-                p.line_done(&last)?;
-            }
-            if p.body.is_none() {
-                return Err(Error::InvalidInput(format!(
-                    "`{}`: the file is empty; the first line must be a header",
-                    p.source
-                )));
-            }
-            p.flush_batch()?;
-            let body = p.body.as_mut().expect("header was read");
-            body.writer.finish().map_err(|e| Error::Internal(format!("IPC writer: {e}")))?;
-            Ok(p.take_output())
-        })
+        }
+        self.pending.extend_from_slice(rest);
+        Ok(std::mem::take(&mut self.done))
     }
 
-    /// Runs `f`, remembering the first error so that a broken stream stays broken.
-    fn guard(&mut self, f: impl FnOnce(&mut Self) -> Result<Vec<u8>, Error>) -> Result<Vec<u8>, Error> {
-        if let Some(err) = &self.failed {
-            return Err(err.clone());
+    /// Ends the input: parses a last unterminated line and flushes the
+    /// remaining rows.
+    pub fn finish(&mut self) -> Result<Vec<RecordBatch>, Error> {
+        if !self.pending.is_empty() {
+            let last = std::mem::take(&mut self.pending);
+            self.line_done(&last)?;
         }
-        let result = f(self);
-        if let Err(err) = &result {
-            self.failed = Some(err.clone());
+        if self.body.is_none() {
+            return Err(Error::InvalidInput(format!(
+                "`{}`: the file is empty; the first line must be a header",
+                self.source
+            )));
         }
-        result
-    }
-
-    fn take_output(&mut self) -> Vec<u8> {
-        match &mut self.body {
-            Some(body) => std::mem::take(body.writer.get_mut()),
-            None => Vec::new(),
-        }
+        self.flush_batch()?;
+        Ok(std::mem::take(&mut self.done))
     }
 
     /// Handles one complete line (without its `\n`).
@@ -247,10 +191,8 @@ impl Parser {
         let Some(body) = &mut self.body else {
             let names: Vec<&str> = (0..count).map(field).collect();
             let schema = header_schema(&names, &self.config.row_number_column, &self.source)?;
-            let writer = StreamWriter::try_new(Vec::new(), &schema)
-                .map_err(|e| Error::Internal(format!("IPC writer: {e}")))?;
             let columns = (0..names.len()).map(|_| StringBuilder::new()).collect();
-            self.body = Some(Body { schema, columns, rows: Vec::new(), string_bytes: 0, writer });
+            self.body = Some(Body { schema, columns, rows: Vec::new(), string_bytes: 0 });
             return Ok(());
         };
 
@@ -322,7 +264,7 @@ impl Parser {
         body.string_bytes = 0;
         let batch = RecordBatch::try_new(body.schema.clone(), arrays)
             .map_err(|e| Error::Internal(format!("building a batch: {e}")))?;
-        body.writer.write(&batch).map_err(|e| Error::Internal(format!("IPC writer: {e}")))?;
+        self.done.push(batch);
         self.batches += 1;
         Ok(())
     }

@@ -1,0 +1,289 @@
+//! What every plugin kind shares: the bindings of both worlds, the per-run
+//! store data (`HostState`), the linker, and `Call`, which arms deadlines and
+//! turns whatever ends a call into a `SandboxError` naming the step and the
+//! plugin.
+
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
+use wasmtime::{Engine, Store, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::error::missing_import_name;
+use super::ipc::IpcError;
+use super::limits::Limiter;
+use super::log::{Level, PluginLog, truncate};
+use super::wasi::{CallDeadline, HasCallDeadline};
+use super::{Sandbox, SandboxError, engine, wasi};
+
+/// Host bindings of the two worlds. Both import the same interfaces (`log`,
+/// `types` and WASI), so one linker serves both, and the transform bindings
+/// reuse the ingest bindings' `types` and `log`.
+pub(super) mod bindings {
+    pub(in crate::sandbox) mod ingest {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "ingest-plugin",
+        });
+    }
+
+    pub(in crate::sandbox) mod transform {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "transform-plugin",
+            with: {
+                "floe:plugin/types": super::ingest::floe::plugin::types,
+                "floe:plugin/log": super::ingest::floe::plugin::log,
+            },
+        });
+    }
+
+    pub(in crate::sandbox) use ingest::floe::plugin::types::{PluginError, PluginKind};
+}
+
+use bindings::PluginError;
+
+/// Longest plugin error message kept, in bytes; longer ones are cut, so that a
+/// plugin cannot flood the host's stderr through its errors.
+const MAX_ERROR_BYTES: usize = 4096;
+
+/// The data of one plugin store: the WASI context, the resource table, the
+/// limiter, the deadline of the call in progress and the plugin's log.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: Limiter,
+    deadline: CallDeadline,
+    log: PluginLog,
+}
+
+impl HasCallDeadline for HostState {
+    fn call_deadline(&mut self) -> &mut CallDeadline {
+        &mut self.deadline
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl bindings::ingest::floe::plugin::log::Host for HostState {
+    fn log(&mut self, level: bindings::ingest::floe::plugin::log::Level, message: String) {
+        use bindings::ingest::floe::plugin::log::Level as L;
+        let level = match level {
+            L::Trace => Level::Trace,
+            L::Debug => Level::Debug,
+            L::Info => Level::Info,
+            L::Warn => Level::Warn,
+            L::Error => Level::Error,
+        };
+        self.log.log(level, &message);
+    }
+}
+
+impl bindings::ingest::floe::plugin::types::Host for HostState {}
+
+/// The linker for every plugin: deny-all WASI (its blocking polls bounded by
+/// the call deadline, see `wasi`) plus `floe:plugin/log`.
+pub(super) fn linker(engine: &Engine) -> Result<Linker<HostState>, SandboxError> {
+    let mut linker = Linker::new(engine);
+    let link_err = |e: wasmtime::Error| SandboxError::Engine {
+        message: format!("{e:#}"),
+    };
+    wasi::add_to_linker(&mut linker).map_err(link_err)?;
+    bindings::ingest::IngestPlugin::add_to_linker::<HostState, HasSelf<HostState>>(
+        &mut linker,
+        |s| s,
+    )
+    .map_err(link_err)?;
+    Ok(linker)
+}
+
+/// Links `component` against the sandbox's linker; a missing import is named.
+pub(super) fn instantiate_pre(
+    sandbox: &Sandbox,
+    plugin: &str,
+    component: &Component,
+) -> Result<InstancePre<HostState>, SandboxError> {
+    sandbox
+        .inner
+        .linker
+        .instantiate_pre(component)
+        .map_err(|e| {
+            let message = format!("{e:#}");
+            match missing_import_name(&e.to_string()) {
+                Some(import) => SandboxError::MissingImport {
+                    plugin: plugin.to_owned(),
+                    import,
+                },
+                None => SandboxError::Link {
+                    plugin: plugin.to_owned(),
+                    message,
+                },
+            }
+        })
+}
+
+pub(super) fn plugin_kind(kind: PluginKind) -> super::PluginKind {
+    match kind {
+        PluginKind::Ingest => super::PluginKind::Ingest,
+        PluginKind::Transform => super::PluginKind::Transform,
+    }
+}
+
+use bindings::PluginKind;
+
+/// Who is calling: the names errors carry.
+pub(super) struct Call<'a> {
+    pub(super) step: &'a str,
+    pub(super) plugin: &'a str,
+    pub(super) sandbox: &'a Sandbox,
+}
+
+impl Call<'_> {
+    /// A fresh store for one run, under the sandbox's limits.
+    pub(super) fn store(&self, engine: &Engine) -> Store<HostState> {
+        let limits = self.sandbox.limits();
+        let log = PluginLog::new(self.step, self.plugin);
+        let state = HostState {
+            wasi: wasi::deny_all(log.output()),
+            table: ResourceTable::new(),
+            limiter: Limiter::new(limits.memory_bytes),
+            deadline: CallDeadline::default(),
+            log,
+        };
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| &mut s.limiter);
+        // wasmtime caps what one call may copy out of the guest ("hostcall
+        // fuel", 128 MiB by default), results included. Below
+        // `max_output_bytes`, that cap would turn an allowed fragment into an
+        // unexplained trap, and an oversized one into a trap instead of
+        // `OutputTooLarge`. Nothing the guest copies can exceed its memory, so
+        // the memory cap is the bound that matters: raise the fuel above both.
+        let fuel = limits.memory_bytes.saturating_add(limits.max_output_bytes);
+        store.set_hostcall_fuel(usize::try_from(fuel).unwrap_or(usize::MAX));
+        self.arm(&mut store);
+        store
+    }
+
+    /// Gives the next call into the plugin its deadline: in wasm code (epoch)
+    /// and in blocking WASI calls (`CallDeadline`).
+    pub(super) fn arm(&self, store: &mut Store<HostState>) {
+        let timeout = self.sandbox.limits().call_timeout;
+        store.data_mut().deadline.arm(timeout);
+        store.set_epoch_deadline(engine::deadline_ticks(timeout));
+    }
+
+    /// Classifies an error that ended a call (the store is unusable after it).
+    pub(super) fn died(&self, store: &Store<HostState>, err: wasmtime::Error) -> SandboxError {
+        let (step, plugin) = (self.step.to_owned(), self.plugin.to_owned());
+        let report = Box::new(store.data().log.report());
+        let limits = self.sandbox.limits();
+        if store.data().limiter.memory_exceeded() {
+            return SandboxError::Memory {
+                step,
+                plugin,
+                limit: limits.memory_bytes,
+                report,
+            };
+        }
+        if store.data().deadline.hit_in_host()
+            || err.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
+        {
+            return SandboxError::Deadline {
+                step,
+                plugin,
+                limit: limits.call_timeout,
+                report,
+            };
+        }
+        let message = match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            Some(exit) => format!("the plugin called exit({})", exit.0),
+            None => match err.downcast_ref::<Trap>() {
+                Some(trap) => trap.to_string(),
+                None => format!("{err:#}"),
+            },
+        };
+        tracing::warn!(step = self.step, plugin = self.plugin, error = %message, "The plugin trapped.");
+        SandboxError::Trap {
+            step,
+            plugin,
+            message,
+            report,
+        }
+    }
+
+    pub(super) fn plugin_error(&self, err: PluginError) -> SandboxError {
+        let (step, plugin) = (self.step.to_owned(), self.plugin.to_owned());
+        let cut = |m: String| truncate(&m, MAX_ERROR_BYTES).into_owned();
+        let err = match err {
+            PluginError::InvalidConfig(m) => PluginError::InvalidConfig(cut(m)),
+            PluginError::InvalidInput(m) => PluginError::InvalidInput(cut(m)),
+            PluginError::Internal(m) => PluginError::Internal(cut(m)),
+        };
+        match err {
+            PluginError::InvalidConfig(message) => SandboxError::InvalidConfig {
+                step,
+                plugin,
+                message,
+            },
+            PluginError::InvalidInput(message) => SandboxError::InvalidInput {
+                step,
+                plugin,
+                message,
+            },
+            PluginError::Internal(message) => SandboxError::PluginInternal {
+                step,
+                plugin,
+                message,
+            },
+        }
+    }
+
+    pub(super) fn check_output(&self, len: usize) -> Result<(), SandboxError> {
+        let limit = self.sandbox.limits().max_output_bytes;
+        if len as u64 > limit {
+            return Err(SandboxError::OutputTooLarge {
+                step: self.step.to_owned(),
+                plugin: self.plugin.to_owned(),
+                size: len as u64,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) fn ipc_error(&self, err: IpcError) -> SandboxError {
+        let (step, plugin) = (self.step.to_owned(), self.plugin.to_owned());
+        match err {
+            IpcError::Malformed(message) => SandboxError::MalformedOutput {
+                step,
+                plugin,
+                message,
+            },
+            IpcError::SchemaChanged(message) => SandboxError::SchemaChanged {
+                step,
+                plugin,
+                message,
+            },
+        }
+    }
+
+    pub(super) fn sink(&self, message: String) -> SandboxError {
+        SandboxError::Sink {
+            step: self.step.to_owned(),
+            plugin: self.plugin.to_owned(),
+            message,
+        }
+    }
+}
+
+/// The config map as the WIT `config` type.
+pub(super) fn config_pairs(
+    config: &std::collections::BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    config.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
