@@ -55,8 +55,14 @@ impl Run {
 /// Runs `floe-host` with `args`, with no platform variables leaking in from
 /// the environment.
 pub fn floe_host(args: &[&str]) -> Run {
+    floe_host_with_env(args, &[])
+}
+
+/// [`floe_host`] with extra environment variables.
+pub fn floe_host_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_floe-host"))
         .args(args)
+        .envs(env.iter().copied())
         .env_remove("FLOE_PLATFORM_FILE")
         .env_remove("FLOE_PLATFORM_ENV")
         .env_remove("FLOE_STATE_DIR")

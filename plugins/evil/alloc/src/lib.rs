@@ -1,0 +1,62 @@
+//! `evil-alloc`: keeps allocating (and touching) 1 MiB blocks inside `push`
+//! until the allocator fails. Only the store's memory cap can stop it.
+
+wit_bindgen::generate!({
+    path: "../../../wit",
+    world: "ingest-plugin",
+});
+
+use exports::floe::plugin::ingest::{self, Config, IpcFragment};
+use exports::floe::plugin::meta;
+use floe::plugin::types::{PluginError, PluginInfo, PluginKind};
+
+struct Component;
+
+export!(Component);
+
+impl meta::Guest for Component {
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: env!("CARGO_PKG_NAME").to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            kind: PluginKind::Ingest,
+            config_schema: "{}".to_owned(),
+        }
+    }
+}
+
+/// The value of `key` in the step's config map.
+#[allow(dead_code)]
+fn config_value<'a>(config: &'a Config, key: &str) -> Option<&'a str> {
+    config
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+impl ingest::Guest for Component {
+    type Parser = Parser;
+
+    fn open(config: Config, _source_name: String) -> Result<ingest::Parser, PluginError> {
+        Ok(ingest::Parser::new(Parser { config }))
+    }
+}
+
+struct Parser {
+    #[allow(dead_code)]
+    config: Config,
+}
+
+impl ingest::GuestParser for Parser {
+    fn push(&self, _chunk: Vec<u8>) -> Result<IpcFragment, PluginError> {
+        let mut hoard: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let block = vec![0xA5u8; 1 << 20];
+            hoard.push(std::hint::black_box(block));
+        }
+    }
+
+    fn finish(&self) -> Result<IpcFragment, PluginError> {
+        Ok(Vec::new())
+    }
+}

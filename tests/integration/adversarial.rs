@@ -1,0 +1,697 @@
+//! The adversarial suite: every plugin in `plugins/evil` breaks one sandbox
+//! rule or limit. Through the real binary, a violation must fail its step with
+//! exit code 3 and an error naming the step, the plugin and the rule, and must
+//! leave the target table at its previous snapshot. Probes that are not
+//! violations by themselves (environment, files, network) must see nothing,
+//! and nothing they find may reach the table, stdout or stderr. In process,
+//! one `Sandbox` must survive all of them and then still ingest a CSV exactly.
+//!
+//! The binary runs plugins under `Limits::default()` (1 GiB, 60 s per call), so
+//! the plugins that only stop at a limit (loop, sleep, alloc) run in process
+//! under tight limits.
+// TODO(platform limits): once platform.yaml `plugins:` limits (memory_limit,
+// call_timeout, max_output_bytes) land, run evil-loop, evil-sleep and
+// evil-alloc (and evil-huge-output with a small max_output_bytes) through the
+// binary too, with a platform file that sets small limits.
+
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{Array, RecordBatch};
+use floe_host::sandbox::{IngestPlugin, Limits, Sandbox, SandboxError};
+
+use crate::support::{Run, floe_host_with_env, plugin, temp_dir};
+
+const STEP: &str = "raw_events";
+const CSV: &str = "id,name\n1,alpha\n2,beta\n";
+
+/// `plugins/dist/evil_<name>.wasm` for `evil-<name>`.
+fn evil(name: &str) -> PathBuf {
+    plugin(&format!("evil_{}.wasm", name.replace('-', "_")))
+}
+
+/// Compiled components, shared by every project of this module: without it,
+/// each temporary state directory would compile csv-ingest again.
+fn shared_compile_cache() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("adversarial-compile-cache");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A temporary project whose state directory already holds
+/// `bronze.raw_events`, written by csv-ingest from [`CSV`].
+struct Project {
+    dir: tempfile::TempDir,
+    baseline: i64,
+}
+
+impl Project {
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Writes `<file>` with one ingest step into bronze.raw_events.
+    fn write_pipeline(
+        &self,
+        file: &str,
+        plugin: &str,
+        path: &Path,
+        config: &[(&str, &str)],
+    ) -> PathBuf {
+        let q = |s: &str| serde_json::to_string(s).unwrap();
+        let config: Vec<String> = config
+            .iter()
+            .map(|(k, v)| format!("{}: {}", q(k), q(v)))
+            .collect();
+        let yaml = format!(
+            "name: adversarial\nversion: \"1.0.0\"\nstorage: default\ncatalog: default\ncompute: default\n\
+             plugins:\n  {plugin}:\n    path: {path}\n\
+             transforms:\n  - name: {STEP}\n    layer: bronze\n    kind: ingest\n    plugin: {plugin}\n    \
+             source: events.csv\n    config: {{{config}}}\n",
+            path = q(path.to_str().unwrap()),
+            config = config.join(", "),
+        );
+        let file = self.dir.path().join(file);
+        std::fs::write(&file, yaml).unwrap();
+        file
+    }
+
+    fn new() -> Self {
+        let dir = temp_dir();
+        std::fs::write(dir.path().join("events.csv"), CSV).unwrap();
+        std::fs::create_dir_all(dir.path().join("state")).unwrap();
+        std::os::unix::fs::symlink(
+            shared_compile_cache(),
+            dir.path().join("state/component-cache"),
+        )
+        .unwrap();
+        let mut project = Project { dir, baseline: 0 };
+        let good =
+            project.write_pipeline("good.yaml", "csv-ingest", &plugin("csv_ingest.wasm"), &[]);
+        let run = project.run(&good, &[]).expect_code(0);
+        project.baseline = summary_snapshot(&run.stdout);
+        project
+    }
+
+    fn run(&self, file: &Path, env: &[(&str, &str)]) -> Run {
+        let state = self.state();
+        floe_host_with_env(
+            &[
+                "run",
+                "-f",
+                file.to_str().unwrap(),
+                "--state-dir",
+                state.to_str().unwrap(),
+            ],
+            env,
+        )
+    }
+
+    /// `floe-host show bronze.raw_events` for the pipeline `file`.
+    fn show(&self, file: &Path) -> Run {
+        let state = self.state();
+        floe_host_with_env(
+            &[
+                "show",
+                "bronze.raw_events",
+                "-f",
+                file.to_str().unwrap(),
+                "--state-dir",
+                state.to_str().unwrap(),
+                "--limit",
+                "1000",
+            ],
+            &[],
+        )
+        .expect_code(0)
+    }
+
+    /// Runs `evil-<name>` as the step's plugin; returns the run.
+    fn run_evil(
+        &self,
+        name: &str,
+        config: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> (PathBuf, Run) {
+        let file = self.write_pipeline("evil.yaml", &format!("evil-{name}"), &evil(name), config);
+        let run = self.run(&file, env);
+        (file, run)
+    }
+
+    /// The table's current snapshot id, read back through `show`.
+    fn snapshot(&self, file: &Path) -> i64 {
+        show_snapshot(&self.show(file).stdout)
+    }
+}
+
+/// The snapshot id of `raw_events` in a run summary.
+fn summary_snapshot(stdout: &str) -> i64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(STEP))
+        .unwrap_or_else(|| panic!("no summary line for {STEP}:\n{stdout}"));
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+/// The snapshot id in `show`'s header: "bronze.raw_events (N rows, snapshot S)".
+fn show_snapshot(stdout: &str) -> i64 {
+    let at = stdout
+        .find("snapshot ")
+        .unwrap_or_else(|| panic!("no snapshot in:\n{stdout}"))
+        + "snapshot ".len();
+    let digits: String = stdout[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '-')
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("bad snapshot in:\n{stdout}"))
+}
+
+/// Runs `evil-<name>` after a good run and checks the violation: exit code,
+/// error text (step, plugin, every `expected` piece) and an untouched table.
+fn assert_violation(name: &str, config: &[(&str, &str)], code: i32, expected: &[&str]) -> Run {
+    let project = Project::new();
+    let (file, run) = project.run_evil(name, config, &[]);
+    let run = run.expect_code(code);
+    let plugin = format!("plugin `evil-{name}`");
+    for piece in [format!("step `{STEP}`").as_str(), plugin.as_str()]
+        .into_iter()
+        .chain(expected.iter().copied())
+    {
+        assert!(
+            run.stderr.contains(piece),
+            "stderr lacks {piece:?}:\n{}",
+            run.stderr
+        );
+    }
+    assert_eq!(
+        project.snapshot(&file),
+        project.baseline,
+        "evil-{name} must not commit a snapshot"
+    );
+    run
+}
+
+#[test]
+fn stack_overflow_is_a_trap() {
+    assert_violation("stack", &[], 3, &["trapped"]);
+}
+
+#[test]
+fn panic_is_a_trap_with_the_panic_message() {
+    assert_violation(
+        "panic",
+        &[],
+        3,
+        &["trapped", "evil-panic: deliberate panic in push"],
+    );
+}
+
+#[test]
+fn exit_is_a_trap_not_the_end_of_the_host() {
+    // std::process::exit(7): WASI 0.2 only carries failure, hence exit(1).
+    assert_violation("exit", &[], 3, &["trapped", "the plugin called exit(1)"]);
+}
+
+#[test]
+fn non_ipc_output_is_malformed() {
+    assert_violation(
+        "bad-ipc",
+        &[],
+        3,
+        &["returned malformed Arrow IPC", "invalid message metadata"],
+    );
+    assert_violation(
+        "bad-ipc",
+        &[("mode", "text")],
+        3,
+        &["returned malformed Arrow IPC"],
+    );
+}
+
+#[test]
+fn schema_change_mid_stream_is_refused() {
+    assert_violation(
+        "schema-lie",
+        &[],
+        3,
+        &[
+            "changed its output schema mid-stream",
+            "first (id: Int64 not null), then (id: Utf8 not null)",
+        ],
+    );
+    assert_violation(
+        "schema-lie",
+        &[("mode", "batch-mismatch")],
+        3,
+        &["returned malformed Arrow IPC"],
+    );
+}
+
+#[test]
+fn output_over_the_default_limit_is_refused() {
+    // One byte over the default 256 MiB max_output_bytes.
+    assert_violation(
+        "huge-output",
+        &[],
+        3,
+        &[
+            "returned 268435457 bytes from one call",
+            "output limit (268435456 bytes)",
+        ],
+    );
+}
+
+#[test]
+fn missing_import_fails_the_load_and_names_the_interface() {
+    let project = Project::new();
+    let (file, run) = project.run_evil("missing-import", &[], &[]);
+    let run = run.expect_code(3);
+    for piece in [
+        "plugin `evil-missing-import`",
+        "imports `evil:probe/exfil`",
+        "which the host does not provide",
+    ] {
+        assert!(
+            run.stderr.contains(piece),
+            "stderr lacks {piece:?}:\n{}",
+            run.stderr
+        );
+    }
+    assert_eq!(project.snapshot(&file), project.baseline);
+}
+
+#[test]
+fn floods_stay_bounded() {
+    // 8 MiB to stdout and to stderr, 20 000 log lines of 4 KiB at error level.
+    let run = assert_violation(
+        "flood",
+        &[],
+        3,
+        &["trapped", "evil-flood: done flooding", "logs too much"],
+    );
+    assert!(
+        run.stderr.len() < 2 << 20,
+        "stderr is {} bytes",
+        run.stderr.len()
+    );
+    assert!(
+        run.stdout.len() < 64 << 10,
+        "stdout is {} bytes",
+        run.stdout.len()
+    );
+}
+
+#[test]
+fn a_huge_error_message_is_cut() {
+    // A plugin error is not a contract violation (exit code 1), but its 64 MiB
+    // message must not reach stderr whole.
+    let run = assert_violation(
+        "big-error",
+        &[],
+        1,
+        &["rejected its input: evil-big-error: xxx", "bytes cut"],
+    );
+    assert!(
+        run.stderr.len() < 64 << 10,
+        "stderr is {} bytes",
+        run.stderr.len()
+    );
+    assert!(!run.stderr.contains("END-OF-BIG-ERROR"));
+}
+
+/// Runs a probe into a fresh table, which it may write (its findings are the
+/// rows); returns the run and the table as `show` prints it.
+fn probe(name: &str, config: &[(&str, &str)], env: &[(&str, &str)]) -> (Run, String) {
+    let project = Project::new();
+    let file = project.write_pipeline("probe.yaml", &format!("evil-{name}"), &evil(name), config);
+    // Own table: the findings have another schema than raw_events.
+    let yaml = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace(&format!("name: {STEP}"), "name: probe_findings");
+    std::fs::write(&file, yaml).unwrap();
+    let run = project.run(&file, env).expect_code(0);
+    let state = project.state();
+    let show = floe_host_with_env(
+        &[
+            "show",
+            "bronze.probe_findings",
+            "-f",
+            file.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--limit",
+            "1000",
+        ],
+        &[],
+    )
+    .expect_code(0);
+    (run, show.stdout)
+}
+
+fn assert_absent(what: &str, needle: &str, run: &Run, table: &str) {
+    for (place, text) in [
+        ("stdout", &run.stdout),
+        ("stderr", &run.stderr),
+        ("the table", &table.to_owned()),
+    ] {
+        assert!(
+            !text.contains(needle),
+            "{what} leaked into {place}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn environment_is_invisible() {
+    let secret = format!("floe-env-secret-{}", std::process::id());
+    let (run, table) = probe(
+        "env",
+        &[],
+        &[
+            ("FLOE_TEST_SECRET", &secret),
+            ("FLOE_LOG", "warn,floe::plugin=trace"),
+        ],
+    );
+    assert_absent("the secret", &secret, &run, &table);
+    // The probe ran and reported: the variable is unset, there are no variables
+    // and no arguments (a leak would put them in the table).
+    for piece in ["env FLOE_TEST_SECRET", "unset: ", "env count", "args count"] {
+        assert!(table.contains(piece), "table lacks {piece:?}:\n{table}");
+    }
+    assert!(
+        !table.contains("env PATH") && !table.contains("env HOME"),
+        "{table}"
+    );
+    // The log lines are forwarded (at error level), so a leak there would show.
+    assert!(
+        run.stderr.contains("env FLOE_TEST_SECRET: unset"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn files_are_invisible() {
+    let secrets = temp_dir();
+    let secret = format!("floe-file-secret-{}", std::process::id());
+    let path = secrets.path().join("token");
+    std::fs::write(&path, &secret).unwrap();
+    let (run, table) = probe("file", &[("probe_path", path.to_str().unwrap())], &[]);
+    assert_absent("the secret file", &secret, &run, &table);
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let first = passwd.lines().next().unwrap();
+    assert_absent("/etc/passwd", first, &run, &table);
+    for piece in [
+        "read /etc/passwd",
+        "read /var/run/secrets/kubernetes.io/serviceaccount/token",
+        "list /",
+    ] {
+        assert!(table.contains(piece), "table lacks {piece:?}:\n{table}");
+    }
+    assert!(!table.contains(" bytes: "), "a read succeeded:\n{table}");
+    assert!(
+        !table.contains("listed:") && !table.contains("wrote"),
+        "a listing or write succeeded:\n{table}"
+    );
+    assert!(
+        !Path::new(&format!("{}.evil", path.display())).exists(),
+        "the plugin wrote next to the secret"
+    );
+}
+
+#[test]
+fn network_is_unreachable() {
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    let addr = tcp.local_addr().unwrap().to_string();
+    // The same port on UDP, for the datagram the probe sends to `addr`.
+    let udp = UdpSocket::bind(&addr).unwrap();
+    udp.set_nonblocking(true).unwrap();
+
+    let (run, table) = probe("socket", &[("addr", &addr)], &[]);
+    match tcp.accept() {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        other => panic!("the listener got a connection: {other:?}"),
+    }
+    let mut buf = [0u8; 64];
+    match udp.recv_from(&mut buf) {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        other => panic!("the UDP socket got a datagram: {other:?}"),
+    }
+    for piece in [
+        format!("tcp connect {addr}"),
+        format!("udp send {addr}"),
+        "resolve localhost:80".to_owned(),
+    ] {
+        assert!(table.contains(&piece), "table lacks {piece:?}:\n{table}");
+    }
+    // The attempts reached the host's (denying) socket checks, not a stub.
+    assert!(!table.to_lowercase().contains("unsupported"), "{table}");
+    for leak in ["connected", "sent ", "resolved:"] {
+        assert!(
+            !table.contains(leak),
+            "the probe reports {leak:?}:\n{table}\n{}",
+            run.stderr
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// In process: one sandbox, every evil plugin, then a good run.
+
+fn wasm(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn load(sandbox: &Sandbox, name: &str, path: &Path) -> Result<IngestPlugin, SandboxError> {
+    // Compiling is the slow part under load; do it once per component.
+    static FIRST_LOAD: Mutex<()> = Mutex::new(());
+    let _guard = FIRST_LOAD.lock().unwrap_or_else(|e| e.into_inner());
+    sandbox.load_ingest(name, &wasm(path))
+}
+
+fn ingest(
+    plugin: &IngestPlugin,
+    config: &[(&str, &str)],
+    input: &[u8],
+) -> Result<Vec<RecordBatch>, SandboxError> {
+    let config: BTreeMap<String, String> = config
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut batches = Vec::new();
+    plugin.ingest(STEP, &config, "events.csv", &mut &input[..], &mut |b| {
+        batches.push(b);
+        Ok(())
+    })?;
+    Ok(batches)
+}
+
+const TIGHT: Duration = Duration::from_millis(500);
+
+fn tight_sandbox() -> Sandbox {
+    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
+    SANDBOX
+        .get_or_init(|| {
+            let limits = Limits {
+                memory_bytes: 64 << 20,
+                call_timeout: TIGHT,
+                max_output_bytes: 1 << 20,
+                ..Limits::default()
+            };
+            Sandbox::new(limits, Some(shared_compile_cache())).unwrap()
+        })
+        .clone()
+}
+
+/// Runs `evil-<name>` in `sandbox`; returns the error, which must be a
+/// contract violation naming the step and plugin, and how long it took.
+fn violation(sandbox: &Sandbox, name: &str, config: &[(&str, &str)]) -> (SandboxError, Duration) {
+    let plugin_name = format!("evil-{name}");
+    let plugin = load(sandbox, &plugin_name, &evil(name))
+        .unwrap_or_else(|e| panic!("load {plugin_name}: {e}"));
+    let started = Instant::now();
+    let err = ingest(&plugin, config, CSV.as_bytes()).expect_err(&plugin_name);
+    let elapsed = started.elapsed();
+    let text = err.to_string();
+    assert!(err.is_contract_violation(), "{plugin_name}: {err:?}");
+    assert!(
+        text.starts_with(&format!("step `{STEP}`: plugin `{plugin_name}` ")),
+        "{text}"
+    );
+    (err, elapsed)
+}
+
+#[test]
+fn one_sandbox_survives_every_evil_plugin() {
+    let sandbox = tight_sandbox();
+    let bound = TIGHT + Duration::from_secs(3);
+
+    let (err, took) = violation(&sandbox, "loop", &[]);
+    assert!(
+        matches!(err, SandboxError::Deadline { limit: TIGHT, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("exceeded its deadline (500ms per call)"),
+        "{err}"
+    );
+    assert!(took < bound, "{took:?}");
+
+    // A blocking host call (wasi:io/poll) must end at the deadline too.
+    for mode in ["sleep", "poll"] {
+        let (err, took) = violation(&sandbox, "sleep", &[("mode", mode)]);
+        assert!(
+            matches!(err, SandboxError::Deadline { .. }),
+            "{mode}: {err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("exceeded its deadline (500ms per call)"),
+            "{err}"
+        );
+        assert!(took < bound, "{mode}: {took:?}");
+    }
+
+    let (err, _) = violation(&sandbox, "alloc", &[]);
+    assert!(
+        matches!(
+            err,
+            SandboxError::Memory {
+                limit: 67108864,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("exceeded its memory limit (67108864 bytes)"),
+        "{err}"
+    );
+
+    let (err, _) = violation(&sandbox, "huge-output", &[("bytes", "1048577")]);
+    assert!(
+        matches!(
+            err,
+            SandboxError::OutputTooLarge {
+                size: 1048577,
+                limit: 1048576,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    let (err, _) = violation(&sandbox, "stack", &[]);
+    assert!(matches!(err, SandboxError::Trap { .. }), "{err:?}");
+
+    let (err, _) = violation(&sandbox, "panic", &[]);
+    assert!(
+        matches!(&err, SandboxError::Trap { report, .. } if report.output_tail.contains("evil-panic: deliberate panic")),
+        "{err:?}"
+    );
+
+    let (err, _) = violation(&sandbox, "exit", &[]);
+    assert!(
+        matches!(&err, SandboxError::Trap { message, .. } if message == "the plugin called exit(1)"),
+        "{err:?}"
+    );
+
+    for config in [&[][..], &[("mode", "text")][..]] {
+        let (err, _) = violation(&sandbox, "bad-ipc", config);
+        assert!(
+            matches!(err, SandboxError::MalformedOutput { .. }),
+            "{err:?}"
+        );
+    }
+
+    let (err, _) = violation(&sandbox, "schema-lie", &[]);
+    assert!(matches!(err, SandboxError::SchemaChanged { .. }), "{err:?}");
+    let (err, _) = violation(&sandbox, "schema-lie", &[("mode", "batch-mismatch")]);
+    assert!(
+        matches!(err, SandboxError::MalformedOutput { .. }),
+        "{err:?}"
+    );
+
+    // Under the tight deadline a debug build may not finish flooding: either
+    // way, what the error quotes stays bounded.
+    let (err, _) = violation(&sandbox, "flood", &[]);
+    assert!(
+        matches!(
+            err,
+            SandboxError::Trap { .. } | SandboxError::Deadline { .. }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().len() < 64 << 10,
+        "the report is {} bytes",
+        err.to_string().len()
+    );
+
+    let err = load(&sandbox, "evil-missing-import", &evil("missing-import"))
+        .err()
+        .expect("missing import");
+    assert!(
+        matches!(&err, SandboxError::MissingImport { import, .. } if import.starts_with("evil:probe/exfil")),
+        "{err:?}"
+    );
+    assert!(err.is_contract_violation());
+
+    // A plugin error with a 4 MiB message: reported, not a violation, cut.
+    let big_error = load(&sandbox, "evil-big-error", &evil("big-error")).unwrap();
+    let err = ingest(&big_error, &[("bytes", "4194304")], CSV.as_bytes()).unwrap_err();
+    assert!(matches!(err, SandboxError::InvalidInput { .. }), "{err:?}");
+    assert!(!err.is_contract_violation());
+    assert!(
+        err.to_string().len() < 16 << 10,
+        "{} bytes",
+        err.to_string().len()
+    );
+
+    // The probes see nothing and say so.
+    for name in ["env", "file", "socket"] {
+        let probe = load(&sandbox, &format!("evil-{name}"), &evil(name)).unwrap();
+        let batches = ingest(&probe, &[("addr", "127.0.0.1:9")], CSV.as_bytes()).unwrap();
+        assert!(
+            batches.iter().map(|b| b.num_rows()).sum::<usize>() > 0,
+            "evil-{name} reported nothing"
+        );
+    }
+
+    // The same sandbox still runs a good plugin, exactly.
+    let csv = load(&sandbox, "csv-ingest", &plugin("csv_ingest.wasm")).unwrap();
+    let batches = ingest(&csv, &[], CSV.as_bytes()).unwrap();
+    let column = |name: &str| -> Vec<String> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                let col = b.column_by_name(name).unwrap().as_string::<i32>().clone();
+                (0..col.len()).map(move |i| col.value(i).to_owned())
+            })
+            .collect()
+    };
+    assert_eq!(column("id"), ["1", "2"]);
+    assert_eq!(column("name"), ["alpha", "beta"]);
+    let rows: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name("_row")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    assert_eq!(rows, [1, 2]);
+}
