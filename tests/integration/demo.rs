@@ -5,17 +5,21 @@ use serde_json::Value;
 
 use crate::support::{example, floe_host, python_json, temp_dir};
 
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 9] = [
     "bronze.raw_customers",
     "bronze.raw_orders",
     "silver.stg_customers",
     "silver.stg_orders",
     "gold.customer_totals",
     "gold.daily_revenue",
+    // The transform plugins: pii-mask (streaming), dedup (stateful), sql-filter (SQL mode).
+    "silver.customer_contacts",
+    "silver.first_orders",
+    "gold.large_orders",
 ];
 
 /// The column names and Iceberg types the issue specifies, in pyiceberg's spelling.
-const SCHEMAS: [(&str, &[(&str, &str)]); 6] = [
+const SCHEMAS: [(&str, &[(&str, &str)]); 9] = [
     (
         "bronze.raw_customers",
         &[
@@ -72,6 +76,37 @@ const SCHEMAS: [(&str, &[(&str, &str)]); 6] = [
     (
         "gold.daily_revenue",
         &[("order_date", "date"), ("region", "string"), ("revenue", "decimal(18, 2)"), ("orders", "long")],
+    ),
+    (
+        "silver.customer_contacts",
+        &[
+            ("customer_id", "long"),
+            ("customer_name", "string"),
+            ("email", "string"),
+            ("region", "string"),
+            ("signup_date", "date"),
+        ],
+    ),
+    (
+        "silver.first_orders",
+        &[
+            ("order_id", "string"),
+            ("customer_id", "string"),
+            ("order_date", "string"),
+            ("amount", "string"),
+            ("status", "string"),
+            ("_row", "long"),
+        ],
+    ),
+    (
+        "gold.large_orders",
+        &[
+            ("order_id", "long"),
+            ("customer_id", "long"),
+            ("order_date", "date"),
+            ("amount", "decimal(12, 2)"),
+            ("status", "string"),
+        ],
     ),
 ];
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import re
@@ -48,7 +49,14 @@ TABLES = [
     "silver.stg_orders",
     "gold.customer_totals",
     "gold.daily_revenue",
+    # Steps that run the example transform plugins (kind: wasm).
+    "silver.customer_contacts",
+    "silver.first_orders",
+    "gold.large_orders",
 ]
+
+# The salt the demo's pii-mask step uses (examples/customer-analytics/floe.yaml).
+DEMO_SALT = "customer-analytics-demo"
 
 # Which column each figure sums, per table: (output key, column, kind).
 SUMS = {
@@ -61,7 +69,19 @@ SUMS = {
         ("sum_revenue", "revenue", "money"),
         ("sum_orders", "orders", "count"),
     ],
+    # dedup keeps the first record per order_id: the sum of their _row proves which.
+    "silver.first_orders": [("sum__row", "_row", "count")],
+    "gold.large_orders": [("sum_amount", "amount", "money")],
 }
+
+# customer_contacts: the names are salted SHA-256 hex digests; this figure sums
+# the first 8 hex digits of each, so it checks the exact hashing.
+HASH_FIGURE = ("sum_name_hash_prefix", "customer_name")
+
+
+def hash_prefix_sum(names) -> int:
+    return sum(int(n[:8], 16) for n in names if n is not None)
+
 
 CENT = Decimal("0.01")
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
@@ -159,8 +179,8 @@ def reference(data: Path) -> dict:
     stg_o = []
     for oid, r in first_o.items():
         amount = try_decimal_12_2(r["amount"])
-        # SQL semantics: NULL <> 'cancelled' is NULL, so a NULL status is dropped too.
-        if amount is None or r["status"] is None or r["status"] == "cancelled":
+        # `status IS DISTINCT FROM 'cancelled'`: a missing status is not cancelled.
+        if amount is None or r["status"] == "cancelled":
             continue
         stg_o.append(
             {
@@ -191,7 +211,22 @@ def reference(data: Path) -> dict:
         d["revenue"] += o["amount"]
         d["orders"] += 1
 
+    # silver.first_orders: dedup of the raw orders by the order_id text (NULL
+    # equal to NULL), keeping the first record.
+    first_by_text: dict = {}
+    for r in sorted(raw_o, key=lambda r: r["_row"]):
+        first_by_text.setdefault(r["order_id"], r)
+
+    contacts = [
+        dict(c, customer_name=hashlib.sha256((DEMO_SALT + c["customer_name"]).encode()).hexdigest()
+             if c["customer_name"] is not None else None)
+        for c in stg_c.values()
+    ]
+
     return {
+        "customer_contacts": contacts,
+        "first_orders": list(first_by_text.values()),
+        "large_orders": [o for o in stg_o if o["amount"] >= Decimal("500")],
         "raw_customers": raw_c,
         "raw_orders": raw_o,
         "stg_customers": list(stg_c.values()),
@@ -223,6 +258,8 @@ def expected(data: Path) -> dict:
         for key, col, kind in SUMS.get(name, []):
             total = sum((r[col] for r in rows if r[col] is not None), Decimal(0) if kind == "money" else 0)
             out[key] = money(total) if kind == "money" else int(total)
+        if name == "silver.customer_contacts":
+            out[HASH_FIGURE[0]] = hash_prefix_sum(r[HASH_FIGURE[1]] for r in rows)
         tables[name] = out
     return {"tables": tables}
 
@@ -264,8 +301,12 @@ def table_figures(table, name: str) -> dict:
     if snap is None:
         return out
     cols = [col for _, col, _ in sums] or [schema.fields[0].name]
+    if name == "silver.customer_contacts":
+        cols = [HASH_FIGURE[1]]
     arrow = table.scan(selected_fields=tuple(cols)).to_arrow()
     out["rows"] = arrow.num_rows
+    if name == "silver.customer_contacts":
+        out[HASH_FIGURE[0]] = hash_prefix_sum(arrow.column(HASH_FIGURE[1]).to_pylist())
     for key, col, kind in sums:
         v = pc.sum(arrow.column(col)).as_py()
         if kind == "money":

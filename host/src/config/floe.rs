@@ -64,9 +64,13 @@ pub struct Transform {
     pub layer: Ident,
     /// What the step does.
     pub kind: TransformKind,
-    /// For `ingest`: the plugin (a key of `plugins`) that parses the source.
+    /// For `ingest` and `wasm`: the plugin (a key of `plugins`).
     #[serde(default)]
     pub plugin: Option<String>,
+    /// For `wasm`: the tables the plugin reads, as `<layer>.<name>`. A
+    /// streaming transform reads exactly one; a SQL-mode plugin may read several.
+    #[serde(default)]
+    pub inputs: Vec<String>,
     /// For `ingest`: the raw source object, relative to floe.yaml.
     #[serde(default)]
     pub source: Option<PathBuf>,
@@ -92,6 +96,9 @@ pub enum TransformKind {
     Ingest,
     /// DuckDB runs the `sql` file over the tables it references.
     Sql,
+    /// A transform plugin: it streams the input's batches (row and batch
+    /// logic, stateful or not), or returns SQL that DuckDB runs over `inputs`.
+    Wasm,
 }
 
 /// How a step's output is written to its table.

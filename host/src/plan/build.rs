@@ -123,34 +123,12 @@ impl Checker<'_> {
             let mut step_deps = Vec::new();
             let action = match transform.kind {
                 TransformKind::Ingest => {
-                    for (field, present) in [("sql", transform.sql.is_some())] {
+                    for (field, present) in [("sql", transform.sql.is_some()), ("inputs", !transform.inputs.is_empty())] {
                         if present {
                             self.floe_error(key(field), format!("`{field}` does not apply to an `ingest` step"), None);
                         }
                     }
-                    let plugin = match &transform.plugin {
-                        None => {
-                            self.floe_error(
-                                key("kind"),
-                                "an `ingest` step needs `plugin`".into(),
-                                Some("add for example `plugin: csv-ingest`, a key of `plugins`".into()),
-                            );
-                            None
-                        }
-                        Some(name) => match plugins.get(name) {
-                            Some(spec) => Some(spec.clone()),
-                            None => {
-                                if !floe.plugins.contains_key(name) {
-                                    self.floe_error(
-                                        key("plugin"),
-                                        format!("unknown plugin `{name}`"),
-                                        Some(available("plugins", floe.plugins.keys())),
-                                    );
-                                }
-                                None
-                            }
-                        },
-                    };
+                    let plugin = self.step_plugin(i, transform.plugin.as_deref(), &plugins, "ingest", "csv-ingest");
                     let source = match &transform.source {
                         None => {
                             self.floe_error(
@@ -182,8 +160,45 @@ impl Checker<'_> {
                         _ => None,
                     }
                 }
+                TransformKind::Wasm => {
+                    for (field, present) in [("sql", transform.sql.is_some()), ("source", transform.source.is_some())] {
+                        if present {
+                            self.floe_error(key(field), format!("`{field}` does not apply to a `wasm` step"), None);
+                        }
+                    }
+                    if transform.inputs.is_empty() {
+                        self.floe_error(
+                            key("kind"),
+                            "a `wasm` step needs `inputs`".into(),
+                            Some("add for example `inputs: [silver.stg_orders]`".into()),
+                        );
+                    }
+                    for (n, input) in transform.inputs.iter().enumerate() {
+                        let found = input.split_once('.').and_then(|(layer, table)| produced.get(&(layer.to_string(), table.to_string())));
+                        match found {
+                            Some(&dep) if dep == i => self.floe_error(
+                                format!("transforms[{i}].inputs[{n}]"),
+                                format!("step `{}` reads its own table `{input}`", transform.name),
+                                None,
+                            ),
+                            Some(&dep) => step_deps.push(dep),
+                            None => {
+                                let layer = input.split_once('.').map_or(input.as_str(), |(l, _)| l);
+                                self.floe_error(
+                                    format!("transforms[{i}].inputs[{n}]"),
+                                    format!("input `{input}` is not a table that a step produces (write `<layer>.<name>`)"),
+                                    Some(available_in_layer(layer, &floe.transforms)),
+                                )
+                            }
+                        }
+                    }
+                    let plugin = self.step_plugin(i, transform.plugin.as_deref(), &plugins, "wasm", "pii-mask");
+                    let config = self.plugin_config(i, &transform.config);
+                    plugin.map(|plugin| Action::Wasm { plugin, config })
+                }
                 TransformKind::Sql => {
                     for (field, present) in [
+                        ("inputs", !transform.inputs.is_empty()),
                         ("plugin", transform.plugin.is_some()),
                         ("source", transform.source.is_some()),
                         ("config", !transform.config.is_empty()),
@@ -247,8 +262,9 @@ impl Checker<'_> {
                     }
                 }
             };
-            step_deps.sort_unstable();
-            step_deps.dedup();
+            // First mention wins: a `wasm` step's inputs keep the user's order.
+            let mut seen_deps = BTreeSet::new();
+            step_deps.retain(|d| seen_deps.insert(*d));
             deps.push(step_deps);
             let location = match platform.catalogs.get(&catalog) {
                 Some(CatalogProfile::Sql(sql)) => {
@@ -340,6 +356,38 @@ impl Checker<'_> {
             };
             self.floe_error(kind.to_string(), format!("unknown {kind} profile `{name}`"), Some(help));
         }
+    }
+
+    /// The plugin a step names, checked against `plugins`.
+    fn step_plugin(
+        &mut self,
+        i: usize,
+        name: Option<&str>,
+        plugins: &BTreeMap<String, PluginSpec>,
+        kind: &str,
+        example: &str,
+    ) -> Option<PluginSpec> {
+        let Some(name) = name else {
+            let article = if kind == "ingest" { "an" } else { "a" };
+            self.floe_error(
+                format!("transforms[{i}].kind"),
+                format!("{article} `{kind}` step needs `plugin`"),
+                Some(format!("add for example `plugin: {example}`, a key of `plugins`")),
+            );
+            return None;
+        };
+        if let Some(spec) = plugins.get(name) {
+            return Some(spec.clone());
+        }
+        // A plugin that is declared but broken was reported with its declaration.
+        if !self.project.floe.plugins.contains_key(name) {
+            self.floe_error(
+                format!("transforms[{i}].plugin"),
+                format!("unknown plugin `{name}`"),
+                Some(available("plugins", self.project.floe.plugins.keys())),
+            );
+        }
+        None
     }
 
     /// Catalog profile, storage profile and namespace of a layer's tables.

@@ -81,6 +81,8 @@ pub enum Action {
         source_display: String,
         config: BTreeMap<String, String>,
     },
+    /// A transform plugin over the inputs: streaming, or SQL it returns.
+    Wasm { plugin: PluginSpec, config: BTreeMap<String, String> },
     /// DuckDB runs `query` over the inputs.
     Sql {
         file: PathBuf,

@@ -23,6 +23,9 @@ impl Plan {
                 Action::Ingest { plugin, source_display, .. } => {
                     let _ = writeln!(out, "   ingest {source_display} with plugin `{}` (sha256 {})", plugin.name, plugin.sha256);
                 }
+                Action::Wasm { plugin, .. } => {
+                    let _ = writeln!(out, "   transform with plugin `{}` (sha256 {})", plugin.name, plugin.sha256);
+                }
                 Action::Sql { file, .. } => {
                     let _ = writeln!(out, "   sql {}", file.display());
                 }

@@ -3,19 +3,19 @@
 //! run; steps already committed stay committed, and nothing of the failed step
 //! becomes visible.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::BufReader;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+mod plugins;
+mod steps;
 
-use arrow_array::RecordBatch;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crate::compute::{ComputeError, Session};
 use crate::exit::ExitCode;
 use crate::lakehouse::{CommitTags, Lakehouse, LakehouseError};
-use crate::plan::{Action, Plan, PluginSpec, Step};
-use crate::sandbox::{IngestPlugin, Sandbox, SandboxError};
+use crate::plan::{Action, Plan};
+use crate::sandbox::{Sandbox, SandboxError};
+use plugins::Plugins;
 
 /// Per-run settings from the command line.
 #[derive(Clone, Debug)]
@@ -48,6 +48,22 @@ pub struct RunReport {
 pub enum RunError {
     #[error(transparent)]
     Plugin(#[from] SandboxError),
+    #[error("step `{step}`: {source}")]
+    PluginLoad {
+        step: String,
+        #[source]
+        source: SandboxError,
+    },
+    #[error(
+        "step `{step}`: plugin `{plugin}` at {path} changed since the plan was made (its sha256 differs); \
+         run again to use the new file"
+    )]
+    PluginChanged { step: String, plugin: String, path: String },
+    #[error(
+        "step `{step}`: plugin `{plugin}` streams batches, so the step needs exactly one input, not {inputs}; \
+         list one table in `inputs`"
+    )]
+    Streaming { step: String, plugin: String, inputs: usize },
     #[error("step `{step}`: cannot read source `{path}`: {source}")]
     Source {
         step: String,
@@ -61,10 +77,11 @@ pub enum RunError {
         #[source]
         source: LakehouseError,
     },
-    #[error("step `{step}`: SQL `{file}`: {source}")]
+    #[error("step `{step}`: {what}: {source}")]
     Compute {
         step: String,
-        file: String,
+        /// The SQL file or plugin, or the phase that failed.
+        what: String,
         #[source]
         source: ComputeError,
     },
@@ -77,7 +94,10 @@ pub enum RunError {
 impl RunError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            RunError::Plugin(e) if e.is_contract_violation() => ExitCode::PluginViolation,
+            RunError::Plugin(e) | RunError::PluginLoad { source: e, .. } if e.is_contract_violation() => {
+                ExitCode::PluginViolation
+            }
+            RunError::PluginChanged { .. } => ExitCode::Config,
             RunError::Unsupported(_) => ExitCode::Config,
             _ => ExitCode::StepFailed,
         }
@@ -104,7 +124,7 @@ async fn run_async(plan: &Plan, options: &RunOptions) -> Result<RunReport, RunEr
     let session = Session::open(&plan.compute).map_err(|e| RunError::Setup(e.to_string()))?;
     let sandbox = Sandbox::new(plan.limits.clone(), options.component_cache.clone())
         .map_err(|e| RunError::Setup(e.to_string()))?;
-    let mut plugins: BTreeMap<String, IngestPlugin> = BTreeMap::new();
+    let mut plugins = Plugins::new(sandbox);
 
     let mut reports = Vec::with_capacity(plan.steps.len());
     for step in &plan.steps {
@@ -113,21 +133,12 @@ async fn run_async(plan: &Plan, options: &RunOptions) -> Result<RunReport, RunEr
         tracing::info!(step = %step.name, table = %step.target, "Running step.");
         let (schema, batches) = match &step.action {
             Action::Ingest { plugin, source, source_display, config } => {
-                let loaded = load_plugin(&sandbox, &mut plugins, plugin)?;
-                ingest(step, loaded, source, source_display, config)?
+                steps::ingest(&mut plugins, step, plugin, source, source_display, config)?
             }
             Action::Sql { file, query } => {
-                for input in &step.inputs {
-                    let (schema, batches) = lakehouse
-                        .read(&input.catalog, &input.table)
-                        .await
-                        .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
-                    session
-                        .load_table(input.layer.as_str(), input.table.name.as_str(), &schema, batches)
-                        .map_err(|source| compute_error(step, file, source))?;
-                }
-                session.query(query).map_err(|source| compute_error(step, file, source))?
+                steps::sql(&lakehouse, &session, step, &format!("SQL `{}`", file.display()), query).await?
             }
+            Action::Wasm { plugin, config } => steps::wasm(&lakehouse, &session, &mut plugins, step, plugin, config).await?,
         };
         let info = lakehouse
             .write(&step.catalog, &step.target, &schema, batches, step.mode, &tags)
@@ -144,47 +155,6 @@ async fn run_async(plan: &Plan, options: &RunOptions) -> Result<RunReport, RunEr
         });
     }
     Ok(RunReport { run_id, steps: reports })
-}
-
-fn compute_error(step: &Step, file: &Path, source: ComputeError) -> RunError {
-    RunError::Compute { step: step.name.to_string(), file: file.display().to_string(), source }
-}
-
-fn load_plugin<'a>(
-    sandbox: &Sandbox,
-    plugins: &'a mut BTreeMap<String, IngestPlugin>,
-    spec: &PluginSpec,
-) -> Result<&'a IngestPlugin, RunError> {
-    if !plugins.contains_key(&spec.name) {
-        let wasm = std::fs::read(&spec.path)
-            .map_err(|e| RunError::Setup(format!("cannot read plugin `{}` at {}: {e}", spec.name, spec.path.display())))?;
-        let plugin = sandbox.load_ingest(&spec.name, &wasm)?;
-        plugins.insert(spec.name.clone(), plugin);
-    }
-    Ok(&plugins[&spec.name])
-}
-
-fn ingest(
-    step: &Step,
-    plugin: &IngestPlugin,
-    source: &Path,
-    source_display: &str,
-    config: &BTreeMap<String, String>,
-) -> Result<(arrow_schema::SchemaRef, Vec<RecordBatch>), RunError> {
-    let file = File::open(source).map_err(|e| RunError::Source {
-        step: step.name.to_string(),
-        path: source.display().to_string(),
-        source: e,
-    })?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut batches = Vec::new();
-    let schema = tokio::task::block_in_place(|| {
-        plugin.ingest(step.name.as_str(), config, source_display, &mut reader, &mut |batch| {
-            batches.push(batch);
-            Ok(())
-        })
-    })?;
-    Ok((schema, batches))
 }
 
 /// The end-of-run table: step, table, rows, snapshot id, duration.
