@@ -13,6 +13,7 @@ pub mod exit;
 pub mod init;
 pub mod lakehouse;
 pub mod plan;
+pub mod plugin_tool;
 pub mod run;
 pub mod sandbox;
 pub mod show;

@@ -10,6 +10,9 @@ use floe_host::exit::ExitCode;
 use floe_host::plan;
 use floe_host::run::{self, RunOptions};
 use floe_host::show;
+use floe_host::plugin_tool;
+
+mod plugin_tool_text;
 
 /// Runs lakehouse pipelines (bronze → silver → gold) whose logic ships as
 /// sandboxed WebAssembly components, on DuckDB and Iceberg.
@@ -57,6 +60,11 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Tools for plugin authors: inspect, scaffold and try components.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// JSON Schemas of the configuration files, for editors.
     Schema {
         #[command(subcommand)]
@@ -71,6 +79,51 @@ enum Command {
         #[arg(long)]
         plugin: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum PluginCommand {
+    /// Describe a component: its world, metadata, config schema, imports and exports.
+    Inspect {
+        /// The `.wasm` component.
+        wasm: PathBuf,
+    },
+    /// Create a ready-to-build transform plugin crate NAME (on the floe plugin SDK).
+    New {
+        /// Crate name, for example `upper-case`.
+        name: String,
+        /// Where to create it.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The SDK crate (floe-host's plugins/sdk) [default: the one this binary was built from].
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Run a component on a local file, in the same sandbox as a pipeline.
+    /// Ingest plugins get the file's bytes; transforms get it as Arrow (CSV or
+    /// Parquet, read by DuckDB), named `trial.input` in SQL mode.
+    Test {
+        /// The `.wasm` component.
+        wasm: PathBuf,
+        /// The input file.
+        #[arg(long)]
+        input: PathBuf,
+        /// A plugin config entry, repeatable: `--config key=value`.
+        #[arg(long = "config", value_parser = parse_key_value)]
+        config: Vec<(String, String)>,
+        /// Rows to print.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Also write the whole output to this Parquet file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{text}` is not key=value"))
 }
 
 #[derive(Subcommand, Debug)]
@@ -141,6 +194,7 @@ fn main() -> ProcessExit {
             ExitCode::Success
         }),
         Command::Schema { command: SchemaCommand::Export { file, out_dir } } => Ok(export_schema(file, out_dir)),
+        Command::Plugin { command } => Ok(plugin_command(command)),
         Command::Init { dir, plugin } => Ok(match floe_host::init::init(&dir, plugin.as_deref()) {
             Ok(files) => {
                 for file in files {
@@ -194,6 +248,61 @@ fn load_plan(config: &ConfigArgs) -> Result<plan::Plan, config::ConfigErrors> {
     let plan = plan::build(&project, &secrets)?;
     tracing::debug!(?plan, "Resolved the plan.");
     Ok(plan)
+}
+
+fn plugin_command(command: PluginCommand) -> ExitCode {
+    match command {
+        PluginCommand::Inspect { wasm } => {
+            let result = std::fs::read(&wasm).map_err(|e| e.to_string()).and_then(|bytes| {
+                let sandbox = floe_host::sandbox::Sandbox::new(Default::default(), None).map_err(|e| e.to_string())?;
+                let name = wasm.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin");
+                sandbox.inspect(name, &bytes).map_err(|e| e.to_string())
+            });
+            match result {
+                Ok(inspection) => {
+                    println!("{}", plugin_tool_text::inspection(&wasm, &inspection));
+                    if inspection.world.is_some() { ExitCode::Success } else { ExitCode::PluginViolation }
+                }
+                Err(error) => {
+                    eprintln!("error: {}: {error}", wasm.display());
+                    ExitCode::Config
+                }
+            }
+        }
+        PluginCommand::New { name, dir, sdk } => match plugin_tool::scaffold(&name, &dir, sdk.as_deref()) {
+            Ok(files) => {
+                for file in &files {
+                    println!("created {}", file.display());
+                }
+                println!("next: cd {} && cargo build --release --target wasm32-wasip2", dir.join(&name).display());
+                ExitCode::Success
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::Config
+            }
+        },
+        PluginCommand::Test { wasm, input, config, limit, out } => {
+            let config = config.into_iter().collect();
+            match plugin_tool::trial(&wasm, &input, &config, Default::default()) {
+                Ok(output) => {
+                    print!("{}", plugin_tool_text::trial(&output, limit));
+                    if let Some(out) = out {
+                        if let Err(error) = plugin_tool_text::write_parquet(&out, &output) {
+                            eprintln!("error: cannot write {}: {error}", out.display());
+                            return ExitCode::StepFailed;
+                        }
+                        println!("wrote {}", out.display());
+                    }
+                    ExitCode::Success
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    if error.is_contract_violation() { ExitCode::PluginViolation } else { ExitCode::StepFailed }
+                }
+            }
+        }
+    }
 }
 
 fn export_schema(file: Option<String>, out_dir: Option<PathBuf>) -> ExitCode {

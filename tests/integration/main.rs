@@ -5,6 +5,7 @@ mod config_errors;
 mod demo;
 mod examples;
 mod golden;
+mod plugin_tool;
 mod sandbox;
 mod secrets;
 mod support;

@@ -16,6 +16,7 @@ mod cache;
 mod call;
 mod engine;
 mod error;
+mod inspect;
 mod ingest;
 mod ipc;
 mod limits;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 pub use error::{PluginReport, SandboxError};
 pub use ingest::IngestPlugin;
+pub use inspect::Inspection;
 pub use transform::TransformPlugin;
 
 /// Resource limits applied to every plugin store and call.

@@ -1,0 +1,9 @@
+//! `floe-host plugin …`: tools for plugin authors. `inspect` describes a
+//! component, `new` scaffolds a crate that builds into one, and `test` runs a
+//! component on a local file, in the same sandbox a pipeline uses.
+
+mod scaffold;
+mod trial;
+
+pub use scaffold::{ScaffoldError, scaffold};
+pub use trial::{TrialError, TrialOutput, trial};

@@ -1,0 +1,106 @@
+//! `plugin test X.wasm --input FILE`: runs a component on a local file in the
+//! pipeline's sandbox. An ingest plugin gets the file's bytes; a transform
+//! gets the file read by DuckDB (CSV or Parquet) as the input `trial.input`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+
+use crate::compute::{ComputeError, Session};
+use crate::config::DuckdbProperties;
+use crate::sandbox::{Limits, Sandbox, SandboxError};
+
+/// The name a transform's input has in `plugin test` (for SQL mode).
+pub const TRIAL_INPUT: &str = "trial.input";
+
+/// What a trial produced.
+pub struct TrialOutput {
+    pub world: &'static str,
+    /// The SQL a SQL-mode plugin returned.
+    pub sql: Option<String>,
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+/// Why a trial failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrialError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Plugin(#[from] SandboxError),
+    #[error("the component is not a floe plugin: {0}")]
+    NotAPlugin(SandboxError),
+    #[error("reading the input with DuckDB: {0}")]
+    Input(#[source] ComputeError),
+    #[error("running the plugin's SQL: {0}")]
+    Sql(#[source] ComputeError),
+}
+
+impl TrialError {
+    /// Whether the plugin (rather than the input) is at fault.
+    pub fn is_contract_violation(&self) -> bool {
+        match self {
+            TrialError::Plugin(e) | TrialError::NotAPlugin(e) => e.is_contract_violation(),
+            _ => false,
+        }
+    }
+}
+
+/// Runs the component at `wasm` on `input` with `config`.
+pub fn trial(wasm: &Path, input: &Path, config: &BTreeMap<String, String>, limits: Limits) -> Result<TrialOutput, TrialError> {
+    let read_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| TrialError::Read { path, source }
+    };
+    let bytes = std::fs::read(wasm).map_err(read_error(wasm))?;
+    let name = wasm.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin").to_string();
+    let sandbox = Sandbox::new(limits, None)?;
+    let inspection = sandbox.inspect(&name, &bytes)?;
+    let step = "plugin test";
+    match inspection.world {
+        None => Err(TrialError::NotAPlugin(inspection.link_error.expect("a component that does not link says why"))),
+        Some(world @ "floe:plugin/ingest-plugin") => {
+            let plugin = sandbox.load_ingest(&name, &bytes)?;
+            let file = File::open(input).map_err(read_error(input))?;
+            let mut batches = Vec::new();
+            let source = input.display().to_string();
+            let schema = plugin.ingest(step, config, &source, &mut BufReader::new(file), &mut |b| {
+                batches.push(b);
+                Ok(())
+            })?;
+            Ok(TrialOutput { world, sql: None, schema, batches })
+        }
+        Some(world) => {
+            let plugin = sandbox.load_transform(&name, &bytes)?;
+            let session = Session::open(&DuckdbProperties::default()).map_err(TrialError::Input)?;
+            let reader = match input.extension().and_then(|e| e.to_str()) {
+                Some("parquet") => "read_parquet",
+                _ => "read_csv",
+            };
+            let path = input.display().to_string().replace('\'', "''");
+            let (input_schema, input_batches) =
+                session.query(&format!("SELECT * FROM {reader}('{path}')")).map_err(TrialError::Input)?;
+            if let Some(sql) = plugin.sql(step, config, &[TRIAL_INPUT.to_string()])? {
+                let (schema_name, table) = TRIAL_INPUT.split_once('.').expect("a qualified name");
+                session.load_table(schema_name, table, &input_schema, input_batches).map_err(TrialError::Input)?;
+                let (schema, batches) = session.query(&sql).map_err(TrialError::Sql)?;
+                return Ok(TrialOutput { world, sql: Some(sql), schema, batches });
+            }
+            let mut batches = Vec::new();
+            let schema = plugin.transform(step, config, &input_schema, &mut input_batches.into_iter(), &mut |b| {
+                batches.push(b);
+                Ok(())
+            })?;
+            Ok(TrialOutput { world, sql: None, schema, batches })
+        }
+    }
+}

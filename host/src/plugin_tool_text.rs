@@ -1,0 +1,60 @@
+//! How `floe-host plugin` prints what the library returns.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use floe_host::plugin_tool::TrialOutput;
+use floe_host::sandbox::Inspection;
+
+pub fn inspection(path: &Path, inspection: &Inspection) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "component {}", path.display());
+    let _ = writeln!(out, "  sha256   {}", inspection.sha256);
+    match (&inspection.world, &inspection.info) {
+        (Some(world), Some(info)) => {
+            let _ = writeln!(out, "  world    {world}");
+            let _ = writeln!(out, "  plugin   {} {} ({:?})", info.name, info.version, info.kind);
+            let _ = writeln!(out, "  config   {}", info.config_schema.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+        _ => {
+            let reason = inspection.link_error.as_ref().map_or("unknown".to_string(), ToString::to_string);
+            let _ = writeln!(out, "  world    none: {reason}");
+        }
+    }
+    let _ = writeln!(out, "  imports  {}", inspection.imports.join(", "));
+    let _ = write!(out, "  exports  {}", inspection.exports.join(", "));
+    out
+}
+
+pub fn trial(output: &TrialOutput, limit: usize) -> String {
+    let rows: usize = output.batches.iter().map(|b| b.num_rows()).sum();
+    let mut out = format!("{} -> {rows} rows\n", output.world);
+    if let Some(sql) = &output.sql {
+        let _ = writeln!(out, "sql: {sql}");
+    }
+    let mut shown = Vec::new();
+    let mut remaining = limit;
+    for batch in &output.batches {
+        if remaining == 0 {
+            break;
+        }
+        let take = remaining.min(batch.num_rows());
+        shown.push(batch.slice(0, take));
+        remaining -= take;
+    }
+    if shown.is_empty() {
+        let _ = writeln!(out, "schema: {}", output.schema);
+    } else if let Ok(table) = arrow_cast::pretty::pretty_format_batches(&shown) {
+        let _ = writeln!(out, "{table}");
+    }
+    out
+}
+
+pub fn write_parquet(path: &Path, output: &TrialOutput) -> Result<(), String> {
+    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, output.schema.clone(), None).map_err(|e| e.to_string())?;
+    for batch in &output.batches {
+        writer.write(batch).map_err(|e| e.to_string())?;
+    }
+    writer.close().map(|_| ()).map_err(|e| e.to_string())
+}

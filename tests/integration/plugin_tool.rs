@@ -1,0 +1,81 @@
+//! `floe-host plugin inspect | test | new`, on real components.
+
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+use crate::support::{floe_host, plugin, temp_dir};
+
+fn hex_sha256(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn inspect_names_world_metadata_imports_and_refuses_foreign_imports() {
+    let csv = plugin("csv_ingest.wasm");
+    let out = floe_host(&["plugin", "inspect", csv.to_str().unwrap()]).expect_code(0);
+    assert!(out.stdout.contains("world    floe:plugin/ingest-plugin"), "{}", out.stdout);
+    assert!(out.stdout.contains("plugin   csv-ingest 0.1.0 (Ingest)"), "{}", out.stdout);
+    assert!(out.stdout.contains("exports  floe:plugin/meta@0.1.0, floe:plugin/ingest@0.1.0"), "{}", out.stdout);
+
+    let evil = plugin("evil_missing_import.wasm");
+    let out = floe_host(&["plugin", "inspect", evil.to_str().unwrap()]).expect_code(3);
+    assert!(out.stdout.contains("imports `evil:probe/exfil`, which the host does not provide"), "{}", out.stdout);
+}
+
+#[test]
+fn test_runs_ingest_streaming_and_sql_plugins_on_a_local_file() {
+    let dir = temp_dir();
+    let input = dir.path().join("people.csv");
+    std::fs::write(&input, "id,email,name\n1, Zoe@Example.COM ,Zoe\n2,ben@example.org,Ben\n").unwrap();
+    let input = input.to_str().unwrap();
+
+    let pii = plugin("pii_mask.wasm");
+    let args = ["plugin", "test", pii.to_str().unwrap(), "--input", input, "--config", "email=email"];
+    let out = floe_host(&[&args[..], &["--config", "hash=name", "--config", "salt=pepper"]].concat()).expect_code(0);
+    assert!(out.stdout.contains("-> 2 rows"), "{}", out.stdout);
+    assert!(out.stdout.contains(&hex_sha256("pepperZoe")), "{}", out.stdout);
+    assert!(out.stdout.contains("| zoe@example.com |"), "{}", out.stdout);
+
+    let filter = plugin("sql_filter.wasm");
+    let out = floe_host(&["plugin", "test", filter.to_str().unwrap(), "--input", input, "--config", "where=id > 1"])
+        .expect_code(0);
+    assert!(out.stdout.contains("sql: SELECT * FROM trial.input WHERE (id > 1)"), "{}", out.stdout);
+    assert!(out.stdout.contains("-> 1 rows"), "{}", out.stdout);
+
+    let parquet = dir.path().join("out.parquet");
+    let csv = plugin("csv_ingest.wasm");
+    floe_host(&["plugin", "test", csv.to_str().unwrap(), "--input", input, "--out", parquet.to_str().unwrap()]).expect_code(0);
+    let reader = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&parquet).unwrap()).unwrap();
+    use parquet::file::reader::FileReader;
+    assert_eq!(reader.metadata().file_metadata().num_rows(), 2);
+    let columns: Vec<String> =
+        reader.metadata().file_metadata().schema_descr().columns().iter().map(|c| c.name().to_string()).collect();
+    assert_eq!(columns, ["id", "email", "name", "_row"]);
+}
+
+#[test]
+fn new_scaffolds_a_crate_that_builds_into_a_working_transform() {
+    let dir = temp_dir();
+    floe_host(&["plugin", "new", "shout", "--dir", dir.path().to_str().unwrap()]).expect_code(0);
+    let krate = dir.path().join("shout");
+    // Share compiled dependencies with scripts/build-plugins.sh when possible.
+    let target = std::env::var_os("FLOE_PLUGINS_TARGET_DIR").map_or_else(|| krate.join("target"), Into::into);
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--target", "wasm32-wasip2"])
+        .current_dir(&krate)
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "the scaffolded crate builds");
+    let wasm = target.join("wasm32-wasip2/debug/shout.wasm");
+
+    let out = floe_host(&["plugin", "inspect", wasm.to_str().unwrap()]).expect_code(0);
+    assert!(out.stdout.contains("plugin   shout 0.1.0 (Transform)"), "{}", out.stdout);
+
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "id,name\n1,Zoe\n").unwrap();
+    let out = floe_host(&["plugin", "test", wasm.to_str().unwrap(), "--input", input.to_str().unwrap(), "--config", "column=name"])
+        .expect_code(0);
+    assert!(out.stdout.contains("| 1  | ZOE  |"), "{}", out.stdout);
+}
