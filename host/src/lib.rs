@@ -12,6 +12,7 @@ pub mod config;
 pub mod exit;
 pub mod init;
 pub mod lakehouse;
+pub mod observe;
 pub mod plan;
 pub mod plugin_tool;
 pub mod run;

@@ -223,7 +223,7 @@ fn main() -> ProcessExit {
         }),
         Command::Run { config, run_id } => load_plan(&config).map(|plan| {
             let options = RunOptions { run_id, component_cache: Some(plan.state_dir.join("component-cache")) };
-            match run::run(&plan, &options) {
+            match run::run(&plan, &options, &mut floe_host::observe::Observers::default()) {
                 Ok(report) => {
                     print!("{}", run::summary_table(&report));
                     ExitCode::Success

@@ -12,8 +12,11 @@ use std::time::{Duration, Instant};
 
 use crate::compute::{ComputeError, Session};
 use crate::exit::ExitCode;
-use crate::lakehouse::{CommitTags, Lakehouse, LakehouseError};
-use crate::plan::{Action, Plan};
+use arrow_schema::SchemaRef;
+
+use crate::lakehouse::{CommitInfo, CommitTags, Lakehouse, LakehouseError};
+use crate::observe::{Observers, RunInfo};
+use crate::plan::{Action, Plan, Step};
 use crate::sandbox::{Sandbox, SandboxError};
 use plugins::Plugins;
 
@@ -32,6 +35,9 @@ pub struct StepReport {
     pub step: String,
     pub table: String,
     pub rows: u64,
+    /// Data files and their total size, as committed.
+    pub files: usize,
+    pub bytes: u64,
     pub snapshot_id: i64,
     pub duration: Duration,
 }
@@ -105,16 +111,24 @@ impl RunError {
 }
 
 /// Runs every step of `plan` in order.
-pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunReport, RunError> {
+pub fn run(plan: &Plan, options: &RunOptions, observers: &mut Observers) -> Result<RunReport, RunError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| RunError::Setup(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(run_async(plan, options))
+    let run = RunInfo {
+        run_id: options.run_id.clone().unwrap_or_else(|| format!("run-{}", uuid::Uuid::new_v4().simple())),
+        pipeline: plan.pipeline.clone(),
+        started_at: std::time::SystemTime::now(),
+    };
+    observers.run_started(&run, plan);
+    let result = runtime.block_on(run_async(plan, options, &run, observers));
+    observers.run_finished(&run, result.as_ref());
+    result
 }
 
-async fn run_async(plan: &Plan, options: &RunOptions) -> Result<RunReport, RunError> {
-    let run_id = options.run_id.clone().unwrap_or_else(|| format!("run-{}", uuid::Uuid::new_v4().simple()));
+async fn run_async(plan: &Plan, options: &RunOptions, run: &RunInfo, observers: &mut Observers) -> Result<RunReport, RunError> {
+    let run_id = run.run_id.clone();
     tracing::info!(run_id = %run_id, pipeline = %plan.pipeline, steps = plan.steps.len(), "Starting the run.");
     let used: BTreeSet<String> = plan.steps.iter().map(|s| s.catalog.clone()).collect();
     let lakehouse = Lakehouse::open(&plan.catalogs, used).await.map_err(|e| match e {
@@ -131,30 +145,55 @@ async fn run_async(plan: &Plan, options: &RunOptions) -> Result<RunReport, RunEr
         let started = Instant::now();
         let tags = CommitTags { run_id: run_id.clone(), pipeline: plan.pipeline.clone(), step: step.name.to_string() };
         tracing::info!(step = %step.name, table = %step.target, "Running step.");
-        let (schema, batches) = match &step.action {
-            Action::Ingest { plugin, source, source_display, config } => {
-                steps::ingest(&mut plugins, step, plugin, source, source_display, config)?
+        observers.step_started(run, step);
+        let outcome = run_step(&lakehouse, &session, &mut plugins, step, &tags).await;
+        let (report, schema) = match outcome {
+            Ok((info, schema)) => {
+                let report = StepReport {
+                    step: step.name.to_string(),
+                    table: step.target.to_string(),
+                    rows: info.rows,
+                    files: info.files,
+                    bytes: info.bytes,
+                    snapshot_id: info.snapshot_id,
+                    duration: started.elapsed(),
+                };
+                (report, schema)
             }
-            Action::Sql { file, query } => {
-                steps::sql(&lakehouse, &session, step, &format!("SQL `{}`", file.display()), query).await?
+            Err(error) => {
+                observers.step_failed(run, step, &error);
+                return Err(error);
             }
-            Action::Wasm { plugin, config } => steps::wasm(&lakehouse, &session, &mut plugins, step, plugin, config).await?,
         };
-        let info = lakehouse
-            .write(&step.catalog, &step.target, &schema, batches, step.mode, &tags)
-            .await
-            .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
-        let duration = started.elapsed();
-        tracing::info!(step = %step.name, rows = info.rows, snapshot_id = info.snapshot_id, "Committed step.");
-        reports.push(StepReport {
-            step: step.name.to_string(),
-            table: step.target.to_string(),
-            rows: info.rows,
-            snapshot_id: info.snapshot_id,
-            duration,
-        });
+        tracing::info!(step = %step.name, rows = report.rows, snapshot_id = report.snapshot_id, "Committed step.");
+        observers.step_committed(run, step, &report, &schema);
+        reports.push(report);
     }
     Ok(RunReport { run_id, steps: reports })
+}
+
+/// Computes one step and commits its table.
+async fn run_step(
+    lakehouse: &Lakehouse,
+    session: &Session,
+    plugins: &mut Plugins,
+    step: &Step,
+    tags: &CommitTags,
+) -> Result<(CommitInfo, SchemaRef), RunError> {
+    let (schema, batches) = match &step.action {
+        Action::Ingest { plugin, source, source_display, config } => {
+            steps::ingest(plugins, step, plugin, source, source_display, config)?
+        }
+        Action::Sql { file, query } => {
+            steps::sql(lakehouse, session, step, &format!("SQL `{}`", file.display()), query).await?
+        }
+        Action::Wasm { plugin, config } => steps::wasm(lakehouse, session, plugins, step, plugin, config).await?,
+    };
+    let info = lakehouse
+        .write(&step.catalog, &step.target, &schema, batches, step.mode, tags)
+        .await
+        .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
+    Ok((info, schema))
 }
 
 /// The end-of-run table: step, table, rows, snapshot id, duration.
