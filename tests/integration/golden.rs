@@ -65,3 +65,23 @@ fn invalid_configurations_match_their_golden_errors() {
 fn relative(path: &Path, root: &Path) -> String {
     path.strip_prefix(root).unwrap_or(path).display().to_string()
 }
+
+/// The JSON Schemas in `schemas/` (for editors) are what `schema export` prints.
+#[test]
+fn committed_json_schemas_are_current() {
+    let root = repo();
+    let bless = std::env::var_os("BLESS").is_some();
+    for file in ["floe", "platform"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_floe-host")).args(["schema", "export", file]).output().unwrap();
+        assert!(output.status.success());
+        let exported: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(exported["additionalProperties"], false, "{file}: unknown keys are rejected");
+        let path = root.join(format!("schemas/{file}.schema.json"));
+        if bless {
+            std::fs::write(&path, serde_json::to_string_pretty(&exported).unwrap() + "\n").unwrap();
+            continue;
+        }
+        let committed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(committed, exported, "{} is stale: run the tests with BLESS=1", path.display());
+    }
+}
