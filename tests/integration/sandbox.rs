@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::Int64Type;
-use arrow_array::{Array, RecordBatch};
+use arrow_array::RecordBatch;
 use arrow_schema::{DataType, SchemaRef};
 use floe_host::sandbox::{IngestPlugin, Limits, PluginKind, Sandbox, SandboxError};
+
+use crate::support::{ints, s, strings};
 
 fn plugin_wasm() -> &'static [u8] {
     static WASM: OnceLock<Vec<u8>> = OnceLock::new();
@@ -71,39 +71,8 @@ fn with_chunks(chunk_bytes: usize) -> Limits {
 }
 
 /// Column `name` of all batches, as Option<String> per row.
-fn strings(batches: &[RecordBatch], name: &str) -> Vec<Option<String>> {
-    batches
-        .iter()
-        .flat_map(|b| {
-            let col = b
-                .column_by_name(name)
-                .expect(name)
-                .as_string::<i32>()
-                .clone();
-            (0..col.len()).map(move |i| col.is_valid(i).then(|| col.value(i).to_owned()))
-        })
-        .collect()
-}
-
-fn row_numbers(batches: &[RecordBatch], name: &str) -> Vec<i64> {
-    batches
-        .iter()
-        .flat_map(|b| {
-            b.column_by_name(name)
-                .expect(name)
-                .as_primitive::<Int64Type>()
-                .values()
-                .to_vec()
-        })
-        .collect()
-}
-
-fn s(v: &str) -> Option<String> {
-    Some(v.to_owned())
-}
-
 #[test]
-fn csv_values_nulls_quotes_and_row_numbers() {
+fn csv_values_nulls_quotes_and_ints() {
     let plugin = load(Limits::default());
     let csv = b"id,name,note,tail\n\
                 1,\"Last, First\", N/A ,x\n\
@@ -142,7 +111,7 @@ fn csv_values_nulls_quotes_and_row_numbers() {
     // `\r\n` ends a line like `\n`; a quoted empty field is empty, hence NULL.
     assert_eq!(strings(&batches, "tail"), [s("x"), None, None, s("z")]);
     // The blank line is skipped and does not count as a record.
-    assert_eq!(row_numbers(&batches, "_row"), [1, 2, 3, 4]);
+    assert_eq!(ints(&batches, "_row"), [1, 2, 3, 4]);
 }
 
 #[test]
@@ -161,7 +130,7 @@ fn chunk_size_does_not_change_the_output() {
         [64, 64, 64, 8]
     );
     assert_eq!(
-        row_numbers(&expected, "line_no"),
+        ints(&expected, "line_no"),
         (1..=200).collect::<Vec<i64>>()
     );
     assert_eq!(strings(&expected, "text")[6], s("naïve, 日本 7"));

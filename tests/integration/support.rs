@@ -92,3 +92,31 @@ pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("floe-test-").tempdir().expect("temp dir")
 }
+
+/// The values of a Utf8 column across batches.
+pub fn strings(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<Option<String>> {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    batches
+        .iter()
+        .flat_map(|b| {
+            let col = b.column_by_name(name).expect(name).as_string::<i32>().clone();
+            (0..col.len()).map(move |i| col.is_valid(i).then(|| col.value(i).to_owned()))
+        })
+        .collect()
+}
+
+/// The values of an Int64 column across batches.
+pub fn ints(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<i64> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    batches
+        .iter()
+        .flat_map(|b| b.column_by_name(name).expect(name).as_primitive::<Int64Type>().values().to_vec())
+        .collect()
+}
+
+/// `Some(v.to_owned())`, for expected string columns.
+pub fn s(v: &str) -> Option<String> {
+    Some(v.to_owned())
+}

@@ -8,14 +8,14 @@ use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use floe_host::sandbox::{
     IngestPlugin, Limits, PluginKind, Sandbox, SandboxError, TransformPlugin,
 };
 use sha2::{Digest, Sha256};
 
-use crate::support;
+use crate::support::{self, ints, s, strings};
 
 /// One sandbox and compile cache for the module; the lock makes the first
 /// load of each component compile it once.
@@ -69,37 +69,6 @@ fn run(
         },
     )?;
     Ok((schema, out))
-}
-
-fn strings(batches: &[RecordBatch], name: &str) -> Vec<Option<String>> {
-    batches
-        .iter()
-        .flat_map(|b| {
-            let col = b
-                .column_by_name(name)
-                .expect(name)
-                .as_string::<i32>()
-                .clone();
-            (0..col.len()).map(move |i| col.is_valid(i).then(|| col.value(i).to_owned()))
-        })
-        .collect()
-}
-
-fn ints(batches: &[RecordBatch], name: &str) -> Vec<i64> {
-    batches
-        .iter()
-        .flat_map(|b| {
-            b.column_by_name(name)
-                .expect(name)
-                .as_primitive::<Int64Type>()
-                .values()
-                .to_vec()
-        })
-        .collect()
-}
-
-fn s(v: &str) -> Option<String> {
-    Some(v.to_owned())
 }
 
 /// (id Int64 not null, email Utf8, ssn Utf8, note Utf8)
