@@ -10,6 +10,8 @@ use floe_host::exit::ExitCode;
 use floe_host::plan;
 use floe_host::run::{self, RunOptions};
 use floe_host::observe::{Observer, Observers};
+use floe_host::observe::pipes::Pipes;
+use floe_host::observe::summary::SummaryJson;
 use floe_host::show;
 use floe_host::plugin_tool;
 
@@ -19,7 +21,8 @@ mod plugin_tool_text;
 /// sandboxed WebAssembly components, on DuckDB and Iceberg.
 ///
 /// Exit codes: 0 success, 1 a step failed (retryable), 2 configuration or
-/// usage error, 3 a plugin violated its sandbox or contract.
+/// usage error, 3 a plugin violated its sandbox or contract, 130/143 stopped by
+/// SIGINT/SIGTERM at a safe point (nothing half-visible; rerun to finish).
 #[derive(Parser, Debug)]
 #[command(name = "floe-host", version, about, long_about)]
 struct Cli {
@@ -233,8 +236,17 @@ fn main() -> ProcessExit {
             }
         }),
         Command::Run { config, run: args } => load_plan(&config).map(|plan| {
-            let options = RunOptions { run_id: args.run_id.clone(), component_cache: Some(plan.state_dir.join("component-cache")) };
-            let mut observers = observers(&plan, &args);
+            let Some((plan, pipes)) = dagster_pipes(plan) else { return ExitCode::Config };
+            let options = RunOptions {
+                run_id: args.run_id.clone(),
+                component_cache: Some(plan.state_dir.join("component-cache")),
+                cancel: Default::default(),
+            };
+            // SIGTERM/SIGINT stop the run at its next safe point (run/cancel.rs).
+            if let Err(error) = options.cancel.install_signal_handlers() {
+                tracing::warn!(%error, "Cannot install the SIGTERM/SIGINT handlers; a signal will kill the run outright.");
+            }
+            let mut observers = observers(&plan, &args, pipes);
             match run::run(&plan, &options, &mut observers) {
                 Ok(report) => {
                     print!("{}", run::summary_table(&report));
@@ -256,13 +268,26 @@ fn main() -> ProcessExit {
 
 /// The reporters of a run, from the platform's `observability` and the flags.
 /// Each reporter adds itself below its own marker line.
-fn observers(plan: &plan::Plan, args: &RunArgs) -> Observers {
+fn observers(plan: &plan::Plan, args: &RunArgs, pipes: Option<Pipes>) -> Observers {
     let mut list: Vec<Box<dyn Observer>> = Vec::new();
-    // [observers: dagster pipes]
+    // Dagster Pipes: set up by `dagster_pipes` in the Run branch, since it also selects the steps.
+    list.extend(pipes.map(|p| Box::new(p) as Box<dyn Observer>));
     // [observers: openlineage]
-    // [observers: summary json]
+    if let Some(lineage) = floe_host::observe::lineage::LineageObserver::from_plan(plan) {
+        list.push(Box::new(lineage));
+    }
+    if let Some(path) = &args.summary_json {
+        list.push(Box::new(SummaryJson::new(path.clone())));
+    }
     let _ = (plan, args);
     Observers(list)
+}
+
+/// When Dagster launched this process (Dagster Pipes): its observer, and the
+/// plan narrowed to the selected assets. `None` when the context cannot be
+/// honoured (reported to Dagster and on stderr): a configuration error.
+fn dagster_pipes(plan: plan::Plan) -> Option<(plan::Plan, Option<Pipes>)> {
+    floe_host::observe::pipes::start(plan).map_err(|error| eprintln!("error: {error}")).ok()
 }
 
 fn load_plan(config: &ConfigArgs) -> Result<plan::Plan, config::ConfigErrors> {

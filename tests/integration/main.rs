@@ -3,10 +3,14 @@
 mod adversarial;
 mod config_errors;
 mod demo;
+mod deploy;
 mod examples;
 mod golden;
+mod lineage;
+mod pipes;
 mod plugin_tool;
 mod sandbox;
 mod secrets;
+mod signals;
 mod support;
 mod transform;

@@ -4,6 +4,11 @@
 //! in order; an observer must never fail or stall the run, so the hooks
 //! return nothing and implementations handle their own errors (log and go on).
 
+mod http_post;
+pub mod lineage;
+pub mod pipes;
+pub mod summary;
+
 use std::time::SystemTime;
 
 use arrow_schema::SchemaRef;

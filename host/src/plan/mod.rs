@@ -6,6 +6,7 @@
 mod build;
 mod order;
 mod render;
+pub mod select;
 pub mod sql_refs;
 
 use std::collections::BTreeMap;

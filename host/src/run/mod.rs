@@ -1,8 +1,10 @@
 //! Drives a plan: each step in order reads its inputs, computes (plugin or
 //! DuckDB), writes its table and commits one snapshot. A failed step stops the
 //! run; steps already committed stay committed, and nothing of the failed step
-//! becomes visible.
+//! becomes visible. SIGTERM/SIGINT stop the run the same way, at a safe point
+//! (see `cancel`).
 
+pub mod cancel;
 mod plugins;
 mod steps;
 
@@ -18,15 +20,18 @@ use crate::lakehouse::{CommitInfo, CommitTags, Lakehouse, LakehouseError};
 use crate::observe::{Observers, RunInfo};
 use crate::plan::{Action, Plan, Step};
 use crate::sandbox::{Sandbox, SandboxError};
+use cancel::{Cancel, Signal};
 use plugins::Plugins;
 
 /// Per-run settings from the command line.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// Recorded in every snapshot summary; generated when absent.
     pub run_id: Option<String>,
     /// Where compiled plugins are cached.
     pub component_cache: Option<PathBuf>,
+    /// Checked at every safe point; `main` routes SIGTERM/SIGINT to it.
+    pub cancel: Cancel,
 }
 
 /// What one step did.
@@ -95,6 +100,28 @@ pub enum RunError {
     Setup(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error("{}", cancelled_message(*signal, abandoned.as_deref(), committed))]
+    Cancelled {
+        signal: Signal,
+        /// The step that was computing and was dropped before its commit.
+        abandoned: Option<String>,
+        /// The steps committed by this run, in order.
+        committed: Vec<String>,
+    },
+}
+
+fn cancelled_message(signal: Signal, abandoned: Option<&str>, committed: &[String]) -> String {
+    let name = signal.name();
+    let mut text = match committed.last() {
+        Some(last) => format!("stopped by {name} after step `{last}`"),
+        None => format!("stopped by {name} before any step committed"),
+    };
+    if let Some(step) = abandoned {
+        text.push_str(&format!(" (step `{step}` was abandoned before its commit: nothing of it is visible)"));
+    }
+    let list = if committed.is_empty() { "none".to_string() } else { committed.join(", ") };
+    text.push_str(&format!("; steps committed: {list}; rerun to finish"));
+    text
 }
 
 impl RunError {
@@ -105,6 +132,7 @@ impl RunError {
             }
             RunError::PluginChanged { .. } => ExitCode::Config,
             RunError::Unsupported(_) => ExitCode::Config,
+            RunError::Cancelled { signal, .. } => signal.exit_code(),
             _ => ExitCode::StepFailed,
         }
     }
@@ -142,11 +170,16 @@ async fn run_async(plan: &Plan, options: &RunOptions, run: &RunInfo, observers: 
 
     let mut reports = Vec::with_capacity(plan.steps.len());
     for step in &plan.steps {
+        // Safe point: between steps.
+        if let Some(signal) = options.cancel.requested() {
+            let committed = reports.iter().map(|r: &StepReport| r.step.clone()).collect();
+            return Err(RunError::Cancelled { signal, abandoned: None, committed });
+        }
         let started = Instant::now();
         let tags = CommitTags { run_id: run_id.clone(), pipeline: plan.pipeline.clone(), step: step.name.to_string() };
         tracing::info!(step = %step.name, table = %step.target, "Running step.");
         observers.step_started(run, step);
-        let outcome = run_step(&lakehouse, &session, &mut plugins, step, &tags).await;
+        let outcome = run_step(&lakehouse, &session, &mut plugins, step, &tags, &options.cancel).await;
         let (report, schema) = match outcome {
             Ok((info, schema)) => {
                 let report = StepReport {
@@ -160,7 +193,10 @@ async fn run_async(plan: &Plan, options: &RunOptions, run: &RunInfo, observers: 
                 };
                 (report, schema)
             }
-            Err(error) => {
+            Err(mut error) => {
+                if let RunError::Cancelled { committed, .. } = &mut error {
+                    *committed = reports.iter().map(|r| r.step.clone()).collect();
+                }
                 observers.step_failed(run, step, &error);
                 return Err(error);
             }
@@ -179,6 +215,7 @@ async fn run_step(
     plugins: &mut Plugins,
     step: &Step,
     tags: &CommitTags,
+    cancel: &Cancel,
 ) -> Result<(CommitInfo, SchemaRef), RunError> {
     let (schema, batches) = match &step.action {
         Action::Ingest { plugin, source, source_display, config } => {
@@ -189,6 +226,12 @@ async fn run_step(
         }
         Action::Wasm { plugin, config } => steps::wasm(lakehouse, session, plugins, step, plugin, config).await?,
     };
+    // Safe point: the step computed, but its write and commit have not begun.
+    // Past this point a signal waits for the commit (see `cancel`).
+    let _committing = cancel.begin_commit().map_err(|signal| {
+        tracing::info!(step = %step.name, signal = signal.name(), "Abandoned the step before its commit.");
+        RunError::Cancelled { signal, abandoned: Some(step.name.to_string()), committed: Vec::new() }
+    })?;
     let info = lakehouse
         .write(&step.catalog, &step.target, &schema, batches, step.mode, tags)
         .await

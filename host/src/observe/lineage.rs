@@ -1,0 +1,608 @@
+//! OpenLineage (spec 2-0-2) run events for every step, and for the pipeline
+//! run as their parent.
+//!
+//! - Jobs: namespace = `$OPENLINEAGE_NAMESPACE` or the pipeline name; the
+//!   pipeline run is job `<pipeline>`, each step is job `<pipeline>.<step>`
+//!   (the `{dag_id}.{task_id}` pattern of the naming spec), with a `parent`
+//!   run facet pointing at the pipeline run.
+//! - Events: pipeline START at `run_started`, step START at `step_started`,
+//!   COMPLETE at `step_committed`, FAIL (with `errorMessage`) at
+//!   `step_failed`, and pipeline COMPLETE or FAIL at `run_finished`.
+//! - Datasets (the naming spec has no Iceberg entry, so this follows its
+//!   rule "namespace = the datasource, name = the path within it", and the
+//!   Trino-style `catalog.schema.table` for names):
+//!   - an Iceberg table in the embedded SQL catalog: namespace = the warehouse
+//!     URI (`file:///…/warehouse`, `s3://bucket/prefix`), name = `ns.table`;
+//!   - an Iceberg table in a REST catalog: namespace = the catalog URI, name =
+//!     `warehouse.ns.table` (`ns.table` when no warehouse is configured);
+//!   - an ingest source file: namespace `file`, name = its absolute path
+//!     (the spec's "local file system" row).
+//!   A table is named the same whether a step writes or reads it, so the
+//!   graph joins.
+//! - Facets: `processing_engine` and `parent` (run), `jobType` and `sql` (job),
+//!   `dataSource` and `schema` (datasets; the schema of outputs, from the
+//!   committed Arrow schema), `outputStatistics` (rowCount, size, fileCount),
+//!   `errorMessage` on FAIL.
+//!
+//! Delivery never fails or stalls the run: events go into a bounded queue
+//! (events that do not fit are dropped and counted) and one background thread
+//! POSTs them, each with a 2 s connect timeout, a 5 s read/write timeout and
+//! up to 3 attempts. After 2 events in a row fail every attempt, the endpoint
+//! is given up on for the rest of the run. At `run_finished` the host waits
+//! at most 5 s for the queue to drain, then logs what was not delivered and
+//! goes on. So a dead collector costs a run at most those 5 s, and a slow one
+//! never delays a step. `FLOE_LINEAGE_FILE` (debugging) appends every event
+//! as one JSON line to a file as well, synchronously, even when `lineage` is off.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arrow_schema::{DataType, Field, SchemaRef};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::http_post::{self, Endpoint, PostError};
+use super::{Observer, RunInfo};
+use crate::plan::{Action, CatalogSpec, Plan, Step, TableRef};
+use crate::run::{RunError, RunReport, StepReport};
+
+/// The core schema every event claims.
+pub const SCHEMA_URL: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent";
+/// Environment variable: also append every event, one JSON line each, to this file.
+pub const FILE_ENV: &str = "FLOE_LINEAGE_FILE";
+/// Environment variable: the job namespace (the OpenLineage clients' own name for it).
+pub const NAMESPACE_ENV: &str = "OPENLINEAGE_NAMESPACE";
+
+const FACET_SCHEMA: &str = "https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet";
+const FACET_DATASOURCE: &str =
+    "https://openlineage.io/spec/facets/1-0-1/DatasourceDatasetFacet.json#/$defs/DatasourceDatasetFacet";
+const FACET_OUTPUT_STATISTICS: &str = "https://openlineage.io/spec/facets/1-0-2/OutputStatisticsOutputDatasetFacet.json#/$defs/OutputStatisticsOutputDatasetFacet";
+const FACET_ERROR: &str = "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet";
+const FACET_PARENT: &str = "https://openlineage.io/spec/facets/1-2-0/ParentRunFacet.json#/$defs/ParentRunFacet";
+const FACET_ENGINE: &str =
+    "https://openlineage.io/spec/facets/1-1-1/ProcessingEngineRunFacet.json#/$defs/ProcessingEngineRunFacet";
+const FACET_JOB_TYPE: &str = "https://openlineage.io/spec/facets/2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet";
+const FACET_SQL: &str = "https://openlineage.io/spec/facets/1-1-0/SQLJobFacet.json#/$defs/SQLJobFacet";
+
+/// Delivery bounds (see the module docs).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+const ATTEMPTS: u32 = 3;
+const BACKOFF: [Duration; 2] = [Duration::from_millis(250), Duration::from_secs(1)];
+const GIVE_UP_AFTER_FAILED_EVENTS: u32 = 2;
+const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
+const QUEUE: usize = 1024;
+
+/// The `producer` of every event and facet: floe-host at this version.
+pub fn producer() -> String {
+    let repo = option_env!("CARGO_PKG_REPOSITORY").filter(|r| !r.is_empty()).unwrap_or("https://github.com/floe-host/floe-host");
+    format!("{}/tree/v{}", repo.trim_end_matches('/'), env!("CARGO_PKG_VERSION"))
+}
+
+/// Emits OpenLineage events for a run.
+pub struct LineageObserver {
+    namespace: String,
+    producer: String,
+    catalogs: std::collections::BTreeMap<String, CatalogSpec>,
+    pipeline_run: Option<Uuid>,
+    step_runs: HashMap<String, Uuid>,
+    file: Option<(PathBuf, File)>,
+    http: Option<HttpSender>,
+}
+
+impl LineageObserver {
+    /// The observer the plan and environment ask for, if any: HTTP when
+    /// `observability.lineage` is on, a file when `FLOE_LINEAGE_FILE` is set.
+    pub fn from_plan(plan: &Plan) -> Option<LineageObserver> {
+        let file = std::env::var_os(FILE_ENV).filter(|f| !f.is_empty()).map(PathBuf::from);
+        let namespace = std::env::var(NAMESPACE_ENV).ok().filter(|n| !n.is_empty());
+        LineageObserver::new(plan, plan.observability.lineage, plan.observability.lineage_endpoint.as_deref(), file, namespace)
+    }
+
+    /// An observer sending to `endpoint` (when `enabled`) and writing to `file`.
+    pub fn new(
+        plan: &Plan,
+        enabled: bool,
+        endpoint: Option<&str>,
+        file: Option<PathBuf>,
+        namespace: Option<String>,
+    ) -> Option<LineageObserver> {
+        let http = match (enabled, endpoint) {
+            (false, _) => None,
+            (true, None) => {
+                tracing::warn!("OpenLineage: `observability.lineage` is on but `lineage_endpoint` is not set; no events are sent");
+                None
+            }
+            (true, Some(url)) => match Endpoint::parse(url) {
+                Ok(endpoint) => Some(HttpSender::start(endpoint)),
+                Err(error) => {
+                    tracing::error!("OpenLineage: lineage_endpoint {error}; no events are sent");
+                    None
+                }
+            },
+        };
+        let file = file.and_then(|path| match File::options().create(true).append(true).open(&path) {
+            Ok(f) => Some((path, f)),
+            Err(error) => {
+                tracing::warn!("OpenLineage: cannot open {} ({FILE_ENV}): {error}", path.display());
+                None
+            }
+        });
+        if http.is_none() && file.is_none() {
+            return None;
+        }
+        Some(LineageObserver {
+            namespace: namespace.unwrap_or_else(|| plan.pipeline.clone()),
+            producer: producer(),
+            catalogs: plan.catalogs.clone(),
+            pipeline_run: None,
+            step_runs: HashMap::new(),
+            file,
+            http,
+        })
+    }
+
+    fn emit(&mut self, event: Value) {
+        let line = event.to_string();
+        if let Some((path, file)) = &mut self.file {
+            if let Err(error) = writeln!(file, "{line}") {
+                tracing::warn!("OpenLineage: cannot write to {}: {error}", path.display());
+            }
+        }
+        if let Some(http) = &mut self.http {
+            http.send(line);
+        }
+    }
+
+    fn facet(&self, schema_url: &str, fields: Value) -> Value {
+        let mut facet = json!({ "_producer": self.producer, "_schemaURL": schema_url });
+        if let (Value::Object(facet), Value::Object(fields)) = (&mut facet, fields) {
+            facet.extend(fields);
+        }
+        facet
+    }
+
+    fn event(&self, kind: &str, run_id: Uuid, run_facets: Value, job: Value, inputs: Vec<Value>, outputs: Vec<Value>) -> Value {
+        json!({
+            "eventType": kind,
+            "eventTime": rfc3339(SystemTime::now()),
+            "producer": self.producer,
+            "schemaURL": SCHEMA_URL,
+            "run": { "runId": run_id.to_string(), "facets": run_facets },
+            "job": job,
+            "inputs": inputs,
+            "outputs": outputs,
+        })
+    }
+
+    fn job(&self, name: String, job_type: &str, sql: Option<&str>) -> Value {
+        let mut facets = serde_json::Map::new();
+        facets.insert(
+            "jobType".into(),
+            self.facet(FACET_JOB_TYPE, json!({ "processingType": "BATCH", "integration": "FLOE", "jobType": job_type })),
+        );
+        if let Some(query) = sql {
+            facets.insert("sql".into(), self.facet(FACET_SQL, json!({ "query": query, "dialect": "duckdb" })));
+        }
+        json!({ "namespace": self.namespace, "name": name, "facets": facets })
+    }
+
+    fn engine_facet(&self) -> Value {
+        self.facet(FACET_ENGINE, json!({ "name": "floe-host", "version": env!("CARGO_PKG_VERSION") }))
+    }
+
+    fn step_run_facets(&self, run: &RunInfo) -> serde_json::Map<String, Value> {
+        let mut facets = serde_json::Map::new();
+        facets.insert("processing_engine".into(), self.engine_facet());
+        if let Some(parent) = self.pipeline_run {
+            facets.insert(
+                "parent".into(),
+                self.facet(
+                    FACET_PARENT,
+                    json!({
+                        "run": { "runId": parent.to_string() },
+                        "job": { "namespace": self.namespace, "name": run.pipeline },
+                    }),
+                ),
+            );
+        }
+        facets
+    }
+
+    /// A dataset by (namespace, name), with its `dataSource` facet.
+    fn dataset(&self, (namespace, name, source_name): (String, String, String), mut facets: serde_json::Map<String, Value>) -> Value {
+        let uri = if namespace == "file" { "file:///".to_string() } else { namespace.clone() };
+        facets.insert("dataSource".into(), self.facet(FACET_DATASOURCE, json!({ "name": source_name, "uri": uri })));
+        json!({ "namespace": namespace, "name": name, "facets": facets })
+    }
+
+    fn table_name(&self, catalog: &str, table: &TableRef) -> (String, String, String) {
+        let (namespace, name) = table_dataset_name(self.catalogs.get(catalog), table);
+        (namespace, name, catalog.to_string())
+    }
+
+    fn inputs(&self, step: &Step) -> Vec<Value> {
+        let mut inputs: Vec<Value> = Vec::new();
+        if let Action::Ingest { source, .. } = &step.action {
+            inputs.push(self.dataset(("file".into(), file_dataset_name(source), "file".into()), Default::default()));
+        }
+        for input in &step.inputs {
+            inputs.push(self.dataset(self.table_name(&input.catalog, &input.table), Default::default()));
+        }
+        inputs
+    }
+
+    fn step_job(&self, run: &RunInfo, step: &Step) -> Value {
+        let sql = match &step.action {
+            Action::Sql { query, .. } => Some(query.as_str()),
+            _ => None,
+        };
+        self.job(format!("{}.{}", run.pipeline, step.name), "TASK", sql)
+    }
+
+    fn step_run(&mut self, step: &Step) -> Uuid {
+        *self.step_runs.entry(step.name.to_string()).or_insert_with(Uuid::new_v4)
+    }
+}
+
+impl Observer for LineageObserver {
+    fn run_started(&mut self, run: &RunInfo, _plan: &Plan) {
+        let run_id = pipeline_run_uuid(&self.namespace, &run.run_id);
+        self.pipeline_run = Some(run_id);
+        let facets = json!({ "processing_engine": self.engine_facet() });
+        let job = self.job(run.pipeline.clone(), "JOB", None);
+        let event = self.event("START", run_id, facets, job, vec![], vec![]);
+        self.emit(event);
+    }
+
+    fn step_started(&mut self, run: &RunInfo, step: &Step) {
+        let run_id = self.step_run(step);
+        let output = self.dataset(self.table_name(&step.catalog, &step.target), Default::default());
+        let event = self.event(
+            "START",
+            run_id,
+            Value::Object(self.step_run_facets(run)),
+            self.step_job(run, step),
+            self.inputs(step),
+            vec![output],
+        );
+        self.emit(event);
+    }
+
+    fn step_committed(&mut self, run: &RunInfo, step: &Step, report: &StepReport, schema: &SchemaRef) {
+        let run_id = self.step_run(step);
+        let mut facets = serde_json::Map::new();
+        facets.insert("schema".into(), self.facet(FACET_SCHEMA, json!({ "fields": schema_fields(schema.fields()) })));
+        let mut output = self.dataset(self.table_name(&step.catalog, &step.target), facets);
+        output["outputFacets"] = json!({
+            "outputStatistics": self.facet(
+                FACET_OUTPUT_STATISTICS,
+                json!({ "rowCount": report.rows, "size": report.bytes, "fileCount": report.files }),
+            ),
+        });
+        let event = self.event(
+            "COMPLETE",
+            run_id,
+            Value::Object(self.step_run_facets(run)),
+            self.step_job(run, step),
+            self.inputs(step),
+            vec![output],
+        );
+        self.emit(event);
+    }
+
+    fn step_failed(&mut self, run: &RunInfo, step: &Step, error: &RunError) {
+        let run_id = self.step_run(step);
+        let mut facets = self.step_run_facets(run);
+        facets.insert("errorMessage".into(), self.error_facet(&error.to_string()));
+        let output = self.dataset(self.table_name(&step.catalog, &step.target), Default::default());
+        let event = self.event("FAIL", run_id, Value::Object(facets), self.step_job(run, step), self.inputs(step), vec![output]);
+        self.emit(event);
+    }
+
+    fn run_finished(&mut self, run: &RunInfo, result: Result<&RunReport, &RunError>) {
+        let run_id = self.pipeline_run.unwrap_or_else(|| pipeline_run_uuid(&self.namespace, &run.run_id));
+        let mut facets = serde_json::Map::new();
+        facets.insert("processing_engine".into(), self.engine_facet());
+        let kind = match result {
+            Ok(_) => "COMPLETE",
+            Err(error) => {
+                facets.insert("errorMessage".into(), self.error_facet(&error.to_string()));
+                "FAIL"
+            }
+        };
+        let job = self.job(run.pipeline.clone(), "JOB", None);
+        let event = self.event(kind, run_id, Value::Object(facets), job, vec![], vec![]);
+        self.emit(event);
+        if let Some(http) = self.http.take() {
+            http.finish();
+        }
+    }
+}
+
+impl LineageObserver {
+    fn error_facet(&self, message: &str) -> Value {
+        self.facet(FACET_ERROR, json!({ "message": message, "programmingLanguage": "Rust" }))
+    }
+}
+
+/// The OpenLineage (namespace, name) of an Iceberg table (see the module docs).
+pub fn table_dataset_name(catalog: Option<&CatalogSpec>, table: &TableRef) -> (String, String) {
+    match catalog {
+        Some(CatalogSpec::Sql { warehouse, .. }) => (location_uri(warehouse), table.to_string()),
+        Some(CatalogSpec::Rest(rest)) => {
+            let name = match rest.warehouse.as_deref().filter(|w| !w.is_empty()) {
+                Some(warehouse) => format!("{warehouse}.{table}"),
+                None => table.to_string(),
+            };
+            (rest.uri.trim_end_matches('/').to_string(), name)
+        }
+        None => ("iceberg".to_string(), table.to_string()),
+    }
+}
+
+/// A warehouse location as a URI: URLs as they are, local paths as `file://`.
+fn location_uri(location: &str) -> String {
+    let location = location.trim_end_matches('/');
+    if location.contains("://") {
+        location.to_string()
+    } else {
+        let path = location.strip_prefix("file:").unwrap_or(location);
+        format!("file://{}", absolute(Path::new(path)).display())
+    }
+}
+
+/// The name of a local source file: its absolute path.
+pub fn file_dataset_name(path: &Path) -> String {
+    absolute(path).display().to_string()
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The pipeline run's UUID: `run_id` itself when it is one, otherwise a
+/// stable UUID (version 8) derived from the namespace and run id, so a
+/// retried run with the same `FLOE_RUN_ID` keeps its lineage run.
+pub fn pipeline_run_uuid(namespace: &str, run_id: &str) -> Uuid {
+    if let Ok(uuid) = Uuid::parse_str(run_id) {
+        return uuid;
+    }
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("floe-host/{namespace}/{run_id}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    Uuid::from_bytes(bytes)
+}
+
+/// Arrow fields as schema-facet fields, with Iceberg-style type names.
+fn schema_fields(fields: &arrow_schema::Fields) -> Vec<Value> {
+    fields.iter().map(|f| schema_field(f)).collect()
+}
+
+fn schema_field(field: &Field) -> Value {
+    let mut out = json!({ "name": field.name(), "type": type_name(field.data_type()) });
+    if let DataType::Struct(children) = field.data_type() {
+        out["fields"] = Value::Array(schema_fields(children));
+    }
+    out
+}
+
+fn type_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Boolean => "boolean".into(),
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 => "int".into(),
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => "long".into(),
+        DataType::Float16 | DataType::Float32 => "float".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "binary".into(),
+        DataType::FixedSizeBinary(n) => format!("fixed[{n}]"),
+        DataType::Date32 | DataType::Date64 => "date".into(),
+        DataType::Time32(_) | DataType::Time64(_) => "time".into(),
+        DataType::Timestamp(_, None) => "timestamp".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("decimal({p},{s})"),
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            format!("list<{}>", type_name(f.data_type()))
+        }
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => {
+                format!("map<{},{}>", type_name(kv[0].data_type()), type_name(kv[1].data_type()))
+            }
+            other => format!("map<{other}>"),
+        },
+        DataType::Struct(_) => "struct".into(),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
+pub fn rfc3339(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Delivery counts, shared with the sender thread.
+#[derive(Default, Debug)]
+struct Stats {
+    queued: u64,
+    sent: u64,
+    failed: u64,
+    dropped: u64,
+    gave_up: bool,
+}
+
+/// A background thread POSTing queued events (see the module docs).
+struct HttpSender {
+    endpoint: Endpoint,
+    queue: Option<SyncSender<String>>,
+    done: Receiver<()>,
+    stats: Arc<Mutex<Stats>>,
+}
+
+impl HttpSender {
+    fn start(endpoint: Endpoint) -> HttpSender {
+        let (queue, events) = mpsc::sync_channel::<String>(QUEUE);
+        let (done_tx, done) = mpsc::channel();
+        let stats = Arc::new(Mutex::new(Stats::default()));
+        let shared = stats.clone();
+        let target = endpoint.clone();
+        let spawned = std::thread::Builder::new().name("openlineage".into()).spawn(move || {
+            deliver(&target, &events, &shared);
+            let _ = done_tx.send(());
+        });
+        if let Err(error) = spawned {
+            tracing::warn!("OpenLineage: cannot start the sender thread: {error}");
+        }
+        HttpSender { endpoint, queue: Some(queue), done, stats }
+    }
+
+    fn send(&mut self, event: String) {
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        stats.queued += 1;
+        let Some(queue) = &self.queue else { return };
+        match queue.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => stats.dropped += 1,
+        }
+    }
+
+    /// Closes the queue and waits at most [`FLUSH_DEADLINE`] for it to drain.
+    fn finish(mut self) {
+        self.queue = None;
+        let started = Instant::now();
+        let drained = match self.done.recv_timeout(FLUSH_DEADLINE) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
+            Err(RecvTimeoutError::Timeout) => false,
+        };
+        let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let unsent = stats.queued - stats.sent - stats.failed - stats.dropped;
+        let line = format!(
+            "OpenLineage: delivered {} of {} events to {}; {} failed, {} dropped, {} unsent at the {}s flush deadline{}",
+            stats.sent,
+            stats.queued,
+            self.endpoint,
+            stats.failed,
+            stats.dropped,
+            if drained { 0 } else { unsent },
+            FLUSH_DEADLINE.as_secs(),
+            if stats.gave_up { " (gave up on the endpoint)" } else { "" }
+        );
+        if stats.sent == stats.queued {
+            tracing::info!("{line} (flushed in {:?})", started.elapsed());
+        } else {
+            tracing::warn!("{line}");
+        }
+    }
+}
+
+/// The sender thread: POSTs each event with retries until the queue closes.
+fn deliver(endpoint: &Endpoint, events: &Receiver<String>, stats: &Mutex<Stats>) {
+    let mut failed_in_a_row = 0;
+    let mut event_no = 0u64;
+    for body in events {
+        event_no += 1;
+        if failed_in_a_row >= GIVE_UP_AFTER_FAILED_EVENTS {
+            stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;
+            continue;
+        }
+        let mut attempt = 0;
+        let outcome = loop {
+            attempt += 1;
+            match http_post::post_json(endpoint, &body, CONNECT_TIMEOUT, IO_TIMEOUT) {
+                Ok(_) => break Ok(()),
+                Err(error) if error.retryable() && attempt < ATTEMPTS => {
+                    tracing::debug!("OpenLineage: attempt {attempt}/{ATTEMPTS} to {endpoint} failed: {error}");
+                    std::thread::sleep(BACKOFF[(attempt as usize - 1).min(BACKOFF.len() - 1)]);
+                }
+                Err(error) => break Err(error),
+            }
+        };
+        let mut stats = stats.lock().unwrap_or_else(|e| e.into_inner());
+        match outcome {
+            Ok(()) => {
+                stats.sent += 1;
+                failed_in_a_row = 0;
+            }
+            Err(error) => {
+                stats.failed += 1;
+                tracing::warn!(
+                    "OpenLineage: event {event_no} not delivered to {endpoint} after {attempt} attempt(s): {error}"
+                );
+                if let PostError::Status(..) = error {
+                    if !error.retryable() {
+                        // The collector refused this event; the next may be fine.
+                        continue;
+                    }
+                }
+                failed_in_a_row += 1;
+                if failed_in_a_row == GIVE_UP_AFTER_FAILED_EVENTS {
+                    stats.gave_up = true;
+                    tracing::warn!(
+                        "OpenLineage: {endpoint} failed {failed_in_a_row} events in a row; dropping the rest of this run's events"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Ident;
+
+    #[test]
+    fn formats_rfc3339_utc() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_707_754_123);
+        assert_eq!(rfc3339(t), "2026-11-26T15:42:34.123Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn pipeline_run_ids_are_uuids_and_stable() {
+        let a = pipeline_run_uuid("demo", "run-1");
+        assert_eq!(a, pipeline_run_uuid("demo", "run-1"));
+        assert_ne!(a, pipeline_run_uuid("demo", "run-2"));
+        assert_eq!(a.get_version_num(), 8);
+        let given = Uuid::new_v4();
+        assert_eq!(pipeline_run_uuid("demo", &given.to_string()), given);
+    }
+
+    #[test]
+    fn names_tables_by_catalog() {
+        let table = TableRef { namespace: Ident::try_from("gold".to_string()).unwrap(), name: Ident::try_from("totals".to_string()).unwrap() };
+        let sql = CatalogSpec::Sql { uri: "sqlite:/x/catalog.db".into(), warehouse: "/x/warehouse/".into() };
+        assert_eq!(table_dataset_name(Some(&sql), &table), ("file:///x/warehouse".into(), "gold.totals".into()));
+        let s3 = CatalogSpec::Sql { uri: "sqlite:/x/catalog.db".into(), warehouse: "s3://bucket/wh".into() };
+        assert_eq!(table_dataset_name(Some(&s3), &table).0, "s3://bucket/wh");
+    }
+}

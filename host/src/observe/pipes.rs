@@ -1,0 +1,382 @@
+//! Dagster Pipes (protocol "0.1"): when Dagster launches floe-host as an
+//! external process, it passes two environment variables, each base64 of
+//! zlib-compressed JSON:
+//!
+//! - `DAGSTER_PIPES_CONTEXT`: `{"path": FILE}` (a JSON file) or `{"data": {...}}`,
+//!   the context: the selected `asset_keys`, the Dagster run id, partitions;
+//! - `DAGSTER_PIPES_MESSAGES`: where messages go back: `{"path": FILE}` (one
+//!   JSON line appended per message, `PipesSubprocessClient`) or
+//!   `{"stdio": "stderr"}` (`PipesK8sClient`, which reads the pod's log).
+//!
+//! floe-host runs the steps whose target `layer.name` is a selected asset key
+//! `layer/name`, and sends `opened`, a few `log`s, one
+//! `report_asset_materialization` per committed table and `closed` (with the
+//! error as the exception when the run fails). The field names follow the
+//! `dagster-pipes` Python package (`_make_message`, `PipesContextData`,
+//! `report_asset_materialization`, `PipesException`).
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use arrow_schema::SchemaRef;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{Observer, RunInfo};
+use crate::plan::select::SelectError;
+use crate::plan::{Plan, Step};
+use crate::run::{RunError, RunReport, StepReport};
+
+pub const PROTOCOL_VERSION: &str = "0.1";
+pub const CONTEXT_ENV: &str = "DAGSTER_PIPES_CONTEXT";
+pub const MESSAGES_ENV: &str = "DAGSTER_PIPES_MESSAGES";
+
+/// Why floe-host cannot take part in a Pipes session. All are configuration
+/// errors (exit 2): retrying cannot help.
+#[derive(Debug, thiserror::Error)]
+pub enum PipesError {
+    #[error("Dagster Pipes: {0} is set but {1} is not; Dagster sets both")]
+    HalfSet(&'static str, &'static str),
+    #[error("Dagster Pipes: {var} is not base64 of zlib-compressed JSON: {reason}")]
+    Decode { var: &'static str, reason: String },
+    #[error("Dagster Pipes: {var} has params {params}, but floe-host supports {supported}")]
+    Params { var: &'static str, params: String, supported: &'static str },
+    #[error("Dagster Pipes: cannot read the context file {path}: {reason}")]
+    ContextFile { path: String, reason: String },
+    #[error("Dagster Pipes: the context is malformed: {0}")]
+    Context(String),
+    #[error(
+        "Dagster Pipes: partitioned runs are not supported yet (the context asks for {0}); \
+         materialize the assets without a partition"
+    )]
+    Partitioned(String),
+    #[error("Dagster Pipes: asset key `{0}` is not `layer/table` (a floe-host table is two parts, like `gold/customer_totals`)")]
+    AssetKey(String),
+    #[error("Dagster Pipes: the selected assets are not all produced here: {0}")]
+    Select(#[from] SelectError),
+}
+
+/// Where messages go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Channel {
+    /// Append one JSON line per message.
+    File(PathBuf),
+    Stderr,
+    Stdout,
+}
+
+/// The parts of `PipesContextData` floe-host uses.
+#[derive(Debug, Default, Deserialize)]
+struct Context {
+    #[serde(default)]
+    asset_keys: Option<Vec<String>>,
+    #[serde(default)]
+    partition_key: Option<String>,
+    #[serde(default)]
+    partition_key_range: Option<Value>,
+    #[serde(default)]
+    partition_time_window: Option<Value>,
+    #[serde(default)]
+    run_id: Option<String>,
+}
+
+/// The observer that reports a run to Dagster.
+pub struct Pipes {
+    channel: Channel,
+    /// The selected asset keys; `None` when Dagster runs an op, not assets
+    /// (then no materializations are reported, only logs).
+    asset_keys: Option<Vec<String>>,
+    dagster_run_id: Option<String>,
+    opened: bool,
+    closed: bool,
+    /// Whether a write failure was already logged.
+    warned: bool,
+}
+
+/// When Dagster launched this process: the observer, and `plan` narrowed to
+/// the selected assets. Without the Pipes variables: `plan` as is and `None`.
+/// A context floe-host cannot honour is reported to Dagster (`opened`, then
+/// `closed` with the error) as well as returned.
+pub fn start(plan: Plan) -> Result<(Plan, Option<Pipes>), PipesError> {
+    let context_var = std::env::var(CONTEXT_ENV).ok();
+    let messages_var = std::env::var(MESSAGES_ENV).ok();
+    let (context_var, messages_var) = match (context_var, messages_var) {
+        (None, None) => return Ok((plan, None)),
+        (Some(_), None) => return Err(PipesError::HalfSet(CONTEXT_ENV, MESSAGES_ENV)),
+        (None, Some(_)) => return Err(PipesError::HalfSet(MESSAGES_ENV, CONTEXT_ENV)),
+        (Some(c), Some(m)) => (c, m),
+    };
+    let channel = channel(&decode_param(MESSAGES_ENV, &messages_var)?)?;
+    let mut pipes =
+        Pipes { channel, asset_keys: None, dagster_run_id: None, opened: false, closed: false, warned: false };
+    match context(&context_var).and_then(|context| pipes.apply(context, &plan)) {
+        Ok(plan) => Ok((plan, Some(pipes))),
+        Err(error) => {
+            pipes.open();
+            pipes.close(Some(&error.to_string()), "ConfigError");
+            Err(error)
+        }
+    }
+}
+
+/// `base64(zlib(json))` → JSON, as `dagster_pipes.decode_param`.
+fn decode_param(var: &'static str, text: &str) -> Result<Value, PipesError> {
+    use base64::Engine;
+    let fail = |reason: String| PipesError::Decode { var, reason };
+    let compressed = base64::engine::general_purpose::STANDARD.decode(text.trim()).map_err(|e| fail(e.to_string()))?;
+    let mut json = String::new();
+    flate2::read::ZlibDecoder::new(compressed.as_slice()).read_to_string(&mut json).map_err(|e| fail(e.to_string()))?;
+    serde_json::from_str(&json).map_err(|e| fail(e.to_string()))
+}
+
+/// The message channel from `DAGSTER_PIPES_MESSAGES` (`PipesDefaultMessageWriter`).
+fn channel(params: &Value) -> Result<Channel, PipesError> {
+    let unsupported = || PipesError::Params {
+        var: MESSAGES_ENV,
+        params: params.to_string(),
+        supported: r#"{"path": FILE} or {"stdio": "stderr"|"stdout"}"#,
+    };
+    if let Some(path) = params.get("path") {
+        return path.as_str().map(|p| Channel::File(PathBuf::from(p))).ok_or_else(unsupported);
+    }
+    // `buffered_stdio` only asks the writer to hold messages until the end;
+    // writing them at once is equally valid for the reader.
+    match params.get("stdio").or_else(|| params.get("buffered_stdio")).and_then(Value::as_str) {
+        Some("stderr") => Ok(Channel::Stderr),
+        Some("stdout") => Ok(Channel::Stdout),
+        _ => Err(unsupported()),
+    }
+}
+
+/// The context from `DAGSTER_PIPES_CONTEXT` (`PipesDefaultContextLoader`).
+fn context(var: &str) -> Result<Context, PipesError> {
+    let params = decode_param(CONTEXT_ENV, var)?;
+    let data = if let Some(path) = params.get("path") {
+        let path = path.as_str().ok_or_else(|| PipesError::Params {
+            var: CONTEXT_ENV,
+            params: params.to_string(),
+            supported: r#"{"path": FILE} or {"data": {...}}"#,
+        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PipesError::ContextFile { path: path.to_string(), reason: e.to_string() })?;
+        serde_json::from_str(&text)
+            .map_err(|e| PipesError::ContextFile { path: path.to_string(), reason: format!("not JSON: {e}") })?
+    } else if let Some(data) = params.get("data") {
+        data.clone()
+    } else {
+        return Err(PipesError::Params {
+            var: CONTEXT_ENV,
+            params: params.to_string(),
+            supported: r#"{"path": FILE} or {"data": {...}}"#,
+        });
+    };
+    if !data.is_object() {
+        return Err(PipesError::Context(format!("expected a JSON object, got {data}")));
+    }
+    serde_json::from_value(data).map_err(|e| PipesError::Context(e.to_string()))
+}
+
+/// `gold/customer_totals` → `gold.customer_totals`.
+fn table_of(asset_key: &str) -> Result<String, PipesError> {
+    match asset_key.split('/').collect::<Vec<_>>().as_slice() {
+        [layer, name] if !layer.is_empty() && !name.is_empty() && !asset_key.contains('\\') => {
+            Ok(format!("{layer}.{name}"))
+        }
+        _ => Err(PipesError::AssetKey(asset_key.to_string())),
+    }
+}
+
+/// `gold.customer_totals` → `gold/customer_totals`.
+fn asset_key_of(step: &Step) -> String {
+    format!("{}/{}", step.target.namespace, step.target.name)
+}
+
+impl Pipes {
+    /// Checks the context and narrows the plan to the selected assets.
+    fn apply(&mut self, context: Context, plan: &Plan) -> Result<Plan, PipesError> {
+        self.dagster_run_id = context.run_id.clone();
+        let partition = match (&context.partition_key, &context.partition_key_range, &context.partition_time_window) {
+            (Some(key), _, _) => Some(format!("partition `{key}`")),
+            (None, Some(range), _) => Some(format!("partition range {range}")),
+            (None, None, Some(window)) => Some(format!("time window {window}")),
+            (None, None, None) => None,
+        };
+        if let Some(partition) = partition {
+            return Err(PipesError::Partitioned(partition));
+        }
+        let Some(keys) = context.asset_keys else {
+            return Ok(plan.clone());
+        };
+        let tables = keys.iter().map(|k| table_of(k)).collect::<Result<Vec<_>, _>>()?;
+        let selected = plan.select(&tables)?;
+        self.asset_keys = Some(keys);
+        Ok(selected)
+    }
+
+    fn send(&mut self, method: &str, params: Value) {
+        let message = json!({"__dagster_pipes_version": PROTOCOL_VERSION, "method": method, "params": params});
+        let line = format!("{message}\n");
+        let written = match &self.channel {
+            Channel::File(path) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| f.write_all(line.as_bytes())),
+            // One write per line under the stream's lock, so that log lines
+            // from other threads never split a message.
+            Channel::Stderr => std::io::stderr().lock().write_all(line.as_bytes()),
+            Channel::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(line.as_bytes()).and_then(|()| out.flush())
+            }
+        };
+        if let Err(error) = written {
+            if !self.warned {
+                self.warned = true;
+                tracing::warn!(%error, channel = ?self.channel, "Cannot send Dagster Pipes messages; the run goes on.");
+            }
+        }
+    }
+
+    fn open(&mut self) {
+        if !self.opened {
+            self.opened = true;
+            // `PipesDefaultMessageWriter.get_opened_payload()`: no extras.
+            self.send("opened", json!({"extras": {}}));
+        }
+    }
+
+    fn log(&mut self, level: &str, message: String) {
+        self.send("log", json!({"message": message, "level": level}));
+    }
+
+    /// `closed`, with `PipesException` fields when `error` is given.
+    fn close(&mut self, error: Option<&str>, name: &str) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let params = match error {
+            None => json!({}),
+            Some(message) => json!({"exception": {
+                "message": message,
+                "stack": [],
+                "name": name,
+                "cause": null,
+                "context": null,
+            }}),
+        };
+        self.send("closed", params);
+    }
+}
+
+impl Observer for Pipes {
+    fn run_started(&mut self, run: &RunInfo, plan: &Plan) {
+        self.open();
+        let steps: Vec<String> = plan.steps.iter().map(|s| s.target.to_string()).collect();
+        let dagster = self.dagster_run_id.as_deref().map(|id| format!(" (Dagster run {id})")).unwrap_or_default();
+        self.log(
+            "INFO",
+            format!(
+                "floe-host run {} of pipeline `{}`{dagster}: {} steps: {}",
+                run.run_id,
+                run.pipeline,
+                steps.len(),
+                steps.join(", ")
+            ),
+        );
+    }
+
+    fn step_committed(&mut self, run: &RunInfo, step: &Step, report: &StepReport, _schema: &SchemaRef) {
+        let key = asset_key_of(step);
+        if !self.asset_keys.as_ref().is_some_and(|keys| keys.contains(&key)) {
+            // Dagster runs an op, not these assets: a log line is all it can take.
+            self.log("INFO", format!("committed {}: {} rows, snapshot {}", report.table, report.rows, report.snapshot_id));
+            return;
+        }
+        let metadata = json!({
+            "dagster/row_count": {"raw_value": report.rows, "type": "int"},
+            "table": {"raw_value": report.table, "type": "text"},
+            "snapshot_id": {"raw_value": report.snapshot_id, "type": "int"},
+            "files": {"raw_value": report.files, "type": "int"},
+            "bytes": {"raw_value": report.bytes, "type": "int"},
+            "duration_ms": {"raw_value": report.duration.as_millis() as u64, "type": "int"},
+            "floe_run_id": {"raw_value": run.run_id, "type": "text"},
+        });
+        self.send("report_asset_materialization", json!({"asset_key": key, "metadata": metadata, "data_version": null}));
+    }
+
+    fn step_failed(&mut self, _run: &RunInfo, step: &Step, error: &RunError) {
+        self.log("ERROR", format!("step `{}` ({}) failed, nothing of it was committed: {error}", step.name, step.target));
+    }
+
+    fn run_finished(&mut self, run: &RunInfo, result: Result<&RunReport, &RunError>) {
+        self.open();
+        match result {
+            Ok(report) => {
+                let rows: u64 = report.steps.iter().map(|s| s.rows).sum();
+                self.log("INFO", format!("floe-host run {} committed {} tables ({rows} rows)", run.run_id, report.steps.len()));
+                self.close(None, "");
+            }
+            Err(error) => self.close(Some(&error.to_string()), &format!("{:?}", error.exit_code())),
+        }
+    }
+}
+
+impl Drop for Pipes {
+    /// A run that never reached `run_finished` (a panic) still closes the
+    /// session, so that Dagster does not wait for messages that never come.
+    fn drop(&mut self) {
+        if self.opened && !self.closed {
+            self.close(Some("floe-host stopped before the run finished"), "Aborted");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(value: &Value) -> String {
+        use base64::Engine;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(value.to_string().as_bytes()).unwrap();
+        base64::engine::general_purpose::STANDARD.encode(z.finish().unwrap())
+    }
+
+    #[test]
+    fn decodes_params_like_dagster_pipes() {
+        let value = json!({"path": "/tmp/x"});
+        assert_eq!(decode_param(MESSAGES_ENV, &encode(&value)).unwrap(), value);
+        assert!(matches!(decode_param(MESSAGES_ENV, "not base64!"), Err(PipesError::Decode { .. })));
+    }
+
+    #[test]
+    fn picks_the_channel() {
+        assert_eq!(channel(&json!({"path": "/m"})).unwrap(), Channel::File("/m".into()));
+        assert_eq!(channel(&json!({"stdio": "stderr"})).unwrap(), Channel::Stderr);
+        assert_eq!(channel(&json!({"buffered_stdio": "stdout"})).unwrap(), Channel::Stdout);
+        assert!(channel(&json!({"bucket": "b", "key_prefix": "p"})).is_err());
+        assert!(channel(&json!({"stdio": "stdin"})).is_err());
+    }
+
+    #[test]
+    fn reads_an_inline_context() {
+        let context = context(&encode(&json!({"data": {
+            "asset_keys": ["gold/customer_totals"], "partition_key": null, "run_id": "r1",
+            "extras": {}, "retry_number": 0, "job_name": "j"
+        }})))
+        .unwrap();
+        assert_eq!(context.asset_keys, Some(vec!["gold/customer_totals".to_string()]));
+        assert_eq!(context.run_id.as_deref(), Some("r1"));
+        assert!(matches!(super::context(&encode(&json!({"data": {"asset_keys": "x"}}))), Err(PipesError::Context(_))));
+        assert!(matches!(super::context(&encode(&json!({"path": "/no/such/file"}))), Err(PipesError::ContextFile { .. })));
+    }
+
+    #[test]
+    fn maps_asset_keys_to_tables() {
+        assert_eq!(table_of("gold/customer_totals").unwrap(), "gold.customer_totals");
+        assert!(table_of("customer_totals").is_err());
+        assert!(table_of("lake/gold/customer_totals").is_err());
+    }
+}

@@ -1,0 +1,122 @@
+//! `run --summary-json PATH`: a JSON file describing the run, written once at
+//! the end (atomically: a temporary file in the same directory, then a rename),
+//! whether the run succeeded or failed.
+//!
+//! ```json
+//! {"run_id": "...", "pipeline": "customer-analytics", "status": "succeeded",
+//!  "exit_code": 0, "error": null, "failed_step": null,
+//!  "started_at_unix_ms": 1700000000000, "duration_ms": 4210,
+//!  "steps": [{"step": "raw_customers", "table": "bronze.raw_customers",
+//!             "rows_out": 1055, "files": 1, "bytes": 40321,
+//!             "duration_ms": 310, "snapshot_id": 123}]}
+//! ```
+//!
+//! `steps` lists the committed steps, in order; on failure those committed
+//! before the failing one (they stay committed). Rows read per step are not
+//! reported: the driver does not count them.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arrow_schema::SchemaRef;
+use serde_json::{json, Value};
+
+use super::{Observer, RunInfo};
+use crate::plan::Step;
+use crate::run::{RunError, RunReport, StepReport};
+
+/// Writes the summary file at the end of the run.
+pub struct SummaryJson {
+    path: PathBuf,
+    steps: Vec<StepReport>,
+    failed_step: Option<String>,
+}
+
+impl SummaryJson {
+    pub fn new(path: PathBuf) -> Self {
+        SummaryJson { path, steps: Vec::new(), failed_step: None }
+    }
+}
+
+/// The summary document.
+pub fn summary(run: &RunInfo, steps: &[StepReport], failed_step: Option<&str>, result: Result<&RunReport, &RunError>) -> Value {
+    let (status, exit_code, error) = match result {
+        Ok(_) => ("succeeded", 0, None),
+        Err(error) => ("failed", error.exit_code().code(), Some(error.to_string())),
+    };
+    let unix_ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let duration_ms = SystemTime::now().duration_since(run.started_at).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let steps: Vec<Value> = steps
+        .iter()
+        .map(|s| {
+            json!({
+                "step": s.step,
+                "table": s.table,
+                "rows_out": s.rows,
+                "files": s.files,
+                "bytes": s.bytes,
+                "duration_ms": s.duration.as_millis() as u64,
+                "snapshot_id": s.snapshot_id,
+            })
+        })
+        .collect();
+    json!({
+        "run_id": run.run_id,
+        "pipeline": run.pipeline,
+        "status": status,
+        "exit_code": exit_code,
+        "error": error,
+        "failed_step": failed_step,
+        "started_at_unix_ms": unix_ms(run.started_at),
+        "duration_ms": duration_ms,
+        "steps": steps,
+    })
+}
+
+/// Writes `text` to `path` through a temporary file in the same directory, so
+/// that readers see the old file or the whole new one.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let name = path.file_name().ok_or_else(|| std::io::Error::other("the path has no file name"))?;
+    let temp = path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let written = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
+
+impl Observer for SummaryJson {
+    fn step_committed(&mut self, _run: &RunInfo, _step: &Step, report: &StepReport, _schema: &SchemaRef) {
+        self.steps.push(report.clone());
+    }
+
+    fn step_failed(&mut self, _run: &RunInfo, step: &Step, _error: &RunError) {
+        self.failed_step = Some(step.name.to_string());
+    }
+
+    fn run_finished(&mut self, run: &RunInfo, result: Result<&RunReport, &RunError>) {
+        let document = summary(run, &self.steps, self.failed_step.as_deref(), result);
+        let text = serde_json::to_string_pretty(&document).expect("a summary serializes") + "\n";
+        if let Err(error) = write_atomically(&self.path, &text) {
+            // An observer never fails the run; say it loudly instead.
+            tracing::error!(%error, path = %self.path.display(), "Cannot write the run summary.");
+            eprintln!("warning: cannot write the run summary {}: {error}", self.path.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_file_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.json");
+        std::fs::write(&path, "old").unwrap();
+        write_atomically(&path, "{\"new\": true}\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"new\": true}\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
+        assert!(write_atomically(&dir.path().join("missing/summary.json"), "x").is_err());
+    }
+}

@@ -1,0 +1,309 @@
+//! Dagster Pipes and `--summary-json`: the demo materialized by real Dagster
+//! (`dagster.materialize` with `PipesSubprocessClient`, tests/py/dagster_demo.py
+//! on examples/dagster/definitions.py), the stderr channel `PipesK8sClient`
+//! reads, contexts floe-host refuses, and the summary file.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::support::{example, floe_host, floe_host_with_env, plugin, python_json, temp_dir};
+
+/// The demo's tables as Dagster asset keys, with their row counts.
+const DEMO_ROWS: [(&str, u64); 9] = [
+    ("bronze/raw_customers", 1055),
+    ("bronze/raw_orders", 5099),
+    ("silver/stg_customers", 1000),
+    ("silver/stg_orders", 4367),
+    ("gold/customer_totals", 989),
+    ("gold/daily_revenue", 455),
+    ("silver/customer_contacts", 1000),
+    ("silver/first_orders", 5000),
+    ("gold/large_orders", 366),
+];
+
+const BROKEN_SQL_ERROR: &str = "floe-test: revenue is broken";
+
+/// `base64(zlib(json))`, as `dagster_pipes.encode_param`.
+fn encode_param(value: &Value) -> String {
+    use base64::Engine;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(value.to_string().as_bytes()).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(z.finish().unwrap())
+}
+
+/// A two-step project whose silver SQL fails at run time (DuckDB `error()`),
+/// after bronze committed 3 rows.
+fn broken_project(dir: &Path) {
+    fs::create_dir_all(dir.join("data")).unwrap();
+    fs::create_dir_all(dir.join("models")).unwrap();
+    fs::write(dir.join("data/customers.csv"), "customer_id,name\n1,a\n2,b\n3,c\n").unwrap();
+    fs::write(
+        dir.join("models/broken.sql"),
+        format!("SELECT customer_id, error('{BROKEN_SQL_ERROR}') AS boom\nFROM bronze.raw_customers\n"),
+    )
+    .unwrap();
+    let yaml = format!(
+        "name: broken\nplugins:\n  csv-ingest:\n    path: {}\ntransforms:\n\
+         \x20 - name: raw_customers\n    layer: bronze\n    kind: ingest\n    plugin: csv-ingest\n    source: data/customers.csv\n\
+         \x20 - name: broken\n    layer: silver\n    kind: sql\n    sql: models/broken.sql\n",
+        plugin("csv_ingest.wasm").display()
+    );
+    fs::write(dir.join("floe.yaml"), yaml).unwrap();
+}
+
+fn dagster(project: &Path, state: &Path, select: &[&str]) -> Value {
+    let mut args = vec![env!("CARGO_BIN_EXE_floe-host"), project.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
+    for key in select {
+        args.extend(["--select", key]);
+    }
+    python_json("dagster_demo.py", &args)
+}
+
+fn row_counts(result: &Value) -> BTreeMap<String, u64> {
+    result["materialized"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v["row_count"].as_u64().unwrap())).collect()
+}
+
+#[test]
+fn dagster_materializes_the_demo_and_a_selection() {
+    let dir = temp_dir();
+    let state = dir.path().join("state");
+    let result = dagster(&example("customer-analytics"), &state, &[]);
+    assert_eq!(result["success"], true, "{result:#}");
+    let expected: BTreeMap<String, u64> = DEMO_ROWS.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+    assert_eq!(row_counts(&result), expected);
+    for (key, meta) in result["materialized"].as_object().unwrap() {
+        assert_eq!(meta["table"], key.replace('/', "."));
+        assert!(meta["snapshot_id"].as_i64().is_some(), "{meta}");
+        assert!(meta["files"].as_u64().unwrap() >= 1 && meta["bytes"].as_u64().unwrap() > 0, "{meta}");
+    }
+    assert_eq!(result["errors"], json!([]));
+    let logs = result["logs"].to_string();
+    assert!(logs.contains("floe-host run") && logs.contains("committed 9 tables"), "{logs}");
+
+    // A selection runs only its steps, on the tables already committed.
+    let result = dagster(&example("customer-analytics"), &state, &["gold/customer_totals", "gold/large_orders"]);
+    assert_eq!(result["success"], true, "{result:#}");
+    let expected = BTreeMap::from([("gold/customer_totals".to_string(), 989), ("gold/large_orders".to_string(), 366)]);
+    assert_eq!(row_counts(&result), expected);
+}
+
+#[test]
+fn a_failing_step_fails_the_dagster_run_with_its_error() {
+    let dir = temp_dir();
+    broken_project(&dir.path().join("project"));
+    let result = dagster(&dir.path().join("project"), &dir.path().join("state"), &[]);
+    assert_eq!(result["success"], false, "{result:#}");
+    // bronze.raw_customers did commit, but Dagster drops what a failed Pipes
+    // step reported (PipesSubprocessClient.run raises before get_results).
+    assert_eq!(row_counts(&result), BTreeMap::new());
+    let errors = result["errors"].to_string();
+    // floe-host's exception (the `closed` message) and the exit code.
+    let closed = "pipes closed with exception: StepFailed: step `broken`: SQL `";
+    assert!(errors.contains(closed) && errors.contains(BROKEN_SQL_ERROR), "{errors}");
+    assert!(errors.contains("External execution process failed with code 1"), "{errors}");
+    let logs = result["logs"].to_string();
+    assert!(logs.contains("step `broken` (silver.broken) failed") && logs.contains(BROKEN_SQL_ERROR), "{logs}");
+}
+
+/// The Pipes messages among a process's stderr lines.
+fn messages(stderr: &str) -> Vec<Value> {
+    stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|m| m.get("__dagster_pipes_version").is_some())
+        .collect()
+}
+
+#[test]
+fn stderr_channel_for_k8s_sends_messages_in_order() {
+    let dir = temp_dir();
+    let state = dir.path().join("state");
+    let context = json!({"data": {
+        "asset_keys": ["bronze/raw_customers", "silver/stg_customers"],
+        "code_version_by_asset_key": null, "provenance_by_asset_key": null,
+        "partition_key": null, "partition_key_range": null, "partition_time_window": null,
+        "run_id": "dagster-run-1", "job_name": "__ASSET_JOB", "retry_number": 0, "extras": {}
+    }});
+    let env = [
+        ("DAGSTER_PIPES_CONTEXT", encode_param(&context)),
+        ("DAGSTER_PIPES_MESSAGES", encode_param(&json!({"stdio": "stderr"}))),
+        ("FLOE_LOG", "info".to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let project = example("customer-analytics");
+    let run = floe_host_with_env(&["run", project.to_str().unwrap(), "--state-dir", state.to_str().unwrap()], &env)
+        .expect_code(0);
+    let messages = messages(&run.stderr);
+    let methods: Vec<&str> = messages.iter().map(|m| m["method"].as_str().unwrap()).collect();
+    assert_eq!(
+        methods,
+        ["opened", "log", "report_asset_materialization", "report_asset_materialization", "log", "closed"],
+        "{}",
+        run.stderr
+    );
+    for m in &messages {
+        assert_eq!(m["__dagster_pipes_version"], "0.1");
+    }
+    assert_eq!(messages[0]["params"], json!({"extras": {}}));
+    assert_eq!(messages[1]["params"]["level"], "INFO");
+    assert!(messages[1]["params"]["message"].as_str().unwrap().contains("(Dagster run dagster-run-1): 2 steps"));
+    for (message, (key, rows)) in messages[2..4].iter().zip([("bronze/raw_customers", 1055), ("silver/stg_customers", 1000)]) {
+        let params = &message["params"];
+        assert_eq!(params["asset_key"], key);
+        assert_eq!(params["data_version"], Value::Null);
+        let metadata = &params["metadata"];
+        assert_eq!(metadata["dagster/row_count"], json!({"raw_value": rows, "type": "int"}));
+        assert_eq!(metadata["table"], json!({"raw_value": key.replace('/', "."), "type": "text"}));
+        assert_eq!(metadata["snapshot_id"]["type"], "int");
+        let names: Vec<&String> = metadata.as_object().unwrap().keys().collect();
+        assert_eq!(names, ["bytes", "dagster/row_count", "duration_ms", "files", "floe_run_id", "snapshot_id", "table"]);
+        for value in metadata.as_object().unwrap().values() {
+            assert_eq!(value.as_object().unwrap().len(), 2, "{{raw_value, type}} only: {value}");
+        }
+    }
+    assert_eq!(messages[5]["params"], json!({}));
+    // Only the selected steps ran.
+    assert!(run.stdout.contains("raw_customers") && run.stdout.contains("stg_customers"), "{}", run.stdout);
+    assert!(!run.stdout.contains("raw_orders") && !run.stdout.contains("customer_totals"), "{}", run.stdout);
+}
+
+#[test]
+fn contexts_floe_host_cannot_honour_fail_before_anything_runs() {
+    let dir = temp_dir();
+    let state = dir.path().join("state");
+    let project = example("customer-analytics");
+    let data = |extra: Value| {
+        let mut context = json!({"asset_keys": ["gold/customer_totals"], "run_id": "r", "extras": {}, "retry_number": 0});
+        context.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        encode_param(&json!({"data": context}))
+    };
+    let cases = [
+        (data(json!({"partition_key": "2024-01-01"})), "partitioned runs are not supported yet (the context asks for partition `2024-01-01`)"),
+        (data(json!({"asset_keys": ["gold/nope"]})), "no step or table named `gold.nope`; its tables are: bronze.raw_customers"),
+        (data(json!({"asset_keys": ["customer_totals"]})), "asset key `customer_totals` is not `layer/table`"),
+        ("bm90IHpsaWI=".to_string(), "DAGSTER_PIPES_CONTEXT is not base64 of zlib-compressed JSON"),
+        (encode_param(&json!({"path": "/no/such/context.json"})), "cannot read the context file /no/such/context.json"),
+    ];
+    for (i, (context, needle)) in cases.iter().enumerate() {
+        let messages_file = dir.path().join(format!("messages-{i}.jsonl"));
+        let params = encode_param(&json!({"path": messages_file}));
+        let run = floe_host_with_env(
+            &["run", project.to_str().unwrap(), "--state-dir", state.to_str().unwrap()],
+            &[("DAGSTER_PIPES_CONTEXT", context), ("DAGSTER_PIPES_MESSAGES", &params)],
+        )
+        .expect_code(2);
+        assert!(run.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", run.stderr);
+        // Dagster hears it too: opened, then closed with the error.
+        let sent = messages(&fs::read_to_string(&messages_file).unwrap());
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert_eq!(sent[0]["method"], "opened");
+        assert_eq!(sent[1]["method"], "closed");
+        let exception = &sent[1]["params"]["exception"];
+        assert!(exception["message"].as_str().unwrap().contains(needle), "{exception}");
+        assert_eq!(exception["name"], "ConfigError");
+        assert_eq!((&exception["stack"], &exception["cause"], &exception["context"]), (&json!([]), &Value::Null, &Value::Null));
+    }
+    assert!(!state.exists(), "nothing may run: {} exists", state.display());
+
+    // Only one of the two variables, or messages floe-host cannot write.
+    let run = floe_host_with_env(&["run", project.to_str().unwrap()], &[("DAGSTER_PIPES_CONTEXT", &data(json!({})))]);
+    let run = run.expect_code(2);
+    assert!(run.stderr.contains("DAGSTER_PIPES_CONTEXT is set but DAGSTER_PIPES_MESSAGES is not"), "{}", run.stderr);
+    let s3 = encode_param(&json!({"bucket": "b", "key_prefix": "p"}));
+    let run = floe_host_with_env(
+        &["run", project.to_str().unwrap()],
+        &[("DAGSTER_PIPES_CONTEXT", &data(json!({}))), ("DAGSTER_PIPES_MESSAGES", &s3)],
+    )
+    .expect_code(2);
+    assert!(run.stderr.contains(r#"but floe-host supports {"path": FILE} or {"stdio""#), "{}", run.stderr);
+}
+
+/// `(snapshot id)` per table from the summary table on stdout.
+fn stdout_snapshots(stdout: &str) -> BTreeMap<String, i64> {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            (cols.len() == 5).then(|| Some((cols[1].to_string(), cols[3].parse().ok()?))).flatten()
+        })
+        .collect()
+}
+
+#[test]
+fn summary_json_describes_the_run() {
+    let dir = temp_dir();
+    let state = dir.path().join("state");
+    let summary_path = dir.path().join("summary.json");
+    let project = example("customer-analytics");
+    let run = floe_host(&[
+        "run",
+        project.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--run-id",
+        "summary-test-1",
+        "--summary-json",
+        summary_path.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let summary: Value = serde_json::from_str(&fs::read_to_string(&summary_path).unwrap()).unwrap();
+    let keys: Vec<&String> = summary.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["duration_ms", "error", "exit_code", "failed_step", "pipeline", "run_id", "started_at_unix_ms", "status", "steps"]
+    );
+    assert_eq!(summary["run_id"], "summary-test-1");
+    assert_eq!(summary["pipeline"], "customer-analytics");
+    assert_eq!(summary["status"], "succeeded");
+    assert_eq!(summary["exit_code"], 0);
+    assert_eq!(summary["error"], Value::Null);
+    assert_eq!(summary["failed_step"], Value::Null);
+    let snapshots = stdout_snapshots(&run.stdout);
+    let steps = summary["steps"].as_array().unwrap();
+    let got: Vec<(String, String, u64)> = steps
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap().into(), s["table"].as_str().unwrap().into(), s["rows_out"].as_u64().unwrap()))
+        .collect();
+    let want: Vec<(String, String, u64)> = DEMO_ROWS
+        .iter()
+        .map(|(key, rows)| (key.split('/').nth(1).unwrap().to_string(), key.replace('/', "."), *rows))
+        .collect();
+    assert_eq!(got, want);
+    for step in steps {
+        let table = step["table"].as_str().unwrap();
+        assert_eq!(step["snapshot_id"].as_i64(), snapshots.get(table).copied(), "{table}: stdout\n{}", run.stdout);
+        assert_eq!(step["files"], 1, "{step}");
+        assert!(step["bytes"].as_u64().unwrap() > 0 && step["duration_ms"].as_u64().is_some(), "{step}");
+    }
+    let names: Vec<&String> = steps[0].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["bytes", "duration_ms", "files", "rows_out", "snapshot_id", "step", "table"]);
+    assert!(fs::read_dir(dir.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+
+    // A failed run: the committed steps, the failing one and the error.
+    broken_project(&dir.path().join("broken"));
+    let run = floe_host(&[
+        "run",
+        dir.path().join("broken").to_str().unwrap(),
+        "--run-id",
+        "summary-test-2",
+        "--summary-json",
+        summary_path.to_str().unwrap(),
+    ])
+    .expect_code(1);
+    let summary: Value = serde_json::from_str(&fs::read_to_string(&summary_path).unwrap()).unwrap();
+    assert_eq!(summary["run_id"], "summary-test-2");
+    assert_eq!(summary["pipeline"], "broken");
+    assert_eq!(summary["status"], "failed");
+    assert_eq!(summary["exit_code"], 1);
+    assert_eq!(summary["failed_step"], "broken");
+    let error = summary["error"].as_str().unwrap();
+    assert!(error.starts_with("step `broken`") && error.contains(BROKEN_SQL_ERROR), "{error}");
+    assert!(run.stderr.contains(error), "the same text as on stderr:\n{}", run.stderr);
+    let steps = summary["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1);
+    assert_eq!((&steps[0]["step"], &steps[0]["table"], &steps[0]["rows_out"]), (&json!("raw_customers"), &json!("bronze.raw_customers"), &json!(3)));
+}
