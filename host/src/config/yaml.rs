@@ -36,8 +36,9 @@ pub fn from_value<T: DeserializeOwned>(file: &Path, text: &str, value: serde_yam
             _ => key,
         };
         let position = locate_or_parent(text, &key);
-        let mut error = ConfigError::new(file, key, message.clone()).at(position);
-        error.help = help_for(&message);
+        let help = help_for(&message, &key);
+        let mut error = ConfigError::new(file, key, message).at(position);
+        error.help = help;
         error
     })
 }
@@ -124,14 +125,65 @@ fn clean_message(message: &str, key: &str) -> String {
     out
 }
 
-fn help_for(message: &str) -> Option<String> {
+fn help_for(message: &str, key: &str) -> Option<String> {
     if message.starts_with("unknown field") {
-        Some("remove the key or fix its spelling (the accepted keys are listed)".into())
-    } else if message.starts_with("missing field") {
-        Some("add the key; see the README's configuration reference".into())
-    } else {
-        None
+        return Some("remove the key or fix its spelling (the accepted keys are listed)".into());
     }
+    // For a missing field the path is its parent's and the message names it.
+    let field = message.strip_prefix("missing field `").and_then(|m| m.split('`').next());
+    let full_key = match field {
+        Some(field) if key.is_empty() => field.to_string(),
+        Some(field) => format!("{key}.{field}"),
+        None => key.to_string(),
+    };
+    match (example_for(&full_key), field) {
+        (Some(example), Some(_)) => Some(format!("add it, for example {example}")),
+        (Some(example), None) => Some(format!("for example {example}")),
+        (None, Some(_)) => Some("add the key; see the README's configuration reference".into()),
+        (None, None) => None,
+    }
+}
+
+/// A valid value for the key a type or value error is about.
+fn example_for(key: &str) -> Option<&'static str> {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    let last = last.split('[').next().unwrap_or(last);
+    let section = key.split('.').next().unwrap_or("");
+    Some(match (section, last) {
+        ("catalogs", "type") => "`type: sql` (or `rest`, `polaris`)",
+        ("storage", "type") => "`type: local` (or `s3`)",
+        ("compute", "type") => "`type: duckdb`",
+        (_, "mode") if key.contains("credentials") => "`mode: oauth2` (or `bearer`; for storage `static` or `ambient`)",
+        (_, "transforms") => "a list of steps: `- {name: stg_orders, layer: silver, kind: sql, sql: models/stg_orders.sql}`",
+        (_, "kind") => "`kind: sql` (or `ingest`, `wasm`)",
+        (_, "mode") => "`mode: overwrite` (or `append`)",
+        (_, "layer") => "`layer: silver`",
+        ("name", "name") => "`name: customer-analytics` (the pipeline's name)",
+        (_, "name") => "`name: stg_orders`",
+        (_, "plugins") if section == "plugins" && key == "plugins" => "`plugins: {csv-ingest: {path: plugins/csv_ingest.wasm}}`",
+        (_, "path") => "`path: plugins/csv_ingest.wasm`",
+        (_, "source") => "`source: data/orders.csv`",
+        (_, "sql") => "`sql: models/stg_orders.sql`",
+        (_, "inputs") => "`inputs: [silver.stg_orders]`",
+        (_, "config") => "`config: {batch_rows: 65536}`",
+        (_, "memory_limit") if section == "plugins" => "`memory_limit: 512MiB`",
+        (_, "memory_limit") => "`memory_limit: 2GB`",
+        (_, "call_timeout") => "`call_timeout: 30s`",
+        (_, "max_output_bytes") => "`max_output_bytes: 64MiB`",
+        (_, "threads") => "`threads: 4`",
+        (_, "client_secret" | "token") => "`{secret_ref: polaris-client-secret}`",
+        (_, "client_id") => "`{secret_ref: polaris-client-id}` or a plain string",
+        (_, "credentials") => "`credentials: {mode: oauth2, client_id: {secret_ref: id}, client_secret: {secret_ref: secret}}`",
+        (_, "uri") => "`uri: http://polaris:8181/api/catalog`",
+        (_, "warehouse") => "`warehouse: demo_catalog`",
+        (_, "bucket") => "`bucket: lakehouse`",
+        (_, "root") => "`root: /data/warehouse`",
+        (_, "storage_ref" | "catalog_ref") => "`catalog_ref: default`",
+        (_, "namespace") => "`namespace: silver`",
+        (_, "version") => "`version: \"1.0.0\"`",
+        (_, "traces" | "lineage" | "path_style_access") => "`true` or `false`",
+        _ => return None,
+    })
 }
 
 /// One segment of a key path.

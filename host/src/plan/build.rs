@@ -125,7 +125,11 @@ impl Checker<'_> {
                 TransformKind::Ingest => {
                     for (field, present) in [("sql", transform.sql.is_some()), ("inputs", !transform.inputs.is_empty())] {
                         if present {
-                            self.floe_error(key(field), format!("`{field}` does not apply to an `ingest` step"), None);
+                            self.floe_error(
+                                key(field),
+                                format!("`{field}` does not apply to an `ingest` step"),
+                                Some("remove it: an `ingest` step reads its `source` file".into()),
+                            );
                         }
                     }
                     let plugin = self.step_plugin(i, transform.plugin.as_deref(), &plugins, "ingest", "csv-ingest");
@@ -163,7 +167,11 @@ impl Checker<'_> {
                 TransformKind::Wasm => {
                     for (field, present) in [("sql", transform.sql.is_some()), ("source", transform.source.is_some())] {
                         if present {
-                            self.floe_error(key(field), format!("`{field}` does not apply to a `wasm` step"), None);
+                            self.floe_error(
+                                key(field),
+                                format!("`{field}` does not apply to a `wasm` step"),
+                                Some("remove it: a `wasm` step reads its `inputs`".into()),
+                            );
                         }
                     }
                     if transform.inputs.is_empty() {
@@ -204,7 +212,11 @@ impl Checker<'_> {
                         ("config", !transform.config.is_empty()),
                     ] {
                         if present {
-                            self.floe_error(key(field), format!("`{field}` does not apply to a `sql` step"), None);
+                            self.floe_error(
+                                key(field),
+                                format!("`{field}` does not apply to a `sql` step"),
+                                Some("remove it: a `sql` step reads the tables its SQL names".into()),
+                            );
                         }
                     }
                     match &transform.sql {
