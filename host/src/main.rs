@@ -28,6 +28,18 @@ mod plugin_tool_text;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on stderr: `text` for people, `json` (one object per line)
+    /// for log collectors; `auto` picks text on a terminal, JSON elsewhere.
+    /// The level comes from FLOE_LOG (default: `floe_host=info,warn`).
+    #[arg(long, global = true, env = "FLOE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    Auto,
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -193,7 +205,7 @@ impl ConfigArgs {
 
 fn main() -> ProcessExit {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.log_format);
     let code = match cli.command {
         Command::Validate { config } => load_plan(&config).map(|plan| {
             println!("ok: {} steps", plan.steps.len());
@@ -379,8 +391,19 @@ fn export_schema(file: Option<String>, out_dir: Option<PathBuf>) -> ExitCode {
     ExitCode::Success
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLOE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("floe_host=info,warn"));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    if json {
+        builder.json().flatten_event(true).with_current_span(false).init();
+    } else {
+        builder.init();
+    }
 }
