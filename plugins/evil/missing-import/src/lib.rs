@@ -1,9 +1,10 @@
 //! `evil-missing-import`: the ingest world plus an import the host does not
-//! provide, `evil:probe/exfil` (wit/probe.wit). Loading it must fail with an
+//! provide, `evil:probe/exfil` (probe-wit/probe.wit). Loading it must fail with an
 //! error that names the interface.
 
 wit_bindgen::generate!({
-    path: ["../../../wit", "wit"],
+    // Not `wit/`: cargo-component treats a crate-local `wit/` folder as its own target.
+    path: ["../../../wit", "probe-wit"],
     world: "evil:probe/exfil-plugin",
     generate_all,
 });
