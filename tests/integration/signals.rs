@@ -68,6 +68,7 @@ fn run_and_signal(project: &Path, state: &Path, step: &str, signals: &[libc::c_i
         .args(["run", project.to_str().unwrap(), "--state-dir", state.to_str().unwrap()])
         .env("FLOE_LOG", "info")
         .env("NO_COLOR", "1")
+        .env("FLOE_LOG_FORMAT", "text")
         .env_remove("FLOE_PLATFORM_FILE")
         .env_remove("FLOE_PLATFORM_ENV")
         .env_remove("FLOE_STATE_DIR")
