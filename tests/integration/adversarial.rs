@@ -6,13 +6,11 @@
 //! and nothing they find may reach the table, stdout or stderr. In process,
 //! one `Sandbox` must survive all of them and then still ingest a CSV exactly.
 //!
-//! The binary runs plugins under `Limits::default()` (1 GiB, 60 s per call), so
-//! the plugins that only stop at a limit (loop, sleep, alloc) run in process
-//! under tight limits.
-// TODO(platform limits): once platform.yaml `plugins:` limits (memory_limit,
-// call_timeout, max_output_bytes) land, run evil-loop, evil-sleep and
-// evil-alloc (and evil-huge-output with a small max_output_bytes) through the
-// binary too, with a platform file that sets small limits.
+//! Without a platform file the binary runs plugins under `Limits::default()`
+//! (1 GiB, 60 s per call, 256 MiB per output). The plugins that only stop at a
+//! limit (loop, sleep, alloc, huge-output) run through the binary with a
+//! platform.yaml whose `plugins:` limits are tight, and in process under the
+//! same limits.
 
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
@@ -325,6 +323,99 @@ fn a_huge_error_message_is_cut() {
         run.stderr.len()
     );
     assert!(!run.stderr.contains("END-OF-BIG-ERROR"));
+}
+
+/// A platform.yaml over the project's state directory (the same catalog and
+/// warehouse as the embedded default) with tight limits: a 500 ms deadline
+/// ([`TIGHT`]),
+/// 64 MiB of memory and 1 MiB of output per call.
+fn tight_platform(project: &Project) -> PathBuf {
+    let state = project.state();
+    let q = |s: String| serde_json::to_string(&s).unwrap();
+    let yaml = format!(
+        "catalogs:\n  default:\n    type: sql\n    uri: {uri}\n    warehouse: {warehouse}\n\
+         storage:\n  default:\n    type: local\n    root: {warehouse}\n\
+         compute:\n  default:\n    type: duckdb\n\
+         plugins:\n  memory_limit: 64MiB\n  call_timeout: 500ms\n  max_output_bytes: 1MiB\n",
+        uri = q(format!("sqlite:{}", state.join("catalog.db").display())),
+        warehouse = q(state.join("warehouse").display().to_string()),
+    );
+    let file = project.dir.path().join("platform.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    file
+}
+
+#[test]
+fn platform_limits_stop_loops_sleeps_hoards_and_floods_of_output() {
+    // One project (one good run) for every case: each violation must leave
+    // the table at the same baseline snapshot.
+    let project = Project::new();
+    let platform = tight_platform(&project);
+    let bound = TIGHT + Duration::from_secs(10);
+    let cases: [(&str, &[(&str, &str)], &[&str]); 5] = [
+        ("loop", &[], &["exceeded its deadline (500ms per call)"]),
+        (
+            "sleep",
+            &[("mode", "sleep")],
+            &["exceeded its deadline (500ms per call)"],
+        ),
+        (
+            "sleep",
+            &[("mode", "poll")],
+            &["exceeded its deadline (500ms per call)"],
+        ),
+        (
+            "alloc",
+            &[],
+            &["exceeded its memory limit (67108864 bytes)"],
+        ),
+        (
+            "huge-output",
+            &[("bytes", "1048577")],
+            &[
+                "returned 1048577 bytes from one call",
+                "output limit (1048576 bytes)",
+            ],
+        ),
+    ];
+    for (name, config, expected) in cases {
+        let file =
+            project.write_pipeline("evil.yaml", &format!("evil-{name}"), &evil(name), config);
+        let state = project.state();
+        let started = Instant::now();
+        let run = floe_host_with_env(
+            &[
+                "run",
+                "-f",
+                file.to_str().unwrap(),
+                "--platform",
+                platform.to_str().unwrap(),
+                "--state-dir",
+                state.to_str().unwrap(),
+            ],
+            &[],
+        );
+        let took = started.elapsed();
+        let run = run.expect_code(3);
+        let plugin = format!("plugin `evil-{name}`");
+        for piece in [format!("step `{STEP}`").as_str(), plugin.as_str()]
+            .into_iter()
+            .chain(expected.iter().copied())
+        {
+            assert!(
+                run.stderr.contains(piece),
+                "evil-{name} {config:?}: stderr lacks {piece:?}:\n{}",
+                run.stderr
+            );
+        }
+        // A sleep of an hour ends at the deadline, not with the process.
+        assert!(took < bound, "evil-{name} {config:?} took {took:?}");
+        assert_eq!(
+            project.snapshot(&file),
+            project.baseline,
+            "evil-{name} {config:?} must not commit a snapshot"
+        );
+    }
 }
 
 /// Runs a probe into a fresh table, which it may write (its findings are the
