@@ -13,4 +13,5 @@ mod sandbox;
 mod secrets;
 mod signals;
 mod support;
+mod traces;
 mod transform;

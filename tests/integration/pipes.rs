@@ -159,8 +159,17 @@ fn stderr_channel_for_k8s_sends_messages_in_order() {
         assert_eq!(metadata["dagster/row_count"], json!({"raw_value": rows, "type": "int"}));
         assert_eq!(metadata["table"], json!({"raw_value": key.replace('/', "."), "type": "text"}));
         assert_eq!(metadata["snapshot_id"]["type"], "int");
+        assert_eq!(metadata["rows_in"]["type"], "int");
         let names: Vec<&String> = metadata.as_object().unwrap().keys().collect();
-        assert_eq!(names, ["bytes", "dagster/row_count", "duration_ms", "files", "floe_run_id", "snapshot_id", "table"]);
+        let mut want = vec!["bytes", "bytes_in", "dagster/row_count", "duration_ms", "files", "floe_run_id"];
+        if key.starts_with("bronze/") {
+            // The ingest plugin's cost; a SQL model has none (and no nulls are sent).
+            want.extend(["plugin_calls", "plugin_cpu_ms", "plugin_peak_memory_bytes"]);
+            assert_eq!(metadata["plugin_cpu_ms"]["type"], "float");
+            assert!(metadata["plugin_peak_memory_bytes"]["raw_value"].as_u64().unwrap() > 0);
+        }
+        want.extend(["rows_in", "snapshot_id", "table"]);
+        assert_eq!(names, want);
         for value in metadata.as_object().unwrap().values() {
             assert_eq!(value.as_object().unwrap().len(), 2, "{{raw_value, type}} only: {value}");
         }
@@ -280,7 +289,69 @@ fn summary_json_describes_the_run() {
         assert!(step["bytes"].as_u64().unwrap() > 0 && step["duration_ms"].as_u64().is_some(), "{step}");
     }
     let names: Vec<&String> = steps[0].as_object().unwrap().keys().collect();
-    assert_eq!(names, ["bytes", "duration_ms", "files", "rows_out", "snapshot_id", "step", "table"]);
+    assert_eq!(
+        names,
+        [
+            "bytes", "bytes_in", "duration_ms", "files", "plugin_calls", "plugin_cpu_ms", "plugin_peak_memory_bytes",
+            "rows_in", "rows_out", "snapshot_id", "step", "table"
+        ]
+    );
+
+    // Rows and bytes read: an ingest reads its CSV (rows: what the plugin
+    // parsed); other steps read their input tables, as this run committed them.
+    let by_step: BTreeMap<&str, &Value> = steps.iter().map(|s| (s["step"].as_str().unwrap(), s)).collect();
+    let committed = |step: &str, field: &str| by_step[step][field].as_u64().unwrap();
+    let data = project.join("data");
+    let inputs: [(&str, &[&str]); 7] = [
+        ("stg_customers", &["raw_customers"]),
+        ("stg_orders", &["raw_orders"]),
+        ("customer_totals", &["stg_orders", "stg_customers"]),
+        ("daily_revenue", &["stg_orders", "stg_customers"]),
+        ("customer_contacts", &["stg_customers"]),
+        ("first_orders", &["raw_orders"]),
+        ("large_orders", &["stg_orders"]),
+    ];
+    let mut want: BTreeMap<&str, (u64, u64)> = inputs
+        .iter()
+        .map(|(step, from)| {
+            let rows = from.iter().map(|t| committed(t, "rows_out")).sum();
+            let bytes = from.iter().map(|t| committed(t, "bytes")).sum();
+            (*step, (rows, bytes))
+        })
+        .collect();
+    want.insert("raw_customers", (1055, fs::metadata(data.join("customers.csv")).unwrap().len()));
+    want.insert("raw_orders", (5099, fs::metadata(data.join("orders.csv")).unwrap().len()));
+    let got: BTreeMap<&str, (u64, u64)> =
+        by_step.iter().map(|(step, s)| (*step, (s["rows_in"].as_u64().unwrap(), s["bytes_in"].as_u64().unwrap()))).collect();
+    assert_eq!(got, want);
+    assert_eq!(got["stg_orders"].0, 5099);
+    assert_eq!(got["customer_totals"].0, 4367 + 1000);
+    assert_eq!(got["raw_customers"].1, 64703);
+
+    // What plugins cost: only plugin steps report it, and within bounds.
+    const MEMORY_LIMIT: u64 = 1 << 30; // the default `plugins.memory_limit`
+    for step in steps {
+        let name = step["step"].as_str().unwrap();
+        let fields = [&step["plugin_cpu_ms"], &step["plugin_peak_memory_bytes"], &step["plugin_calls"]];
+        if name.starts_with("stg_") || name == "customer_totals" || name == "daily_revenue" {
+            assert!(fields.iter().all(|v| v.is_null()), "a SQL model runs no plugin: {step}");
+            continue;
+        }
+        let cpu_ms = step["plugin_cpu_ms"].as_f64().unwrap();
+        // One thread runs the plugin: its CPU time fits in the step's wall time.
+        assert!(cpu_ms >= 0.0 && cpu_ms <= step["duration_ms"].as_f64().unwrap() + 1.0, "{step}");
+        let peak = step["plugin_peak_memory_bytes"].as_u64().unwrap();
+        assert!(peak >= 64 << 10 && peak <= MEMORY_LIMIT, "at least one wasm page, at most the limit: {step}");
+        let calls = step["plugin_calls"].as_u64().unwrap();
+        match name {
+            // Instantiate, open, one push (the CSV is smaller than a chunk), finish, drop.
+            "raw_customers" | "raw_orders" => assert_eq!(calls, 5, "{step}"),
+            // SQL mode: instantiate and `sql`.
+            "large_orders" => assert_eq!(calls, 2, "{step}"),
+            // Streaming: `sql`, then instantiate, output-schema, open, 1+ pushes, finish, drop.
+            _ => assert!(calls >= 2 + 6, "{step}"),
+        }
+    }
     assert!(fs::read_dir(dir.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
 
     // A failed run: the committed steps, the failing one and the error.

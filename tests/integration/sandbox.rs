@@ -235,6 +235,36 @@ fn memory_limit_is_enforced() {
 }
 
 #[test]
+fn stats_count_calls_cpu_and_peak_memory() {
+    let config = BTreeMap::new();
+    let ingest = |plugin: &IngestPlugin, csv: &[u8]| {
+        let mut rows = 0;
+        let started = std::time::Instant::now();
+        let (_, stats) = plugin
+            .ingest_with_stats("raw_orders", &config, "raw/orders.csv", &mut &csv[..], &mut |b| {
+                rows += b.num_rows();
+                Ok(())
+            })
+            .unwrap();
+        (rows, stats, started.elapsed())
+    };
+
+    // 3 chunks: instantiate, open, 3 pushes, finish, drop.
+    let limits = Limits { memory_bytes: 8 << 20, chunk_bytes: 10, ..Limits::default() };
+    let (rows, stats, _) = ingest(&load(limits), b"id,name\n1,alpha\n2,beta\n");
+    assert_eq!(rows, 2);
+    assert_eq!(stats.calls, 7, "{stats:?}");
+    assert!(stats.peak_memory_bytes > 0 && stats.peak_memory_bytes <= 8 << 20, "{stats:?}");
+
+    // The input `memory_limit_is_enforced` cannot parse in 2 MiB needs more
+    // than that; parsing it takes CPU, on this thread, within the wall time.
+    let (_, stats, wall) = ingest(&load(with_chunks(16 << 20)), &big_csv());
+    assert_eq!(stats.calls, 5, "{stats:?}");
+    assert!(stats.peak_memory_bytes > 2 << 20 && stats.peak_memory_bytes <= Limits::default().memory_bytes, "{stats:?}");
+    assert!(stats.cpu_time > Duration::ZERO && stats.cpu_time <= wall, "{stats:?} in {wall:?}");
+}
+
+#[test]
 fn call_deadline_is_enforced() {
     let limits = Limits {
         call_timeout: Duration::from_millis(1),

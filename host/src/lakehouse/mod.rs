@@ -17,6 +17,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 pub use commit::CommitInfo;
 
@@ -108,12 +110,46 @@ impl Lakehouse {
 
     /// Reads a table's current snapshot as Arrow.
     pub async fn read(&self, catalog: &str, table: &TableRef) -> Result<(SchemaRef, Vec<RecordBatch>), LakehouseError> {
-        let open = self.catalog(catalog);
-        let loaded = open
-            .load_table(table)
-            .await?
-            .ok_or_else(|| LakehouseError::NoSuchTable { catalog: catalog.to_string(), table: table.to_string() })?;
-        read::scan(&loaded, table).await
+        self.read_with_bytes(catalog, table).await.map(|(schema, batches, _)| (schema, batches))
+    }
+
+    /// `read`, also returning the size in bytes of the snapshot's data files
+    /// (its summary's `total-files-size`; 0 for a table without snapshots or
+    /// a summary without it).
+    pub async fn read_with_bytes(
+        &self,
+        catalog: &str,
+        table: &TableRef,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>, u64), LakehouseError> {
+        // Traced as a `read` span (observe/traces.rs): table, snapshot id, rows, bytes.
+        let span = tracing::info_span!(crate::observe::traces::READ, %catalog, %table,
+            snapshot_id = Empty, rows = Empty, bytes = Empty, otel.status_code = Empty, otel.status_message = Empty);
+        let result: Result<(SchemaRef, Vec<RecordBatch>, u64), LakehouseError> = async {
+            let open = self.catalog(catalog);
+            let loaded = open
+                .load_table(table)
+                .await?
+                .ok_or_else(|| LakehouseError::NoSuchTable { catalog: catalog.to_string(), table: table.to_string() })?;
+            if let Some(id) = loaded.metadata().current_snapshot_id() {
+                tracing::Span::current().record("snapshot_id", id);
+            }
+            let bytes = loaded
+                .metadata()
+                .current_snapshot()
+                .and_then(|s| s.summary().additional_properties.get("total-files-size")?.parse().ok())
+                .unwrap_or(0);
+            let (schema, batches) = read::scan(&loaded, table).await?;
+            Ok((schema, batches, bytes))
+        }
+        .instrument(span.clone())
+        .await;
+        match &result {
+            Ok((_, batches, bytes)) => {
+                span.record("rows", batches.iter().map(|b| b.num_rows() as i64).sum::<i64>()).record("bytes", *bytes as i64)
+            }
+            Err(error) => span.record("otel.status_code", "ERROR").record("otel.status_message", error.to_string()),
+        };
+        result
     }
 
     /// Writes `batches` to `table` (created on first write) and commits one
@@ -127,9 +163,27 @@ impl Lakehouse {
         mode: WriteMode,
         tags: &CommitTags,
     ) -> Result<CommitInfo, LakehouseError> {
-        let open = self.catalog(catalog);
-        let loaded = open.load_or_create_table(table, schema).await?;
-        let data_files = write::data_files(&loaded, table, batches, tags).await?;
-        commit::commit_with_retry(open, table, loaded, data_files, mode, tags).await
+        // Traced as a `commit` span (data files and the snapshot): table,
+        // mode, rows, files, bytes and the new snapshot id.
+        let span = tracing::info_span!(crate::observe::traces::COMMIT, %catalog, %table, mode = ?mode,
+            snapshot_id = Empty, rows = Empty, files = Empty, bytes = Empty,
+            otel.status_code = Empty, otel.status_message = Empty);
+        let result = async {
+            let open = self.catalog(catalog);
+            let loaded = open.load_or_create_table(table, schema).await?;
+            let data_files = write::data_files(&loaded, table, batches, tags).await?;
+            commit::commit_with_retry(open, table, loaded, data_files, mode, tags).await
+        }
+        .instrument(span.clone())
+        .await;
+        match &result {
+            Ok(info) => span
+                .record("snapshot_id", info.snapshot_id)
+                .record("rows", info.rows as i64)
+                .record("files", info.files as i64)
+                .record("bytes", info.bytes as i64),
+            Err(error) => span.record("otel.status_code", "ERROR").record("otel.status_message", error.to_string()),
+        };
+        result
     }
 }

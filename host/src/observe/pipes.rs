@@ -294,15 +294,25 @@ impl Observer for Pipes {
             self.log("INFO", format!("committed {}: {} rows, snapshot {}", report.table, report.rows, report.snapshot_id));
             return;
         }
-        let metadata = json!({
+        let mut metadata = json!({
             "dagster/row_count": {"raw_value": report.rows, "type": "int"},
             "table": {"raw_value": report.table, "type": "text"},
             "snapshot_id": {"raw_value": report.snapshot_id, "type": "int"},
             "files": {"raw_value": report.files, "type": "int"},
             "bytes": {"raw_value": report.bytes, "type": "int"},
+            "rows_in": {"raw_value": report.rows_in, "type": "int"},
+            "bytes_in": {"raw_value": report.bytes_in, "type": "int"},
             "duration_ms": {"raw_value": report.duration.as_millis() as u64, "type": "int"},
             "floe_run_id": {"raw_value": run.run_id, "type": "text"},
         });
+        // Plugin steps only: Dagster metadata values cannot be null.
+        if let (Some(plugin), Some(fields)) = (report.plugin, metadata.as_object_mut()) {
+            let cpu_ms = plugin.cpu_time.as_micros() as f64 / 1000.0;
+            fields.insert("plugin_cpu_ms".into(), json!({"raw_value": cpu_ms, "type": "float"}));
+            let peak = plugin.peak_memory_bytes;
+            fields.insert("plugin_peak_memory_bytes".into(), json!({"raw_value": peak, "type": "int"}));
+            fields.insert("plugin_calls".into(), json!({"raw_value": plugin.calls, "type": "int"}));
+        }
         self.send("report_asset_materialization", json!({"asset_key": key, "metadata": metadata, "data_version": null}));
     }
 

@@ -7,13 +7,23 @@
 //!  "exit_code": 0, "error": null, "failed_step": null,
 //!  "started_at_unix_ms": 1700000000000, "duration_ms": 4210,
 //!  "steps": [{"step": "raw_customers", "table": "bronze.raw_customers",
+//!             "rows_in": 1055, "bytes_in": 98304,
 //!             "rows_out": 1055, "files": 1, "bytes": 40321,
-//!             "duration_ms": 310, "snapshot_id": 123}]}
+//!             "duration_ms": 310, "snapshot_id": 123,
+//!             "plugin_cpu_ms": 41.7, "plugin_peak_memory_bytes": 2228224,
+//!             "plugin_calls": 4}]}
 //! ```
 //!
 //! `steps` lists the committed steps, in order; on failure those committed
-//! before the failing one (they stay committed). Rows read per step are not
-//! reported: the driver does not count them.
+//! before the failing one (they stay committed).
+//!
+//! `rows_in`/`bytes_in`: for an ingest, the rows the plugin parsed and the
+//! source file's size; otherwise the rows of the input tables read and the
+//! size of their snapshots' data files. `plugin_*` are null for SQL models:
+//! `plugin_cpu_ms` is the CPU time the host thread spent in plugin code
+//! (milliseconds, to the microsecond), `plugin_peak_memory_bytes` the largest total
+//! linear memory of any one plugin instance, `plugin_calls` the calls into
+//! the plugin (each instantiation and each export called).
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -52,11 +62,16 @@ pub fn summary(run: &RunInfo, steps: &[StepReport], failed_step: Option<&str>, r
             json!({
                 "step": s.step,
                 "table": s.table,
+                "rows_in": s.rows_in,
+                "bytes_in": s.bytes_in,
                 "rows_out": s.rows,
                 "files": s.files,
                 "bytes": s.bytes,
                 "duration_ms": s.duration.as_millis() as u64,
                 "snapshot_id": s.snapshot_id,
+                "plugin_cpu_ms": s.plugin.map(|p| p.cpu_time.as_micros() as f64 / 1000.0),
+                "plugin_peak_memory_bytes": s.plugin.map(|p| p.peak_memory_bytes),
+                "plugin_calls": s.plugin.map(|p| p.calls),
             })
         })
         .collect();

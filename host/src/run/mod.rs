@@ -12,6 +12,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
+
 use crate::compute::{ComputeError, Session};
 use crate::exit::ExitCode;
 use arrow_schema::SchemaRef;
@@ -19,7 +21,7 @@ use arrow_schema::SchemaRef;
 use crate::lakehouse::{CommitInfo, CommitTags, Lakehouse, LakehouseError};
 use crate::observe::{Observers, RunInfo};
 use crate::plan::{Action, Plan, Step};
-use crate::sandbox::{Sandbox, SandboxError};
+use crate::sandbox::{PluginStats, Sandbox, SandboxError};
 use cancel::{Cancel, Signal};
 use plugins::Plugins;
 
@@ -43,6 +45,14 @@ pub struct StepReport {
     /// Data files and their total size, as committed.
     pub files: usize,
     pub bytes: u64,
+    /// Ingest: the rows the plugin parsed from the source. Otherwise: the
+    /// rows of every input table read.
+    pub rows_in: u64,
+    /// Ingest: the size of the source file. Otherwise: the size of the data
+    /// files of the input tables' snapshots read.
+    pub bytes_in: u64,
+    /// What the step's plugin calls cost; `None` for a SQL model.
+    pub plugin: Option<PluginStats>,
     pub snapshot_id: i64,
     pub duration: Duration,
 }
@@ -149,8 +159,23 @@ pub fn run(plan: &Plan, options: &RunOptions, observers: &mut Observers) -> Resu
         pipeline: plan.pipeline.clone(),
         started_at: std::time::SystemTime::now(),
     };
+    // The root span of the run's trace (observe/traces.rs); every step, read,
+    // plugin call and commit is a descendant.
+    let span = tracing::info_span!(
+        crate::observe::traces::RUN,
+        run_id = %run.run_id,
+        pipeline = %run.pipeline,
+        steps = plan.steps.len() as i64,
+        committed = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        otel.status_message = tracing::field::Empty,
+    );
     observers.run_started(&run, plan);
-    let result = runtime.block_on(run_async(plan, options, &run, observers));
+    let result = runtime.block_on(run_async(plan, options, &run, observers).instrument(span.clone()));
+    match &result {
+        Ok(report) => span.record("committed", report.steps.len() as i64),
+        Err(error) => span.record("otel.status_code", "ERROR").record("otel.status_message", error.to_string()),
+    };
     observers.run_finished(&run, result.as_ref());
     result
 }
@@ -179,15 +204,40 @@ async fn run_async(plan: &Plan, options: &RunOptions, run: &RunInfo, observers: 
         let tags = CommitTags { run_id: run_id.clone(), pipeline: plan.pipeline.clone(), step: step.name.to_string() };
         tracing::info!(step = %step.name, table = %step.target, "Running step.");
         observers.step_started(run, step);
-        let outcome = run_step(&lakehouse, &session, &mut plugins, step, &tags, &options.cancel).await;
+        let span = tracing::info_span!(
+            crate::observe::traces::STEP,
+            step = %step.name,
+            table = %step.target,
+            kind = action_kind(&step.action),
+            rows = tracing::field::Empty,
+            files = tracing::field::Empty,
+            bytes = tracing::field::Empty,
+            snapshot_id = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            otel.status_message = tracing::field::Empty,
+        );
+        let outcome = run_step(&lakehouse, &session, &mut plugins, step, &tags, &options.cancel)
+            .instrument(span.clone())
+            .await;
+        match &outcome {
+            Ok((info, ..)) => span
+                .record("rows", info.rows as i64)
+                .record("files", info.files as i64)
+                .record("bytes", info.bytes as i64)
+                .record("snapshot_id", info.snapshot_id),
+            Err(error) => span.record("otel.status_code", "ERROR").record("otel.status_message", error.to_string()),
+        };
         let (report, schema) = match outcome {
-            Ok((info, schema)) => {
+            Ok((info, schema, usage)) => {
                 let report = StepReport {
                     step: step.name.to_string(),
                     table: step.target.to_string(),
                     rows: info.rows,
                     files: info.files,
                     bytes: info.bytes,
+                    rows_in: usage.rows_in,
+                    bytes_in: usage.bytes_in,
+                    plugin: usage.plugin,
                     snapshot_id: info.snapshot_id,
                     duration: started.elapsed(),
                 };
@@ -208,6 +258,15 @@ async fn run_async(plan: &Plan, options: &RunOptions, run: &RunInfo, observers: 
     Ok(RunReport { run_id, steps: reports })
 }
 
+/// The step's kind, as a span attribute.
+fn action_kind(action: &Action) -> &'static str {
+    match action {
+        Action::Ingest { .. } => "ingest",
+        Action::Sql { .. } => "sql",
+        Action::Wasm { .. } => "wasm",
+    }
+}
+
 /// Computes one step and commits its table.
 async fn run_step(
     lakehouse: &Lakehouse,
@@ -216,8 +275,8 @@ async fn run_step(
     step: &Step,
     tags: &CommitTags,
     cancel: &Cancel,
-) -> Result<(CommitInfo, SchemaRef), RunError> {
-    let (schema, batches) = match &step.action {
+) -> Result<(CommitInfo, SchemaRef, steps::Usage), RunError> {
+    let (schema, batches, usage) = match &step.action {
         Action::Ingest { plugin, source, source_display, config } => {
             steps::ingest(plugins, step, plugin, source, source_display, config)?
         }
@@ -236,7 +295,7 @@ async fn run_step(
         .write(&step.catalog, &step.target, &schema, batches, step.mode, tags)
         .await
         .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
-    Ok((info, schema))
+    Ok((info, schema, usage))
 }
 
 /// The end-of-run table: step, table, rows, snapshot id, duration.

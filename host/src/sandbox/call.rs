@@ -11,6 +11,7 @@ use super::error::missing_import_name;
 use super::ipc::IpcError;
 use super::limits::Limiter;
 use super::log::{Level, PluginLog, truncate};
+use super::stats::{Meter, PluginStats};
 use super::wasi::{CallDeadline, HasCallDeadline};
 use super::{Sandbox, SandboxError, engine, wasi};
 
@@ -46,13 +47,26 @@ use bindings::PluginError;
 const MAX_ERROR_BYTES: usize = 4096;
 
 /// The data of one plugin store: the WASI context, the resource table, the
-/// limiter, the deadline of the call in progress and the plugin's log.
+/// limiter, the deadline of the call in progress, the plugin's log and what
+/// its calls cost.
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: Limiter,
     deadline: CallDeadline,
     log: PluginLog,
+    meter: Meter,
+}
+
+impl HostState {
+    /// What the store's calls have cost so far.
+    pub(super) fn stats(&self) -> PluginStats {
+        PluginStats {
+            cpu_time: self.meter.cpu_time(),
+            peak_memory_bytes: self.limiter.peak_memory(),
+            calls: self.meter.calls(),
+        }
+    }
 }
 
 impl HasCallDeadline for HostState {
@@ -154,9 +168,14 @@ impl Call<'_> {
             limiter: Limiter::new(limits.memory_bytes),
             deadline: CallDeadline::default(),
             log,
+            meter: Meter::default(),
         };
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
+        store.call_hook(|mut cx, kind| {
+            cx.data_mut().meter.hook(kind);
+            Ok(())
+        });
         // wasmtime caps what one call may copy out of the guest ("hostcall
         // fuel", 128 MiB by default), results included. Below
         // `max_output_bytes`, that cap would turn an allowed fragment into an
@@ -173,6 +192,7 @@ impl Call<'_> {
     /// and in blocking WASI calls (`CallDeadline`).
     pub(super) fn arm(&self, store: &mut Store<HostState>) {
         let timeout = self.sandbox.limits().call_timeout;
+        store.data_mut().meter.count_call();
         store.data_mut().deadline.arm(timeout);
         store.set_epoch_deadline(engine::deadline_ticks(timeout));
     }

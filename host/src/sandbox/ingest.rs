@@ -13,7 +13,7 @@ use wasmtime::component::Component;
 
 use super::call::{self, Call, HostState, bindings::ingest as bindings};
 use super::ipc::IpcStream;
-use super::{PluginInfo, Sandbox, SandboxError};
+use super::{PluginInfo, PluginStats, Sandbox, SandboxError};
 
 /// A compiled and linked ingest component. Every run gets a fresh store and
 /// instance, so a trap never leaks into the next run. Cheap to clone.
@@ -82,6 +82,19 @@ impl IngestPlugin {
         input: &mut dyn Read,
         on_batch: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
     ) -> Result<SchemaRef, SandboxError> {
+        self.ingest_with_stats(step, config, source_name, input, on_batch)
+            .map(|(schema, _)| schema)
+    }
+
+    /// `ingest`, also returning what the plugin's calls cost.
+    pub fn ingest_with_stats(
+        &self,
+        step: &str,
+        config: &BTreeMap<String, String>,
+        source_name: &str,
+        input: &mut dyn Read,
+        on_batch: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
+    ) -> Result<(SchemaRef, PluginStats), SandboxError> {
         let call = Call {
             step,
             plugin: &self.name,
@@ -143,9 +156,11 @@ impl IngestPlugin {
             .resource_drop(&mut store)
             .map_err(|e| call.died(&store, e))?;
 
+        // Counters for the caller's `plugin` span (observe/traces.rs), if any.
+        tracing::Span::current().record("bytes_in", bytes_in as i64).record("bytes_out", bytes_out as i64).record("rows_out", rows as i64).record("batches_out", batches as i64);
         tracing::info!(step, plugin = %self.name, source = source_name, bytes_in, bytes_out, rows, batches,
             elapsed_ms = started.elapsed().as_millis() as u64, "The plugin ingested a source object.");
-        Ok(schema)
+        Ok((schema, store.data().stats()))
     }
 
     fn instantiate(

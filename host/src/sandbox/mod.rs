@@ -21,6 +21,7 @@ mod ingest;
 mod ipc;
 mod limits;
 mod log;
+mod stats;
 mod transform;
 mod wasi;
 
@@ -31,6 +32,7 @@ use std::time::Duration;
 pub use error::{PluginReport, SandboxError};
 pub use ingest::IngestPlugin;
 pub use inspect::Inspection;
+pub use stats::PluginStats;
 pub use transform::TransformPlugin;
 
 /// Resource limits applied to every plugin store and call.

@@ -15,7 +15,7 @@ use wasmtime::component::Component;
 
 use super::call::{self, Call, HostState, bindings::transform as bindings};
 use super::ipc::IpcStream;
-use super::{PluginInfo, Sandbox, SandboxError};
+use super::{PluginInfo, PluginStats, Sandbox, SandboxError};
 
 /// Most rows the host hands a transform in one `push`; bigger input batches
 /// are sliced.
@@ -84,14 +84,25 @@ impl TransformPlugin {
         config: &BTreeMap<String, String>,
         inputs: &[String],
     ) -> Result<Option<String>, SandboxError> {
+        self.sql_with_stats(step, config, inputs).map(|(query, _)| query)
+    }
+
+    /// `sql`, also returning what the plugin's calls cost.
+    pub fn sql_with_stats(
+        &self,
+        step: &str,
+        config: &BTreeMap<String, String>,
+        inputs: &[String],
+    ) -> Result<(Option<String>, PluginStats), SandboxError> {
         let call = self.call(step);
         let (mut store, instance) = self.instantiate(&call)?;
         call.arm(&mut store);
-        instance
+        let query = instance
             .floe_plugin_transform()
             .call_sql(&mut store, &call::config_pairs(config), inputs)
             .map_err(|e| call.died(&store, e))?
-            .map_err(|e| call.plugin_error(e))
+            .map_err(|e| call.plugin_error(e))?;
+        Ok((query, store.data().stats()))
     }
 
     /// The schema the plugin declares for `input_schema` under `config`, in a
@@ -122,6 +133,19 @@ impl TransformPlugin {
         batches: &mut dyn Iterator<Item = RecordBatch>,
         on_batch: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
     ) -> Result<SchemaRef, SandboxError> {
+        self.transform_with_stats(step, config, input_schema, batches, on_batch)
+            .map(|(schema, _)| schema)
+    }
+
+    /// `transform`, also returning what the plugin's calls cost.
+    pub fn transform_with_stats(
+        &self,
+        step: &str,
+        config: &BTreeMap<String, String>,
+        input_schema: &SchemaRef,
+        batches: &mut dyn Iterator<Item = RecordBatch>,
+        on_batch: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
+    ) -> Result<(SchemaRef, PluginStats), SandboxError> {
         let call = self.call(step);
         let started = Instant::now();
         let (mut store, instance) = self.instantiate(&call)?;
@@ -208,9 +232,13 @@ impl TransformPlugin {
             .resource_drop(&mut store)
             .map_err(|e| call.died(&store, e))?;
 
+        // Counters for the caller's `plugin` span (observe/traces.rs), if any.
+        let span = tracing::Span::current();
+        span.record("rows_in", rows_in as i64).record("pushes", pushes as i64).record("bytes_in", bytes_in as i64).record("bytes_out", bytes_out as i64);
+        span.record("rows_out", rows_out as i64).record("batches_out", batches_out as i64);
         tracing::info!(step, plugin = %self.name, rows_in, pushes, bytes_in, bytes_out, rows_out, batches_out,
             elapsed_ms = started.elapsed().as_millis() as u64, "The plugin transformed its input.");
-        Ok(declared)
+        Ok((declared, store.data().stats()))
     }
 
     fn call<'a>(&'a self, step: &'a str) -> Call<'a> {

@@ -1,0 +1,154 @@
+//! OpenTelemetry traces: the demo run in-process with the host's OTel layer
+//! over the SDK's in-memory exporter. One trace; a span for the run, each
+//! step, each table read, each plugin invocation and each commit; their
+//! attributes agree with the run report and the plan.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use floe_host::config::{ConfigSource, SecretSource};
+use floe_host::observe::{Observers, traces};
+use floe_host::plan::Action;
+use floe_host::run::{self, RunOptions};
+use opentelemetry::Value;
+use opentelemetry::trace::SpanId;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use tracing_subscriber::prelude::*;
+
+use crate::support::{example, temp_dir};
+
+fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
+    span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value)
+}
+
+fn int(span: &SpanData, key: &str) -> i64 {
+    match attr(span, key) {
+        Some(Value::I64(v)) => *v,
+        other => panic!("span `{}` attribute `{key}`: expected an integer, got {other:?}", span.name),
+    }
+}
+
+fn text(span: &SpanData, key: &str) -> String {
+    match attr(span, key) {
+        Some(Value::String(v)) => v.to_string(),
+        other => panic!("span `{}` attribute `{key}`: expected a string, got {other:?}", span.name),
+    }
+}
+
+#[test]
+fn demo_run_exports_one_trace_with_run_step_read_plugin_and_commit_spans() {
+    let state = temp_dir();
+    let source = ConfigSource {
+        floe: example("customer-analytics"),
+        state_dir: Some(state.path().to_path_buf()),
+        ..Default::default()
+    };
+    let project = floe_host::config::load(&source).expect("the demo configuration loads");
+    let plan = floe_host::plan::build(&project, &SecretSource::default()).expect("the demo plan builds");
+
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+    // Thread-local, so other tests running in parallel do not leak spans in;
+    // the run's spans all live on this thread (block_on, block_in_place).
+    let subscriber = tracing_subscriber::registry().with(traces::layer(&provider).with_filter(traces::targets()));
+    let options = RunOptions { run_id: Some("traces-test".into()), ..Default::default() };
+    let report = tracing::subscriber::with_default(subscriber, || run::run(&plan, &options, &mut Observers(Vec::new())))
+        .expect("the demo runs");
+    provider.force_flush().expect("flush");
+    let spans = exporter.get_finished_spans().expect("finished spans");
+    provider.shutdown().expect("shutdown");
+
+    // One trace.
+    let trace_ids: HashSet<_> = spans.iter().map(|s| s.span_context.trace_id()).collect();
+    assert_eq!(trace_ids.len(), 1, "spans in more than one trace: {trace_ids:?}");
+
+    let named = |name: &str| spans.iter().filter(|s| s.name == name).collect::<Vec<_>>();
+    let ids = |list: &[&SpanData]| list.iter().map(|s| s.span_context.span_id()).collect::<HashSet<SpanId>>();
+
+    // The run: the root, with its id.
+    let runs = named(traces::RUN);
+    assert_eq!(runs.len(), 1, "run spans");
+    let run_span = runs[0];
+    assert_eq!(run_span.parent_span_id, SpanId::INVALID, "the run span is the root");
+    assert_eq!(text(run_span, "run_id"), "traces-test");
+    assert_eq!(int(run_span, "committed"), 9);
+
+    // One span per step, children of the run, carrying the summary's rows and snapshot.
+    let steps = named(traces::STEP);
+    assert_eq!(steps.len(), 9, "step spans");
+    assert_eq!(report.steps.len(), 9);
+    let by_step: BTreeMap<String, &SpanData> = steps.iter().map(|s| (text(s, "step"), *s)).collect();
+    for step in &report.steps {
+        let span = by_step.get(&step.step).unwrap_or_else(|| panic!("no span for step `{}`", step.step));
+        assert_eq!(span.parent_span_id, run_span.span_context.span_id(), "step `{}` parent", step.step);
+        assert_eq!(text(span, "table"), step.table);
+        assert_eq!(int(span, "rows") as u64, step.rows, "step `{}` rows", step.step);
+        assert_eq!(int(span, "bytes") as u64, step.bytes, "step `{}` bytes", step.step);
+        assert_eq!(int(span, "snapshot_id"), step.snapshot_id, "step `{}` snapshot", step.step);
+    }
+    let step_ids = ids(&steps);
+
+    // One commit per step, inside it, with the committed snapshot.
+    let commits = named(traces::COMMIT);
+    assert_eq!(commits.len(), 9, "commit spans");
+    let committed: BTreeMap<String, (i64, u64)> =
+        report.steps.iter().map(|s| (s.table.clone(), (s.snapshot_id, s.rows))).collect();
+    for span in &commits {
+        assert!(step_ids.contains(&span.parent_span_id), "a commit span outside a step");
+        let table = text(span, "table");
+        let (snapshot, rows) = committed[&table];
+        assert_eq!(int(span, "snapshot_id"), snapshot, "commit of `{table}`");
+        assert_eq!(int(span, "rows") as u64, rows, "commit of `{table}`");
+    }
+
+    // Every input read is a span, inside its step, of the snapshot this run committed.
+    let expected_reads: usize = plan
+        .steps
+        .iter()
+        .filter(|s| !matches!(s.action, Action::Ingest { .. }))
+        .map(|s| s.inputs.len())
+        .sum();
+    let reads = named(traces::READ);
+    assert!(expected_reads > 0);
+    assert_eq!(reads.len(), expected_reads, "read spans");
+    for span in &reads {
+        assert!(step_ids.contains(&span.parent_span_id), "a read span outside a step");
+        let table = text(span, "table");
+        let (snapshot, rows) = committed[&table];
+        assert_eq!(int(span, "snapshot_id"), snapshot, "read of `{table}`");
+        assert_eq!(int(span, "rows") as u64, rows, "read of `{table}`");
+        assert!(int(span, "bytes") > 0, "read of `{table}`: bytes");
+    }
+
+    // Plugin invocations: inside their step, with the plugin's name and sha256.
+    let digests: BTreeMap<String, String> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Ingest { plugin, .. } | Action::Wasm { plugin, .. } => Some((s.name.to_string(), plugin.sha256.clone())),
+            Action::Sql { .. } => None,
+        })
+        .collect();
+    let plugins = named(traces::PLUGIN);
+    let plugin_steps: BTreeSet<String> = plugins.iter().map(|s| text(s, "step")).collect();
+    assert_eq!(plugin_steps, digests.keys().cloned().collect(), "steps with plugin spans");
+    for span in &plugins {
+        let step = text(span, "step");
+        assert_eq!(span.parent_span_id, by_step[&step].span_context.span_id(), "plugin span of `{step}`");
+        let digest = text(span, "plugin_digest");
+        assert_eq!(digest.len(), 64, "a sha256 in hex");
+        assert_eq!(digest, digests[&step], "plugin digest in step `{step}`");
+        assert!(!text(span, "plugin").is_empty());
+        // Streaming calls carry their counters; the output rows are the step's.
+        let call = text(span, "call");
+        if call == "ingest" || call == "transform" {
+            let rows = report.steps.iter().find(|s| s.step == step).unwrap().rows;
+            assert_eq!(int(span, "rows_out") as u64, rows, "plugin rows out in `{step}`");
+            assert!(int(span, "bytes_out") > 0, "plugin bytes out in `{step}`");
+        }
+    }
+    // Both streaming kinds ran: an ingest and a streaming transform.
+    let calls: BTreeSet<String> = plugins.iter().map(|s| text(s, "call")).collect();
+    for call in ["ingest", "sql", "transform"] {
+        assert!(calls.contains(call), "no `{call}` plugin span: {calls:?}");
+    }
+}
