@@ -8,5 +8,8 @@ cd "$FLOE_REPO"
 
 scripts/setup.sh
 scripts/build-plugins.sh
+echo "==> cargo test (plugin SDK, on the host target)"
+CARGO_TARGET_DIR="$FLOE_CACHE/plugins-host-target" \
+    cargo test --manifest-path plugins/Cargo.toml -p floe-plugin-sdk
 echo "==> cargo test"
 cargo test --workspace --no-fail-fast "$@"

@@ -24,6 +24,7 @@
 use std::sync::Arc;
 
 use floe_plugin_sdk::PluginError as Error;
+use floe_plugin_sdk::lines::Lines;
 use floe_plugin_sdk::arrow_array::builder::StringBuilder;
 use floe_plugin_sdk::arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use floe_plugin_sdk::arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -70,8 +71,8 @@ struct Body {
 pub struct Parser {
     config: Config,
     source: String,
-    /// Bytes of the line that is not complete yet.
-    pending: Vec<u8>,
+    /// The input split into lines across chunk boundaries.
+    lines: Lines,
     /// Physical line number of the next line to be completed (1-based).
     line: u64,
     /// Record number of the last data record (0 before the first).
@@ -94,7 +95,7 @@ impl Parser {
         Self {
             config,
             source,
-            pending: Vec::new(),
+            lines: Lines::default(),
             line: 1,
             records: 0,
             batches: 0,
@@ -128,32 +129,19 @@ impl Parser {
     /// Feeds one chunk and returns the batches completed so far. (The SDK
     /// rejects calls after an error or after `finish`.)
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<RecordBatch>, Error> {
-        let mut rest = chunk;
-        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
-            let (line, tail) = rest.split_at(nl);
-            rest = &tail[1..];
-            if self.pending.is_empty() {
-                self.line_done(line)?;
-            } else {
-                let mut whole = std::mem::take(&mut self.pending);
-                whole.extend_from_slice(line);
-                let result = self.line_done(&whole);
-                whole.clear();
-                self.pending = whole; // keep the allocation
-                result?;
-            }
-        }
-        self.pending.extend_from_slice(rest);
+        // Taken out while it calls back into `self`.
+        let mut lines = std::mem::take(&mut self.lines);
+        let fed = lines.feed(chunk, |line| self.line_done(line));
+        self.lines = lines;
+        fed?;
         Ok(std::mem::take(&mut self.done))
     }
 
     /// Ends the input: parses a last unterminated line and flushes the
     /// remaining rows.
     pub fn finish(&mut self) -> Result<Vec<RecordBatch>, Error> {
-        if !self.pending.is_empty() {
-            let last = std::mem::take(&mut self.pending);
-            self.line_done(&last)?;
-        }
+        let mut lines = std::mem::take(&mut self.lines);
+        lines.finish(|line| self.line_done(line))?;
         if self.body.is_none() {
             return Err(Error::InvalidInput(format!(
                 "`{}`: the file is empty; the first line must be a header",

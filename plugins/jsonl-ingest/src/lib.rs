@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use floe_plugin_sdk::arrow_array::Int64Array;
 use floe_plugin_sdk::arrow_array::builder::StringBuilder;
+use floe_plugin_sdk::lines::Lines;
 use floe_plugin_sdk::log;
 use floe_plugin_sdk::prelude::*;
 use serde_json::{Map, Value};
@@ -63,8 +64,8 @@ struct JsonlIngest {
     fixed_columns: bool,
     /// Set from config at open, or from the first object.
     columns: Option<Columns>,
-    /// Bytes of the line that is not complete yet.
-    pending: Vec<u8>,
+    /// The input split into lines across chunk boundaries.
+    lines: Lines,
     /// Physical line number of the next line to be completed (1-based).
     line: u64,
     records: u64,
@@ -186,7 +187,7 @@ impl Ingest for JsonlIngest {
             row_column,
             fixed_columns: columns.is_some(),
             columns,
-            pending: Vec::new(),
+            lines: Lines::default(),
             line: 1,
             records: 0,
             done: Vec::new(),
@@ -194,30 +195,17 @@ impl Ingest for JsonlIngest {
     }
 
     fn push(&mut self, chunk: &[u8]) -> Result<Vec<RecordBatch>, PluginError> {
-        let mut rest = chunk;
-        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
-            let (line, tail) = rest.split_at(nl);
-            rest = &tail[1..];
-            if self.pending.is_empty() {
-                self.line_done(line)?;
-            } else {
-                let mut whole = std::mem::take(&mut self.pending);
-                whole.extend_from_slice(line);
-                let result = self.line_done(&whole);
-                whole.clear();
-                self.pending = whole;
-                result?;
-            }
-        }
-        self.pending.extend_from_slice(rest);
+        // Taken out while it calls back into `self`.
+        let mut lines = std::mem::take(&mut self.lines);
+        let fed = lines.feed(chunk, |line| self.line_done(line));
+        self.lines = lines;
+        fed?;
         Ok(std::mem::take(&mut self.done))
     }
 
     fn finish(&mut self) -> Result<Vec<RecordBatch>, PluginError> {
-        if !self.pending.is_empty() {
-            let last = std::mem::take(&mut self.pending);
-            self.line_done(&last)?;
-        }
+        let mut lines = std::mem::take(&mut self.lines);
+        lines.finish(|line| self.line_done(line))?;
         if self.columns.is_none() {
             return Err(PluginError::input(format!(
                 "`{}`: the file has no JSON object to take the columns from; set `columns`",

@@ -48,6 +48,7 @@ pub mod config;
 mod error;
 mod ingest;
 pub mod ipc;
+pub mod lines;
 pub mod log;
 mod transform;
 
