@@ -62,10 +62,7 @@ fn options() -> Options {
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = || {
-            args.next()
-                .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
-        };
+        let mut value = || args.next().unwrap_or_else(|| usage(&format!("{arg} needs a value")));
         match arg.as_str() {
             "--rows" => options.rows = number(&value()),
             "--reps" => options.reps = number(&value()).max(1),
@@ -78,18 +75,14 @@ fn options() -> Options {
 }
 
 fn number(text: &str) -> usize {
-    text.replace('_', "")
-        .parse()
-        .unwrap_or_else(|_| usage(&format!("`{text}` is not a number")))
+    text.replace('_', "").parse().unwrap_or_else(|_| usage(&format!("`{text}` is not a number")))
 }
 
 fn usage(problem: &str) -> ! {
     if !problem.is_empty() {
         eprintln!("floe-bench: {problem}");
     }
-    eprintln!(
-        "usage: floe-bench [--rows N (10000000)] [--reps N (5)] [--plugins DIR (plugins/dist)]"
-    );
+    eprintln!("usage: floe-bench [--rows N (10000000)] [--reps N (5)] [--plugins DIR (plugins/dist)]");
     std::process::exit(if problem.is_empty() { 0 } else { 2 });
 }
 
@@ -101,11 +94,7 @@ impl Times {
         let mut sorted = self.0.clone();
         sorted.sort();
         let n = sorted.len();
-        if n % 2 == 1 {
-            sorted[n / 2]
-        } else {
-            (sorted[n / 2 - 1] + sorted[n / 2]) / 2
-        }
+        if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2 }
     }
 
     fn min(&self) -> Duration {
@@ -171,11 +160,7 @@ fn generate(rows: usize) -> (SchemaRef, Vec<RecordBatch>) {
             name.append_value(&text);
         }
         batches.push(
-            RecordBatch::try_new(
-                schema.clone(),
-                vec![Arc::new(email.finish()), Arc::new(name.finish())],
-            )
-            .unwrap(),
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(email.finish()), Arc::new(name.finish())]).unwrap(),
         );
     }
     (schema, batches)
@@ -197,15 +182,8 @@ fn case(label: &'static str, email: bool, hash: bool) -> Case {
         config.insert("hash".to_owned(), "name".to_owned());
         config.insert("salt".to_owned(), SALT.to_owned());
     }
-    let actions = [
-        if email { Action::Email } else { Action::Keep },
-        if hash { Action::Hash } else { Action::Keep },
-    ];
-    Case {
-        label,
-        config,
-        actions,
-    }
+    let actions = [if email { Action::Email } else { Action::Keep }, if hash { Action::Hash } else { Action::Keep }];
+    Case { label, config, actions }
 }
 
 /// Streams `batches` through the plugin; returns the rows out and the time.
@@ -220,20 +198,14 @@ fn run_wasm(
     let mut keep = keep;
     let started = Instant::now();
     plugin
-        .transform(
-            STEP,
-            config,
-            schema,
-            &mut batches.iter().cloned(),
-            &mut |batch| {
-                rows += batch.num_rows();
-                match keep.as_deref_mut() {
-                    Some(kept) => kept.push(batch),
-                    None => drop(black_box(batch)),
-                }
-                Ok(())
-            },
-        )
+        .transform(STEP, config, schema, &mut batches.iter().cloned(), &mut |batch| {
+            rows += batch.num_rows();
+            match keep.as_deref_mut() {
+                Some(kept) => kept.push(batch),
+                None => drop(black_box(batch)),
+            }
+            Ok(())
+        })
         .unwrap_or_else(|e| panic!("{}: {e}", plugin.name()));
     (rows, started.elapsed())
 }
@@ -269,10 +241,8 @@ fn ipc_legs(batches: &[RecordBatch], actions: &[Action]) -> [Duration; 4] {
         rows
     }
     let schema = batches[0].schema();
-    let (mut enc_in, mut enc_out) = (
-        StreamWriter::try_new(Vec::new(), &schema).unwrap(),
-        StreamWriter::try_new(Vec::new(), &schema).unwrap(),
-    );
+    let (mut enc_in, mut enc_out) =
+        (StreamWriter::try_new(Vec::new(), &schema).unwrap(), StreamWriter::try_new(Vec::new(), &schema).unwrap());
     let (mut dec_in, mut dec_out) = (StreamDecoder::new(), StreamDecoder::new());
     let mut legs = [Duration::ZERO; 4];
     for batch in batches {
@@ -295,10 +265,7 @@ fn ipc_legs(batches: &[RecordBatch], actions: &[Action]) -> [Duration; 4] {
 
 fn read(path: PathBuf) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| {
-        eprintln!(
-            "floe-bench: {}: {e} (build the plugins with scripts/build-plugins.sh)",
-            path.display()
-        );
+        eprintln!("floe-bench: {}: {e} (build the plugins with scripts/build-plugins.sh)", path.display());
         std::process::exit(2)
     })
 }
@@ -357,9 +324,7 @@ fn main() {
     let pii = sandbox.load_transform("pii-mask", &pii_wasm).unwrap();
     let filter = sandbox.load_transform("sql-filter", &filter_wasm).unwrap();
     let info = repeat(50, || time(|| drop(black_box(pii.info().unwrap()))));
-    let pii_sql = repeat(50, || {
-        time(|| assert!(pii.sql(STEP, &BTreeMap::new(), &[]).unwrap().is_none()))
-    });
+    let pii_sql = repeat(50, || time(|| assert!(pii.sql(STEP, &BTreeMap::new(), &[]).unwrap().is_none())));
     let filter_config = BTreeMap::from([("where".to_owned(), "amount > 0".to_owned())]);
     let inputs = ["silver.orders".to_owned()];
     let filter_sql = repeat(50, || {
@@ -371,36 +336,15 @@ fn main() {
     let (schema, batches) = generate(options.rows);
     let empty_run = repeat(50, || run_wasm(&pii, &both.config, &schema, &[], None).1);
     for (what, times) in [
-        (
-            "`Sandbox::new` (engine, linker, epoch thread)",
-            &new_sandbox,
-        ),
-        (
-            "`load_transform` pii-mask, cold (compile + write cache)",
-            &cold_pii,
-        ),
-        (
-            "`load_transform` sql-filter, cold (compile + write cache)",
-            &cold_filter,
-        ),
-        (
-            "`load_transform` pii-mask, warm cache (fresh Sandbox)",
-            &warm_pii,
-        ),
-        (
-            "`load_transform` sql-filter, warm cache (fresh Sandbox)",
-            &warm_filter,
-        ),
+        ("`Sandbox::new` (engine, linker, epoch thread)", &new_sandbox),
+        ("`load_transform` pii-mask, cold (compile + write cache)", &cold_pii),
+        ("`load_transform` sql-filter, cold (compile + write cache)", &cold_filter),
+        ("`load_transform` pii-mask, warm cache (fresh Sandbox)", &warm_pii),
+        ("`load_transform` sql-filter, warm cache (fresh Sandbox)", &warm_filter),
         ("pii-mask `info()`: instantiate + 1 trivial call", &info),
         ("pii-mask `sql()`: instantiate + 1 trivial call", &pii_sql),
-        (
-            "sql-filter `sql()`: instantiate + config + format SQL",
-            &filter_sql,
-        ),
-        (
-            "pii-mask `transform` over 0 rows: instantiate + output-schema + open + push(schema) + finish",
-            &empty_run,
-        ),
+        ("sql-filter `sql()`: instantiate + config + format SQL", &filter_sql),
+        ("pii-mask `transform` over 0 rows: instantiate + output-schema + open + push(schema) + finish", &empty_run),
     ] {
         println!("| {what} | {} | {} |", ms(times.median()), ms(times.min()));
     }
@@ -421,11 +365,7 @@ fn main() {
     let rows = options.rows;
     let in_bytes: usize = batches
         .iter()
-        .flat_map(|b| {
-            b.columns()
-                .iter()
-                .map(|c| c.to_data().buffers().iter().map(|b| b.len()).sum::<usize>())
-        })
+        .flat_map(|b| b.columns().iter().map(|c| c.to_data().buffers().iter().map(|b| b.len()).sum::<usize>()))
         .sum();
     println!();
     println!(
@@ -434,9 +374,7 @@ fn main() {
         in_bytes as f64 / (1 << 20) as f64
     );
     println!();
-    println!(
-        "| case | median | min | rows/s (median) | throughput ÷ native `sha2` | ÷ native scalar |"
-    );
+    println!("| case | median | min | rows/s (median) | throughput ÷ native `sha2` | ÷ native scalar |");
     println!("|---|---|---|---|---|---|");
     let mut per_call_64k = None;
     for (case, case_reps) in [
@@ -462,12 +400,7 @@ fn main() {
             assert_eq!(n, rows);
             t
         });
-        let ratio = |base: &Times, t: &Times| {
-            format!(
-                "{:.2}",
-                base.median().as_secs_f64() / t.median().as_secs_f64()
-            )
-        };
+        let ratio = |base: &Times, t: &Times| format!("{:.2}", base.median().as_secs_f64() / t.median().as_secs_f64());
         let to_scalar = |t: &Times| scalar.as_ref().map_or("–".to_owned(), |s| ratio(s, t));
         let line = |what: String, t: &Times| {
             println!(
@@ -485,11 +418,7 @@ fn main() {
         }
         line(format!("**{}: WASM (`transform`)**", case.label), &wasm);
         if per_call_64k.is_none() {
-            per_call_64k = Some((
-                native.median(),
-                scalar.as_ref().map(Times::median),
-                wasm.median(),
-            ));
+            per_call_64k = Some((native.median(), scalar.as_ref().map(Times::median), wasm.median()));
         }
     }
     let legs = repeat(reps.div_ceil(2), || {
@@ -514,12 +443,8 @@ fn main() {
     let one_row = batches[0].slice(1, 1);
     let k = 2049;
     let many: Vec<RecordBatch> = vec![one_row.clone(); k];
-    let t_one = repeat(reps, || {
-        run_wasm(&pii, &both_config(), &schema, &many[..1], None).1
-    });
-    let t_many = repeat(reps, || {
-        run_wasm(&pii, &both_config(), &schema, &many, None).1
-    });
+    let t_one = repeat(reps, || run_wasm(&pii, &both_config(), &schema, &many[..1], None).1);
+    let t_many = repeat(reps, || run_wasm(&pii, &both_config(), &schema, &many, None).1);
     let slope = |a: Duration, b: Duration| b.saturating_sub(a) / (k as u32 - 1);
     let calls = batches.len() as u32;
     let (native_t, scalar_t, wasm_t) = per_call_64k.unwrap();
@@ -533,28 +458,13 @@ fn main() {
         us(slope(t_one.median(), t_many.median())),
         us(slope(t_one.min(), t_many.min()))
     );
-    println!(
-        "| a 64k-row `push`, WASM (email + hash, median run ÷ {calls} calls) | {} |",
-        us(wasm_t / calls)
-    );
-    println!(
-        "| the same 64k rows, native `sha2` | {} |",
-        us(native_t / calls)
-    );
+    println!("| a 64k-row `push`, WASM (email + hash, median run ÷ {calls} calls) | {} |", us(wasm_t / calls));
+    println!("| the same 64k rows, native `sha2` | {} |", us(native_t / calls));
     if let Some(scalar_t) = scalar_t {
-        println!(
-            "| the same 64k rows, native scalar SHA-256 | {} |",
-            us(scalar_t / calls)
-        );
-        println!(
-            "| WASM − native scalar, per 64k-row call | {} |",
-            signed_us(wasm_t, scalar_t, calls)
-        );
+        println!("| the same 64k rows, native scalar SHA-256 | {} |", us(scalar_t / calls));
+        println!("| WASM − native scalar, per 64k-row call | {} |", signed_us(wasm_t, scalar_t, calls));
     }
-    println!(
-        "| WASM − native `sha2`, per 64k-row call | {} |",
-        signed_us(wasm_t, native_t, calls)
-    );
+    println!("| WASM − native `sha2`, per 64k-row call | {} |", signed_us(wasm_t, native_t, calls));
 }
 
 fn both_actions() -> [Action; 2] {
@@ -581,10 +491,7 @@ fn concat_batches(batches: &[RecordBatch]) -> RecordBatch {
 /// Concatenates Utf8 arrays (the only type here).
 fn concat(arrays: &[&dyn Array]) -> arrow_array::ArrayRef {
     use arrow_array::cast::AsArray;
-    let values: arrow_array::StringArray = arrays
-        .iter()
-        .flat_map(|a| a.as_string::<i32>().iter())
-        .collect();
+    let values: arrow_array::StringArray = arrays.iter().flat_map(|a| a.as_string::<i32>().iter()).collect();
     Arc::new(values)
 }
 

@@ -73,7 +73,8 @@ pub fn init(dir: &Path, plugin: Option<&Path>) -> Result<Vec<PathBuf>, InitError
         return Err(InitError::Exists(dir.to_path_buf()));
     }
     let plugin_source = find_plugin(plugin).ok_or(InitError::NoPlugin)?;
-    let wasm = std::fs::read(&plugin_source).map_err(|source| InitError::Write { path: plugin_source.clone(), source })?;
+    let wasm =
+        std::fs::read(&plugin_source).map_err(|source| InitError::Write { path: plugin_source.clone(), source })?;
     let digest: String = Sha256::digest(&wasm).iter().map(|b| format!("{b:02x}")).collect();
     let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("pipeline").to_string();
 
@@ -89,7 +90,8 @@ pub fn init(dir: &Path, plugin: Option<&Path>) -> Result<Vec<PathBuf>, InitError
     }
     for (path, bytes) in &files {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| InitError::Write { path: parent.to_path_buf(), source })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|source| InitError::Write { path: parent.to_path_buf(), source })?;
         }
         std::fs::write(path, bytes).map_err(|source| InitError::Write { path: path.clone(), source })?;
     }

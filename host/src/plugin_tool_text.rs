@@ -52,7 +52,8 @@ pub fn trial(output: &TrialOutput, limit: usize) -> String {
 
 pub fn write_parquet(path: &Path, output: &TrialOutput) -> Result<(), String> {
     let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
-    let mut writer = parquet::arrow::ArrowWriter::try_new(file, output.schema.clone(), None).map_err(|e| e.to_string())?;
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, output.schema.clone(), None).map_err(|e| e.to_string())?;
     for batch in &output.batches {
         writer.write(batch).map_err(|e| e.to_string())?;
     }

@@ -55,18 +55,9 @@ impl Project {
     }
 
     /// Writes `<file>` with one ingest step into bronze.raw_events.
-    fn write_pipeline(
-        &self,
-        file: &str,
-        plugin: &str,
-        path: &Path,
-        config: &[(&str, &str)],
-    ) -> PathBuf {
+    fn write_pipeline(&self, file: &str, plugin: &str, path: &Path, config: &[(&str, &str)]) -> PathBuf {
         let q = |s: &str| serde_json::to_string(s).unwrap();
-        let config: Vec<String> = config
-            .iter()
-            .map(|(k, v)| format!("{}: {}", q(k), q(v)))
-            .collect();
+        let config: Vec<String> = config.iter().map(|(k, v)| format!("{}: {}", q(k), q(v))).collect();
         let yaml = format!(
             "name: adversarial\nversion: \"1.0.0\"\nstorage: default\ncatalog: default\ncompute: default\n\
              plugins:\n  {plugin}:\n    path: {path}\n\
@@ -84,14 +75,9 @@ impl Project {
         let dir = temp_dir();
         std::fs::write(dir.path().join("events.csv"), CSV).unwrap();
         std::fs::create_dir_all(dir.path().join("state")).unwrap();
-        std::os::unix::fs::symlink(
-            shared_compile_cache(),
-            dir.path().join("state/component-cache"),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink(shared_compile_cache(), dir.path().join("state/component-cache")).unwrap();
         let mut project = Project { dir, baseline: 0 };
-        let good =
-            project.write_pipeline("good.yaml", "csv-ingest", &plugin("csv_ingest.wasm"), &[]);
+        let good = project.write_pipeline("good.yaml", "csv-ingest", &plugin("csv_ingest.wasm"), &[]);
         let run = project.run(&good, &[]).expect_code(0);
         project.baseline = summary_snapshot(&run.stdout);
         project
@@ -99,16 +85,7 @@ impl Project {
 
     fn run(&self, file: &Path, env: &[(&str, &str)]) -> Run {
         let state = self.state();
-        floe_host_with_env(
-            &[
-                "run",
-                "-f",
-                file.to_str().unwrap(),
-                "--state-dir",
-                state.to_str().unwrap(),
-            ],
-            env,
-        )
+        floe_host_with_env(&["run", "-f", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()], env)
     }
 
     /// `floe-host show bronze.raw_events` for the pipeline `file`.
@@ -131,12 +108,7 @@ impl Project {
     }
 
     /// Runs `evil-<name>` as the step's plugin; returns the run.
-    fn run_evil(
-        &self,
-        name: &str,
-        config: &[(&str, &str)],
-        env: &[(&str, &str)],
-    ) -> (PathBuf, Run) {
+    fn run_evil(&self, name: &str, config: &[(&str, &str)], env: &[(&str, &str)]) -> (PathBuf, Run) {
         let file = self.write_pipeline("evil.yaml", &format!("evil-{name}"), &evil(name), config);
         let run = self.run(&file, env);
         (file, run)
@@ -159,17 +131,9 @@ fn summary_snapshot(stdout: &str) -> i64 {
 
 /// The snapshot id in `show`'s header: "bronze.raw_events (N rows, snapshot S)".
 fn show_snapshot(stdout: &str) -> i64 {
-    let at = stdout
-        .find("snapshot ")
-        .unwrap_or_else(|| panic!("no snapshot in:\n{stdout}"))
-        + "snapshot ".len();
-    let digits: String = stdout[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '-')
-        .collect();
-    digits
-        .parse()
-        .unwrap_or_else(|_| panic!("bad snapshot in:\n{stdout}"))
+    let at = stdout.find("snapshot ").unwrap_or_else(|| panic!("no snapshot in:\n{stdout}")) + "snapshot ".len();
+    let digits: String = stdout[at..].chars().take_while(|c| c.is_ascii_digit() || *c == '-').collect();
+    digits.parse().unwrap_or_else(|_| panic!("bad snapshot in:\n{stdout}"))
 }
 
 /// Runs `evil-<name>` after a good run and checks the violation: exit code,
@@ -179,21 +143,10 @@ fn assert_violation(name: &str, config: &[(&str, &str)], code: i32, expected: &[
     let (file, run) = project.run_evil(name, config, &[]);
     let run = run.expect_code(code);
     let plugin = format!("plugin `evil-{name}`");
-    for piece in [format!("step `{STEP}`").as_str(), plugin.as_str()]
-        .into_iter()
-        .chain(expected.iter().copied())
-    {
-        assert!(
-            run.stderr.contains(piece),
-            "stderr lacks {piece:?}:\n{}",
-            run.stderr
-        );
+    for piece in [format!("step `{STEP}`").as_str(), plugin.as_str()].into_iter().chain(expected.iter().copied()) {
+        assert!(run.stderr.contains(piece), "stderr lacks {piece:?}:\n{}", run.stderr);
     }
-    assert_eq!(
-        project.snapshot(&file),
-        project.baseline,
-        "evil-{name} must not commit a snapshot"
-    );
+    assert_eq!(project.snapshot(&file), project.baseline, "evil-{name} must not commit a snapshot");
     run
 }
 
@@ -204,12 +157,7 @@ fn stack_overflow_is_a_trap() {
 
 #[test]
 fn panic_is_a_trap_with_the_panic_message() {
-    assert_violation(
-        "panic",
-        &[],
-        3,
-        &["trapped", "evil-panic: deliberate panic in push"],
-    );
+    assert_violation("panic", &[], 3, &["trapped", "evil-panic: deliberate panic in push"]);
 }
 
 #[test]
@@ -220,18 +168,8 @@ fn exit_is_a_trap_not_the_end_of_the_host() {
 
 #[test]
 fn non_ipc_output_is_malformed() {
-    assert_violation(
-        "bad-ipc",
-        &[],
-        3,
-        &["returned malformed Arrow IPC", "invalid message metadata"],
-    );
-    assert_violation(
-        "bad-ipc",
-        &[("mode", "text")],
-        3,
-        &["returned malformed Arrow IPC"],
-    );
+    assert_violation("bad-ipc", &[], 3, &["returned malformed Arrow IPC", "invalid message metadata"]);
+    assert_violation("bad-ipc", &[("mode", "text")], 3, &["returned malformed Arrow IPC"]);
 }
 
 #[test]
@@ -240,17 +178,9 @@ fn schema_change_mid_stream_is_refused() {
         "schema-lie",
         &[],
         3,
-        &[
-            "changed its output schema mid-stream",
-            "first (id: Int64 not null), then (id: Utf8 not null)",
-        ],
+        &["changed its output schema mid-stream", "first (id: Int64 not null), then (id: Utf8 not null)"],
     );
-    assert_violation(
-        "schema-lie",
-        &[("mode", "batch-mismatch")],
-        3,
-        &["returned malformed Arrow IPC"],
-    );
+    assert_violation("schema-lie", &[("mode", "batch-mismatch")], 3, &["returned malformed Arrow IPC"]);
 }
 
 #[test]
@@ -260,10 +190,7 @@ fn output_over_the_default_limit_is_refused() {
         "huge-output",
         &[],
         3,
-        &[
-            "returned 268435457 bytes from one call",
-            "output limit (268435456 bytes)",
-        ],
+        &["returned 268435457 bytes from one call", "output limit (268435456 bytes)"],
     );
 }
 
@@ -272,16 +199,8 @@ fn missing_import_fails_the_load_and_names_the_interface() {
     let project = Project::new();
     let (file, run) = project.run_evil("missing-import", &[], &[]);
     let run = run.expect_code(3);
-    for piece in [
-        "plugin `evil-missing-import`",
-        "imports `evil:probe/exfil`",
-        "which the host does not provide",
-    ] {
-        assert!(
-            run.stderr.contains(piece),
-            "stderr lacks {piece:?}:\n{}",
-            run.stderr
-        );
+    for piece in ["plugin `evil-missing-import`", "imports `evil:probe/exfil`", "which the host does not provide"] {
+        assert!(run.stderr.contains(piece), "stderr lacks {piece:?}:\n{}", run.stderr);
     }
     assert_eq!(project.snapshot(&file), project.baseline);
 }
@@ -289,39 +208,17 @@ fn missing_import_fails_the_load_and_names_the_interface() {
 #[test]
 fn floods_stay_bounded() {
     // 8 MiB to stdout and to stderr, 20 000 log lines of 4 KiB at error level.
-    let run = assert_violation(
-        "flood",
-        &[],
-        3,
-        &["trapped", "evil-flood: done flooding", "logs too much"],
-    );
-    assert!(
-        run.stderr.len() < 2 << 20,
-        "stderr is {} bytes",
-        run.stderr.len()
-    );
-    assert!(
-        run.stdout.len() < 64 << 10,
-        "stdout is {} bytes",
-        run.stdout.len()
-    );
+    let run = assert_violation("flood", &[], 3, &["trapped", "evil-flood: done flooding", "logs too much"]);
+    assert!(run.stderr.len() < 2 << 20, "stderr is {} bytes", run.stderr.len());
+    assert!(run.stdout.len() < 64 << 10, "stdout is {} bytes", run.stdout.len());
 }
 
 #[test]
 fn a_huge_error_message_is_cut() {
     // A plugin error is not a contract violation (exit code 1), but its 64 MiB
     // message must not reach stderr whole.
-    let run = assert_violation(
-        "big-error",
-        &[],
-        1,
-        &["rejected its input: evil-big-error: xxx", "bytes cut"],
-    );
-    assert!(
-        run.stderr.len() < 64 << 10,
-        "stderr is {} bytes",
-        run.stderr.len()
-    );
+    let run = assert_violation("big-error", &[], 1, &["rejected its input: evil-big-error: xxx", "bytes cut"]);
+    assert!(run.stderr.len() < 64 << 10, "stderr is {} bytes", run.stderr.len());
     assert!(!run.stderr.contains("END-OF-BIG-ERROR"));
 }
 
@@ -354,33 +251,17 @@ fn platform_limits_stop_loops_sleeps_hoards_and_floods_of_output() {
     let bound = TIGHT + Duration::from_secs(10);
     let cases: [(&str, &[(&str, &str)], &[&str]); 5] = [
         ("loop", &[], &["exceeded its deadline (500ms per call)"]),
-        (
-            "sleep",
-            &[("mode", "sleep")],
-            &["exceeded its deadline (500ms per call)"],
-        ),
-        (
-            "sleep",
-            &[("mode", "poll")],
-            &["exceeded its deadline (500ms per call)"],
-        ),
-        (
-            "alloc",
-            &[],
-            &["exceeded its memory limit (67108864 bytes)"],
-        ),
+        ("sleep", &[("mode", "sleep")], &["exceeded its deadline (500ms per call)"]),
+        ("sleep", &[("mode", "poll")], &["exceeded its deadline (500ms per call)"]),
+        ("alloc", &[], &["exceeded its memory limit (67108864 bytes)"]),
         (
             "huge-output",
             &[("bytes", "1048577")],
-            &[
-                "returned 1048577 bytes from one call",
-                "output limit (1048576 bytes)",
-            ],
+            &["returned 1048577 bytes from one call", "output limit (1048576 bytes)"],
         ),
     ];
     for (name, config, expected) in cases {
-        let file =
-            project.write_pipeline("evil.yaml", &format!("evil-{name}"), &evil(name), config);
+        let file = project.write_pipeline("evil.yaml", &format!("evil-{name}"), &evil(name), config);
         let state = project.state();
         let started = Instant::now();
         let run = floe_host_with_env(
@@ -398,23 +279,12 @@ fn platform_limits_stop_loops_sleeps_hoards_and_floods_of_output() {
         let took = started.elapsed();
         let run = run.expect_code(3);
         let plugin = format!("plugin `evil-{name}`");
-        for piece in [format!("step `{STEP}`").as_str(), plugin.as_str()]
-            .into_iter()
-            .chain(expected.iter().copied())
-        {
-            assert!(
-                run.stderr.contains(piece),
-                "evil-{name} {config:?}: stderr lacks {piece:?}:\n{}",
-                run.stderr
-            );
+        for piece in [format!("step `{STEP}`").as_str(), plugin.as_str()].into_iter().chain(expected.iter().copied()) {
+            assert!(run.stderr.contains(piece), "evil-{name} {config:?}: stderr lacks {piece:?}:\n{}", run.stderr);
         }
         // A sleep of an hour ends at the deadline, not with the process.
         assert!(took < bound, "evil-{name} {config:?} took {took:?}");
-        assert_eq!(
-            project.snapshot(&file),
-            project.baseline,
-            "evil-{name} {config:?} must not commit a snapshot"
-        );
+        assert_eq!(project.snapshot(&file), project.baseline, "evil-{name} {config:?} must not commit a snapshot");
     }
 }
 
@@ -424,9 +294,7 @@ fn probe(name: &str, config: &[(&str, &str)], env: &[(&str, &str)]) -> (Run, Str
     let project = Project::new();
     let file = project.write_pipeline("probe.yaml", &format!("evil-{name}"), &evil(name), config);
     // Own table: the findings have another schema than raw_events.
-    let yaml = std::fs::read_to_string(&file)
-        .unwrap()
-        .replace(&format!("name: {STEP}"), "name: probe_findings");
+    let yaml = std::fs::read_to_string(&file).unwrap().replace(&format!("name: {STEP}"), "name: probe_findings");
     std::fs::write(&file, yaml).unwrap();
     let run = project.run(&file, env).expect_code(0);
     let state = project.state();
@@ -448,45 +316,24 @@ fn probe(name: &str, config: &[(&str, &str)], env: &[(&str, &str)]) -> (Run, Str
 }
 
 fn assert_absent(what: &str, needle: &str, run: &Run, table: &str) {
-    for (place, text) in [
-        ("stdout", &run.stdout),
-        ("stderr", &run.stderr),
-        ("the table", &table.to_owned()),
-    ] {
-        assert!(
-            !text.contains(needle),
-            "{what} leaked into {place}:\n{text}"
-        );
+    for (place, text) in [("stdout", &run.stdout), ("stderr", &run.stderr), ("the table", &table.to_owned())] {
+        assert!(!text.contains(needle), "{what} leaked into {place}:\n{text}");
     }
 }
 
 #[test]
 fn environment_is_invisible() {
     let secret = format!("floe-env-secret-{}", std::process::id());
-    let (run, table) = probe(
-        "env",
-        &[],
-        &[
-            ("FLOE_TEST_SECRET", &secret),
-            ("FLOE_LOG", "warn,floe::plugin=trace"),
-        ],
-    );
+    let (run, table) = probe("env", &[], &[("FLOE_TEST_SECRET", &secret), ("FLOE_LOG", "warn,floe::plugin=trace")]);
     assert_absent("the secret", &secret, &run, &table);
     // The probe ran and reported: the variable is unset, there are no variables
     // and no arguments (a leak would put them in the table).
     for piece in ["env FLOE_TEST_SECRET", "unset: ", "env count", "args count"] {
         assert!(table.contains(piece), "table lacks {piece:?}:\n{table}");
     }
-    assert!(
-        !table.contains("env PATH") && !table.contains("env HOME"),
-        "{table}"
-    );
+    assert!(!table.contains("env PATH") && !table.contains("env HOME"), "{table}");
     // The log lines are forwarded (at error level), so a leak there would show.
-    assert!(
-        run.stderr.contains("env FLOE_TEST_SECRET: unset"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("env FLOE_TEST_SECRET: unset"), "{}", run.stderr);
 }
 
 #[test]
@@ -500,22 +347,12 @@ fn files_are_invisible() {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
     let first = passwd.lines().next().unwrap();
     assert_absent("/etc/passwd", first, &run, &table);
-    for piece in [
-        "read /etc/passwd",
-        "read /var/run/secrets/kubernetes.io/serviceaccount/token",
-        "list /",
-    ] {
+    for piece in ["read /etc/passwd", "read /var/run/secrets/kubernetes.io/serviceaccount/token", "list /"] {
         assert!(table.contains(piece), "table lacks {piece:?}:\n{table}");
     }
     assert!(!table.contains(" bytes: "), "a read succeeded:\n{table}");
-    assert!(
-        !table.contains("listed:") && !table.contains("wrote"),
-        "a listing or write succeeded:\n{table}"
-    );
-    assert!(
-        !Path::new(&format!("{}.evil", path.display())).exists(),
-        "the plugin wrote next to the secret"
-    );
+    assert!(!table.contains("listed:") && !table.contains("wrote"), "a listing or write succeeded:\n{table}");
+    assert!(!Path::new(&format!("{}.evil", path.display())).exists(), "the plugin wrote next to the secret");
 }
 
 #[test]
@@ -537,21 +374,13 @@ fn network_is_unreachable() {
         Err(e) if e.kind() == ErrorKind::WouldBlock => {}
         other => panic!("the UDP socket got a datagram: {other:?}"),
     }
-    for piece in [
-        format!("tcp connect {addr}"),
-        format!("udp send {addr}"),
-        "resolve localhost:80".to_owned(),
-    ] {
+    for piece in [format!("tcp connect {addr}"), format!("udp send {addr}"), "resolve localhost:80".to_owned()] {
         assert!(table.contains(&piece), "table lacks {piece:?}:\n{table}");
     }
     // The attempts reached the host's (denying) socket checks, not a stub.
     assert!(!table.to_lowercase().contains("unsupported"), "{table}");
     for leak in ["connected", "sent ", "resolved:"] {
-        assert!(
-            !table.contains(leak),
-            "the probe reports {leak:?}:\n{table}\n{}",
-            run.stderr
-        );
+        assert!(!table.contains(leak), "the probe reports {leak:?}:\n{table}\n{}", run.stderr);
     }
 }
 
@@ -569,15 +398,8 @@ fn load(sandbox: &Sandbox, name: &str, path: &Path) -> Result<IngestPlugin, Sand
     sandbox.load_ingest(name, &wasm(path))
 }
 
-fn ingest(
-    plugin: &IngestPlugin,
-    config: &[(&str, &str)],
-    input: &[u8],
-) -> Result<Vec<RecordBatch>, SandboxError> {
-    let config: BTreeMap<String, String> = config
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+fn ingest(plugin: &IngestPlugin, config: &[(&str, &str)], input: &[u8]) -> Result<Vec<RecordBatch>, SandboxError> {
+    let config: BTreeMap<String, String> = config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let mut batches = Vec::new();
     plugin.ingest(STEP, &config, "events.csv", &mut &input[..], &mut |b| {
         batches.push(b);
@@ -592,12 +414,8 @@ fn tight_sandbox() -> Sandbox {
     static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
     SANDBOX
         .get_or_init(|| {
-            let limits = Limits {
-                memory_bytes: 64 << 20,
-                call_timeout: TIGHT,
-                max_output_bytes: 1 << 20,
-                ..Limits::default()
-            };
+            let limits =
+                Limits { memory_bytes: 64 << 20, call_timeout: TIGHT, max_output_bytes: 1 << 20, ..Limits::default() };
             Sandbox::new(limits, Some(shared_compile_cache())).unwrap()
         })
         .clone()
@@ -607,17 +425,13 @@ fn tight_sandbox() -> Sandbox {
 /// contract violation naming the step and plugin, and how long it took.
 fn violation(sandbox: &Sandbox, name: &str, config: &[(&str, &str)]) -> (SandboxError, Duration) {
     let plugin_name = format!("evil-{name}");
-    let plugin = load(sandbox, &plugin_name, &evil(name))
-        .unwrap_or_else(|e| panic!("load {plugin_name}: {e}"));
+    let plugin = load(sandbox, &plugin_name, &evil(name)).unwrap_or_else(|e| panic!("load {plugin_name}: {e}"));
     let started = Instant::now();
     let err = ingest(&plugin, config, CSV.as_bytes()).expect_err(&plugin_name);
     let elapsed = started.elapsed();
     let text = err.to_string();
     assert!(err.is_contract_violation(), "{plugin_name}: {err:?}");
-    assert!(
-        text.starts_with(&format!("step `{STEP}`: plugin `{plugin_name}` ")),
-        "{text}"
-    );
+    assert!(text.starts_with(&format!("step `{STEP}`: plugin `{plugin_name}` ")), "{text}");
     (err, elapsed)
 }
 
@@ -627,61 +441,24 @@ fn one_sandbox_survives_every_evil_plugin() {
     let bound = TIGHT + Duration::from_secs(3);
 
     let (err, took) = violation(&sandbox, "loop", &[]);
-    assert!(
-        matches!(err, SandboxError::Deadline { limit: TIGHT, .. }),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string()
-            .contains("exceeded its deadline (500ms per call)"),
-        "{err}"
-    );
+    assert!(matches!(err, SandboxError::Deadline { limit: TIGHT, .. }), "{err:?}");
+    assert!(err.to_string().contains("exceeded its deadline (500ms per call)"), "{err}");
     assert!(took < bound, "{took:?}");
 
     // A blocking host call (wasi:io/poll) must end at the deadline too.
     for mode in ["sleep", "poll"] {
         let (err, took) = violation(&sandbox, "sleep", &[("mode", mode)]);
-        assert!(
-            matches!(err, SandboxError::Deadline { .. }),
-            "{mode}: {err:?}"
-        );
-        assert!(
-            err.to_string()
-                .contains("exceeded its deadline (500ms per call)"),
-            "{err}"
-        );
+        assert!(matches!(err, SandboxError::Deadline { .. }), "{mode}: {err:?}");
+        assert!(err.to_string().contains("exceeded its deadline (500ms per call)"), "{err}");
         assert!(took < bound, "{mode}: {took:?}");
     }
 
     let (err, _) = violation(&sandbox, "alloc", &[]);
-    assert!(
-        matches!(
-            err,
-            SandboxError::Memory {
-                limit: 67108864,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string()
-            .contains("exceeded its memory limit (67108864 bytes)"),
-        "{err}"
-    );
+    assert!(matches!(err, SandboxError::Memory { limit: 67108864, .. }), "{err:?}");
+    assert!(err.to_string().contains("exceeded its memory limit (67108864 bytes)"), "{err}");
 
     let (err, _) = violation(&sandbox, "huge-output", &[("bytes", "1048577")]);
-    assert!(
-        matches!(
-            err,
-            SandboxError::OutputTooLarge {
-                size: 1048577,
-                limit: 1048576,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, SandboxError::OutputTooLarge { size: 1048577, limit: 1048576, .. }), "{err:?}");
 
     let (err, _) = violation(&sandbox, "stack", &[]);
     assert!(matches!(err, SandboxError::Trap { .. }), "{err:?}");
@@ -693,46 +470,25 @@ fn one_sandbox_survives_every_evil_plugin() {
     );
 
     let (err, _) = violation(&sandbox, "exit", &[]);
-    assert!(
-        matches!(&err, SandboxError::Trap { message, .. } if message == "the plugin called exit(1)"),
-        "{err:?}"
-    );
+    assert!(matches!(&err, SandboxError::Trap { message, .. } if message == "the plugin called exit(1)"), "{err:?}");
 
     for config in [&[][..], &[("mode", "text")][..]] {
         let (err, _) = violation(&sandbox, "bad-ipc", config);
-        assert!(
-            matches!(err, SandboxError::MalformedOutput { .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, SandboxError::MalformedOutput { .. }), "{err:?}");
     }
 
     let (err, _) = violation(&sandbox, "schema-lie", &[]);
     assert!(matches!(err, SandboxError::SchemaChanged { .. }), "{err:?}");
     let (err, _) = violation(&sandbox, "schema-lie", &[("mode", "batch-mismatch")]);
-    assert!(
-        matches!(err, SandboxError::MalformedOutput { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, SandboxError::MalformedOutput { .. }), "{err:?}");
 
     // Under the tight deadline a debug build may not finish flooding: either
     // way, what the error quotes stays bounded.
     let (err, _) = violation(&sandbox, "flood", &[]);
-    assert!(
-        matches!(
-            err,
-            SandboxError::Trap { .. } | SandboxError::Deadline { .. }
-        ),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string().len() < 64 << 10,
-        "the report is {} bytes",
-        err.to_string().len()
-    );
+    assert!(matches!(err, SandboxError::Trap { .. } | SandboxError::Deadline { .. }), "{err:?}");
+    assert!(err.to_string().len() < 64 << 10, "the report is {} bytes", err.to_string().len());
 
-    let err = load(&sandbox, "evil-missing-import", &evil("missing-import"))
-        .err()
-        .expect("missing import");
+    let err = load(&sandbox, "evil-missing-import", &evil("missing-import")).err().expect("missing import");
     assert!(
         matches!(&err, SandboxError::MissingImport { import, .. } if import.starts_with("evil:probe/exfil")),
         "{err:?}"
@@ -744,20 +500,13 @@ fn one_sandbox_survives_every_evil_plugin() {
     let err = ingest(&big_error, &[("bytes", "4194304")], CSV.as_bytes()).unwrap_err();
     assert!(matches!(err, SandboxError::InvalidInput { .. }), "{err:?}");
     assert!(!err.is_contract_violation());
-    assert!(
-        err.to_string().len() < 16 << 10,
-        "{} bytes",
-        err.to_string().len()
-    );
+    assert!(err.to_string().len() < 16 << 10, "{} bytes", err.to_string().len());
 
     // The probes see nothing and say so.
     for name in ["env", "file", "socket"] {
         let probe = load(&sandbox, &format!("evil-{name}"), &evil(name)).unwrap();
         let batches = ingest(&probe, &[("addr", "127.0.0.1:9")], CSV.as_bytes()).unwrap();
-        assert!(
-            batches.iter().map(|b| b.num_rows()).sum::<usize>() > 0,
-            "evil-{name} reported nothing"
-        );
+        assert!(batches.iter().map(|b| b.num_rows()).sum::<usize>() > 0, "evil-{name} reported nothing");
     }
 
     // The same sandbox still runs a good plugin, exactly.
@@ -776,13 +525,7 @@ fn one_sandbox_survives_every_evil_plugin() {
     assert_eq!(column("name"), ["alpha", "beta"]);
     let rows: Vec<i64> = batches
         .iter()
-        .flat_map(|b| {
-            b.column_by_name("_row")
-                .unwrap()
-                .as_primitive::<Int64Type>()
-                .values()
-                .to_vec()
-        })
+        .flat_map(|b| b.column_by_name("_row").unwrap().as_primitive::<Int64Type>().values().to_vec())
         .collect();
     assert_eq!(rows, [1, 2]);
 }

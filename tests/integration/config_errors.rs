@@ -69,7 +69,9 @@ fn sql_reading_a_table_no_step_produces_names_the_sql_file_and_key() {
 fn valid_project_validates_and_plans_in_dependency_order() {
     let dir = temp_dir();
     // The SQL step comes first in the file but runs after the ingest it reads.
-    let yaml = format!("{HEADER}  - name: clean_customers\n    layer: silver\n    kind: sql\n    sql: models/clean.sql\n{INGEST}");
+    let yaml = format!(
+        "{HEADER}  - name: clean_customers\n    layer: silver\n    kind: sql\n    sql: models/clean.sql\n{INGEST}"
+    );
     project(dir.path(), &yaml);
     let validate = floe_host(&["validate", dir.path().to_str().unwrap()]).expect_code(0);
     assert_eq!(validate.stdout.trim(), "ok: 2 steps");

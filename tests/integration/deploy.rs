@@ -110,8 +110,10 @@ fn pod_failure_policy_fails_fast_on_2_and_3_and_retries_1() {
         assert_eq!(rule["onExitCodes"]["containerName"], container["name"], "the rule names the container");
     }
     assert!(
-        rules.iter().any(|r| r["action"] == "Ignore"
-            && seq(&r["onPodConditions"]).iter().any(|c| c["type"] == "DisruptionTarget")),
+        rules
+            .iter()
+            .any(|r| r["action"] == "Ignore"
+                && seq(&r["onPodConditions"]).iter().any(|c| c["type"] == "DisruptionTarget")),
         "a node drain or preemption (SIGTERM, exit 143) retries without using up backoffLimit"
     );
     assert!(
@@ -172,8 +174,9 @@ fn every_secret_ref_of_the_platform_file_is_mounted_where_it_resolves() {
         // The default secrets dir, since the Job does not set FLOE_SECRETS_DIR.
         let file = reference.file(Path::new(floe_host::config::DEFAULT_SECRETS_DIR)).display().to_string();
         let found = secrets.iter().find(|(path, _, _)| *path == file);
-        let (_, secret, _) =
-            found.unwrap_or_else(|| panic!("{key_path} ({}) resolves from {file}, which no Secret mounts: {secrets:?}", reference.secret_ref));
+        let (_, secret, _) = found.unwrap_or_else(|| {
+            panic!("{key_path} ({}) resolves from {file}, which no Secret mounts: {secrets:?}", reference.secret_ref)
+        });
         assert_eq!(secret, reference.secret_ref.split('/').next().unwrap(), "the Secret is named like the ref");
     }
 }
@@ -187,8 +190,8 @@ fn the_pipeline_files_are_mounted_where_floe_yaml_refers_to_them() {
     let has = |path: &str| files.iter().any(|(p, _, _)| p == path);
     let floe_path = format!("{project}/floe.yaml");
     let (_, configmap, key) = files.iter().find(|(p, _, _)| *p == floe_path).expect("floe.yaml is mounted");
-    let floe: FloeFile =
-        serde_yaml::from_str(str_of(&find(&docs, "ConfigMap", configmap)["data"][key.as_str()])).expect("valid floe.yaml");
+    let floe: FloeFile = serde_yaml::from_str(str_of(&find(&docs, "ConfigMap", configmap)["data"][key.as_str()]))
+        .expect("valid floe.yaml");
     for transform in &floe.transforms {
         for file in [&transform.sql, &transform.source].into_iter().flatten() {
             let path = format!("{project}/{}", file.display());
@@ -214,7 +217,11 @@ fn the_dockerfile_builds_bundled_and_runs_as_non_root() {
     assert!(uid != "root" && uid != "0", "USER {user}");
     let docs = manifests();
     let (_, pod, _) = job(&docs);
-    assert_eq!(pod["securityContext"]["runAsUser"].as_u64().map(|u| u.to_string()).as_deref(), Some(uid), "USER and runAsUser agree");
+    assert_eq!(
+        pod["securityContext"]["runAsUser"].as_u64().map(|u| u.to_string()).as_deref(),
+        Some(uid),
+        "USER and runAsUser agree"
+    );
     assert!(uid.parse::<u32>().is_ok(), "a numeric USER, so runAsNonRoot can verify it");
     assert!(runtime.iter().any(|l| l.starts_with("COPY") && l.ends_with("/usr/local/share/floe-host/plugins/")));
     assert!(runtime.iter().any(|l| l.starts_with("COPY") && l.ends_with("/usr/local/bin/floe-host")));

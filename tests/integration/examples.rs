@@ -19,7 +19,10 @@ const CASES: [(&str, Option<&str>, Option<&str>); 5] = [
 fn run(args: &[&str], env: Option<&str>, secrets: &Path) -> (i32, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_floe-host"));
     command.args(args).current_dir(repo());
-    command.env("FLOE_SECRETS_DIR", secrets).env("POLARIS_CLIENT_ID", "example-id").env("POLARIS_CLIENT_SECRET", "example-secret");
+    command
+        .env("FLOE_SECRETS_DIR", secrets)
+        .env("POLARIS_CLIENT_ID", "example-id")
+        .env("POLARIS_CLIENT_SECRET", "example-secret");
     command.env("AWS_CREDENTIALS_ACCESS_KEY_ID", "example").env("AWS_CREDENTIALS_SECRET_ACCESS_KEY", "example");
     command.env_remove("FLOE_PLATFORM_FILE").env_remove("FLOE_PLATFORM_ENV");
     if let Some(env) = env {
@@ -64,7 +67,10 @@ fn every_example_validates_and_plans() {
         }
     }
     let untested: Vec<&String> = shipped.difference(&covered).collect();
-    assert!(untested.is_empty(), "examples without a validate/plan case in tests/integration/examples.rs: {untested:?}");
+    assert!(
+        untested.is_empty(),
+        "examples without a validate/plan case in tests/integration/examples.rs: {untested:?}"
+    );
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -94,7 +100,11 @@ fn init_scaffolds_a_project_that_runs() {
 
     let run = floe_host(&["run", project_arg]).expect_code(0);
     let rows = |table: &str| -> u64 {
-        let line = run.stdout.lines().find(|l| l.split_whitespace().nth(1) == Some(table)).unwrap_or_else(|| panic!("{}", run.stdout));
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(table))
+            .unwrap_or_else(|| panic!("{}", run.stdout));
         line.split_whitespace().nth(2).unwrap().parse().unwrap()
     };
     // 5 customer lines (one without id, one duplicate), 6 order lines (one N/A

@@ -56,7 +56,9 @@ fn invalid_configurations_match_their_golden_errors() {
         }
         match std::fs::read_to_string(&golden) {
             Ok(expected) if expected == stderr => {}
-            Ok(expected) => failures.push(format!("{case}: stderr differs\n--- expected\n{expected}--- actual\n{stderr}")),
+            Ok(expected) => {
+                failures.push(format!("{case}: stderr differs\n--- expected\n{expected}--- actual\n{stderr}"))
+            }
             Err(_) => failures.push(format!("{case}: no golden file {} (run with BLESS=1)", relative(&golden, &root))),
         }
     }

@@ -146,7 +146,14 @@ const BAD_SQL: &str = "SELECT CAST(label AS BIGINT) AS id FROM bronze.raw_things
 fn run(project: &Path, state: &Path, platform: &Path, env: &[(&str, &str)]) -> (Run, Duration) {
     let started = Instant::now();
     let run = floe_host_with_env(
-        &["run", project.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "--platform", platform.to_str().unwrap()],
+        &[
+            "run",
+            project.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--platform",
+            platform.to_str().unwrap(),
+        ],
         env,
     );
     (run, started.elapsed())
@@ -461,10 +468,7 @@ fn assert_all_valid(events: &[Value]) {
 
 /// The events of job `name` with type `kind`.
 fn of<'e>(events: &'e [Value], name: &str, kind: &str) -> Vec<&'e Value> {
-    events
-        .iter()
-        .filter(|e| e["job"]["name"] == name && e["eventType"] == kind)
-        .collect()
+    events.iter().filter(|e| e["job"]["name"] == name && e["eventType"] == kind).collect()
 }
 
 #[test]
@@ -474,7 +478,8 @@ fn lineage_demo_run_emits_valid_start_and_complete_per_step() {
     let state = dir.path().join("state");
     let platform = platform(dir.path(), &state, &receiver.url());
     let file = dir.path().join("events.jsonl");
-    let (run, _) = run(&example("customer-analytics"), &state, &platform, &[("FLOE_LINEAGE_FILE", file.to_str().unwrap())]);
+    let (run, _) =
+        run(&example("customer-analytics"), &state, &platform, &[("FLOE_LINEAGE_FILE", file.to_str().unwrap())]);
     let run = run.expect_code(0);
     let rows = summary_rows(&run.stdout);
     assert_eq!(rows.len(), 9, "{}", run.stdout);

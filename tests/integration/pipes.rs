@@ -8,7 +8,7 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::support::{example, floe_host, floe_host_with_env, plugin, python_json, temp_dir};
 
@@ -56,7 +56,8 @@ fn broken_project(dir: &Path) {
 }
 
 fn dagster(project: &Path, state: &Path, select: &[&str]) -> Value {
-    let mut args = vec![env!("CARGO_BIN_EXE_floe-host"), project.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
+    let mut args =
+        vec![env!("CARGO_BIN_EXE_floe-host"), project.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
     for key in select {
         args.extend(["--select", key]);
     }
@@ -64,7 +65,12 @@ fn dagster(project: &Path, state: &Path, select: &[&str]) -> Value {
 }
 
 fn row_counts(result: &Value) -> BTreeMap<String, u64> {
-    result["materialized"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v["row_count"].as_u64().unwrap())).collect()
+    result["materialized"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v["row_count"].as_u64().unwrap()))
+        .collect()
 }
 
 #[test]
@@ -151,7 +157,9 @@ fn stderr_channel_for_k8s_sends_messages_in_order() {
     assert_eq!(messages[0]["params"], json!({"extras": {}}));
     assert_eq!(messages[1]["params"]["level"], "INFO");
     assert!(messages[1]["params"]["message"].as_str().unwrap().contains("(Dagster run dagster-run-1): 2 steps"));
-    for (message, (key, rows)) in messages[2..4].iter().zip([("bronze/raw_customers", 1055), ("silver/stg_customers", 1000)]) {
+    for (message, (key, rows)) in
+        messages[2..4].iter().zip([("bronze/raw_customers", 1055), ("silver/stg_customers", 1000)])
+    {
         let params = &message["params"];
         assert_eq!(params["asset_key"], key);
         assert_eq!(params["data_version"], Value::Null);
@@ -186,13 +194,20 @@ fn contexts_floe_host_cannot_honour_fail_before_anything_runs() {
     let state = dir.path().join("state");
     let project = example("customer-analytics");
     let data = |extra: Value| {
-        let mut context = json!({"asset_keys": ["gold/customer_totals"], "run_id": "r", "extras": {}, "retry_number": 0});
+        let mut context =
+            json!({"asset_keys": ["gold/customer_totals"], "run_id": "r", "extras": {}, "retry_number": 0});
         context.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         encode_param(&json!({"data": context}))
     };
     let cases = [
-        (data(json!({"partition_key": "2024-01-01"})), "partitioned runs are not supported yet (the context asks for partition `2024-01-01`)"),
-        (data(json!({"asset_keys": ["gold/nope"]})), "no step or table named `gold.nope`; its tables are: bronze.raw_customers"),
+        (
+            data(json!({"partition_key": "2024-01-01"})),
+            "partitioned runs are not supported yet (the context asks for partition `2024-01-01`)",
+        ),
+        (
+            data(json!({"asset_keys": ["gold/nope"]})),
+            "no step or table named `gold.nope`; its tables are: bronze.raw_customers",
+        ),
         (data(json!({"asset_keys": ["customer_totals"]})), "asset key `customer_totals` is not `layer/table`"),
         ("bm90IHpsaWI=".to_string(), "DAGSTER_PIPES_CONTEXT is not base64 of zlib-compressed JSON"),
         (encode_param(&json!({"path": "/no/such/context.json"})), "cannot read the context file /no/such/context.json"),
@@ -214,7 +229,10 @@ fn contexts_floe_host_cannot_honour_fail_before_anything_runs() {
         let exception = &sent[1]["params"]["exception"];
         assert!(exception["message"].as_str().unwrap().contains(needle), "{exception}");
         assert_eq!(exception["name"], "ConfigError");
-        assert_eq!((&exception["stack"], &exception["cause"], &exception["context"]), (&json!([]), &Value::Null, &Value::Null));
+        assert_eq!(
+            (&exception["stack"], &exception["cause"], &exception["context"]),
+            (&json!([]), &Value::Null, &Value::Null)
+        );
     }
     assert!(!state.exists(), "nothing may run: {} exists", state.display());
 
@@ -263,7 +281,17 @@ fn summary_json_describes_the_run() {
     let keys: Vec<&String> = summary.as_object().unwrap().keys().collect();
     assert_eq!(
         keys,
-        ["duration_ms", "error", "exit_code", "failed_step", "pipeline", "run_id", "started_at_unix_ms", "status", "steps"]
+        [
+            "duration_ms",
+            "error",
+            "exit_code",
+            "failed_step",
+            "pipeline",
+            "run_id",
+            "started_at_unix_ms",
+            "status",
+            "steps"
+        ]
     );
     assert_eq!(summary["run_id"], "summary-test-1");
     assert_eq!(summary["pipeline"], "customer-analytics");
@@ -275,7 +303,9 @@ fn summary_json_describes_the_run() {
     let steps = summary["steps"].as_array().unwrap();
     let got: Vec<(String, String, u64)> = steps
         .iter()
-        .map(|s| (s["step"].as_str().unwrap().into(), s["table"].as_str().unwrap().into(), s["rows_out"].as_u64().unwrap()))
+        .map(|s| {
+            (s["step"].as_str().unwrap().into(), s["table"].as_str().unwrap().into(), s["rows_out"].as_u64().unwrap())
+        })
         .collect();
     let want: Vec<(String, String, u64)> = DEMO_ROWS
         .iter()
@@ -292,8 +322,18 @@ fn summary_json_describes_the_run() {
     assert_eq!(
         names,
         [
-            "bytes", "bytes_in", "duration_ms", "files", "plugin_calls", "plugin_cpu_ms", "plugin_peak_memory_bytes",
-            "rows_in", "rows_out", "snapshot_id", "step", "table"
+            "bytes",
+            "bytes_in",
+            "duration_ms",
+            "files",
+            "plugin_calls",
+            "plugin_cpu_ms",
+            "plugin_peak_memory_bytes",
+            "rows_in",
+            "rows_out",
+            "snapshot_id",
+            "step",
+            "table"
         ]
     );
 
@@ -321,8 +361,10 @@ fn summary_json_describes_the_run() {
         .collect();
     want.insert("raw_customers", (1055, fs::metadata(data.join("customers.csv")).unwrap().len()));
     want.insert("raw_orders", (5099, fs::metadata(data.join("orders.csv")).unwrap().len()));
-    let got: BTreeMap<&str, (u64, u64)> =
-        by_step.iter().map(|(step, s)| (*step, (s["rows_in"].as_u64().unwrap(), s["bytes_in"].as_u64().unwrap()))).collect();
+    let got: BTreeMap<&str, (u64, u64)> = by_step
+        .iter()
+        .map(|(step, s)| (*step, (s["rows_in"].as_u64().unwrap(), s["bytes_in"].as_u64().unwrap())))
+        .collect();
     assert_eq!(got, want);
     assert_eq!(got["stg_orders"].0, 5099);
     assert_eq!(got["customer_totals"].0, 4367 + 1000);
@@ -376,5 +418,8 @@ fn summary_json_describes_the_run() {
     assert!(run.stderr.contains(error), "the same text as on stderr:\n{}", run.stderr);
     let steps = summary["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 1);
-    assert_eq!((&steps[0]["step"], &steps[0]["table"], &steps[0]["rows_out"]), (&json!("raw_customers"), &json!("bronze.raw_customers"), &json!(3)));
+    assert_eq!(
+        (&steps[0]["step"], &steps[0]["table"], &steps[0]["rows_out"]),
+        (&json!("raw_customers"), &json!("bronze.raw_customers"), &json!(3))
+    );
 }

@@ -45,7 +45,8 @@ fn test_runs_ingest_streaming_and_sql_plugins_on_a_local_file() {
 
     let parquet = dir.path().join("out.parquet");
     let csv = plugin("csv_ingest.wasm");
-    floe_host(&["plugin", "test", csv.to_str().unwrap(), "--input", input, "--out", parquet.to_str().unwrap()]).expect_code(0);
+    floe_host(&["plugin", "test", csv.to_str().unwrap(), "--input", input, "--out", parquet.to_str().unwrap()])
+        .expect_code(0);
     let reader = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&parquet).unwrap()).unwrap();
     use parquet::file::reader::FileReader;
     assert_eq!(reader.metadata().file_metadata().num_rows(), 2);
@@ -75,7 +76,15 @@ fn new_scaffolds_a_crate_that_builds_into_a_working_transform() {
 
     let input = dir.path().join("in.csv");
     std::fs::write(&input, "id,name\n1,Zoe\n").unwrap();
-    let out = floe_host(&["plugin", "test", wasm.to_str().unwrap(), "--input", input.to_str().unwrap(), "--config", "column=name"])
-        .expect_code(0);
+    let out = floe_host(&[
+        "plugin",
+        "test",
+        wasm.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--config",
+        "column=name",
+    ])
+    .expect_code(0);
     assert!(out.stdout.contains("| 1  | ZOE  |"), "{}", out.stdout);
 }

@@ -19,12 +19,8 @@ fn plugin_wasm() -> &'static [u8] {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist"));
         let path = dist.join("csv_ingest.wasm");
-        std::fs::read(&path).unwrap_or_else(|e| {
-            panic!(
-                "cannot read {}: {e}; run scripts/build-plugins.sh",
-                path.display()
-            )
-        })
+        std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}; run scripts/build-plugins.sh", path.display()))
     })
 }
 
@@ -45,29 +41,17 @@ fn run(
     config: &[(&str, &str)],
     csv: &[u8],
 ) -> Result<(SchemaRef, Vec<RecordBatch>), SandboxError> {
-    let config: BTreeMap<String, String> = config
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let config: BTreeMap<String, String> = config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let mut batches = Vec::new();
-    let schema = plugin.ingest(
-        "raw_orders",
-        &config,
-        "raw/orders.csv",
-        &mut &csv[..],
-        &mut |b| {
-            batches.push(b);
-            Ok(())
-        },
-    )?;
+    let schema = plugin.ingest("raw_orders", &config, "raw/orders.csv", &mut &csv[..], &mut |b| {
+        batches.push(b);
+        Ok(())
+    })?;
     Ok((schema, batches))
 }
 
 fn with_chunks(chunk_bytes: usize) -> Limits {
-    Limits {
-        chunk_bytes,
-        ..Limits::default()
-    }
+    Limits { chunk_bytes, ..Limits::default() }
 }
 
 /// Column `name` of all batches, as Option<String> per row.
@@ -82,11 +66,8 @@ fn csv_values_nulls_quotes_and_ints() {
                 4,caf\xc3\xa9,,z";
     let (schema, batches) = run(&plugin, &[], csv).unwrap();
 
-    let fields: Vec<_> = schema
-        .fields()
-        .iter()
-        .map(|f| (f.name().as_str(), f.data_type().clone(), f.is_nullable()))
-        .collect();
+    let fields: Vec<_> =
+        schema.fields().iter().map(|f| (f.name().as_str(), f.data_type().clone(), f.is_nullable())).collect();
     assert_eq!(
         fields,
         [
@@ -99,15 +80,9 @@ fn csv_values_nulls_quotes_and_ints() {
     );
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 4);
     assert_eq!(strings(&batches, "id"), [s("1"), s("2"), s("3"), s("4")]);
-    assert_eq!(
-        strings(&batches, "name"),
-        [s("Last, First"), None, s("say \"hi\""), s("café")]
-    );
+    assert_eq!(strings(&batches, "name"), [s("Last, First"), None, s("say \"hi\""), s("café")]);
     // Only empty fields are NULL: `N/A` and spaces stay text, untrimmed.
-    assert_eq!(
-        strings(&batches, "note"),
-        [s(" N/A "), s("N/A"), s("  "), None]
-    );
+    assert_eq!(strings(&batches, "note"), [s(" N/A "), s("N/A"), s("  "), None]);
     // `\r\n` ends a line like `\n`; a quoted empty field is empty, hence NULL.
     assert_eq!(strings(&batches, "tail"), [s("x"), None, None, s("z")]);
     // The blank line is skipped and does not count as a record.
@@ -118,27 +93,17 @@ fn csv_values_nulls_quotes_and_ints() {
 fn chunk_size_does_not_change_the_output() {
     let mut csv = String::from("k,text,amount\n");
     for i in 1..=200 {
-        csv.push_str(&format!(
-            "{i},\"naïve, 日本 {i}\",{}\n",
-            if i % 7 == 0 { "" } else { "1.5" }
-        ));
+        csv.push_str(&format!("{i},\"naïve, 日本 {i}\",{}\n", if i % 7 == 0 { "" } else { "1.5" }));
     }
     let config = [("batch_rows", "64"), ("row_number_column", "line_no")];
     let (schema, expected) = run(&load(Limits::default()), &config, csv.as_bytes()).unwrap();
-    assert_eq!(
-        expected.iter().map(|b| b.num_rows()).collect::<Vec<_>>(),
-        [64, 64, 64, 8]
-    );
-    assert_eq!(
-        ints(&expected, "line_no"),
-        (1..=200).collect::<Vec<i64>>()
-    );
+    assert_eq!(expected.iter().map(|b| b.num_rows()).collect::<Vec<_>>(), [64, 64, 64, 8]);
+    assert_eq!(ints(&expected, "line_no"), (1..=200).collect::<Vec<i64>>());
     assert_eq!(strings(&expected, "text")[6], s("naïve, 日本 7"));
     assert_eq!(strings(&expected, "amount")[6], None);
 
     for chunk in [1, 7] {
-        let (chunked_schema, batches) =
-            run(&load(with_chunks(chunk)), &config, csv.as_bytes()).unwrap();
+        let (chunked_schema, batches) = run(&load(with_chunks(chunk)), &config, csv.as_bytes()).unwrap();
         assert_eq!(chunked_schema, schema, "chunk size {chunk}");
         assert_eq!(batches, expected, "chunk size {chunk}");
     }
@@ -160,26 +125,17 @@ fn field_count_mismatch_names_the_line() {
 fn invalid_utf8_and_unknown_config_are_plugin_errors() {
     let plugin = load(Limits::default());
     let err = run(&plugin, &[], b"a,b\n1,2\n3,\xff\n").unwrap_err();
-    assert!(
-        matches!(&err, SandboxError::InvalidInput { message, .. } if message.contains("line 3")),
-        "{err}"
-    );
+    assert!(matches!(&err, SandboxError::InvalidInput { message, .. } if message.contains("line 3")), "{err}");
 
     let err = run(&plugin, &[("delimiter", ";")], b"a\n1\n").unwrap_err();
-    assert!(
-        matches!(&err, SandboxError::InvalidConfig { message, .. } if message.contains("`delimiter`")),
-        "{err}"
-    );
+    assert!(matches!(&err, SandboxError::InvalidConfig { message, .. } if message.contains("`delimiter`")), "{err}");
     assert!(!err.is_contract_violation());
 }
 
 #[test]
 fn info_describes_the_plugin() {
     let info = load(Limits::default()).info().unwrap();
-    assert_eq!(
-        (info.name.as_str(), info.version.as_str(), info.kind),
-        ("csv-ingest", "0.1.0", PluginKind::Ingest)
-    );
+    assert_eq!((info.name.as_str(), info.version.as_str(), info.kind), ("csv-ingest", "0.1.0", PluginKind::Ingest));
     let schema: serde_json::Value = serde_json::from_str(&info.config_schema).unwrap();
     assert!(schema["properties"]["batch_rows"].is_object());
     assert!(schema["properties"]["row_number_column"].is_object());
@@ -190,13 +146,7 @@ fn info_describes_the_plugin() {
 fn sink_errors_are_not_contract_violations() {
     let plugin = load(Limits::default());
     let err = plugin
-        .ingest(
-            "s",
-            &BTreeMap::new(),
-            "x.csv",
-            &mut &b"a\n1\n"[..],
-            &mut |_| Err("disk full".into()),
-        )
+        .ingest("s", &BTreeMap::new(), "x.csv", &mut &b"a\n1\n"[..], &mut |_| Err("disk full".into()))
         .unwrap_err();
     assert!(matches!(err, SandboxError::Sink { .. }), "{err:?}");
     assert!(!err.is_contract_violation());
@@ -214,21 +164,12 @@ fn big_csv() -> Vec<u8> {
 
 #[test]
 fn memory_limit_is_enforced() {
-    let limits = Limits {
-        memory_bytes: 2 << 20,
-        chunk_bytes: 16 << 20,
-        ..Limits::default()
-    };
+    let limits = Limits { memory_bytes: 2 << 20, chunk_bytes: 16 << 20, ..Limits::default() };
     let err = run(&load(limits), &[], &big_csv()).unwrap_err();
     eprintln!("{err}");
+    assert!(matches!(err, SandboxError::Memory { limit: 2097152, .. }), "{err:?}");
     assert!(
-        matches!(err, SandboxError::Memory { limit: 2097152, .. }),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string().starts_with(
-            "step `raw_orders`: plugin `csv-ingest` exceeded its memory limit (2097152 bytes)"
-        ),
+        err.to_string().starts_with("step `raw_orders`: plugin `csv-ingest` exceeded its memory limit (2097152 bytes)"),
         "{err}"
     );
     assert!(err.is_contract_violation());
@@ -260,17 +201,16 @@ fn stats_count_calls_cpu_and_peak_memory() {
     // than that; parsing it takes CPU, on this thread, within the wall time.
     let (_, stats, wall) = ingest(&load(with_chunks(16 << 20)), &big_csv());
     assert_eq!(stats.calls, 5, "{stats:?}");
-    assert!(stats.peak_memory_bytes > 2 << 20 && stats.peak_memory_bytes <= Limits::default().memory_bytes, "{stats:?}");
+    assert!(
+        stats.peak_memory_bytes > 2 << 20 && stats.peak_memory_bytes <= Limits::default().memory_bytes,
+        "{stats:?}"
+    );
     assert!(stats.cpu_time > Duration::ZERO && stats.cpu_time <= wall, "{stats:?} in {wall:?}");
 }
 
 #[test]
 fn call_deadline_is_enforced() {
-    let limits = Limits {
-        call_timeout: Duration::from_millis(1),
-        chunk_bytes: 16 << 20,
-        ..Limits::default()
-    };
+    let limits = Limits { call_timeout: Duration::from_millis(1), chunk_bytes: 16 << 20, ..Limits::default() };
     let err = run(&load(limits), &[], &big_csv()).unwrap_err();
     eprintln!("{err}");
     assert!(matches!(err, SandboxError::Deadline { .. }), "{err:?}");
@@ -280,15 +220,9 @@ fn call_deadline_is_enforced() {
 
 #[test]
 fn output_limit_is_enforced() {
-    let limits = Limits {
-        max_output_bytes: 64,
-        ..Limits::default()
-    };
+    let limits = Limits { max_output_bytes: 64, ..Limits::default() };
     let err = run(&load(limits), &[], b"a,b\n1,2\n").unwrap_err();
-    assert!(
-        matches!(err, SandboxError::OutputTooLarge { limit: 64, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, SandboxError::OutputTooLarge { limit: 64, .. }), "{err:?}");
     assert!(err.is_contract_violation());
 }
 
@@ -298,9 +232,8 @@ fn compiled_component_is_cached_on_disk() {
     let cache = dir.path().join("cache");
     let sandbox = Sandbox::new(Limits::default(), Some(cache.clone())).unwrap();
     let cached = || -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&cache)
-            .map(|d| d.map(|e| e.unwrap().path()).collect())
-            .unwrap_or_default();
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(&cache).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
         files.sort();
         files
     };
@@ -316,10 +249,7 @@ fn compiled_component_is_cached_on_disk() {
     // Second load: served from the cache, file untouched, plugin works.
     let plugin = sandbox.load_ingest("csv-ingest", plugin_wasm()).unwrap();
     assert_eq!(cached(), files);
-    assert_eq!(
-        std::fs::metadata(&files[0]).unwrap().modified().unwrap(),
-        written
-    );
+    assert_eq!(std::fs::metadata(&files[0]).unwrap().modified().unwrap(), written);
     let (_, batches) = run(&plugin, &[], b"a\nx\n").unwrap();
     assert_eq!(strings(&batches, "a"), [s("x")]);
 

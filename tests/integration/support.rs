@@ -74,11 +74,8 @@ pub fn floe_host_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
 
 /// Runs a Python test peer script from `tests/py` and parses its JSON output.
 pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
-    let output = Command::new(python())
-        .arg(repo().join("tests/py").join(script))
-        .args(args)
-        .output()
-        .expect("python runs");
+    let output =
+        Command::new(python()).arg(repo().join("tests/py").join(script)).args(args).output().expect("python runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

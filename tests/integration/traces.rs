@@ -51,8 +51,9 @@ fn demo_run_exports_one_trace_with_run_step_read_plugin_and_commit_spans() {
     // the run's spans all live on this thread (block_on, block_in_place).
     let subscriber = tracing_subscriber::registry().with(traces::layer(&provider).with_filter(traces::targets()));
     let options = RunOptions { run_id: Some("traces-test".into()), ..Default::default() };
-    let report = tracing::subscriber::with_default(subscriber, || run::run(&plan, &options, &mut Observers(Vec::new())))
-        .expect("the demo runs");
+    let report =
+        tracing::subscriber::with_default(subscriber, || run::run(&plan, &options, &mut Observers(Vec::new())))
+            .expect("the demo runs");
     provider.force_flush().expect("flush");
     let spans = exporter.get_finished_spans().expect("finished spans");
     provider.shutdown().expect("shutdown");
@@ -101,12 +102,8 @@ fn demo_run_exports_one_trace_with_run_step_read_plugin_and_commit_spans() {
     }
 
     // Every input read is a span, inside its step, of the snapshot this run committed.
-    let expected_reads: usize = plan
-        .steps
-        .iter()
-        .filter(|s| !matches!(s.action, Action::Ingest { .. }))
-        .map(|s| s.inputs.len())
-        .sum();
+    let expected_reads: usize =
+        plan.steps.iter().filter(|s| !matches!(s.action, Action::Ingest { .. })).map(|s| s.inputs.len()).sum();
     let reads = named(traces::READ);
     assert!(expected_reads > 0);
     assert_eq!(reads.len(), expected_reads, "read spans");
@@ -124,7 +121,9 @@ fn demo_run_exports_one_trace_with_run_step_read_plugin_and_commit_spans() {
         .steps
         .iter()
         .filter_map(|s| match &s.action {
-            Action::Ingest { plugin, .. } | Action::Wasm { plugin, .. } => Some((s.name.to_string(), plugin.sha256.clone())),
+            Action::Ingest { plugin, .. } | Action::Wasm { plugin, .. } => {
+                Some((s.name.to_string(), plugin.sha256.clone()))
+            }
             Action::Sql { .. } => None,
         })
         .collect();

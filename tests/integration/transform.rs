@@ -10,9 +10,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use floe_host::sandbox::{
-    IngestPlugin, Limits, PluginKind, Sandbox, SandboxError, TransformPlugin,
-};
+use floe_host::sandbox::{IngestPlugin, Limits, PluginKind, Sandbox, SandboxError, TransformPlugin};
 use sha2::{Digest, Sha256};
 
 use crate::support::{self, ints, s, strings};
@@ -45,10 +43,7 @@ fn load_ingest(file: &str) -> IngestPlugin {
 }
 
 fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn run(
@@ -58,16 +53,10 @@ fn run(
     input: Vec<RecordBatch>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), SandboxError> {
     let mut out = Vec::new();
-    let schema = plugin.transform(
-        "silver_step",
-        &config(pairs),
-        schema,
-        &mut input.into_iter(),
-        &mut |b| {
-            out.push(b);
-            Ok(())
-        },
-    )?;
+    let schema = plugin.transform("silver_step", &config(pairs), schema, &mut input.into_iter(), &mut |b| {
+        out.push(b);
+        Ok(())
+    })?;
     Ok((schema, out))
 }
 
@@ -81,12 +70,7 @@ fn people_schema() -> SchemaRef {
     ]))
 }
 
-fn people(
-    schema: &SchemaRef,
-    ids: &[i64],
-    emails: &[Option<&str>],
-    ssns: &[Option<&str>],
-) -> RecordBatch {
+fn people(schema: &SchemaRef, ids: &[i64], emails: &[Option<&str>], ssns: &[Option<&str>]) -> RecordBatch {
     let notes: Vec<String> = ids.iter().map(|i| format!("note {i}")).collect();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(ids.to_vec())),
@@ -98,63 +82,29 @@ fn people(
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]
 fn pii_mask_normalises_emails_and_hashes_with_the_salt() {
     let plugin = load_transform("pii_mask.wasm");
     let info = plugin.info().unwrap();
-    assert_eq!(
-        (info.name.as_str(), info.kind),
-        ("pii-mask", PluginKind::Transform)
-    );
+    assert_eq!((info.name.as_str(), info.kind), ("pii-mask", PluginKind::Transform));
     let schema = people_schema();
     let pairs = [("email", "email"), ("hash", "ssn"), ("salt", "pepper-1")];
-    assert_eq!(
-        plugin
-            .sql("silver_step", &config(&pairs), &["bronze.people".into()])
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        plugin
-            .output_schema("silver_step", &config(&pairs), &schema)
-            .unwrap(),
-        schema
-    );
+    assert_eq!(plugin.sql("silver_step", &config(&pairs), &["bronze.people".into()]).unwrap(), None);
+    assert_eq!(plugin.output_schema("silver_step", &config(&pairs), &schema).unwrap(), schema);
 
     let input = vec![
-        people(
-            &schema,
-            &[1, 2],
-            &[Some("  Alice@Example.COM "), None],
-            &[Some("123-45-6789"), Some("")],
-        ),
+        people(&schema, &[1, 2], &[Some("  Alice@Example.COM "), None], &[Some("123-45-6789"), Some("")]),
         people(&schema, &[3], &[Some("BOB@x.org\t")], &[None]),
     ];
     let (out_schema, out) = run(&plugin, &pairs, &schema, input).unwrap();
     assert_eq!(out_schema, schema);
     assert_eq!(ints(&out, "id"), [1, 2, 3]);
-    assert_eq!(
-        strings(&out, "email"),
-        [s("alice@example.com"), None, s("bob@x.org")]
-    );
-    assert_eq!(
-        strings(&out, "ssn"),
-        [
-            s(&sha256_hex(b"pepper-1123-45-6789")),
-            s(&sha256_hex(b"pepper-1")),
-            None
-        ]
-    );
-    assert_eq!(
-        strings(&out, "note"),
-        [s("note 1"), s("note 2"), s("note 3")]
-    );
+    assert_eq!(strings(&out, "email"), [s("alice@example.com"), None, s("bob@x.org")]);
+    assert_eq!(strings(&out, "ssn"), [s(&sha256_hex(b"pepper-1123-45-6789")), s(&sha256_hex(b"pepper-1")), None]);
+    assert_eq!(strings(&out, "note"), [s("note 1"), s("note 2"), s("note 3")]);
 }
 
 #[test]
@@ -163,33 +113,15 @@ fn pii_mask_rejects_bad_config_before_any_data() {
     let schema = people_schema();
     let cases: [(&[(&str, &str)], &str); 4] = [
         (&[("hash", "ssn")], "missing config key `salt`"),
-        (
-            &[("email", "mail")],
-            "`email`: column `mail` is not in the input (columns: id, email, ssn, note)",
-        ),
-        (
-            &[("hash", "id"), ("salt", "x")],
-            "`hash`: column `id` is Int64, not Utf8",
-        ),
-        (
-            &[("email", "email"), ("sault", "x")],
-            "unknown config key `sault` (accepted: `email`, `hash`, `salt`)",
-        ),
+        (&[("email", "mail")], "`email`: column `mail` is not in the input (columns: id, email, ssn, note)"),
+        (&[("hash", "id"), ("salt", "x")], "`hash`: column `id` is Int64, not Utf8"),
+        (&[("email", "email"), ("sault", "x")], "unknown config key `sault` (accepted: `email`, `hash`, `salt`)"),
     ];
     for (pairs, expected) in cases {
-        let err = plugin
-            .output_schema("silver_step", &config(pairs), &schema)
-            .unwrap_err();
-        assert!(
-            matches!(&err, SandboxError::InvalidConfig { message, .. } if message == expected),
-            "{pairs:?}: {err}"
-        );
+        let err = plugin.output_schema("silver_step", &config(pairs), &schema).unwrap_err();
+        assert!(matches!(&err, SandboxError::InvalidConfig { message, .. } if message == expected), "{pairs:?}: {err}");
         assert!(!err.is_contract_violation());
-        assert!(
-            err.to_string()
-                .starts_with("step `silver_step`: plugin `pii_mask.wasm` rejected its config"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("step `silver_step`: plugin `pii_mask.wasm` rejected its config"), "{err}");
     }
 }
 
@@ -198,10 +130,7 @@ fn keyed(schema: &SchemaRef, keys: &[Option<&str>], start: i64) -> RecordBatch {
     let n: Vec<i64> = (start..start + keys.len() as i64).collect();
     RecordBatch::try_new(
         schema.clone(),
-        vec![
-            Arc::new(StringArray::from(keys.to_vec())),
-            Arc::new(Int64Array::from(n)),
-        ],
+        vec![Arc::new(StringArray::from(keys.to_vec())), Arc::new(Int64Array::from(n))],
     )
     .unwrap()
 }
@@ -209,10 +138,8 @@ fn keyed(schema: &SchemaRef, keys: &[Option<&str>], start: i64) -> RecordBatch {
 #[test]
 fn dedup_keeps_the_first_row_per_key_across_batches() {
     let plugin = load_transform("dedup.wasm");
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("k", DataType::Utf8, true),
-        Field::new("n", DataType::Int64, false),
-    ]));
+    let schema =
+        Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("n", DataType::Int64, false)]));
     let input = vec![
         keyed(&schema, &[Some("a"), Some("b"), Some("a")], 1),
         keyed(&schema, &[], 4),
@@ -234,11 +161,7 @@ fn dedup_keeps_the_first_row_per_key_across_batches() {
         .map(|b| {
             let n = b.column(1).as_primitive::<Int64Type>();
             let parity: Int64Array = n.iter().map(|v| v.map(|v| v % 2)).collect();
-            RecordBatch::try_new(
-                two.clone(),
-                vec![b.column(0).clone(), b.column(1).clone(), Arc::new(parity)],
-            )
-            .unwrap()
+            RecordBatch::try_new(two.clone(), vec![b.column(0).clone(), b.column(1).clone(), Arc::new(parity)]).unwrap()
         })
         .collect();
     let (_, out) = run(&plugin, &[("key", "k, parity")], &two, with_parity).unwrap();
@@ -246,14 +169,8 @@ fn dedup_keeps_the_first_row_per_key_across_batches() {
     // 7 c odd, 8 null even, 9 d odd, 10 a even.
     assert_eq!(ints(&out, "n"), [1, 2, 5, 6, 7, 8, 9, 10]);
 
-    let err = plugin
-        .output_schema("silver_step", &config(&[("key", "id")]), &schema)
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("`key`: column `id` is not in the input (columns: k, n)"),
-        "{err}"
-    );
+    let err = plugin.output_schema("silver_step", &config(&[("key", "id")]), &schema).unwrap_err();
+    assert!(err.to_string().contains("`key`: column `id` is not in the input (columns: k, n)"), "{err}");
 }
 
 #[test]
@@ -262,16 +179,11 @@ fn big_batches_are_sliced_and_the_result_does_not_change() {
     let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
     // 150,000 rows in one batch, every value three times: [0..50k) x 3.
     let values: Vec<i64> = (0..150_000).map(|i| i % 50_000).collect();
-    let batch =
-        RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(values))]).unwrap();
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(values))]).unwrap();
     let (_, out) = run(&plugin, &[("key", "n")], &schema, vec![batch]).unwrap();
     assert_eq!(ints(&out, "n"), (0..50_000).collect::<Vec<_>>());
     // The host pushed at most 65,536 rows at a time; dedup answers per push.
-    assert!(
-        out.iter().all(|b| b.num_rows() <= 65_536),
-        "{:?}",
-        out.iter().map(|b| b.num_rows()).collect::<Vec<_>>()
-    );
+    assert!(out.iter().all(|b| b.num_rows() <= 65_536), "{:?}", out.iter().map(|b| b.num_rows()).collect::<Vec<_>>());
 
     // No input batches at all: the output is empty, with the declared schema.
     let (declared, out) = run(&plugin, &[("key", "n")], &schema, vec![]).unwrap();
@@ -283,87 +195,46 @@ fn big_batches_are_sliced_and_the_result_does_not_change() {
 fn sql_filter_returns_its_query() {
     let plugin = load_transform("sql_filter.wasm");
     let inputs = vec!["silver.orders".to_owned()];
-    let sql = plugin
-        .sql(
-            "gold_step",
-            &config(&[("where", "amount > 0"), ("columns", "id, amount")]),
-            &inputs,
-        )
-        .unwrap();
+    let sql = plugin.sql("gold_step", &config(&[("where", "amount > 0"), ("columns", "id, amount")]), &inputs).unwrap();
+    assert_eq!(sql.as_deref(), Some(r#"SELECT "id", "amount" FROM silver.orders WHERE (amount > 0)"#));
     assert_eq!(
-        sql.as_deref(),
-        Some(r#"SELECT "id", "amount" FROM silver.orders WHERE (amount > 0)"#)
-    );
-    assert_eq!(
-        plugin
-            .sql("gold_step", &config(&[("where", "true")]), &inputs)
-            .unwrap()
-            .as_deref(),
+        plugin.sql("gold_step", &config(&[("where", "true")]), &inputs).unwrap().as_deref(),
         Some("SELECT * FROM silver.orders WHERE (true)")
     );
 
     let two = vec!["silver.orders".to_owned(), "silver.customers".to_owned()];
-    let err = plugin
-        .sql("gold_step", &config(&[("where", "true")]), &two)
-        .unwrap_err();
+    let err = plugin.sql("gold_step", &config(&[("where", "true")]), &two).unwrap_err();
     assert!(
         matches!(&err, SandboxError::InvalidConfig { message, .. }
             if message == "set `input`: the step declares several inputs (silver.orders, silver.customers)"),
         "{err}"
     );
-    let picked = plugin
-        .sql(
-            "gold_step",
-            &config(&[("where", "true"), ("input", "silver.customers")]),
-            &two,
-        )
-        .unwrap();
-    assert_eq!(
-        picked.as_deref(),
-        Some("SELECT * FROM silver.customers WHERE (true)")
-    );
+    let picked = plugin.sql("gold_step", &config(&[("where", "true"), ("input", "silver.customers")]), &two).unwrap();
+    assert_eq!(picked.as_deref(), Some("SELECT * FROM silver.customers WHERE (true)"));
 
     // A SQL-mode plugin does not stream.
     let schema = people_schema();
-    let err = plugin
-        .output_schema("gold_step", &config(&[("where", "true")]), &schema)
-        .unwrap_err();
+    let err = plugin.output_schema("gold_step", &config(&[("where", "true")]), &schema).unwrap_err();
     assert!(matches!(err, SandboxError::PluginInternal { .. }), "{err}");
 }
 
 #[test]
 fn an_output_batch_that_breaks_the_declared_schema_is_a_contract_violation() {
     let plugin = load_transform("evil_transform_schema.wasm");
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("email", DataType::Utf8, true),
-        Field::new("n", DataType::Int64, true),
-    ]));
-    assert_eq!(
-        plugin
-            .output_schema("silver_step", &config(&[]), &schema)
-            .unwrap(),
-        schema
-    );
+    let schema =
+        Arc::new(Schema::new(vec![Field::new("email", DataType::Utf8, true), Field::new("n", DataType::Int64, true)]));
+    assert_eq!(plugin.output_schema("silver_step", &config(&[]), &schema).unwrap(), schema);
     let batch = RecordBatch::try_new(
         schema.clone(),
-        vec![
-            Arc::new(StringArray::from(vec!["a"])),
-            Arc::new(Int64Array::from(vec![1])),
-        ],
+        vec![Arc::new(StringArray::from(vec!["a"])), Arc::new(Int64Array::from(vec![1]))],
     )
     .unwrap();
     let mut delivered = 0;
     let err = plugin
-        .transform(
-            "silver_step",
-            &config(&[]),
-            &schema,
-            &mut vec![batch].into_iter(),
-            &mut |_| {
-                delivered += 1;
-                Ok(())
-            },
-        )
+        .transform("silver_step", &config(&[]), &schema, &mut vec![batch].into_iter(), &mut |_| {
+            delivered += 1;
+            Ok(())
+        })
         .unwrap_err();
     assert_eq!(delivered, 0, "nothing may reach the writer");
     assert!(err.is_contract_violation());
@@ -377,43 +248,24 @@ fn an_output_batch_that_breaks_the_declared_schema_is_a_contract_violation() {
 #[test]
 fn a_transform_is_not_an_ingest_plugin() {
     let wasm = std::fs::read(support::plugin("dedup.wasm")).unwrap();
-    let err = sandbox()
-        .load_ingest("dedup", &wasm)
-        .err()
-        .expect("wrong world");
+    let err = sandbox().load_ingest("dedup", &wasm).err().expect("wrong world");
     assert!(matches!(err, SandboxError::WrongWorld { .. }), "{err}");
 }
 
-fn jsonl(
-    pairs: &[(&str, &str)],
-    bytes: &[u8],
-    chunk: usize,
-) -> Result<(SchemaRef, Vec<RecordBatch>), SandboxError> {
-    let limits = Limits {
-        chunk_bytes: chunk,
-        ..Limits::default()
-    };
+fn jsonl(pairs: &[(&str, &str)], bytes: &[u8], chunk: usize) -> Result<(SchemaRef, Vec<RecordBatch>), SandboxError> {
+    let limits = Limits { chunk_bytes: chunk, ..Limits::default() };
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("transform-compile-cache");
     let wasm = std::fs::read(support::plugin("jsonl_ingest.wasm")).unwrap();
     let plugin = {
         static LOAD: Mutex<()> = Mutex::new(());
         let _guard = LOAD.lock().unwrap_or_else(|e| e.into_inner());
-        Sandbox::new(limits, Some(cache))
-            .unwrap()
-            .load_ingest("jsonl-ingest", &wasm)
-            .unwrap()
+        Sandbox::new(limits, Some(cache)).unwrap().load_ingest("jsonl-ingest", &wasm).unwrap()
     };
     let mut out = Vec::new();
-    let schema = plugin.ingest(
-        "raw_events",
-        &config(pairs),
-        "raw/events.jsonl",
-        &mut &bytes[..],
-        &mut |b| {
-            out.push(b);
-            Ok(())
-        },
-    )?;
+    let schema = plugin.ingest("raw_events", &config(pairs), "raw/events.jsonl", &mut &bytes[..], &mut |b| {
+        out.push(b);
+        Ok(())
+    })?;
     Ok((schema, out))
 }
 
@@ -426,11 +278,8 @@ fn jsonl_ingest_exact_output() {
                 {\"id\": \"3\", \"tags\": {\"x\": 1}}";
     for chunk in [1, 7, 1 << 20] {
         let (schema, out) = jsonl(&[("batch_rows", "2")], text.as_bytes(), chunk).unwrap();
-        let fields: Vec<_> = schema
-            .fields()
-            .iter()
-            .map(|f| (f.name().as_str(), f.data_type().clone(), f.is_nullable()))
-            .collect();
+        let fields: Vec<_> =
+            schema.fields().iter().map(|f| (f.name().as_str(), f.data_type().clone(), f.is_nullable())).collect();
         assert_eq!(
             fields,
             [
@@ -441,55 +290,29 @@ fn jsonl_ingest_exact_output() {
                 ("_row", DataType::Int64, false),
             ]
         );
-        assert_eq!(
-            out.iter().map(|b| b.num_rows()).collect::<Vec<_>>(),
-            [2, 1],
-            "chunk {chunk}"
-        );
+        assert_eq!(out.iter().map(|b| b.num_rows()).collect::<Vec<_>>(), [2, 1], "chunk {chunk}");
         assert_eq!(strings(&out, "id"), [s("1"), s("2.5"), s("3")]);
         assert_eq!(strings(&out, "name"), [s("Ann"), s("café"), None]);
-        assert_eq!(
-            strings(&out, "tags"),
-            [s(r#"["a","b"]"#), None, s(r#"{"x":1}"#)]
-        );
+        assert_eq!(strings(&out, "tags"), [s(r#"["a","b"]"#), None, s(r#"{"x":1}"#)]);
         assert_eq!(strings(&out, "ok"), [s("true"), None, None]);
         assert_eq!(ints(&out, "_row"), [1, 2, 3]);
     }
 
     // Chosen columns: others are ignored, and an empty file still has a schema.
     let (schema, out) = jsonl(&[("columns", "name,id")], text.as_bytes(), 1 << 20).unwrap();
-    assert_eq!(
-        schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect::<Vec<_>>(),
-        ["name", "id", "_row"]
-    );
+    assert_eq!(schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(), ["name", "id", "_row"]);
     assert_eq!(strings(&out, "name"), [s("Ann"), s("café"), None]);
     let (schema, out) = jsonl(&[("columns", "a")], b"", 1 << 20).unwrap();
     assert_eq!(schema.fields().len(), 2);
     assert!(out.is_empty());
 
     let cases: [(&[u8], &str); 3] = [
-        (
-            b"{\"a\": 1}\n{\"b\": 2}\n",
-            "`raw/events.jsonl`: line 2: key `b` is not a column",
-        ),
-        (
-            b"{\"a\": 1}\n\n[1]\n",
-            "`raw/events.jsonl`: line 3 is not a JSON object",
-        ),
-        (
-            b"",
-            "`raw/events.jsonl`: the file has no JSON object to take the columns from; set `columns`",
-        ),
+        (b"{\"a\": 1}\n{\"b\": 2}\n", "`raw/events.jsonl`: line 2: key `b` is not a column"),
+        (b"{\"a\": 1}\n\n[1]\n", "`raw/events.jsonl`: line 3 is not a JSON object"),
+        (b"", "`raw/events.jsonl`: the file has no JSON object to take the columns from; set `columns`"),
     ];
     for (bytes, expected) in cases {
         let err = jsonl(&[], bytes, 1 << 20).unwrap_err();
-        assert!(
-            matches!(&err, SandboxError::InvalidInput { message, .. } if message.starts_with(expected)),
-            "{err}"
-        );
+        assert!(matches!(&err, SandboxError::InvalidInput { message, .. } if message.starts_with(expected)), "{err}");
     }
 }

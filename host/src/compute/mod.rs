@@ -52,7 +52,8 @@ impl Session {
         }
         .map_err(ComputeError::Open)?;
         let session = Session { conn };
-        let memory_limit = properties.memory_limit.clone().or_else(|| default_memory_limit().map(|b| format!("{}MB", b / 1_000_000)));
+        let memory_limit =
+            properties.memory_limit.clone().or_else(|| default_memory_limit().map(|b| format!("{}MB", b / 1_000_000)));
         if let Some(limit) = memory_limit {
             session.set("memory_limit", &limit)?;
         }
@@ -67,13 +68,21 @@ impl Session {
 
     fn set(&self, setting: &'static str, value: &str) -> Result<(), ComputeError> {
         let quoted = value.replace('\'', "''");
-        self.conn
-            .execute_batch(&format!("SET {setting} = '{quoted}'"))
-            .map_err(|source| ComputeError::Setting { setting, value: value.to_string(), source })
+        self.conn.execute_batch(&format!("SET {setting} = '{quoted}'")).map_err(|source| ComputeError::Setting {
+            setting,
+            value: value.to_string(),
+            source,
+        })
     }
 
     /// Creates (or replaces) `schema.table` from Arrow batches.
-    pub fn load_table(&self, schema: &str, table: &str, arrow_schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<(), ComputeError> {
+    pub fn load_table(
+        &self,
+        schema: &str,
+        table: &str,
+        arrow_schema: &SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<(), ComputeError> {
         let qualified = format!("{schema}.{table}");
         let columns = types::column_definitions(arrow_schema, &qualified)?;
         let load_error = |source| ComputeError::Load { table: qualified.clone(), source };

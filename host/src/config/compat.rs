@@ -79,7 +79,13 @@ pub fn take_unsupported(file: FileKind, value: &mut Value) -> Vec<(String, &'sta
     found
 }
 
-fn remove(value: &mut Value, parts: &[&str], path: String, message: &'static str, found: &mut Vec<(String, &'static str)>) {
+fn remove(
+    value: &mut Value,
+    parts: &[&str],
+    path: String,
+    message: &'static str,
+    found: &mut Vec<(String, &'static str)>,
+) {
     let Some((first, rest)) = parts.split_first() else { return };
     let join = |key: &str| if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
     match value {

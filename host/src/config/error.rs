@@ -22,13 +22,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(file: impl Into<PathBuf>, key: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            file: file.into(),
-            position: None,
-            key: key.into(),
-            message: message.into(),
-            help: None,
-        }
+        ConfigError { file: file.into(), position: None, key: key.into(), message: message.into(), help: None }
     }
 
     pub fn at(mut self, position: Option<(usize, usize)>) -> Self {

@@ -91,33 +91,28 @@ pub fn load(source: &ConfigSource) -> Result<Project, ConfigErrors> {
     let platform_path = discover_platform(source, &root);
     let (platform_text, platform) = match &platform_path {
         None => (String::new(), Some(PlatformFile::embedded_default(&absolute(&state_dir)))),
-        Some(path) => match read(path, "the platform file", "check --platform, FLOE_PLATFORM_FILE and FLOE_PLATFORM_ENV") {
-            Ok(text) => {
-                let mut platform = parse_file::<PlatformFile>(path, &text, FileKind::Platform, &mut errors);
-                if let Some(platform) = &mut platform {
-                    let base = absolute(path.parent().unwrap_or(Path::new(".")));
-                    platform.resolve_paths(&base);
+        Some(path) => {
+            match read(path, "the platform file", "check --platform, FLOE_PLATFORM_FILE and FLOE_PLATFORM_ENV") {
+                Ok(text) => {
+                    let mut platform = parse_file::<PlatformFile>(path, &text, FileKind::Platform, &mut errors);
+                    if let Some(platform) = &mut platform {
+                        let base = absolute(path.parent().unwrap_or(Path::new(".")));
+                        platform.resolve_paths(&base);
+                    }
+                    (text, platform)
                 }
-                (text, platform)
+                Err(error) => {
+                    errors.push(error);
+                    (String::new(), None)
+                }
             }
-            Err(error) => {
-                errors.push(error);
-                (String::new(), None)
-            }
-        },
+        }
     };
 
     match (floe, platform) {
-        (Some(floe), Some(platform)) if errors.is_empty() => Ok(Project {
-            root,
-            floe_path,
-            floe_text,
-            floe,
-            platform_path,
-            platform_text,
-            platform,
-            state_dir,
-        }),
+        (Some(floe), Some(platform)) if errors.is_empty() => {
+            Ok(Project { root, floe_path, floe_text, floe, platform_path, platform_text, platform, state_dir })
+        }
         _ => Err(errors),
     }
 }
@@ -151,12 +146,17 @@ fn parse_file<T: serde::de::DeserializeOwned>(
     let typed_key = typed.as_ref().err().map(|e| e.key.clone());
     for finding in findings.into_iter().filter(|f| Some(&f.key) != typed_key.as_ref()) {
         let help = match kind {
-            FileKind::Pipeline => "floe.yaml must never hold credentials: platform engineers put them in platform.yaml \
-                                   as `{secret_ref: <name>}` on the catalog or storage profile that needs them",
-            FileKind::Platform => "put the value in a Kubernetes Secret or an environment variable and refer to it \
-                                   with `{secret_ref: <name>}`",
+            FileKind::Pipeline => {
+                "floe.yaml must never hold credentials: platform engineers put them in platform.yaml \
+                                   as `{secret_ref: <name>}` on the catalog or storage profile that needs them"
+            }
+            FileKind::Platform => {
+                "put the value in a Kubernetes Secret or an environment variable and refer to it \
+                                   with `{secret_ref: <name>}`"
+            }
         };
-        let error = ConfigError::new(path, finding.key.clone(), finding.reason).at(yaml::locate_or_parent(text, &finding.key));
+        let error =
+            ConfigError::new(path, finding.key.clone(), finding.reason).at(yaml::locate_or_parent(text, &finding.key));
         errors.push(error.help(help));
     }
     match typed {
@@ -176,18 +176,12 @@ fn discover_platform(source: &ConfigSource, root: &Path) -> Option<PathBuf> {
         .platform
         .clone()
         .or_else(|| source.platform_file_env.clone())
-        .or_else(|| {
-            source
-                .platform_env
-                .as_ref()
-                .map(|env| root.join("platform").join(env).join("platform.yaml"))
-        })
+        .or_else(|| source.platform_env.as_ref().map(|env| root.join("platform").join(env).join("platform.yaml")))
 }
 
 fn read(path: &Path, what: &str, help: &str) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|error| {
-        ConfigError::new(path, "", format!("cannot read {what}: {error}")).help(help.to_string())
-    })
+    std::fs::read_to_string(path)
+        .map_err(|error| ConfigError::new(path, "", format!("cannot read {what}: {error}")).help(help.to_string()))
 }
 
 fn absolute(path: &Path) -> PathBuf {

@@ -228,9 +228,7 @@ pub enum StorageCredentials {
     /// `secret_access_key` (env `<REF>_ACCESS_KEY_ID`/`<REF>_SECRET_ACCESS_KEY`,
     /// or files `<secrets-dir>/<ref>/access_key_id` and `…/secret_access_key`,
     /// which is how Kubernetes mounts such a Secret).
-    Static {
-        secret_ref: String,
-    },
+    Static { secret_ref: String },
     /// The environment's own credentials (IAM role, instance profile).
     Ambient,
 }

@@ -16,7 +16,16 @@ pub struct Finding {
 }
 
 const CREDENTIAL_WORDS: [&str; 10] = [
-    "password", "passwd", "secret", "token", "apikey", "api_key", "api-key", "access_key", "private_key", "credential",
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "api-key",
+    "access_key",
+    "private_key",
+    "credential",
 ];
 
 /// Scans floe.yaml: credential-named keys, `secret_ref`s and key-shaped values.
@@ -30,7 +39,10 @@ pub fn scan_pipeline(value: &Value) -> Vec<Finding> {
                 reason: "floe.yaml cannot reference secrets: plugins and SQL never receive credentials".into(),
             });
         } else if CREDENTIAL_WORDS.iter().any(|w| name.contains(w)) && !is_empty(leaf) {
-            findings.push(Finding { key: key.to_string(), reason: format!("`{leaf_name}` looks like a literal credential") });
+            findings.push(Finding {
+                key: key.to_string(),
+                reason: format!("`{leaf_name}` looks like a literal credential"),
+            });
         } else if let Some(kind) = key_shaped(leaf) {
             findings.push(Finding { key: key.to_string(), reason: format!("the value looks like {kind}") });
         }
@@ -151,6 +163,9 @@ mod tests {
         assert!(ok.is_empty(), "{ok:?}");
         let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXZhbHVl";
         let found = scan_platform(&yaml(&format!("catalogs:\n  c:\n    uri: {jwt}\n")));
-        assert_eq!(found, vec![Finding { key: "catalogs.c.uri".into(), reason: "the value looks like a JSON Web Token".into() }]);
+        assert_eq!(
+            found,
+            vec![Finding { key: "catalogs.c.uri".into(), reason: "the value looks like a JSON Web Token".into() }]
+        );
     }
 }

@@ -57,10 +57,7 @@ pub struct SecretRef {
 impl SecretRef {
     /// The environment variable checked first: upper snake case.
     pub fn env_var(&self) -> String {
-        self.secret_ref
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
-            .collect()
+        self.secret_ref.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
     }
 
     /// The file checked second.
@@ -102,9 +99,7 @@ pub enum SecretError {
     Unreadable { name: String, file: PathBuf, message: String },
     #[error("secret `{name}` is empty (in {origin})")]
     Empty { name: String, origin: String },
-    #[error(
-        "`{name}` is not a valid secret name: use lower-case letters, digits, `-`, `_`, `.` and `/` between parts"
-    )]
+    #[error("`{name}` is not a valid secret name: use lower-case letters, digits, `-`, `_`, `.` and `/` between parts")]
     InvalidName { name: String },
 }
 

@@ -19,7 +19,8 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| format!("`{text}` is not a size; write for example `512MiB` or `2GB`"))?;
+    let number: f64 =
+        number.parse().map_err(|_| format!("`{text}` is not a size; write for example `512MiB` or `2GB`"))?;
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" => 1_000,
@@ -37,7 +38,8 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration; write for example `30s` or `500ms`"))?;
+    let number: f64 =
+        number.parse().map_err(|_| format!("`{text}` is not a duration; write for example `30s` or `500ms`"))?;
     let seconds = match unit.trim() {
         "ms" => number / 1000.0,
         "s" => number,

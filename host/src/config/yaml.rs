@@ -30,7 +30,11 @@ pub fn from_value<T: DeserializeOwned>(file: &Path, text: &str, value: serde_yam
         // Inside tagged enums serde loses the innermost key; the message names it.
         let key = match unknown_field(&message) {
             Some(field) if !key.ends_with(&format!(".{field}")) && key != field => {
-                if key.is_empty() { field.to_string() } else { format!("{key}.{field}") }
+                if key.is_empty() {
+                    field.to_string()
+                } else {
+                    format!("{key}.{field}")
+                }
             }
             _ if message.starts_with(LITERAL_SECRET) => literal_secret_key(&document, &key).unwrap_or(key),
             _ => key,
@@ -116,9 +120,8 @@ fn clean_message(message: &str, key: &str) -> String {
     while let Some(at) = rest.find(" at line ") {
         out.push_str(&rest[..at]);
         let after = &rest[at + " at line ".len()..];
-        let skip = after
-            .find(|c: char| !(c.is_ascii_digit() || c == ' ' || "column".contains(c)))
-            .unwrap_or(after.len());
+        let skip =
+            after.find(|c: char| !(c.is_ascii_digit() || c == ' ' || "column".contains(c))).unwrap_or(after.len());
         rest = &after[skip..];
     }
     out.push_str(rest);
@@ -154,13 +157,17 @@ fn example_for(key: &str) -> Option<&'static str> {
         ("storage", "type") => "`type: local` (or `s3`)",
         ("compute", "type") => "`type: duckdb`",
         (_, "mode") if key.contains("credentials") => "`mode: oauth2` (or `bearer`; for storage `static` or `ambient`)",
-        (_, "transforms") => "a list of steps: `- {name: stg_orders, layer: silver, kind: sql, sql: models/stg_orders.sql}`",
+        (_, "transforms") => {
+            "a list of steps: `- {name: stg_orders, layer: silver, kind: sql, sql: models/stg_orders.sql}`"
+        }
         (_, "kind") => "`kind: sql` (or `ingest`, `wasm`)",
         (_, "mode") => "`mode: overwrite` (or `append`)",
         (_, "layer") => "`layer: silver`",
         ("name", "name") => "`name: customer-analytics` (the pipeline's name)",
         (_, "name") => "`name: stg_orders`",
-        (_, "plugins") if section == "plugins" && key == "plugins" => "`plugins: {csv-ingest: {path: plugins/csv_ingest.wasm}}`",
+        (_, "plugins") if section == "plugins" && key == "plugins" => {
+            "`plugins: {csv-ingest: {path: plugins/csv_ingest.wasm}}`"
+        }
         (_, "path") => "`path: plugins/csv_ingest.wasm`",
         (_, "source") => "`source: data/orders.csv`",
         (_, "sql") => "`sql: models/stg_orders.sql`",
@@ -173,7 +180,9 @@ fn example_for(key: &str) -> Option<&'static str> {
         (_, "threads") => "`threads: 4`",
         (_, "client_secret" | "token") => "`{secret_ref: polaris-client-secret}`",
         (_, "client_id") => "`{secret_ref: polaris-client-id}` or a plain string",
-        (_, "credentials") => "`credentials: {mode: oauth2, client_id: {secret_ref: id}, client_secret: {secret_ref: secret}}`",
+        (_, "credentials") => {
+            "`credentials: {mode: oauth2, client_id: {secret_ref: id}, client_secret: {secret_ref: secret}}`"
+        }
         (_, "uri") => "`uri: http://polaris:8181/api/catalog`",
         (_, "warehouse") => "`warehouse: demo_catalog`",
         (_, "bucket") => "`bucket: lakehouse`",

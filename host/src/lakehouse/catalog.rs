@@ -31,7 +31,8 @@ impl OpenCatalog {
         match spec {
             CatalogSpec::Sql { uri, warehouse } => {
                 let uri = sqlite_uri(uri).map_err(catalog_error("cannot prepare the SQLite catalog file"))?;
-                let warehouse = warehouse_uri(warehouse).map_err(catalog_error("cannot create the warehouse folder"))?;
+                let warehouse =
+                    warehouse_uri(warehouse).map_err(catalog_error("cannot create the warehouse folder"))?;
                 let catalog = SqlCatalogBuilder::default()
                     .uri(uri.clone())
                     .warehouse_location(warehouse)
@@ -40,7 +41,8 @@ impl OpenCatalog {
                     .load(name, HashMap::new())
                     .await
                     .map_err(catalog_error("cannot open the SQL catalog"))?;
-                let pointer = SqlPointer::connect(&uri, name).await.map_err(catalog_error("cannot open the SQL catalog"))?;
+                let pointer =
+                    SqlPointer::connect(&uri, name).await.map_err(catalog_error("cannot open the SQL catalog"))?;
                 Ok(OpenCatalog { name: name.to_string(), catalog: Arc::new(catalog), pointer })
             }
             CatalogSpec::Rest(_) => Err(LakehouseError::NotYetSupported {

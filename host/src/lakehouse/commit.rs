@@ -117,7 +117,8 @@ async fn commit_once(
 
     if !added.is_empty() {
         let output = file_io.new_output(format!("{meta_dir}/{commit_uuid}-m0.avro"))?;
-        let mut writer = ManifestWriterBuilder::new(output, Some(snapshot_id), schema.clone(), spec.as_ref().clone()).build_v2_data();
+        let mut writer = ManifestWriterBuilder::new(output, Some(snapshot_id), schema.clone(), spec.as_ref().clone())
+            .build_v2_data();
         for file in added {
             summary.add_file(&file, schema.clone(), spec.clone());
             writer.add_file(file, sequence_number)?;
@@ -136,7 +137,8 @@ async fn commit_once(
             WriteMode::Overwrite => {
                 let output = file_io.new_output(format!("{meta_dir}/{commit_uuid}-m1.avro"))?;
                 let mut writer =
-                    ManifestWriterBuilder::new(output, Some(snapshot_id), schema.clone(), spec.as_ref().clone()).build_v2_data();
+                    ManifestWriterBuilder::new(output, Some(snapshot_id), schema.clone(), spec.as_ref().clone())
+                        .build_v2_data();
                 let mut removed = 0usize;
                 for manifest_file in list.consume_entries() {
                     let manifest = manifest_file.load_manifest(file_io).await?;
@@ -197,7 +199,8 @@ async fn commit_once(
         .set_ref(MAIN_BRANCH, SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)))?
         .build()?
         .metadata;
-    let new_location = MetadataLocation::from_str(&current_location)?.with_next_version().with_new_metadata(&new_metadata);
+    let new_location =
+        MetadataLocation::from_str(&current_location)?.with_next_version().with_new_metadata(&new_metadata);
     new_metadata.write_to(file_io, &new_location).await?;
     catalog.pointer.swap(table.identifier(), &current_location, &new_location.to_string()).await?;
     Ok(info)
@@ -238,10 +241,7 @@ impl Totals {
 }
 
 fn chrono_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// A positive snapshot id not used by the table, as iceberg's own producer makes them.

@@ -86,7 +86,10 @@ pub struct Lakehouse {
 impl Lakehouse {
     /// Opens every catalog the plan uses (creating the embedded default's
     /// files on first use).
-    pub async fn open(catalogs: &BTreeMap<String, CatalogSpec>, used: impl IntoIterator<Item = String>) -> Result<Self, LakehouseError> {
+    pub async fn open(
+        catalogs: &BTreeMap<String, CatalogSpec>,
+        used: impl IntoIterator<Item = String>,
+    ) -> Result<Self, LakehouseError> {
         let mut open = HashMap::new();
         for name in used {
             if open.contains_key(&name) {
@@ -126,10 +129,10 @@ impl Lakehouse {
             snapshot_id = Empty, rows = Empty, bytes = Empty, otel.status_code = Empty, otel.status_message = Empty);
         let result: Result<(SchemaRef, Vec<RecordBatch>, u64), LakehouseError> = async {
             let open = self.catalog(catalog);
-            let loaded = open
-                .load_table(table)
-                .await?
-                .ok_or_else(|| LakehouseError::NoSuchTable { catalog: catalog.to_string(), table: table.to_string() })?;
+            let loaded = open.load_table(table).await?.ok_or_else(|| LakehouseError::NoSuchTable {
+                catalog: catalog.to_string(),
+                table: table.to_string(),
+            })?;
             if let Some(id) = loaded.metadata().current_snapshot_id() {
                 tracing::Span::current().record("snapshot_id", id);
             }
@@ -144,9 +147,9 @@ impl Lakehouse {
         .instrument(span.clone())
         .await;
         match &result {
-            Ok((_, batches, bytes)) => {
-                span.record("rows", batches.iter().map(|b| b.num_rows() as i64).sum::<i64>()).record("bytes", *bytes as i64)
-            }
+            Ok((_, batches, bytes)) => span
+                .record("rows", batches.iter().map(|b| b.num_rows() as i64).sum::<i64>())
+                .record("bytes", *bytes as i64),
             Err(error) => span.record("otel.status_code", "ERROR").record("otel.status_message", error.to_string()),
         };
         result

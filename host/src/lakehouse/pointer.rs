@@ -6,8 +6,8 @@
 //! conditional UPDATE, exactly as those catalogs do it.
 
 use iceberg::{Error, ErrorKind, TableIdent};
-use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::SqlitePool;
+use sqlx::sqlite::SqlitePoolOptions;
 
 /// Compare-and-swap of metadata pointers in a SQL catalog.
 pub(super) struct SqlPointer {
@@ -43,9 +43,7 @@ impl SqlPointer {
         .bind(expected)
         .execute(&self.pool)
         .await
-        .map_err(|e| {
-            Error::new(ErrorKind::Unexpected, format!("catalog update failed: {e}")).with_retryable(true)
-        })?;
+        .map_err(|e| Error::new(ErrorKind::Unexpected, format!("catalog update failed: {e}")).with_retryable(true))?;
         if result.rows_affected() == 0 {
             return Err(Error::new(ErrorKind::CatalogCommitConflicts, format!("commit conflicted for table {table}"))
                 .with_retryable(true));

@@ -24,11 +24,8 @@ fn storable(data_type: &DataType) -> DataType {
 /// An Iceberg schema for a step's output: same names and types, every column
 /// optional (nullability is a data-quality rule, not a storage one).
 pub fn iceberg_schema(produced: &SchemaRef) -> iceberg::Result<Schema> {
-    let fields: Vec<Field> = produced
-        .fields()
-        .iter()
-        .map(|f| Field::new(f.name(), storable(f.data_type()), true))
-        .collect();
+    let fields: Vec<Field> =
+        produced.fields().iter().map(|f| Field::new(f.name(), storable(f.data_type()), true)).collect();
     arrow_schema_to_schema_auto_assign_ids(&ArrowSchema::new(fields))
 }
 

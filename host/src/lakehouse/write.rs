@@ -37,7 +37,8 @@ pub async fn data_files(
     // zero on every write and would otherwise overwrite earlier files.
     let prefix = format!("{}-{}-{}", tags.step, tags.run_id, uuid::Uuid::new_v4().simple());
     let names = DefaultFileNameGenerator::new(prefix, None, DataFileFormat::Parquet);
-    let rolling = RollingFileWriterBuilder::new_with_default_file_size(parquet, table.file_io().clone(), locations, names);
+    let rolling =
+        RollingFileWriterBuilder::new_with_default_file_size(parquet, table.file_io().clone(), locations, names);
     let mut writer = DataFileWriterBuilder::new(rolling).build(None).await.map_err(error("cannot start writing"))?;
     for batch in batches {
         if batch.num_rows() == 0 {

@@ -108,8 +108,8 @@ pub fn post_json(endpoint: &Endpoint, body: &str, connect: Duration, io: Duratio
             Err(e) => last = Some(format!("cannot connect to {addr}: {e}")),
         }
     }
-    let mut stream =
-        stream.ok_or_else(|| PostError::Transport(last.unwrap_or_else(|| format!("{} has no address", endpoint.host))))?;
+    let mut stream = stream
+        .ok_or_else(|| PostError::Transport(last.unwrap_or_else(|| format!("{} has no address", endpoint.host))))?;
     let transport = |what: &str, e: std::io::Error| {
         let timed_out = matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut);
         PostError::Transport(if timed_out {

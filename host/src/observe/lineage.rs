@@ -62,7 +62,8 @@ const FACET_SCHEMA: &str = "https://openlineage.io/spec/facets/1-2-0/SchemaDatas
 const FACET_DATASOURCE: &str =
     "https://openlineage.io/spec/facets/1-0-1/DatasourceDatasetFacet.json#/$defs/DatasourceDatasetFacet";
 const FACET_OUTPUT_STATISTICS: &str = "https://openlineage.io/spec/facets/1-0-2/OutputStatisticsOutputDatasetFacet.json#/$defs/OutputStatisticsOutputDatasetFacet";
-const FACET_ERROR: &str = "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet";
+const FACET_ERROR: &str =
+    "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet";
 const FACET_PARENT: &str = "https://openlineage.io/spec/facets/1-2-0/ParentRunFacet.json#/$defs/ParentRunFacet";
 const FACET_ENGINE: &str =
     "https://openlineage.io/spec/facets/1-1-1/ProcessingEngineRunFacet.json#/$defs/ProcessingEngineRunFacet";
@@ -80,7 +81,9 @@ const QUEUE: usize = 1024;
 
 /// The `producer` of every event and facet: floe-host at this version.
 pub fn producer() -> String {
-    let repo = option_env!("CARGO_PKG_REPOSITORY").filter(|r| !r.is_empty()).unwrap_or("https://github.com/floe-host/floe-host");
+    let repo = option_env!("CARGO_PKG_REPOSITORY")
+        .filter(|r| !r.is_empty())
+        .unwrap_or("https://github.com/floe-host/floe-host");
     format!("{}/tree/v{}", repo.trim_end_matches('/'), env!("CARGO_PKG_VERSION"))
 }
 
@@ -101,7 +104,13 @@ impl LineageObserver {
     pub fn from_plan(plan: &Plan) -> Option<LineageObserver> {
         let file = std::env::var_os(FILE_ENV).filter(|f| !f.is_empty()).map(PathBuf::from);
         let namespace = std::env::var(NAMESPACE_ENV).ok().filter(|n| !n.is_empty());
-        LineageObserver::new(plan, plan.observability.lineage, plan.observability.lineage_endpoint.as_deref(), file, namespace)
+        LineageObserver::new(
+            plan,
+            plan.observability.lineage,
+            plan.observability.lineage_endpoint.as_deref(),
+            file,
+            namespace,
+        )
     }
 
     /// An observer sending to `endpoint` (when `enabled`) and writing to `file`.
@@ -115,7 +124,9 @@ impl LineageObserver {
         let http = match (enabled, endpoint) {
             (false, _) => None,
             (true, None) => {
-                tracing::warn!("OpenLineage: `observability.lineage` is on but `lineage_endpoint` is not set; no events are sent");
+                tracing::warn!(
+                    "OpenLineage: `observability.lineage` is on but `lineage_endpoint` is not set; no events are sent"
+                );
                 None
             }
             (true, Some(url)) => match Endpoint::parse(url) {
@@ -167,7 +178,15 @@ impl LineageObserver {
         facet
     }
 
-    fn event(&self, kind: &str, run_id: Uuid, run_facets: Value, job: Value, inputs: Vec<Value>, outputs: Vec<Value>) -> Value {
+    fn event(
+        &self,
+        kind: &str,
+        run_id: Uuid,
+        run_facets: Value,
+        job: Value,
+        inputs: Vec<Value>,
+        outputs: Vec<Value>,
+    ) -> Value {
         json!({
             "eventType": kind,
             "eventTime": rfc3339(SystemTime::now()),
@@ -184,7 +203,10 @@ impl LineageObserver {
         let mut facets = serde_json::Map::new();
         facets.insert(
             "jobType".into(),
-            self.facet(FACET_JOB_TYPE, json!({ "processingType": "BATCH", "integration": "FLOE", "jobType": job_type })),
+            self.facet(
+                FACET_JOB_TYPE,
+                json!({ "processingType": "BATCH", "integration": "FLOE", "jobType": job_type }),
+            ),
         );
         if let Some(query) = sql {
             facets.insert("sql".into(), self.facet(FACET_SQL, json!({ "query": query, "dialect": "duckdb" })));
@@ -215,7 +237,11 @@ impl LineageObserver {
     }
 
     /// A dataset by (namespace, name), with its `dataSource` facet.
-    fn dataset(&self, (namespace, name, source_name): (String, String, String), mut facets: serde_json::Map<String, Value>) -> Value {
+    fn dataset(
+        &self,
+        (namespace, name, source_name): (String, String, String),
+        mut facets: serde_json::Map<String, Value>,
+    ) -> Value {
         let uri = if namespace == "file" { "file:///".to_string() } else { namespace.clone() };
         facets.insert("dataSource".into(), self.facet(FACET_DATASOURCE, json!({ "name": source_name, "uri": uri })));
         json!({ "namespace": namespace, "name": name, "facets": facets })
@@ -301,7 +327,14 @@ impl Observer for LineageObserver {
         let mut facets = self.step_run_facets(run);
         facets.insert("errorMessage".into(), self.error_facet(&error.to_string()));
         let output = self.dataset(self.table_name(&step.catalog, &step.target), Default::default());
-        let event = self.event("FAIL", run_id, Value::Object(facets), self.step_job(run, step), self.inputs(step), vec![output]);
+        let event = self.event(
+            "FAIL",
+            run_id,
+            Value::Object(facets),
+            self.step_job(run, step),
+            self.inputs(step),
+            vec![output],
+        );
         self.emit(event);
     }
 
@@ -599,7 +632,10 @@ mod tests {
 
     #[test]
     fn names_tables_by_catalog() {
-        let table = TableRef { namespace: Ident::try_from("gold".to_string()).unwrap(), name: Ident::try_from("totals".to_string()).unwrap() };
+        let table = TableRef {
+            namespace: Ident::try_from("gold".to_string()).unwrap(),
+            name: Ident::try_from("totals".to_string()).unwrap(),
+        };
         let sql = CatalogSpec::Sql { uri: "sqlite:/x/catalog.db".into(), warehouse: "/x/warehouse/".into() };
         assert_eq!(table_dataset_name(Some(&sql), &table), ("file:///x/warehouse".into(), "gold.totals".into()));
         let s3 = CatalogSpec::Sql { uri: "sqlite:/x/catalog.db".into(), warehouse: "s3://bucket/wh".into() };

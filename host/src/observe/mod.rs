@@ -5,10 +5,10 @@
 //! return nothing and implementations handle their own errors (log and go on).
 
 mod http_post;
-pub mod traces;
 pub mod lineage;
 pub mod pipes;
 pub mod summary;
+pub mod traces;
 
 use std::time::SystemTime;
 

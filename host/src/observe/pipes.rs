@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use arrow_schema::SchemaRef;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::{Observer, RunInfo};
 use crate::plan::select::SelectError;
@@ -50,7 +50,9 @@ pub enum PipesError {
          materialize the assets without a partition"
     )]
     Partitioned(String),
-    #[error("Dagster Pipes: asset key `{0}` is not `layer/table` (a floe-host table is two parts, like `gold/customer_totals`)")]
+    #[error(
+        "Dagster Pipes: asset key `{0}` is not `layer/table` (a floe-host table is two parts, like `gold/customer_totals`)"
+    )]
     AssetKey(String),
     #[error("Dagster Pipes: the selected assets are not all produced here: {0}")]
     Select(#[from] SelectError),
@@ -291,7 +293,10 @@ impl Observer for Pipes {
         let key = asset_key_of(step);
         if !self.asset_keys.as_ref().is_some_and(|keys| keys.contains(&key)) {
             // Dagster runs an op, not these assets: a log line is all it can take.
-            self.log("INFO", format!("committed {}: {} rows, snapshot {}", report.table, report.rows, report.snapshot_id));
+            self.log(
+                "INFO",
+                format!("committed {}: {} rows, snapshot {}", report.table, report.rows, report.snapshot_id),
+            );
             return;
         }
         let mut metadata = json!({
@@ -313,11 +318,17 @@ impl Observer for Pipes {
             fields.insert("plugin_peak_memory_bytes".into(), json!({"raw_value": peak, "type": "int"}));
             fields.insert("plugin_calls".into(), json!({"raw_value": plugin.calls, "type": "int"}));
         }
-        self.send("report_asset_materialization", json!({"asset_key": key, "metadata": metadata, "data_version": null}));
+        self.send(
+            "report_asset_materialization",
+            json!({"asset_key": key, "metadata": metadata, "data_version": null}),
+        );
     }
 
     fn step_failed(&mut self, _run: &RunInfo, step: &Step, error: &RunError) {
-        self.log("ERROR", format!("step `{}` ({}) failed, nothing of it was committed: {error}", step.name, step.target));
+        self.log(
+            "ERROR",
+            format!("step `{}` ({}) failed, nothing of it was committed: {error}", step.name, step.target),
+        );
     }
 
     fn run_finished(&mut self, run: &RunInfo, result: Result<&RunReport, &RunError>) {
@@ -325,7 +336,10 @@ impl Observer for Pipes {
         match result {
             Ok(report) => {
                 let rows: u64 = report.steps.iter().map(|s| s.rows).sum();
-                self.log("INFO", format!("floe-host run {} committed {} tables ({rows} rows)", run.run_id, report.steps.len()));
+                self.log(
+                    "INFO",
+                    format!("floe-host run {} committed {} tables ({rows} rows)", run.run_id, report.steps.len()),
+                );
                 self.close(None, "");
             }
             Err(error) => self.close(Some(&error.to_string()), &format!("{:?}", error.exit_code())),
@@ -380,7 +394,10 @@ mod tests {
         assert_eq!(context.asset_keys, Some(vec!["gold/customer_totals".to_string()]));
         assert_eq!(context.run_id.as_deref(), Some("r1"));
         assert!(matches!(super::context(&encode(&json!({"data": {"asset_keys": "x"}}))), Err(PipesError::Context(_))));
-        assert!(matches!(super::context(&encode(&json!({"path": "/no/such/file"}))), Err(PipesError::ContextFile { .. })));
+        assert!(matches!(
+            super::context(&encode(&json!({"path": "/no/such/file"}))),
+            Err(PipesError::ContextFile { .. })
+        ));
     }
 
     #[test]

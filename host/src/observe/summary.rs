@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arrow_schema::SchemaRef;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::{Observer, RunInfo};
 use crate::plan::Step;
@@ -49,7 +49,12 @@ impl SummaryJson {
 }
 
 /// The summary document.
-pub fn summary(run: &RunInfo, steps: &[StepReport], failed_step: Option<&str>, result: Result<&RunReport, &RunError>) -> Value {
+pub fn summary(
+    run: &RunInfo,
+    steps: &[StepReport],
+    failed_step: Option<&str>,
+    result: Result<&RunReport, &RunError>,
+) -> Value {
     let (status, exit_code, error) = match result {
         Ok(_) => ("succeeded", 0, None),
         Err(error) => ("failed", error.exit_code().code(), Some(error.to_string())),

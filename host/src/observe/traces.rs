@@ -67,9 +67,7 @@ pub fn resource() -> opentelemetry_sdk::Resource {
     let named_by_env = std::env::var_os("OTEL_SERVICE_NAME").is_some()
         || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|a| a.contains("service.name="));
     let builder = if named_by_env { builder } else { builder.with_service_name(SCOPE) };
-    builder
-        .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
-        .build()
+    builder.with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))).build()
 }
 
 /// The trace endpoint for a configured base URL: `/v1/traces` appended
@@ -135,12 +133,8 @@ impl opentelemetry_http::HttpClient for BlockingClient {
         request: opentelemetry_http::Request<opentelemetry_http::Bytes>,
     ) -> Result<opentelemetry_http::Response<opentelemetry_http::Bytes>, opentelemetry_http::HttpError> {
         let (parts, body) = request.into_parts();
-        let response = self
-            .0
-            .request(parts.method, parts.uri.to_string())
-            .headers(parts.headers)
-            .body(body.to_vec())
-            .send()?;
+        let response =
+            self.0.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body.to_vec()).send()?;
         let mut out = opentelemetry_http::Response::builder().status(response.status());
         for (name, value) in response.headers() {
             out = out.header(name, value);

@@ -101,19 +101,11 @@ impl Checker<'_> {
         }
 
         // Every layer a SQL model may refer to by name.
-        let layers: BTreeSet<&str> = floe
-            .transforms
-            .iter()
-            .map(|t| t.layer.as_str())
-            .chain(platform.layers.keys().map(Ident::as_str))
-            .collect();
+        let layers: BTreeSet<&str> =
+            floe.transforms.iter().map(|t| t.layer.as_str()).chain(platform.layers.keys().map(Ident::as_str)).collect();
         let layer_names: Vec<&str> = layers.into_iter().collect();
-        let produced: BTreeMap<(String, String), usize> = floe
-            .transforms
-            .iter()
-            .enumerate()
-            .map(|(i, t)| ((t.layer.to_string(), t.name.to_string()), i))
-            .collect();
+        let produced: BTreeMap<(String, String), usize> =
+            floe.transforms.iter().enumerate().map(|(i, t)| ((t.layer.to_string(), t.name.to_string()), i)).collect();
 
         let mut steps = Vec::new();
         let mut deps = Vec::new();
@@ -123,7 +115,8 @@ impl Checker<'_> {
             let mut step_deps = Vec::new();
             let action = match transform.kind {
                 TransformKind::Ingest => {
-                    for (field, present) in [("sql", transform.sql.is_some()), ("inputs", !transform.inputs.is_empty())] {
+                    for (field, present) in [("sql", transform.sql.is_some()), ("inputs", !transform.inputs.is_empty())]
+                    {
                         if present {
                             self.floe_error(
                                 key(field),
@@ -182,7 +175,9 @@ impl Checker<'_> {
                         );
                     }
                     for (n, input) in transform.inputs.iter().enumerate() {
-                        let found = input.split_once('.').and_then(|(layer, table)| produced.get(&(layer.to_string(), table.to_string())));
+                        let found = input
+                            .split_once('.')
+                            .and_then(|(layer, table)| produced.get(&(layer.to_string(), table.to_string())));
                         match found {
                             Some(&dep) if dep == i => self.floe_error(
                                 format!("transforms[{i}].inputs[{n}]"),
@@ -194,7 +189,9 @@ impl Checker<'_> {
                                 let layer = input.split_once('.').map_or(input.as_str(), |(l, _)| l);
                                 self.floe_error(
                                     format!("transforms[{i}].inputs[{n}]"),
-                                    format!("input `{input}` is not a table that a step produces (write `<layer>.<name>`)"),
+                                    format!(
+                                        "input `{input}` is not a table that a step produces (write `<layer>.<name>`)"
+                                    ),
                                     Some(available_in_layer(layer, &floe.transforms)),
                                 )
                             }
@@ -314,8 +311,10 @@ impl Checker<'_> {
             Some(ComputeProfile::Duckdb { properties }) => properties.clone(),
             None => return None,
         };
-        let catalogs = platform.catalogs.iter().map(|(name, profile)| (name.clone(), self.catalog_spec(profile))).collect();
-        let storage = platform.storage.iter().map(|(name, profile)| (name.clone(), self.storage_spec(profile))).collect();
+        let catalogs =
+            platform.catalogs.iter().map(|(name, profile)| (name.clone(), self.catalog_spec(profile))).collect();
+        let storage =
+            platform.storage.iter().map(|(name, profile)| (name.clone(), self.storage_spec(profile))).collect();
         let limits = Limits {
             memory_bytes: platform.plugins.memory_limit.map_or(Limits::default().memory_bytes, |b| b.0),
             call_timeout: platform.plugins.call_timeout.map_or(Limits::default().call_timeout, |d| d.0),
@@ -448,7 +447,9 @@ impl Checker<'_> {
             CatalogProfile::Rest(rest) | CatalogProfile::Polaris(rest) => {
                 let auth = match &rest.credentials {
                     None => RestAuth::None,
-                    Some(CatalogCredentials::Bearer { token }) => RestAuth::Bearer { token: self.secret(&token.0.secret_ref) },
+                    Some(CatalogCredentials::Bearer { token }) => {
+                        RestAuth::Bearer { token: self.secret(&token.0.secret_ref) }
+                    }
                     Some(CatalogCredentials::Oauth2 { client_id, client_secret, scope }) => RestAuth::Oauth2 {
                         client_id: match client_id {
                             ClientId::Literal(id) => Secret::new(id.clone()),

@@ -21,7 +21,11 @@ impl Plan {
             }
             match &step.action {
                 Action::Ingest { plugin, source_display, .. } => {
-                    let _ = writeln!(out, "   ingest {source_display} with plugin `{}` (sha256 {})", plugin.name, plugin.sha256);
+                    let _ = writeln!(
+                        out,
+                        "   ingest {source_display} with plugin `{}` (sha256 {})",
+                        plugin.name, plugin.sha256
+                    );
                 }
                 Action::Wasm { plugin, .. } => {
                     let _ = writeln!(out, "   transform with plugin `{}` (sha256 {})", plugin.name, plugin.sha256);

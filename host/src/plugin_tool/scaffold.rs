@@ -46,7 +46,8 @@ pub fn scaffold(name: &str, dir: &Path, sdk: Option<&Path>) -> Result<Vec<PathBu
     ];
     for (path, text) in &files {
         let parent = path.parent().expect("files are inside the crate");
-        std::fs::create_dir_all(parent).map_err(|source| ScaffoldError::Write { path: parent.to_path_buf(), source })?;
+        std::fs::create_dir_all(parent)
+            .map_err(|source| ScaffoldError::Write { path: parent.to_path_buf(), source })?;
         std::fs::write(path, text).map_err(|source| ScaffoldError::Write { path: path.clone(), source })?;
     }
     Ok(files.into_iter().map(|(p, _)| p).collect())

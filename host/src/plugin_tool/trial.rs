@@ -56,7 +56,12 @@ impl TrialError {
 }
 
 /// Runs the component at `wasm` on `input` with `config`.
-pub fn trial(wasm: &Path, input: &Path, config: &BTreeMap<String, String>, limits: Limits) -> Result<TrialOutput, TrialError> {
+pub fn trial(
+    wasm: &Path,
+    input: &Path,
+    config: &BTreeMap<String, String>,
+    limits: Limits,
+) -> Result<TrialOutput, TrialError> {
     let read_error = |path: &Path| {
         let path = path.to_path_buf();
         move |source| TrialError::Read { path, source }

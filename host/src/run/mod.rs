@@ -180,7 +180,12 @@ pub fn run(plan: &Plan, options: &RunOptions, observers: &mut Observers) -> Resu
     result
 }
 
-async fn run_async(plan: &Plan, options: &RunOptions, run: &RunInfo, observers: &mut Observers) -> Result<RunReport, RunError> {
+async fn run_async(
+    plan: &Plan,
+    options: &RunOptions,
+    run: &RunInfo,
+    observers: &mut Observers,
+) -> Result<RunReport, RunError> {
     let run_id = run.run_id.clone();
     tracing::info!(run_id = %run_id, pipeline = %plan.pipeline, steps = plan.steps.len(), "Starting the run.");
     let used: BTreeSet<String> = plan.steps.iter().map(|s| s.catalog.clone()).collect();
@@ -216,9 +221,8 @@ async fn run_async(plan: &Plan, options: &RunOptions, run: &RunInfo, observers: 
             otel.status_code = tracing::field::Empty,
             otel.status_message = tracing::field::Empty,
         );
-        let outcome = run_step(&lakehouse, &session, &mut plugins, step, &tags, &options.cancel)
-            .instrument(span.clone())
-            .await;
+        let outcome =
+            run_step(&lakehouse, &session, &mut plugins, step, &tags, &options.cancel).instrument(span.clone()).await;
         match &outcome {
             Ok((info, ..)) => span
                 .record("rows", info.rows as i64)

@@ -27,7 +27,12 @@ fn plugin_span(step: &Step, spec: &PluginSpec, call: &'static str) -> tracing::S
 }
 
 /// Runs one plugin invocation `call` inside its span, marked failed on error.
-fn in_plugin_span<T, E: std::fmt::Display>(step: &Step, spec: &PluginSpec, call: &'static str, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+fn in_plugin_span<T, E: std::fmt::Display>(
+    step: &Step,
+    spec: &PluginSpec,
+    call: &'static str,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
     let span = plugin_span(step, spec, call);
     let result = span.in_scope(f);
     if let Err(error) = &result {
@@ -110,19 +115,27 @@ pub async fn load_inputs(lakehouse: &Lakehouse, session: &Session, step: &Step) 
             .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
         usage.rows_in += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
         usage.bytes_in += bytes;
-        session
-            .load_table(input.layer.as_str(), input.table.name.as_str(), &schema, batches)
-            .map_err(|source| RunError::Compute { step: step.name.to_string(), what: "loading inputs".into(), source })?;
+        session.load_table(input.layer.as_str(), input.table.name.as_str(), &schema, batches).map_err(|source| {
+            RunError::Compute { step: step.name.to_string(), what: "loading inputs".into(), source }
+        })?;
     }
     Ok(usage)
 }
 
 /// A SQL model, or the SQL a plugin returned, over the step's inputs.
-pub async fn sql(lakehouse: &Lakehouse, session: &Session, step: &Step, what: &str, query: &str) -> Result<Output, RunError> {
+pub async fn sql(
+    lakehouse: &Lakehouse,
+    session: &Session,
+    step: &Step,
+    what: &str,
+    query: &str,
+) -> Result<Output, RunError> {
     let usage = load_inputs(lakehouse, session, step).await?;
-    let (schema, batches) = session
-        .query(query)
-        .map_err(|source| RunError::Compute { step: step.name.to_string(), what: what.to_string(), source })?;
+    let (schema, batches) = session.query(query).map_err(|source| RunError::Compute {
+        step: step.name.to_string(),
+        what: what.to_string(),
+        source,
+    })?;
     Ok((schema, batches, usage))
 }
 
@@ -148,7 +161,11 @@ pub async fn wasm(
         return Ok((schema, batches, Usage { plugin: Some(stats), ..usage }));
     }
     let [input] = step.inputs.as_slice() else {
-        return Err(RunError::Streaming { step: step.name.to_string(), plugin: spec.name.clone(), inputs: names.len() });
+        return Err(RunError::Streaming {
+            step: step.name.to_string(),
+            plugin: spec.name.clone(),
+            inputs: names.len(),
+        });
     };
     let (schema, batches, bytes_in) = lakehouse
         .read_with_bytes(&input.catalog, &input.table)

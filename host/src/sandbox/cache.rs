@@ -57,9 +57,7 @@ impl CompileCache {
         create_private_dir(&self.dir)?;
         let tmp = self.dir.join(format!(
             ".{}.{}.tmp",
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("component"),
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("component"),
             std::process::id()
         ));
         let result = (|| {
@@ -103,10 +101,8 @@ pub(super) fn load_component(
     }
 
     let started = Instant::now();
-    let component = Component::new(engine, wasm).map_err(|e| SandboxError::Compile {
-        plugin: plugin.to_owned(),
-        message: format!("{e:#}"),
-    })?;
+    let component = Component::new(engine, wasm)
+        .map_err(|e| SandboxError::Compile { plugin: plugin.to_owned(), message: format!("{e:#}") })?;
     tracing::info!(
         plugin,
         sha256,
@@ -133,9 +129,6 @@ mod tests {
         // Keeps the cache key honest when wasmtime is upgraded.
         let lock = include_str!("../../../Cargo.lock");
         let needle = format!("name = \"wasmtime\"\nversion = \"{WASMTIME_VERSION}\"");
-        assert!(
-            lock.contains(&needle),
-            "update WASMTIME_VERSION to the wasmtime in Cargo.lock"
-        );
+        assert!(lock.contains(&needle), "update WASMTIME_VERSION to the wasmtime in Cargo.lock");
     }
 }

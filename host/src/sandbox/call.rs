@@ -77,10 +77,7 @@ impl HasCallDeadline for HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -104,15 +101,10 @@ impl bindings::ingest::floe::plugin::types::Host for HostState {}
 /// the call deadline, see `wasi`) plus `floe:plugin/log`.
 pub(super) fn linker(engine: &Engine) -> Result<Linker<HostState>, SandboxError> {
     let mut linker = Linker::new(engine);
-    let link_err = |e: wasmtime::Error| SandboxError::Engine {
-        message: format!("{e:#}"),
-    };
+    let link_err = |e: wasmtime::Error| SandboxError::Engine { message: format!("{e:#}") };
     wasi::add_to_linker(&mut linker).map_err(link_err)?;
-    bindings::ingest::IngestPlugin::add_to_linker::<HostState, HasSelf<HostState>>(
-        &mut linker,
-        |s| s,
-    )
-    .map_err(link_err)?;
+    bindings::ingest::IngestPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+        .map_err(link_err)?;
     Ok(linker)
 }
 
@@ -122,23 +114,13 @@ pub(super) fn instantiate_pre(
     plugin: &str,
     component: &Component,
 ) -> Result<InstancePre<HostState>, SandboxError> {
-    sandbox
-        .inner
-        .linker
-        .instantiate_pre(component)
-        .map_err(|e| {
-            let message = format!("{e:#}");
-            match missing_import_name(&e.to_string()) {
-                Some(import) => SandboxError::MissingImport {
-                    plugin: plugin.to_owned(),
-                    import,
-                },
-                None => SandboxError::Link {
-                    plugin: plugin.to_owned(),
-                    message,
-                },
-            }
-        })
+    sandbox.inner.linker.instantiate_pre(component).map_err(|e| {
+        let message = format!("{e:#}");
+        match missing_import_name(&e.to_string()) {
+            Some(import) => SandboxError::MissingImport { plugin: plugin.to_owned(), import },
+            None => SandboxError::Link { plugin: plugin.to_owned(), message },
+        }
+    })
 }
 
 pub(super) fn plugin_kind(kind: PluginKind) -> super::PluginKind {
@@ -203,22 +185,10 @@ impl Call<'_> {
         let report = Box::new(store.data().log.report());
         let limits = self.sandbox.limits();
         if store.data().limiter.memory_exceeded() {
-            return SandboxError::Memory {
-                step,
-                plugin,
-                limit: limits.memory_bytes,
-                report,
-            };
+            return SandboxError::Memory { step, plugin, limit: limits.memory_bytes, report };
         }
-        if store.data().deadline.hit_in_host()
-            || err.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
-        {
-            return SandboxError::Deadline {
-                step,
-                plugin,
-                limit: limits.call_timeout,
-                report,
-            };
+        if store.data().deadline.hit_in_host() || err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return SandboxError::Deadline { step, plugin, limit: limits.call_timeout, report };
         }
         let message = match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
             Some(exit) => format!("the plugin called exit({})", exit.0),
@@ -228,12 +198,7 @@ impl Call<'_> {
             },
         };
         tracing::warn!(step = self.step, plugin = self.plugin, error = %message, "The plugin trapped.");
-        SandboxError::Trap {
-            step,
-            plugin,
-            message,
-            report,
-        }
+        SandboxError::Trap { step, plugin, message, report }
     }
 
     pub(super) fn plugin_error(&self, err: PluginError) -> SandboxError {
@@ -245,21 +210,9 @@ impl Call<'_> {
             PluginError::Internal(m) => PluginError::Internal(cut(m)),
         };
         match err {
-            PluginError::InvalidConfig(message) => SandboxError::InvalidConfig {
-                step,
-                plugin,
-                message,
-            },
-            PluginError::InvalidInput(message) => SandboxError::InvalidInput {
-                step,
-                plugin,
-                message,
-            },
-            PluginError::Internal(message) => SandboxError::PluginInternal {
-                step,
-                plugin,
-                message,
-            },
+            PluginError::InvalidConfig(message) => SandboxError::InvalidConfig { step, plugin, message },
+            PluginError::InvalidInput(message) => SandboxError::InvalidInput { step, plugin, message },
+            PluginError::Internal(message) => SandboxError::PluginInternal { step, plugin, message },
         }
     }
 
@@ -279,31 +232,17 @@ impl Call<'_> {
     pub(super) fn ipc_error(&self, err: IpcError) -> SandboxError {
         let (step, plugin) = (self.step.to_owned(), self.plugin.to_owned());
         match err {
-            IpcError::Malformed(message) => SandboxError::MalformedOutput {
-                step,
-                plugin,
-                message,
-            },
-            IpcError::SchemaChanged(message) => SandboxError::SchemaChanged {
-                step,
-                plugin,
-                message,
-            },
+            IpcError::Malformed(message) => SandboxError::MalformedOutput { step, plugin, message },
+            IpcError::SchemaChanged(message) => SandboxError::SchemaChanged { step, plugin, message },
         }
     }
 
     pub(super) fn sink(&self, message: String) -> SandboxError {
-        SandboxError::Sink {
-            step: self.step.to_owned(),
-            plugin: self.plugin.to_owned(),
-            message,
-        }
+        SandboxError::Sink { step: self.step.to_owned(), plugin: self.plugin.to_owned(), message }
     }
 }
 
 /// The config map as the WIT `config` type.
-pub(super) fn config_pairs(
-    config: &std::collections::BTreeMap<String, String>,
-) -> Vec<(String, String)> {
+pub(super) fn config_pairs(config: &std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {
     config.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }

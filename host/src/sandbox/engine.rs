@@ -24,9 +24,7 @@ impl SandboxEngine {
             .epoch_interruption(true)
             .cranelift_opt_level(OptLevel::Speed)
             .parallel_compilation(true);
-        let engine = Engine::new(&config).map_err(|e| SandboxError::Engine {
-            message: format!("{e:#}"),
-        })?;
+        let engine = Engine::new(&config).map_err(|e| SandboxError::Engine { message: format!("{e:#}") })?;
         spawn_ticker(&engine)?;
         Ok(Self { engine })
     }
@@ -39,9 +37,7 @@ impl SandboxEngine {
 /// Epoch ticks for a deadline of `timeout`, rounded up, at least one.
 pub(super) fn deadline_ticks(timeout: Duration) -> u64 {
     let tick = EPOCH_TICK.as_nanos();
-    u64::try_from(timeout.as_nanos().div_ceil(tick))
-        .unwrap_or(u64::MAX)
-        .max(1)
+    u64::try_from(timeout.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX).max(1)
 }
 
 /// Advances the engine epoch every `EPOCH_TICK`. The thread holds only a weak
@@ -60,9 +56,7 @@ fn spawn_ticker(engine: &Engine) -> Result<(), SandboxError> {
                 }
             }
         })
-        .map_err(|e| SandboxError::Engine {
-            message: format!("cannot start the epoch ticker: {e}"),
-        })?;
+        .map_err(|e| SandboxError::Engine { message: format!("cannot start the epoch ticker: {e}") })?;
     Ok(())
 }
 

@@ -49,88 +49,40 @@ pub enum SandboxError {
     Link { plugin: String, message: String },
 
     #[error("plugin `{plugin}` does not implement the `{world}` world: {message}")]
-    WrongWorld {
-        plugin: String,
-        world: &'static str,
-        message: String,
-    },
+    WrongWorld { plugin: String, world: &'static str, message: String },
 
     #[error("step `{step}`: plugin `{plugin}` trapped: {message}{report}")]
-    Trap {
-        step: String,
-        plugin: String,
-        message: String,
-        report: Box<PluginReport>,
-    },
+    Trap { step: String, plugin: String, message: String, report: Box<PluginReport> },
 
     #[error("step `{step}`: plugin `{plugin}` exceeded its deadline ({limit:?} per call){report}")]
-    Deadline {
-        step: String,
-        plugin: String,
-        limit: Duration,
-        report: Box<PluginReport>,
-    },
+    Deadline { step: String, plugin: String, limit: Duration, report: Box<PluginReport> },
 
     #[error("step `{step}`: plugin `{plugin}` exceeded its memory limit ({limit} bytes){report}")]
-    Memory {
-        step: String,
-        plugin: String,
-        limit: u64,
-        report: Box<PluginReport>,
-    },
+    Memory { step: String, plugin: String, limit: u64, report: Box<PluginReport> },
 
     #[error(
         "step `{step}`: plugin `{plugin}` returned {size} bytes from one call, \
          over its output limit ({limit} bytes)"
     )]
-    OutputTooLarge {
-        step: String,
-        plugin: String,
-        size: u64,
-        limit: u64,
-    },
+    OutputTooLarge { step: String, plugin: String, size: u64, limit: u64 },
 
     #[error("step `{step}`: plugin `{plugin}` rejected its config: {message}")]
-    InvalidConfig {
-        step: String,
-        plugin: String,
-        message: String,
-    },
+    InvalidConfig { step: String, plugin: String, message: String },
 
     #[error("step `{step}`: plugin `{plugin}` rejected its input: {message}")]
-    InvalidInput {
-        step: String,
-        plugin: String,
-        message: String,
-    },
+    InvalidInput { step: String, plugin: String, message: String },
 
     #[error("step `{step}`: plugin `{plugin}` failed: {message}")]
-    PluginInternal {
-        step: String,
-        plugin: String,
-        message: String,
-    },
+    PluginInternal { step: String, plugin: String, message: String },
 
     #[error("step `{step}`: plugin `{plugin}` returned malformed Arrow IPC: {message}")]
-    MalformedOutput {
-        step: String,
-        plugin: String,
-        message: String,
-    },
+    MalformedOutput { step: String, plugin: String, message: String },
 
     #[error("step `{step}`: plugin `{plugin}` changed its output schema mid-stream: {message}")]
-    SchemaChanged {
-        step: String,
-        plugin: String,
-        message: String,
-    },
+    SchemaChanged { step: String, plugin: String, message: String },
 
     #[error("step `{step}`: plugin `{plugin}` broke its declared output schema: {message}")]
-    OutputSchema {
-        step: String,
-        plugin: String,
-        message: String,
-    },
+    OutputSchema { step: String, plugin: String, message: String },
 
     #[error("step `{step}`: reading the input of plugin `{plugin}` failed: {source}")]
     Input {
@@ -141,11 +93,7 @@ pub enum SandboxError {
     },
 
     #[error("step `{step}`: handling the output of plugin `{plugin}` failed: {message}")]
-    Sink {
-        step: String,
-        plugin: String,
-        message: String,
-    },
+    Sink { step: String, plugin: String, message: String },
 }
 
 impl SandboxError {
@@ -219,10 +167,7 @@ mod tests {
     fn names_the_missing_import() {
         let msg = "component imports instance `wasi:http/types@0.2.0`, but a matching \
                    implementation was not found in the linker";
-        assert_eq!(
-            missing_import_name(msg).as_deref(),
-            Some("wasi:http/types@0.2.0")
-        );
+        assert_eq!(missing_import_name(msg).as_deref(), Some("wasi:http/types@0.2.0"));
         assert_eq!(missing_import_name("type mismatch for `x`"), None);
     }
 

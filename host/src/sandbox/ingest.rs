@@ -25,23 +25,14 @@ pub struct IngestPlugin {
 }
 
 impl IngestPlugin {
-    pub(super) fn new(
-        sandbox: Sandbox,
-        plugin: &str,
-        component: Component,
-    ) -> Result<Self, SandboxError> {
+    pub(super) fn new(sandbox: Sandbox, plugin: &str, component: Component) -> Result<Self, SandboxError> {
         let instance_pre = call::instantiate_pre(&sandbox, plugin, &component)?;
-        let pre =
-            bindings::IngestPluginPre::new(instance_pre).map_err(|e| SandboxError::WrongWorld {
-                plugin: plugin.to_owned(),
-                world: "floe:plugin/ingest-plugin",
-                message: format!("{e:#}"),
-            })?;
-        Ok(Self {
-            sandbox,
-            name: plugin.to_owned(),
-            pre,
-        })
+        let pre = bindings::IngestPluginPre::new(instance_pre).map_err(|e| SandboxError::WrongWorld {
+            plugin: plugin.to_owned(),
+            world: "floe:plugin/ingest-plugin",
+            message: format!("{e:#}"),
+        })?;
+        Ok(Self { sandbox, name: plugin.to_owned(), pre })
     }
 
     /// The plugin name errors and logs use.
@@ -51,17 +42,10 @@ impl IngestPlugin {
 
     /// Asks the plugin about itself, in a throwaway instance.
     pub fn info(&self) -> Result<PluginInfo, SandboxError> {
-        let call = Call {
-            step: "plugin inspect",
-            plugin: &self.name,
-            sandbox: &self.sandbox,
-        };
+        let call = Call { step: "plugin inspect", plugin: &self.name, sandbox: &self.sandbox };
         let (mut store, instance) = self.instantiate(&call)?;
         call.arm(&mut store);
-        let info = instance
-            .floe_plugin_meta()
-            .call_info(&mut store)
-            .map_err(|e| call.died(&store, e))?;
+        let info = instance.floe_plugin_meta().call_info(&mut store).map_err(|e| call.died(&store, e))?;
         Ok(PluginInfo {
             name: info.name,
             version: info.version,
@@ -82,8 +66,7 @@ impl IngestPlugin {
         input: &mut dyn Read,
         on_batch: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
     ) -> Result<SchemaRef, SandboxError> {
-        self.ingest_with_stats(step, config, source_name, input, on_batch)
-            .map(|(schema, _)| schema)
+        self.ingest_with_stats(step, config, source_name, input, on_batch).map(|(schema, _)| schema)
     }
 
     /// `ingest`, also returning what the plugin's calls cost.
@@ -95,11 +78,7 @@ impl IngestPlugin {
         input: &mut dyn Read,
         on_batch: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
     ) -> Result<(SchemaRef, PluginStats), SandboxError> {
-        let call = Call {
-            step,
-            plugin: &self.name,
-            sandbox: &self.sandbox,
-        };
+        let call = Call { step, plugin: &self.name, sandbox: &self.sandbox };
         let limits = self.sandbox.limits();
         let started = Instant::now();
         let (mut store, instance) = self.instantiate(&call)?;
@@ -152,26 +131,22 @@ impl IngestPlugin {
         deliver(&mut stream, fragment)?;
         let schema = stream.finish().map_err(|e| call.ipc_error(e))?;
         call.arm(&mut store);
-        parser
-            .resource_drop(&mut store)
-            .map_err(|e| call.died(&store, e))?;
+        parser.resource_drop(&mut store).map_err(|e| call.died(&store, e))?;
 
         // Counters for the caller's `plugin` span (observe/traces.rs), if any.
-        tracing::Span::current().record("bytes_in", bytes_in as i64).record("bytes_out", bytes_out as i64).record("rows_out", rows as i64).record("batches_out", batches as i64);
+        tracing::Span::current()
+            .record("bytes_in", bytes_in as i64)
+            .record("bytes_out", bytes_out as i64)
+            .record("rows_out", rows as i64)
+            .record("batches_out", batches as i64);
         tracing::info!(step, plugin = %self.name, source = source_name, bytes_in, bytes_out, rows, batches,
             elapsed_ms = started.elapsed().as_millis() as u64, "The plugin ingested a source object.");
         Ok((schema, store.data().stats()))
     }
 
-    fn instantiate(
-        &self,
-        call: &Call<'_>,
-    ) -> Result<(Store<HostState>, bindings::IngestPlugin), SandboxError> {
+    fn instantiate(&self, call: &Call<'_>) -> Result<(Store<HostState>, bindings::IngestPlugin), SandboxError> {
         let mut store = call.store(self.pre.engine());
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| call.died(&store, e))?;
+        let instance = self.pre.instantiate(&mut store).map_err(|e| call.died(&store, e))?;
         Ok((store, instance))
     }
 }

@@ -59,9 +59,7 @@ impl IpcStream {
             return Ok(Vec::new());
         }
         if self.ended {
-            return Err(IpcError::Malformed(
-                "bytes after the end-of-stream marker".to_owned(),
-            ));
+            return Err(IpcError::Malformed("bytes after the end-of-stream marker".to_owned()));
         }
         let data = if self.pending.is_empty() {
             fragment
@@ -86,9 +84,7 @@ impl IpcStream {
                 at += frame.prefix;
                 self.ended = true;
                 if at < data.len() {
-                    return Err(IpcError::Malformed(
-                        "bytes after the end-of-stream marker".to_owned(),
-                    ));
+                    return Err(IpcError::Malformed("bytes after the end-of-stream marker".to_owned()));
                 }
                 break;
             }
@@ -100,9 +96,7 @@ impl IpcStream {
                 match &self.schema {
                     None => self.schema = Some(std::sync::Arc::new(new)),
                     Some(old) if **old == new => {
-                        return Err(IpcError::Malformed(
-                            "the schema message is repeated".to_owned(),
-                        ));
+                        return Err(IpcError::Malformed("the schema message is repeated".to_owned()));
                     }
                     Some(old) => {
                         return Err(IpcError::SchemaChanged(format!(
@@ -129,17 +123,11 @@ impl IpcStream {
         // names the type, and `into` is its zero-copy `From<Vec<u8>>`.)
         let mut data = data;
         data.truncate(at);
-        let shared = same_type(
-            &arrow_array::builder::BufferBuilder::<u8>::new(0).finish(),
-            data.into(),
-        );
+        let shared = same_type(&arrow_array::builder::BufferBuilder::<u8>::new(0).finish(), data.into());
         for (start, len) in complete {
             let mut message = shared.slice_with_length(start, len);
             while !message.is_empty() {
-                let decoded = self
-                    .decoder
-                    .decode(&mut message)
-                    .map_err(|e| IpcError::Malformed(e.to_string()))?;
+                let decoded = self.decoder.decode(&mut message).map_err(|e| IpcError::Malformed(e.to_string()))?;
                 if let Some(batch) = decoded {
                     batches.push(batch);
                 }
@@ -154,18 +142,11 @@ impl IpcStream {
             return Err(IpcError::Malformed(if self.pending.is_empty() {
                 "the stream does not end with the end-of-stream marker".to_owned()
             } else {
-                format!(
-                    "the stream ends inside a message ({} bytes left over)",
-                    self.pending.len()
-                )
+                format!("the stream ends inside a message ({} bytes left over)", self.pending.len())
             }));
         }
-        self.decoder
-            .finish()
-            .map_err(|e| IpcError::Malformed(e.to_string()))?;
-        self.schema
-            .clone()
-            .ok_or_else(|| IpcError::Malformed("the stream has no schema message".to_owned()))
+        self.decoder.finish().map_err(|e| IpcError::Malformed(e.to_string()))?;
+        self.schema.clone().ok_or_else(|| IpcError::Malformed("the stream has no schema message".to_owned()))
     }
 }
 
@@ -187,15 +168,10 @@ fn frame(buf: &[u8], max_message: usize) -> Result<Option<Frame>, IpcError> {
         (4, &buf[..4])
     };
     let meta_len = i32::from_le_bytes(len_bytes.try_into().expect("4 bytes"));
-    let meta_len = usize::try_from(meta_len)
-        .map_err(|_| IpcError::Malformed(format!("negative metadata length {meta_len}")))?;
+    let meta_len =
+        usize::try_from(meta_len).map_err(|_| IpcError::Malformed(format!("negative metadata length {meta_len}")))?;
     if meta_len == 0 {
-        return Ok(Some(Frame {
-            prefix,
-            meta_len: 0,
-            body_len: 0,
-            schema: None,
-        }));
+        return Ok(Some(Frame { prefix, meta_len: 0, body_len: 0, schema: None }));
     }
     if meta_len > max_message {
         return Err(IpcError::Malformed(format!(
@@ -208,9 +184,8 @@ fn frame(buf: &[u8], max_message: usize) -> Result<Option<Frame>, IpcError> {
     }
     let message = root_as_message(&buf[prefix..prefix + meta_len])
         .map_err(|e| IpcError::Malformed(format!("invalid message metadata: {e}")))?;
-    let body_len = usize::try_from(message.bodyLength()).map_err(|_| {
-        IpcError::Malformed(format!("negative body length {}", message.bodyLength()))
-    })?;
+    let body_len = usize::try_from(message.bodyLength())
+        .map_err(|_| IpcError::Malformed(format!("negative body length {}", message.bodyLength())))?;
     if meta_len.saturating_add(body_len) > max_message {
         return Err(IpcError::Malformed(format!(
             "a message declares {} bytes, over the output limit ({} bytes)",
@@ -227,12 +202,7 @@ fn frame(buf: &[u8], max_message: usize) -> Result<Option<Frame>, IpcError> {
     } else {
         None
     };
-    Ok(Some(Frame {
-        prefix,
-        meta_len,
-        body_len,
-        schema,
-    }))
+    Ok(Some(Frame { prefix, meta_len, body_len, schema }))
 }
 
 fn same_type<T>(_witness: &T, value: T) -> T {
@@ -243,14 +213,7 @@ fn describe(schema: &arrow_schema::Schema) -> String {
     let fields: Vec<String> = schema
         .fields()
         .iter()
-        .map(|f| {
-            format!(
-                "{}: {}{}",
-                f.name(),
-                f.data_type(),
-                if f.is_nullable() { "" } else { " not null" }
-            )
-        })
+        .map(|f| format!("{}: {}{}", f.name(), f.data_type(), if f.is_nullable() { "" } else { " not null" }))
         .collect();
     format!("({})", fields.join(", "))
 }
@@ -266,16 +229,10 @@ mod tests {
     use super::*;
 
     fn batch(n: i64) -> RecordBatch {
-        let schema = Schema::new(vec![
-            Field::new("s", DataType::Utf8, true),
-            Field::new("n", DataType::Int64, false),
-        ]);
+        let schema = Schema::new(vec![Field::new("s", DataType::Utf8, true), Field::new("n", DataType::Int64, false)]);
         RecordBatch::try_new(
             Arc::new(schema),
-            vec![
-                Arc::new(StringArray::from(vec![Some("a"), None])),
-                Arc::new(Int64Array::from(vec![n, n + 1])),
-            ],
+            vec![Arc::new(StringArray::from(vec![Some("a"), None])), Arc::new(Int64Array::from(vec![n, n + 1]))],
         )
         .unwrap()
     }
@@ -299,11 +256,7 @@ mod tests {
             for piece in bytes.chunks(size) {
                 got.extend(ipc.push(piece.to_vec()).unwrap());
             }
-            assert_eq!(
-                ipc.finish().unwrap(),
-                expected[0].schema(),
-                "fragments of {size}"
-            );
+            assert_eq!(ipc.finish().unwrap(), expected[0].schema(), "fragments of {size}");
             assert_eq!(got, expected, "fragments of {size}");
         }
     }
@@ -333,22 +286,13 @@ mod tests {
 
         let mut ipc = IpcStream::new(1 << 20);
         ipc.push(bytes.clone()).unwrap();
-        assert!(
-            matches!(ipc.push(vec![0; 8]), Err(IpcError::Malformed(m)) if m.contains("after the end"))
-        );
+        assert!(matches!(ipc.push(vec![0; 8]), Err(IpcError::Malformed(m)) if m.contains("after the end")));
 
         let mut ipc = IpcStream::new(16);
-        assert!(
-            matches!(ipc.push(bytes.clone()), Err(IpcError::Malformed(m)) if m.contains("output limit"))
-        );
+        assert!(matches!(ipc.push(bytes.clone()), Err(IpcError::Malformed(m)) if m.contains("output limit")));
 
         let mut ipc = IpcStream::new(1 << 20);
-        assert!(
-            ipc.push(vec![
-                0xff, 0xff, 0xff, 0xff, 8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8
-            ])
-            .is_err()
-        );
+        assert!(ipc.push(vec![0xff, 0xff, 0xff, 0xff, 8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]).is_err());
     }
 
     #[test]
@@ -364,9 +308,6 @@ mod tests {
         // The first stream without its end-of-stream marker, then another schema.
         ipc.push(first[..first.len() - 8].to_vec()).unwrap();
         let err = ipc.push(second).unwrap_err();
-        assert!(
-            matches!(&err, IpcError::SchemaChanged(m) if m.contains("then (x: Int64)")),
-            "{err:?}"
-        );
+        assert!(matches!(&err, IpcError::SchemaChanged(m) if m.contains("then (x: Int64)")), "{err:?}");
     }
 }

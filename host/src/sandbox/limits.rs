@@ -28,12 +28,7 @@ impl Limiter {
             // call at once with a clear cause.
             .trap_on_grow_failure(true)
             .build();
-        Self {
-            inner,
-            memory_limit,
-            memory_exceeded: false,
-            memory_bytes: 0,
-        }
+        Self { inner, memory_limit, memory_exceeded: false, memory_bytes: 0 }
     }
 
     /// Whether a memory allocation was refused because of the cap.
@@ -48,12 +43,7 @@ impl Limiter {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.memory_limit {
             self.memory_exceeded = true;
         }
@@ -64,12 +54,7 @@ impl ResourceLimiter for Limiter {
         Ok(granted)
     }
 
-    fn table_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         self.inner.table_growing(current, desired, maximum)
     }
 

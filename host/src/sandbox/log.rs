@@ -85,15 +85,11 @@ impl PluginLog {
         if self.ring.len() == RING_LINES {
             self.ring.pop_front();
         }
-        self.ring
-            .push_back(format!("{}: {message}", level_name(level)));
+        self.ring.push_back(format!("{}: {message}", level_name(level)));
     }
 
     pub(super) fn report(&self) -> PluginReport {
-        PluginReport {
-            log_lines: self.ring.iter().cloned().collect(),
-            output_tail: self.output.text(),
-        }
+        PluginReport { log_lines: self.ring.iter().cloned().collect(), output_tail: self.output.text() }
     }
 }
 
@@ -153,11 +149,7 @@ impl wasmtime_wasi::cli::StdoutStream for OutputTail {
 }
 
 impl tokio::io::AsyncWrite for OutputTail {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.append(buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -186,10 +178,7 @@ mod tests {
         assert_eq!(report.log_lines.len(), RING_LINES);
         assert_eq!(report.log_lines[0], "INFO: line 11");
         let last = report.log_lines.last().unwrap();
-        assert!(
-            last.starts_with("WARN: é") && last.ends_with("bytes cut)"),
-            "{last}"
-        );
+        assert!(last.starts_with("WARN: é") && last.ends_with("bytes cut)"), "{last}");
     }
 
     #[test]

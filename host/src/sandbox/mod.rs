@@ -16,8 +16,8 @@ mod cache;
 mod call;
 mod engine;
 mod error;
-mod inspect;
 mod ingest;
+mod inspect;
 mod ipc;
 mod limits;
 mod log;
@@ -98,21 +98,12 @@ impl Sandbox {
     /// kept there (created if missing) and reused across runs.
     pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> Result<Self, SandboxError> {
         if limits.chunk_bytes == 0 {
-            return Err(SandboxError::Engine {
-                message: "`chunk_bytes` must be at least 1".to_owned(),
-            });
+            return Err(SandboxError::Engine { message: "`chunk_bytes` must be at least 1".to_owned() });
         }
         let engine = engine::SandboxEngine::new()?;
         let linker = call::linker(engine.engine())?;
         let cache = cache_dir.map(cache::CompileCache::new);
-        Ok(Self {
-            inner: Arc::new(Inner {
-                engine,
-                linker,
-                limits,
-                cache,
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { engine, linker, limits, cache }) })
     }
 
     pub fn limits(&self) -> &Limits {
@@ -121,27 +112,13 @@ impl Sandbox {
 
     /// Compiles (or loads from cache) and links an ingest component.
     pub fn load_ingest(&self, plugin: &str, wasm: &[u8]) -> Result<IngestPlugin, SandboxError> {
-        let component = cache::load_component(
-            self.inner.engine.engine(),
-            self.inner.cache.as_ref(),
-            plugin,
-            wasm,
-        )?;
+        let component = cache::load_component(self.inner.engine.engine(), self.inner.cache.as_ref(), plugin, wasm)?;
         IngestPlugin::new(self.clone(), plugin, component)
     }
 
     /// Compiles (or loads from cache) and links a transform component.
-    pub fn load_transform(
-        &self,
-        plugin: &str,
-        wasm: &[u8],
-    ) -> Result<TransformPlugin, SandboxError> {
-        let component = cache::load_component(
-            self.inner.engine.engine(),
-            self.inner.cache.as_ref(),
-            plugin,
-            wasm,
-        )?;
+    pub fn load_transform(&self, plugin: &str, wasm: &[u8]) -> Result<TransformPlugin, SandboxError> {
+        let component = cache::load_component(self.inner.engine.engine(), self.inner.cache.as_ref(), plugin, wasm)?;
         TransformPlugin::new(self.clone(), plugin, component)
     }
 }
@@ -149,10 +126,7 @@ impl Sandbox {
 /// Hex SHA-256 of a plugin's bytes: the cache key, and what floe.yaml pins.
 pub fn sha256_hex(wasm: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(wasm)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(wasm).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -172,18 +146,11 @@ mod tests {
     #[test]
     fn errors_stay_small() {
         // Callers wrap SandboxError in their own error enums.
-        assert!(
-            std::mem::size_of::<SandboxError>() <= 96,
-            "{}",
-            std::mem::size_of::<SandboxError>()
-        );
+        assert!(std::mem::size_of::<SandboxError>() <= 96, "{}", std::mem::size_of::<SandboxError>());
     }
 
     #[test]
     fn sha256_is_lower_hex() {
-        assert_eq!(
-            sha256_hex(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 }

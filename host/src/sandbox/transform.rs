@@ -34,24 +34,14 @@ pub struct TransformPlugin {
 }
 
 impl TransformPlugin {
-    pub(super) fn new(
-        sandbox: Sandbox,
-        plugin: &str,
-        component: Component,
-    ) -> Result<Self, SandboxError> {
+    pub(super) fn new(sandbox: Sandbox, plugin: &str, component: Component) -> Result<Self, SandboxError> {
         let instance_pre = call::instantiate_pre(&sandbox, plugin, &component)?;
-        let pre = bindings::TransformPluginPre::new(instance_pre).map_err(|e| {
-            SandboxError::WrongWorld {
-                plugin: plugin.to_owned(),
-                world: "floe:plugin/transform-plugin",
-                message: format!("{e:#}"),
-            }
+        let pre = bindings::TransformPluginPre::new(instance_pre).map_err(|e| SandboxError::WrongWorld {
+            plugin: plugin.to_owned(),
+            world: "floe:plugin/transform-plugin",
+            message: format!("{e:#}"),
         })?;
-        Ok(Self {
-            sandbox,
-            name: plugin.to_owned(),
-            pre,
-        })
+        Ok(Self { sandbox, name: plugin.to_owned(), pre })
     }
 
     /// The plugin name errors and logs use.
@@ -64,10 +54,7 @@ impl TransformPlugin {
         let call = self.call("plugin inspect");
         let (mut store, instance) = self.instantiate(&call)?;
         call.arm(&mut store);
-        let info = instance
-            .floe_plugin_meta()
-            .call_info(&mut store)
-            .map_err(|e| call.died(&store, e))?;
+        let info = instance.floe_plugin_meta().call_info(&mut store).map_err(|e| call.died(&store, e))?;
         Ok(PluginInfo {
             name: info.name,
             version: info.version,
@@ -133,8 +120,7 @@ impl TransformPlugin {
         batches: &mut dyn Iterator<Item = RecordBatch>,
         on_batch: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
     ) -> Result<SchemaRef, SandboxError> {
-        self.transform_with_stats(step, config, input_schema, batches, on_batch)
-            .map(|(schema, _)| schema)
+        self.transform_with_stats(step, config, input_schema, batches, on_batch).map(|(schema, _)| schema)
     }
 
     /// `transform`, also returning what the plugin's calls cost.
@@ -191,9 +177,7 @@ impl TransformPlugin {
                 )));
             }
             for slice in slices(&batch) {
-                input
-                    .write(&slice)
-                    .map_err(|e| input_error(format!("encoding the input: {e}")))?;
+                input.write(&slice).map_err(|e| input_error(format!("encoding the input: {e}")))?;
                 let fragment = std::mem::take(input.get_mut());
                 rows_in += slice.num_rows() as u64;
                 bytes_in += fragment.len() as u64;
@@ -228,13 +212,14 @@ impl TransformPlugin {
         let schema = output.finish().map_err(|e| call.ipc_error(e))?;
         check_schema(&call, &declared, &schema)?;
         call.arm(&mut store);
-        transformer
-            .resource_drop(&mut store)
-            .map_err(|e| call.died(&store, e))?;
+        transformer.resource_drop(&mut store).map_err(|e| call.died(&store, e))?;
 
         // Counters for the caller's `plugin` span (observe/traces.rs), if any.
         let span = tracing::Span::current();
-        span.record("rows_in", rows_in as i64).record("pushes", pushes as i64).record("bytes_in", bytes_in as i64).record("bytes_out", bytes_out as i64);
+        span.record("rows_in", rows_in as i64)
+            .record("pushes", pushes as i64)
+            .record("bytes_in", bytes_in as i64)
+            .record("bytes_out", bytes_out as i64);
         span.record("rows_out", rows_out as i64).record("batches_out", batches_out as i64);
         tracing::info!(step, plugin = %self.name, rows_in, pushes, bytes_in, bytes_out, rows_out, batches_out,
             elapsed_ms = started.elapsed().as_millis() as u64, "The plugin transformed its input.");
@@ -242,22 +227,12 @@ impl TransformPlugin {
     }
 
     fn call<'a>(&'a self, step: &'a str) -> Call<'a> {
-        Call {
-            step,
-            plugin: &self.name,
-            sandbox: &self.sandbox,
-        }
+        Call { step, plugin: &self.name, sandbox: &self.sandbox }
     }
 
-    fn instantiate(
-        &self,
-        call: &Call<'_>,
-    ) -> Result<(Store<HostState>, bindings::TransformPlugin), SandboxError> {
+    fn instantiate(&self, call: &Call<'_>) -> Result<(Store<HostState>, bindings::TransformPlugin), SandboxError> {
         let mut store = call.store(self.pre.engine());
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| call.died(&store, e))?;
+        let instance = self.pre.instantiate(&mut store).map_err(|e| call.died(&store, e))?;
         Ok((store, instance))
     }
 }
@@ -297,14 +272,10 @@ fn declared_schema(
 
 /// A schema-only IPC stream: the schema message and the end-of-stream marker.
 fn schema_only(schema: &Schema) -> Result<Vec<u8>, String> {
-    let mut writer = StreamWriter::try_new(Vec::new(), schema)
-        .map_err(|e| format!("encoding the input schema: {e}"))?;
-    writer
-        .finish()
-        .map_err(|e| format!("encoding the input schema: {e}"))?;
-    writer
-        .into_inner()
-        .map_err(|e| format!("encoding the input schema: {e}"))
+    let mut writer =
+        StreamWriter::try_new(Vec::new(), schema).map_err(|e| format!("encoding the input schema: {e}"))?;
+    writer.finish().map_err(|e| format!("encoding the input schema: {e}"))?;
+    writer.into_inner().map_err(|e| format!("encoding the input schema: {e}"))
 }
 
 /// Checks output batches against the declared schema; a batch whose schema
@@ -318,20 +289,12 @@ struct Checked<'a> {
 
 impl<'a> Checked<'a> {
     fn new(call: &'a Call<'a>, declared: SchemaRef) -> Self {
-        Self {
-            call,
-            declared,
-            checked: None,
-        }
+        Self { call, declared, checked: None }
     }
 
     fn batch(&mut self, batch: &RecordBatch) -> Result<(), SandboxError> {
         let schema = batch.schema();
-        if !self
-            .checked
-            .as_ref()
-            .is_some_and(|s| Arc::ptr_eq(s, &schema))
-        {
+        if !self.checked.as_ref().is_some_and(|s| Arc::ptr_eq(s, &schema)) {
             check_schema(self.call, &self.declared, &schema)?;
             self.checked = Some(schema);
         }
@@ -387,11 +350,7 @@ fn check_schema(call: &Call<'_>, declared: &Schema, got: &Schema) -> Result<(), 
 }
 
 fn violation(call: &Call<'_>, message: String) -> SandboxError {
-    SandboxError::OutputSchema {
-        step: call.step.to_owned(),
-        plugin: call.plugin.to_owned(),
-        message,
-    }
+    SandboxError::OutputSchema { step: call.step.to_owned(), plugin: call.plugin.to_owned(), message }
 }
 
 fn same_fields(a: &SchemaRef, b: &SchemaRef) -> bool {
@@ -399,12 +358,7 @@ fn same_fields(a: &SchemaRef, b: &SchemaRef) -> bool {
 }
 
 fn describe_field(field: &arrow_schema::Field) -> String {
-    format!(
-        "{}: {}{}",
-        field.name(),
-        field.data_type(),
-        if field.is_nullable() { "" } else { " not null" }
-    )
+    format!("{}: {}{}", field.name(), field.data_type(), if field.is_nullable() { "" } else { " not null" })
 }
 
 fn describe(schema: &Schema) -> String {
@@ -418,9 +372,7 @@ fn slices(batch: &RecordBatch) -> impl Iterator<Item = RecordBatch> + '_ {
     let rows = batch.num_rows();
     let bytes_per_row = batch.get_array_memory_size().div_ceil(rows.max(1)).max(1);
     let step = MAX_PUSH_ROWS.min((MAX_PUSH_BYTES / bytes_per_row).max(1));
-    (0..rows)
-        .step_by(step)
-        .map(move |offset| batch.slice(offset, step.min(rows - offset)))
+    (0..rows).step_by(step).map(move |offset| batch.slice(offset, step.min(rows - offset)))
 }
 
 #[cfg(test)]
@@ -434,11 +386,7 @@ mod tests {
     fn slices_bound_rows() {
         let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
         let n = MAX_PUSH_ROWS * 2 + 5;
-        let batch = RecordBatch::try_new(
-            schema,
-            vec![Arc::new(Int64Array::from_iter_values(0..n as i64))],
-        )
-        .unwrap();
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(0..n as i64))]).unwrap();
         let sizes: Vec<usize> = slices(&batch).map(|b| b.num_rows()).collect();
         assert_eq!(sizes, [MAX_PUSH_ROWS, MAX_PUSH_ROWS, 5]);
         assert_eq!(slices(&batch.slice(0, 0)).count(), 0);

@@ -68,10 +68,7 @@ pub(crate) struct CallDeadline {
 
 impl Default for CallDeadline {
     fn default() -> Self {
-        Self {
-            at: Instant::now(),
-            hit_in_host: false,
-        }
+        Self { at: Instant::now(), hit_in_host: false }
     }
 }
 
@@ -98,28 +95,22 @@ pub(crate) trait HasCallDeadline: WasiView {
 
 /// Links wasmtime-wasi's sync WASI 0.2, with `wasi:io/poll`'s blocking
 /// functions bounded by the call deadline (see the module docs).
-pub(crate) fn add_to_linker<T: HasCallDeadline + 'static>(
-    linker: &mut Linker<T>,
-) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker<T: HasCallDeadline + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
     linker.allow_shadowing(true);
     let mut poll = linker.instance(WASI_IO_POLL)?;
-    poll.func_wrap(
-        "poll",
-        |mut store: StoreContextMut<'_, T>, (pollables,): (Vec<Resource<DynPollable>>,)| {
-            let deadline = store.data_mut().call_deadline().at;
-            let table = store.data_mut().ctx().table;
-            // The timer must be made inside the runtime `in_tokio` enters.
-            let ready = in_tokio(async {
-                tokio::time::timeout_at(deadline.into(), async_poll::Host::poll(table, pollables))
-                    .await
-            });
-            match ready {
-                Ok(ready) => Ok((ready?,)),
-                Err(_) => Err(deadline_hit(store)),
-            }
-        },
-    )?;
+    poll.func_wrap("poll", |mut store: StoreContextMut<'_, T>, (pollables,): (Vec<Resource<DynPollable>>,)| {
+        let deadline = store.data_mut().call_deadline().at;
+        let table = store.data_mut().ctx().table;
+        // The timer must be made inside the runtime `in_tokio` enters.
+        let ready = in_tokio(async {
+            tokio::time::timeout_at(deadline.into(), async_poll::Host::poll(table, pollables)).await
+        });
+        match ready {
+            Ok(ready) => Ok((ready?,)),
+            Err(_) => Err(deadline_hit(store)),
+        }
+    })?;
     poll.func_wrap(
         "[method]pollable.block",
         |mut store: StoreContextMut<'_, T>, (pollable,): (Resource<DynPollable>,)| {
@@ -127,11 +118,7 @@ pub(crate) fn add_to_linker<T: HasCallDeadline + 'static>(
             let table = store.data_mut().ctx().table;
             // The timer must be made inside the runtime `in_tokio` enters.
             let ready = in_tokio(async {
-                tokio::time::timeout_at(
-                    deadline.into(),
-                    async_poll::HostPollable::block(table, pollable),
-                )
-                .await
+                tokio::time::timeout_at(deadline.into(), async_poll::HostPollable::block(table, pollable)).await
             });
             match ready {
                 Ok(done) => done,

@@ -4,8 +4,8 @@
 
 mod parser;
 
-use floe_plugin_sdk::prelude::*;
 use floe_plugin_sdk::log;
+use floe_plugin_sdk::prelude::*;
 
 /// JSON Schema of the `config` map. Values arrive as strings (the host
 /// flattens the YAML map), so `batch_rows` accepts both forms.

@@ -24,10 +24,10 @@
 use std::sync::Arc;
 
 use floe_plugin_sdk::PluginError as Error;
-use floe_plugin_sdk::lines::Lines;
 use floe_plugin_sdk::arrow_array::builder::StringBuilder;
 use floe_plugin_sdk::arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use floe_plugin_sdk::arrow_schema::{DataType, Field, Schema, SchemaRef};
+use floe_plugin_sdk::lines::Lines;
 
 /// Cut a batch early once its string payload reaches this size (bytes).
 const MAX_BATCH_STRING_BYTES: usize = 64 << 20;
@@ -100,9 +100,7 @@ impl Parser {
             records: 0,
             batches: 0,
             body: None,
-            csv: csv_core::ReaderBuilder::new()
-                .terminator(csv_core::Terminator::Any(b'\n'))
-                .build(),
+            csv: csv_core::ReaderBuilder::new().terminator(csv_core::Terminator::Any(b'\n')).build(),
             fields: Vec::new(),
             ends: Vec::new(),
             done: Vec::new(),
@@ -165,10 +163,7 @@ impl Parser {
             .map_err(|e| {
                 let at = e.valid_up_to();
                 let field = self.ends[..count].iter().position(|&end| end > at).unwrap_or(0) + 1;
-                Error::InvalidInput(format!(
-                    "`{}`: line {line_no}, field {field}: invalid UTF-8",
-                    self.source
-                ))
+                Error::InvalidInput(format!("`{}`: line {line_no}, field {field}: invalid UTF-8", self.source))
             })?;
         let field = |i: usize| -> &str {
             let start = if i == 0 { 0 } else { self.ends[i - 1] };
@@ -222,8 +217,7 @@ impl Parser {
         let (res, _, nout, nend) = self.csv.read_record(line, &mut self.fields, &mut self.ends);
         let res = match res {
             csv_core::ReadRecordResult::InputEmpty => {
-                let (res, _, _, more) =
-                    self.csv.read_record(b"\n", &mut self.fields[nout..], &mut self.ends[nend..]);
+                let (res, _, _, more) = self.csv.read_record(b"\n", &mut self.fields[nout..], &mut self.ends[nend..]);
                 (res, nend + more)
             }
             other => (other, nend),
@@ -243,11 +237,7 @@ impl Parser {
         if body.rows.is_empty() {
             return Ok(());
         }
-        let mut arrays: Vec<ArrayRef> = body
-            .columns
-            .iter_mut()
-            .map(|c| Arc::new(c.finish()) as ArrayRef)
-            .collect();
+        let mut arrays: Vec<ArrayRef> = body.columns.iter_mut().map(|c| Arc::new(c.finish()) as ArrayRef).collect();
         arrays.push(Arc::new(Int64Array::from(std::mem::take(&mut body.rows))));
         body.string_bytes = 0;
         let batch = RecordBatch::try_new(body.schema.clone(), arrays)
@@ -262,10 +252,7 @@ fn header_schema(names: &[&str], row_column: &str, source: &str) -> Result<Schem
     let mut fields = Vec::with_capacity(names.len() + 1);
     for (i, name) in names.iter().enumerate() {
         if name.is_empty() {
-            return Err(Error::InvalidInput(format!(
-                "`{source}`: line 1: header column {} has no name",
-                i + 1
-            )));
+            return Err(Error::InvalidInput(format!("`{source}`: line 1: header column {} has no name", i + 1)));
         }
         if *name == row_column || names[..i].contains(name) {
             return Err(Error::InvalidInput(format!(

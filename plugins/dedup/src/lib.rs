@@ -35,9 +35,7 @@ struct Dedup {
 
 fn key_columns(config: &Config, input: &SchemaRef) -> Result<Vec<usize>, PluginError> {
     config.check_keys(&["key"])?;
-    let names = config
-        .list("key")?
-        .ok_or_else(|| PluginError::config("missing config key `key` (the key columns)"))?;
+    let names = config.list("key")?.ok_or_else(|| PluginError::config("missing config key `key` (the key columns)"))?;
     names
         .iter()
         .map(|name| {
@@ -62,26 +60,16 @@ impl Transform for Dedup {
 
     fn open(config: &Config, input: &SchemaRef) -> Result<Self, PluginError> {
         let keys = key_columns(config, input)?;
-        let fields = keys
-            .iter()
-            .map(|&i| SortField::new(input.field(i).data_type().clone()))
-            .collect();
+        let fields = keys.iter().map(|&i| SortField::new(input.field(i).data_type().clone())).collect();
         let converter = RowConverter::new(fields)
             .map_err(|e| PluginError::config(format!("`key`: these columns cannot be compared: {e}")))?;
-        Ok(Self {
-            keys,
-            converter,
-            seen: HashSet::new(),
-        })
+        Ok(Self { keys, converter, seen: HashSet::new() })
     }
 
     fn push(&mut self, batch: RecordBatch) -> Result<Vec<RecordBatch>, PluginError> {
         let columns: Vec<ArrayRef> = self.keys.iter().map(|&i| batch.column(i).clone()).collect();
         let rows = self.converter.convert_columns(&columns)?;
-        let keep: BooleanArray = rows
-            .iter()
-            .map(|row| Some(self.seen.insert(row.as_ref().into())))
-            .collect();
+        let keep: BooleanArray = rows.iter().map(|row| Some(self.seen.insert(row.as_ref().into()))).collect();
         if keep.true_count() == 0 {
             return Ok(Vec::new());
         }

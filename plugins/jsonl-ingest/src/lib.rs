@@ -92,12 +92,7 @@ impl Columns {
         }
         fields.push(Field::new(row_column, DataType::Int64, false));
         let builders = names.iter().map(|_| StringBuilder::new()).collect();
-        Ok(Self {
-            names,
-            schema: Arc::new(Schema::new(fields)),
-            builders,
-            rows: Vec::new(),
-        })
+        Ok(Self { names, schema: Arc::new(Schema::new(fields)), builders, rows: Vec::new() })
     }
 }
 
@@ -112,14 +107,10 @@ impl JsonlIngest {
         let object: Map<String, Value> = match serde_json::from_slice::<Value>(line) {
             Ok(Value::Object(object)) => object,
             Ok(_) => {
-                return Err(PluginError::input(format!(
-                    "`{source}`: line {line_no} is not a JSON object"
-                )));
+                return Err(PluginError::input(format!("`{source}`: line {line_no} is not a JSON object")));
             }
             Err(e) => {
-                return Err(PluginError::input(format!(
-                    "`{source}`: line {line_no}: invalid JSON: {e}"
-                )));
+                return Err(PluginError::input(format!("`{source}`: line {line_no}: invalid JSON: {e}")));
             }
         };
         if self.columns.is_none() {
@@ -157,11 +148,7 @@ impl JsonlIngest {
         if columns.rows.is_empty() {
             return Ok(());
         }
-        let mut arrays: Vec<ArrayRef> = columns
-            .builders
-            .iter_mut()
-            .map(|b| Arc::new(b.finish()) as ArrayRef)
-            .collect();
+        let mut arrays: Vec<ArrayRef> = columns.builders.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
         arrays.push(Arc::new(Int64Array::from(std::mem::take(&mut columns.rows))));
         self.done.push(RecordBatch::try_new(columns.schema.clone(), arrays)?);
         Ok(())

@@ -49,9 +49,7 @@ impl PiiMask {
         let email = config.list("email")?.unwrap_or_default();
         let hash = config.list("hash")?.unwrap_or_default();
         if email.is_empty() && hash.is_empty() {
-            return Err(PluginError::config(
-                "set `email`, `hash` or both: there is nothing to mask",
-            ));
+            return Err(PluginError::config("set `email`, `hash` or both: there is nothing to mask"));
         }
         let salt = if hash.is_empty() {
             config.non_empty("salt")?.unwrap_or_default().to_owned()
@@ -75,9 +73,7 @@ impl PiiMask {
                     )));
                 }
                 if !matches!(actions[i], Action::Keep) {
-                    return Err(PluginError::config(format!(
-                        "column `{name}` is named twice in `email`/`hash`"
-                    )));
+                    return Err(PluginError::config(format!("column `{name}` is named twice in `email`/`hash`")));
                 }
                 actions[i] = action;
             }
@@ -103,16 +99,10 @@ impl Transform for PiiMask {
         for (column, action) in columns.iter_mut().zip(&self.actions) {
             let masked: StringArray = match action {
                 Action::Keep => continue,
-                Action::Email => column
-                    .as_string::<i32>()
-                    .iter()
-                    .map(|v| v.map(|s| s.trim().to_lowercase()))
-                    .collect(),
-                Action::Hash => column
-                    .as_string::<i32>()
-                    .iter()
-                    .map(|v| v.map(|s| salted_sha256(&self.salt, s)))
-                    .collect(),
+                Action::Email => column.as_string::<i32>().iter().map(|v| v.map(|s| s.trim().to_lowercase())).collect(),
+                Action::Hash => {
+                    column.as_string::<i32>().iter().map(|v| v.map(|s| salted_sha256(&self.salt, s))).collect()
+                }
             };
             *column = Arc::new(masked) as ArrayRef;
         }

@@ -55,8 +55,7 @@ impl Config {
 
     /// The value of `key`, which must be set.
     pub fn required(&self, key: &str) -> Result<&str, PluginError> {
-        self.get(key)
-            .ok_or_else(|| PluginError::config(format!("missing config key `{key}`")))
+        self.get(key).ok_or_else(|| PluginError::config(format!("missing config key `{key}`")))
     }
 
     /// The value of `key` if set; an empty value is an error.
@@ -78,9 +77,7 @@ impl Config {
         let Some(value) = self.get(key) else { return Ok(None) };
         match value.trim().parse::<usize>() {
             Ok(n) if n > 0 => Ok(Some(n)),
-            _ => Err(PluginError::config(format!(
-                "`{key}` must be a positive integer, got `{value}`"
-            ))),
+            _ => Err(PluginError::config(format!("`{key}` must be a positive integer, got `{value}`"))),
         }
     }
 
@@ -108,9 +105,7 @@ impl Config {
         let Some(value) = self.get(key) else { return Ok(None) };
         let items: Vec<String> = value.split(',').map(|s| s.trim().to_owned()).collect();
         if items.iter().any(String::is_empty) {
-            return Err(PluginError::config(format!(
-                "`{key}` must be a comma-separated list of names, got `{value}`"
-            )));
+            return Err(PluginError::config(format!("`{key}` must be a comma-separated list of names, got `{value}`")));
         }
         Ok(Some(items))
     }

@@ -65,9 +65,7 @@ impl StreamEncoder {
             conformed = conform(batch, schema)?;
             &conformed
         };
-        writer
-            .write(batch)
-            .map_err(|e| PluginError::internal(format!("IPC writer: {e}")))
+        writer.write(batch).map_err(|e| PluginError::internal(format!("IPC writer: {e}")))
     }
 
     /// Writes the end-of-stream marker.
@@ -76,9 +74,7 @@ impl StreamEncoder {
             return Err(PluginError::internal("the output stream ended before its schema"));
         };
         if !self.finished {
-            writer
-                .finish()
-                .map_err(|e| PluginError::internal(format!("IPC writer: {e}")))?;
+            writer.finish().map_err(|e| PluginError::internal(format!("IPC writer: {e}")))?;
             self.finished = true;
         }
         Ok(())
@@ -160,9 +156,7 @@ impl StreamDecoder {
     /// only error.
     pub fn finish(&mut self) -> Result<Vec<RecordBatch>, PluginError> {
         let batches = self.decode(Buffer::from_vec(END_OF_STREAM.to_vec()))?;
-        self.inner
-            .finish()
-            .map_err(|e| PluginError::internal(format!("malformed IPC input: {e}")))?;
+        self.inner.finish().map_err(|e| PluginError::internal(format!("malformed IPC input: {e}")))?;
         Ok(batches)
     }
 
@@ -186,11 +180,7 @@ const END_OF_STREAM: [u8; 8] = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
 /// The schema of the stream starting at `buf`, once its first message is
 /// complete.
 fn read_schema(buf: &[u8]) -> Result<Option<SchemaRef>, PluginError> {
-    let prefix = if buf.len() >= 4 && buf[..4] == END_OF_STREAM[..4] {
-        8
-    } else {
-        4
-    };
+    let prefix = if buf.len() >= 4 && buf[..4] == END_OF_STREAM[..4] { 8 } else { 4 };
     if buf.len() < prefix {
         return Ok(None);
     }
@@ -213,12 +203,8 @@ fn read_schema(buf: &[u8]) -> Result<Option<SchemaRef>, PluginError> {
 pub fn encode_schema(schema: &Schema) -> Result<Vec<u8>, PluginError> {
     let mut writer =
         StreamWriter::try_new(Vec::new(), schema).map_err(|e| PluginError::internal(format!("IPC writer: {e}")))?;
-    writer
-        .finish()
-        .map_err(|e| PluginError::internal(format!("IPC writer: {e}")))?;
-    writer
-        .into_inner()
-        .map_err(|e| PluginError::internal(format!("IPC writer: {e}")))
+    writer.finish().map_err(|e| PluginError::internal(format!("IPC writer: {e}")))?;
+    writer.into_inner().map_err(|e| PluginError::internal(format!("IPC writer: {e}")))
 }
 
 /// Reads a schema-only IPC stream (see [`encode_schema`]). The end-of-stream
@@ -228,7 +214,5 @@ pub fn decode_schema(bytes: Vec<u8>) -> Result<SchemaRef, PluginError> {
     if !decoder.push(bytes)?.is_empty() {
         return Err(PluginError::internal("a schema-only IPC stream holds a record batch"));
     }
-    decoder
-        .schema()
-        .ok_or_else(|| PluginError::internal("a schema-only IPC stream has no schema message"))
+    decoder.schema().ok_or_else(|| PluginError::internal("a schema-only IPC stream has no schema message"))
 }

@@ -60,15 +60,14 @@ const ORDER_FIRST: i64 = days_from_civil(2024, 1, 1);
 const ORDER_DAYS: u64 = 91;
 
 const FIRST_NAMES: &[&str] = &[
-    "Ada", "Alan", "Alice", "Amara", "Ana", "Ben", "Bob", "Carla", "Chen", "Clara", "Dan", "Diego",
-    "Elena", "Emma", "Farah", "Grace", "Hana", "Ivan", "Jonas", "Julia", "Kai", "Karim", "Lena",
-    "Leo", "Lina", "Luca", "Maya", "Mia", "Nadia", "Noah", "Omar", "Paula", "Priya", "Rosa", "Sam",
-    "Sara", "Tariq", "Uma", "Victor", "Wei", "Yara", "Zoe",
+    "Ada", "Alan", "Alice", "Amara", "Ana", "Ben", "Bob", "Carla", "Chen", "Clara", "Dan", "Diego", "Elena", "Emma",
+    "Farah", "Grace", "Hana", "Ivan", "Jonas", "Julia", "Kai", "Karim", "Lena", "Leo", "Lina", "Luca", "Maya", "Mia",
+    "Nadia", "Noah", "Omar", "Paula", "Priya", "Rosa", "Sam", "Sara", "Tariq", "Uma", "Victor", "Wei", "Yara", "Zoe",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Adams", "Baker", "Costa", "Dubois", "Evans", "Fischer", "Garcia", "Hansen", "Ito", "Jensen",
-    "Khan", "Lopez", "Moreau", "Nakamura", "Novak", "Okafor", "Petrov", "Quinn", "Rossi", "Silva",
-    "Smith", "Tanaka", "Ueda", "Varga", "Weber", "Xu", "Yilmaz", "Zhang",
+    "Adams", "Baker", "Costa", "Dubois", "Evans", "Fischer", "Garcia", "Hansen", "Ito", "Jensen", "Khan", "Lopez",
+    "Moreau", "Nakamura", "Novak", "Okafor", "Petrov", "Quinn", "Rossi", "Silva", "Smith", "Tanaka", "Ueda", "Varga",
+    "Weber", "Xu", "Yilmaz", "Zhang",
 ];
 const DOMAINS: &[&str] = &["example.com", "example.org", "example.net", "mail.test"];
 const REGIONS: &[&str] = &["north", "south", "east", "west", "central"];
@@ -157,11 +156,7 @@ fn push_upper(buf: &mut Vec<u8>, s: &str) {
 #[inline]
 fn push_capitalized(buf: &mut Vec<u8>, s: &str) {
     for (i, b) in s.bytes().enumerate() {
-        buf.push(if i == 0 {
-            b.to_ascii_uppercase()
-        } else {
-            b.to_ascii_lowercase()
-        });
+        buf.push(if i == 0 { b.to_ascii_uppercase() } else { b.to_ascii_lowercase() });
     }
 }
 
@@ -183,34 +178,17 @@ impl Delayed {
     const SLOTS: usize = 64;
 
     fn new() -> Self {
-        let slots = (0..Self::SLOTS)
-            .map(|_| Slot {
-                used: false,
-                due: 0,
-                line: Vec::with_capacity(128),
-            })
-            .collect();
-        Delayed {
-            slots,
-            min_due: u64::MAX,
-        }
+        let slots = (0..Self::SLOTS).map(|_| Slot { used: false, due: 0, line: Vec::with_capacity(128) }).collect();
+        Delayed { slots, min_due: u64::MAX }
     }
 
     fn recompute_min(&mut self) {
-        self.min_due = self
-            .slots
-            .iter()
-            .filter(|s| s.used)
-            .map(|s| s.due)
-            .min()
-            .unwrap_or(u64::MAX);
+        self.min_due = self.slots.iter().filter(|s| s.used).map(|s| s.due).min().unwrap_or(u64::MAX);
     }
 
     /// Writes out the used slot with the smallest (due, index).
     fn write_earliest<W: Write>(&mut self, out: &mut W) -> io::Result<bool> {
-        let best = (0..self.slots.len())
-            .filter(|&i| self.slots[i].used)
-            .min_by_key(|&i| (self.slots[i].due, i));
+        let best = (0..self.slots.len()).filter(|&i| self.slots[i].used).min_by_key(|&i| (self.slots[i].due, i));
         match best {
             Some(i) => {
                 out.write_all(&self.slots[i].line)?;
@@ -227,11 +205,7 @@ impl Delayed {
             self.write_earliest(out)?;
             written += 1;
         }
-        let slot = self
-            .slots
-            .iter_mut()
-            .find(|s| !s.used)
-            .expect("a free slot");
+        let slot = self.slots.iter_mut().find(|s| !s.used).expect("a free slot");
         slot.used = true;
         slot.due = due;
         slot.line.clear();
@@ -290,11 +264,7 @@ fn customer_line(rng: &mut Rng, id: Option<u64>, line: &mut Vec<u8>) {
     line.extend_from_slice(b"\",");
 
     // Email: clean is `first.lastN@domain`, all lower-case.
-    let style = if rng.chance(CUST_DIRTY_EMAIL_PPM) {
-        1 + rng.below(3)
-    } else {
-        0
-    };
+    let style = if rng.chance(CUST_DIRTY_EMAIL_PPM) { 1 + rng.below(3) } else { 0 };
     match style {
         // Upper-cased, unpadded.
         1 => {
@@ -308,11 +278,7 @@ fn customer_line(rng: &mut Rng, id: Option<u64>, line: &mut Vec<u8>) {
         // Padded with spaces inside a quoted field, optionally capitalized.
         _ if style >= 2 => {
             let lead = rng.below(3); // 0..=2
-            let trail = if lead == 0 {
-                1 + rng.below(2)
-            } else {
-                rng.below(3)
-            };
+            let trail = if lead == 0 { 1 + rng.below(2) } else { rng.below(3) };
             line.push(b'"');
             line.extend(std::iter::repeat_n(b' ', lead as usize));
             if style == 2 {
@@ -385,11 +351,8 @@ pub fn write_customers<W: Write>(n: u64, seed: u64, out: &mut W) -> io::Result<u
 /// `date_shift` moves the date (mod the range) so that duplicates differ.
 fn order_line(rng: &mut Rng, order_id: u64, customers: u64, date_shift: u64, line: &mut Vec<u8>) {
     line.clear();
-    let customer_id = if rng.chance(ORD_ORPHAN_PPM) {
-        customers + 1 + rng.below(customers.max(1))
-    } else {
-        1 + rng.below(customers)
-    };
+    let customer_id =
+        if rng.chance(ORD_ORPHAN_PPM) { customers + 1 + rng.below(customers.max(1)) } else { 1 + rng.below(customers) };
     let day = (rng.below(ORDER_DAYS) + date_shift) % ORDER_DAYS;
     push_u64(line, order_id);
     line.push(b',');
@@ -529,10 +492,7 @@ mod tests {
             assert!(line.contains(",\"") && line.contains(", "), "{line}");
             let f = fields(line);
             assert_eq!(f.len(), 5, "{line}");
-            assert!(
-                f[0].is_empty() || f[0].bytes().all(|b| b.is_ascii_digit()),
-                "{line}"
-            );
+            assert!(f[0].is_empty() || f[0].bytes().all(|b| b.is_ascii_digit()), "{line}");
             let (last, first) = f[1].split_once(", ").expect("Last, First");
             assert!(!last.is_empty() && !first.is_empty());
             assert!(f[2].trim().contains('@'));
@@ -542,14 +502,8 @@ mod tests {
         for line in o.lines().skip(1) {
             let f = fields(line);
             assert_eq!(f.len(), 5, "{line}");
-            assert!(
-                f[0].parse::<u64>().is_ok() && f[1].parse::<u64>().is_ok(),
-                "{line}"
-            );
-            assert!(
-                f[2].as_str() >= "2024-01-01" && f[2].as_str() <= "2024-03-31",
-                "{line}"
-            );
+            assert!(f[0].parse::<u64>().is_ok() && f[1].parse::<u64>().is_ok(), "{line}");
+            assert!(f[2].as_str() >= "2024-01-01" && f[2].as_str() <= "2024-03-31", "{line}");
             let a = &f[3];
             if !(a.is_empty() || a == "N/A" || a == "unknown") {
                 let (int, frac) = a.split_once('.').expect("two decimals");
@@ -566,47 +520,24 @@ mod tests {
         use std::collections::{HashMap, HashSet};
         let (c, o) = gen_both(2_000, 10_000, 42);
         let c_lines: Vec<&str> = c.lines().skip(1).collect();
-        assert!(
-            c_lines.iter().any(|l| l.starts_with(",\"")),
-            "empty customer_id"
-        );
+        assert!(c_lines.iter().any(|l| l.starts_with(",\"")), "empty customer_id");
         let mut seen = HashSet::new();
-        assert!(
-            c_lines.iter().any(|l| !seen.insert(*l)),
-            "exact duplicate line"
-        );
+        assert!(c_lines.iter().any(|l| !seen.insert(*l)), "exact duplicate line");
         let mut by_id: HashMap<String, HashSet<&str>> = HashMap::new();
         for l in &c_lines {
             by_id.entry(fields(l)[0].clone()).or_default().insert(l);
         }
-        assert!(
-            by_id.iter().any(|(k, v)| !k.is_empty() && v.len() > 1),
-            "same id, different line"
-        );
-        assert!(
-            c_lines
-                .iter()
-                .any(|l| l.contains("@EXAMPLE") || l.contains("@MAIL"))
-        );
-        assert!(
-            c_lines
-                .iter()
-                .any(|l| l.contains(",\" ") || l.contains(" \","))
-        );
+        assert!(by_id.iter().any(|(k, v)| !k.is_empty() && v.len() > 1), "same id, different line");
+        assert!(c_lines.iter().any(|l| l.contains("@EXAMPLE") || l.contains("@MAIL")));
+        assert!(c_lines.iter().any(|l| l.contains(",\" ") || l.contains(" \",")));
 
         let o_rows: Vec<Vec<String>> = o.lines().skip(1).map(fields).collect();
         for bad in ["", "N/A", "unknown"] {
             assert!(o_rows.iter().any(|f| f[3] == bad), "amount {bad:?}");
         }
         let mut ids = HashSet::new();
-        assert!(
-            o_rows.iter().any(|f| !ids.insert(f[0].clone())),
-            "duplicate order_id"
-        );
-        assert!(
-            o_rows.iter().any(|f| f[1].parse::<u64>().unwrap() > 2_000),
-            "orphan"
-        );
+        assert!(o_rows.iter().any(|f| !ids.insert(f[0].clone())), "duplicate order_id");
+        assert!(o_rows.iter().any(|f| f[1].parse::<u64>().unwrap() > 2_000), "orphan");
         let cancelled = o_rows.iter().filter(|f| f[4] == "cancelled").count();
         assert!((700..1_300).contains(&cancelled), "{cancelled}");
         let days: HashSet<&str> = o_rows.iter().map(|f| f[2].as_str()).collect();

@@ -77,10 +77,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
         if key == "-h" || key == "--help" {
             return Ok(Parsed::Help);
         }
-        if !matches!(
-            key.as_str(),
-            "--customers" | "--orders" | "--seed" | "--out"
-        ) {
+        if !matches!(key.as_str(), "--customers" | "--orders" | "--seed" | "--out") {
             return Err(format!("unknown argument {arg:?}"));
         }
         let value = match inline {
@@ -88,8 +85,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
             None => it.next().ok_or_else(|| format!("{key} needs a value"))?,
         };
         let number = |v: &str| -> Result<u64, String> {
-            v.parse::<u64>()
-                .map_err(|_| format!("{key}: not an unsigned integer: {v:?}"))
+            v.parse::<u64>().map_err(|_| format!("{key}: not an unsigned integer: {v:?}"))
         };
         match key.as_str() {
             "--customers" => customers = Some(number(&value)?),
@@ -131,12 +127,9 @@ fn run(args: &Args) -> std::io::Result<()> {
     fs::create_dir_all(&args.out)?;
     let c_path = args.out.join("customers.csv");
     let o_path = args.out.join("orders.csv");
-    let (c_lines, c_bytes) = write_file(&c_path, |w| {
-        generate::write_customers(args.customers, args.seed, w)
-    })?;
-    let (o_lines, o_bytes) = write_file(&o_path, |w| {
-        generate::write_orders(args.orders, args.customers, args.seed, w)
-    })?;
+    let (c_lines, c_bytes) = write_file(&c_path, |w| generate::write_customers(args.customers, args.seed, w))?;
+    let (o_lines, o_bytes) =
+        write_file(&o_path, |w| generate::write_orders(args.orders, args.customers, args.seed, w))?;
     let secs = start.elapsed().as_secs_f64();
     let mut err = std::io::stderr().lock();
     writeln!(
@@ -181,10 +174,7 @@ mod tests {
         let Ok(Parsed::Run(a)) = parse(&["--customers", "10", "--orders=20", "--out", "d"]) else {
             panic!("should parse");
         };
-        assert_eq!(
-            (a.customers, a.orders, a.seed, a.out),
-            (10, 20, 42, PathBuf::from("d"))
-        );
+        assert_eq!((a.customers, a.orders, a.seed, a.out), (10, 20, 42, PathBuf::from("d")));
         assert!(matches!(parse(&["--help"]), Ok(Parsed::Help)));
         assert!(parse(&["--customers", "10", "--orders", "5"]).is_err());
         assert!(parse(&["--customers", "x", "--orders", "5", "--out", "d"]).is_err());

@@ -29,10 +29,7 @@ impl meta::Guest for Component {
 /// The value of `key` in the step's config map.
 #[allow(dead_code)]
 fn config_value<'a>(config: &'a Config, key: &str) -> Option<&'a str> {
-    config
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+    config.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 impl ingest::Guest for Component {
@@ -51,9 +48,7 @@ struct Parser {
 impl ingest::GuestParser for Parser {
     fn push(&self, _chunk: Vec<u8>) -> Result<IpcFragment, PluginError> {
         let mut message = String::from("evil-big-error: ");
-        let bytes = config_value(&self.config, "bytes")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(64 << 20);
+        let bytes = config_value(&self.config, "bytes").and_then(|v| v.parse().ok()).unwrap_or(64 << 20);
         message.push_str(&"x".repeat(bytes));
         message.push_str(" END-OF-BIG-ERROR");
         Err(PluginError::InvalidInput(message))

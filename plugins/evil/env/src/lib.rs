@@ -30,10 +30,7 @@ impl meta::Guest for Component {
 /// The value of `key` in the step's config map.
 #[allow(dead_code)]
 fn config_value<'a>(config: &'a Config, key: &str) -> Option<&'a str> {
-    config
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+    config.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 /// Writes `(probe, outcome)` rows as one complete Arrow IPC stream: what the
@@ -49,12 +46,8 @@ fn findings_stream(rows: &[(String, String)]) -> Vec<u8> {
         Field::new("probe", DataType::Utf8, false),
         Field::new("outcome", DataType::Utf8, false),
     ]));
-    let probes: ArrayRef = Arc::new(StringArray::from_iter_values(
-        rows.iter().map(|r| r.0.as_str()),
-    ));
-    let outcomes: ArrayRef = Arc::new(StringArray::from_iter_values(
-        rows.iter().map(|r| r.1.as_str()),
-    ));
+    let probes: ArrayRef = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0.as_str())));
+    let outcomes: ArrayRef = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1.as_str())));
     let batch = RecordBatch::try_new(schema.clone(), vec![probes, outcomes]).expect("batch");
     let mut writer = StreamWriter::try_new(Vec::new(), &schema).expect("writer");
     writer.write(&batch).expect("write");
@@ -66,10 +59,7 @@ fn findings_stream(rows: &[(String, String)]) -> Vec<u8> {
 /// them shows in the host's output too.
 fn report(rows: &[(String, String)]) {
     for (probe, outcome) in rows {
-        floe::plugin::log::log(
-            floe::plugin::log::Level::Error,
-            &format!("{probe}: {outcome}"),
-        );
+        floe::plugin::log::log(floe::plugin::log::Level::Error, &format!("{probe}: {outcome}"));
         eprintln!("{probe}: {outcome}");
     }
 }
@@ -101,20 +91,13 @@ impl ingest::Guest for Component {
             },
         ));
         let vars: Vec<(String, String)> = std::env::vars_os()
-            .map(|(k, v)| {
-                (
-                    k.to_string_lossy().into_owned(),
-                    v.to_string_lossy().into_owned(),
-                )
-            })
+            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
             .collect();
         rows.push(("env count".to_owned(), vars.len().to_string()));
         for (k, v) in vars {
             rows.push((format!("env {k}"), v));
         }
-        let args: Vec<String> = std::env::args_os()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
         rows.push(("args count".to_owned(), args.len().to_string()));
         for (i, a) in args.into_iter().enumerate() {
             rows.push((format!("arg {i}"), a));

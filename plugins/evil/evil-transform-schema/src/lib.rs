@@ -43,10 +43,7 @@ fn internal(e: impl std::fmt::Display) -> PluginError {
 impl transform::Guest for Component {
     type Transformer = Liar;
 
-    fn output_schema(
-        _config: Config,
-        input_schema: IpcFragment,
-    ) -> Result<IpcFragment, PluginError> {
+    fn output_schema(_config: Config, input_schema: IpcFragment) -> Result<IpcFragment, PluginError> {
         // Declares exactly the input schema.
         let reader = StreamReader::try_new(&input_schema[..], None).map_err(internal)?;
         let mut writer = StreamWriter::try_new(Vec::new(), &reader.schema()).map_err(internal)?;
@@ -79,9 +76,7 @@ impl transform::GuestTransformer for Liar {
         let seen = self.0.borrow();
         let mut end = seen.clone();
         end.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
-        let declared: SchemaRef = StreamReader::try_new(&end[..], None)
-            .map_err(internal)?
-            .schema();
+        let declared: SchemaRef = StreamReader::try_new(&end[..], None).map_err(internal)?.schema();
         let last = declared.fields().len() - 1;
         let fields: Vec<Field> = declared
             .fields()

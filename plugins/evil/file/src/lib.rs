@@ -31,10 +31,7 @@ impl meta::Guest for Component {
 /// The value of `key` in the step's config map.
 #[allow(dead_code)]
 fn config_value<'a>(config: &'a Config, key: &str) -> Option<&'a str> {
-    config
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+    config.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 /// Writes `(probe, outcome)` rows as one complete Arrow IPC stream: what the
@@ -50,12 +47,8 @@ fn findings_stream(rows: &[(String, String)]) -> Vec<u8> {
         Field::new("probe", DataType::Utf8, false),
         Field::new("outcome", DataType::Utf8, false),
     ]));
-    let probes: ArrayRef = Arc::new(StringArray::from_iter_values(
-        rows.iter().map(|r| r.0.as_str()),
-    ));
-    let outcomes: ArrayRef = Arc::new(StringArray::from_iter_values(
-        rows.iter().map(|r| r.1.as_str()),
-    ));
+    let probes: ArrayRef = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0.as_str())));
+    let outcomes: ArrayRef = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1.as_str())));
     let batch = RecordBatch::try_new(schema.clone(), vec![probes, outcomes]).expect("batch");
     let mut writer = StreamWriter::try_new(Vec::new(), &schema).expect("writer");
     writer.write(&batch).expect("write");
@@ -67,10 +60,7 @@ fn findings_stream(rows: &[(String, String)]) -> Vec<u8> {
 /// them shows in the host's output too.
 fn report(rows: &[(String, String)]) {
     for (probe, outcome) in rows {
-        floe::plugin::log::log(
-            floe::plugin::log::Level::Error,
-            &format!("{probe}: {outcome}"),
-        );
+        floe::plugin::log::log(floe::plugin::log::Level::Error, &format!("{probe}: {outcome}"));
         eprintln!("{probe}: {outcome}");
     }
 }
@@ -99,11 +89,7 @@ impl ingest::Guest for Component {
             "/proc/self/environ".to_owned(),
             "floe.yaml".to_owned(),
         ];
-        let mut dirs = vec![
-            "/".to_owned(),
-            ".".to_owned(),
-            "/var/run/secrets".to_owned(),
-        ];
+        let mut dirs = vec!["/".to_owned(), ".".to_owned(), "/var/run/secrets".to_owned()];
         if let Some(path) = config_value(&config, "probe_path") {
             files.push(path.to_owned());
             if let Some(parent) = std::path::Path::new(path).parent() {
@@ -113,11 +99,7 @@ impl ingest::Guest for Component {
         let mut rows = Vec::new();
         for path in files {
             let outcome = match std::fs::read(&path) {
-                Ok(bytes) => format!(
-                    "read {} bytes: {}",
-                    bytes.len(),
-                    String::from_utf8_lossy(&bytes)
-                ),
+                Ok(bytes) => format!("read {} bytes: {}", bytes.len(), String::from_utf8_lossy(&bytes)),
                 Err(e) => format!("error: {e}"),
             };
             rows.push((format!("read {path}"), outcome));
@@ -130,10 +112,8 @@ impl ingest::Guest for Component {
         for dir in dirs {
             let outcome = match std::fs::read_dir(&dir) {
                 Ok(entries) => {
-                    let names: Vec<String> = entries
-                        .filter_map(|e| e.ok())
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .collect();
+                    let names: Vec<String> =
+                        entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
                     format!("listed: {}", names.join(" "))
                 }
                 Err(e) => format!("error: {e}"),

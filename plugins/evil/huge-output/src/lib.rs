@@ -29,10 +29,7 @@ impl meta::Guest for Component {
 /// The value of `key` in the step's config map.
 #[allow(dead_code)]
 fn config_value<'a>(config: &'a Config, key: &str) -> Option<&'a str> {
-    config
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+    config.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 impl ingest::Guest for Component {
@@ -50,9 +47,8 @@ struct Parser {
 
 impl ingest::GuestParser for Parser {
     fn push(&self, _chunk: Vec<u8>) -> Result<IpcFragment, PluginError> {
-        let bytes = config_value(&self.config, "bytes")
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or((256 << 20) + 1);
+        let bytes =
+            config_value(&self.config, "bytes").and_then(|v| v.parse::<usize>().ok()).unwrap_or((256 << 20) + 1);
         Ok(vec![0x41u8; bytes])
     }
 

@@ -28,10 +28,7 @@ impl meta::Guest for Component {
 /// The value of `key` in the step's config map.
 #[allow(dead_code)]
 fn config_value<'a>(config: &'a Config, key: &str) -> Option<&'a str> {
-    config
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+    config.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 impl ingest::Guest for Component {

@@ -32,10 +32,7 @@ impl meta::Guest for Component {
 /// The value of `key` in the step's config map.
 #[allow(dead_code)]
 fn config_value<'a>(config: &'a Config, key: &str) -> Option<&'a str> {
-    config
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+    config.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 use std::cell::Cell;
@@ -50,10 +47,7 @@ impl ingest::Guest for Component {
 
     fn open(config: Config, _source_name: String) -> Result<ingest::Parser, PluginError> {
         let batch_mismatch = config_value(&config, "mode") == Some("batch-mismatch");
-        Ok(ingest::Parser::new(Parser {
-            batch_mismatch,
-            pushed: Cell::new(false),
-        }))
+        Ok(ingest::Parser::new(Parser { batch_mismatch, pushed: Cell::new(false) }))
     }
 }
 
@@ -70,11 +64,7 @@ fn messages(batch: &RecordBatch) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     let batch_end = writer.get_ref().len();
     writer.finish().expect("finish");
     let bytes = writer.into_inner().expect("bytes");
-    (
-        bytes[..schema_len].to_vec(),
-        bytes[schema_len..batch_end].to_vec(),
-        bytes[batch_end..].to_vec(),
-    )
+    (bytes[..schema_len].to_vec(), bytes[schema_len..batch_end].to_vec(), bytes[batch_end..].to_vec())
 }
 
 fn ints() -> RecordBatch {
@@ -90,10 +80,8 @@ fn strings() -> RecordBatch {
 }
 
 fn ints_and_names() -> RecordBatch {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("name", DataType::Utf8, true),
-    ]));
+    let schema =
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("name", DataType::Utf8, true)]));
     let ids: ArrayRef = Arc::new(Int64Array::from(vec![1]));
     let names: ArrayRef = Arc::new(StringArray::from(vec![Some("a")]));
     RecordBatch::try_new(schema, vec![ids, names]).expect("batch")

@@ -30,10 +30,7 @@ impl meta::Guest for Component {
 /// The value of `key` in the step's config map.
 #[allow(dead_code)]
 fn config_value<'a>(config: &'a Config, key: &str) -> Option<&'a str> {
-    config
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+    config.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 /// Writes `(probe, outcome)` rows as one complete Arrow IPC stream: what the
@@ -49,12 +46,8 @@ fn findings_stream(rows: &[(String, String)]) -> Vec<u8> {
         Field::new("probe", DataType::Utf8, false),
         Field::new("outcome", DataType::Utf8, false),
     ]));
-    let probes: ArrayRef = Arc::new(StringArray::from_iter_values(
-        rows.iter().map(|r| r.0.as_str()),
-    ));
-    let outcomes: ArrayRef = Arc::new(StringArray::from_iter_values(
-        rows.iter().map(|r| r.1.as_str()),
-    ));
+    let probes: ArrayRef = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0.as_str())));
+    let outcomes: ArrayRef = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1.as_str())));
     let batch = RecordBatch::try_new(schema.clone(), vec![probes, outcomes]).expect("batch");
     let mut writer = StreamWriter::try_new(Vec::new(), &schema).expect("writer");
     writer.write(&batch).expect("write");
@@ -66,10 +59,7 @@ fn findings_stream(rows: &[(String, String)]) -> Vec<u8> {
 /// them shows in the host's output too.
 fn report(rows: &[(String, String)]) {
     for (probe, outcome) in rows {
-        floe::plugin::log::log(
-            floe::plugin::log::Level::Error,
-            &format!("{probe}: {outcome}"),
-        );
+        floe::plugin::log::log(floe::plugin::log::Level::Error, &format!("{probe}: {outcome}"));
         eprintln!("{probe}: {outcome}");
     }
 }
@@ -95,9 +85,7 @@ impl ingest::Guest for Component {
         use std::io::Write;
         use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
 
-        let addr = config_value(&config, "addr")
-            .unwrap_or("127.0.0.1:9")
-            .to_owned();
+        let addr = config_value(&config, "addr").unwrap_or("127.0.0.1:9").to_owned();
         let mut rows = Vec::new();
         let outcome = match TcpStream::connect(&addr) {
             Ok(mut stream) => match stream.write_all(b"evil-socket was here\n") {

@@ -1,0 +1,193 @@
+//! The command line: every subcommand and flag, with the doc comments that
+//! `--help` prints. Parsing only; `main` and `commands` act on it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use floe_host::config::{self, ConfigSource};
+
+/// Runs lakehouse pipelines (bronze → silver → gold) whose logic ships as
+/// sandboxed WebAssembly components, on DuckDB and Iceberg.
+///
+/// Exit codes: 0 success, 1 a step failed (retryable), 2 configuration or
+/// usage error, 3 a plugin violated its sandbox or contract, 130/143 stopped by
+/// SIGINT/SIGTERM at a safe point (nothing half-visible; rerun to finish).
+#[derive(Parser, Debug)]
+#[command(name = "floe-host", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format on stderr: `text` for people, `json` (one object per line)
+    /// for log collectors; `auto` picks text on a terminal, JSON elsewhere.
+    /// The level comes from FLOE_LOG (default: `floe_host=info,warn`).
+    #[arg(long, global = true, env = "FLOE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LogFormat {
+    Auto,
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the pipeline: ingest, transform and commit every step in dependency order.
+    Run {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Check both configuration files and everything they refer to. Exit 0 or 2.
+    Validate {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Print the resolved plan: steps in order, targets, inputs and plugins.
+    /// Secrets are shown as `***`.
+    Plan {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the first rows of a pipeline table, read through its catalog.
+    Show {
+        /// The table as `layer.name`, for example `gold.customer_totals`.
+        table: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// How many rows to print.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Tools for plugin authors: inspect, scaffold and try components.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// JSON Schemas of the configuration files, for editors.
+    Schema {
+        #[command(subcommand)]
+        command: SchemaCommand,
+    },
+    /// Create a small working project (the demo pipeline on a few rows) in DIR.
+    Init {
+        /// The new project's directory.
+        dir: PathBuf,
+        /// The csv-ingest component to copy in [default: found next to the
+        /// binary, in $FLOE_PLUGIN_DIST or in the source tree].
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginCommand {
+    /// Describe a component: its world, metadata, config schema, imports and exports.
+    Inspect {
+        /// The `.wasm` component.
+        wasm: PathBuf,
+    },
+    /// Create a ready-to-build transform plugin crate NAME (on the floe plugin SDK).
+    New {
+        /// Crate name, for example `upper-case`.
+        name: String,
+        /// Where to create it.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The SDK crate (floe-host's plugins/sdk) [default: the one this binary was built from].
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Run a component on a local file, in the same sandbox as a pipeline.
+    /// Ingest plugins get the file's bytes; transforms get it as Arrow (CSV or
+    /// Parquet, read by DuckDB), named `trial.input` in SQL mode.
+    Test {
+        /// The `.wasm` component.
+        wasm: PathBuf,
+        /// The input file.
+        #[arg(long)]
+        input: PathBuf,
+        /// A plugin config entry, repeatable: `--config key=value`.
+        #[arg(long = "config", value_parser = parse_key_value)]
+        config: Vec<(String, String)>,
+        /// Rows to print.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Also write the whole output to this Parquet file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{text}` is not key=value"))
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SchemaCommand {
+    /// Print the JSON Schema of one file, or write both to a directory.
+    Export {
+        /// Which file: `floe` or `platform`.
+        #[arg(value_parser = ["floe", "platform"], required_unless_present = "out_dir")]
+        file: Option<String>,
+        /// Write `floe.schema.json` and `platform.schema.json` here instead.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+}
+
+/// Runtime behaviour of `run` (pipeline meaning lives in the config files).
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Id recorded in every snapshot summary (generated when absent).
+    #[arg(long, env = "FLOE_RUN_ID")]
+    pub run_id: Option<String>,
+    /// Write a JSON summary of the run (per step: rows, bytes, duration, snapshot) to this file.
+    #[arg(long)]
+    pub summary_json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    /// Project directory holding floe.yaml.
+    #[arg(default_value = ".")]
+    pub project: PathBuf,
+    /// The pipeline file, instead of PROJECT/floe.yaml.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// The platform file. Without it: $FLOE_PLATFORM_FILE, then
+    /// platform/$FLOE_PLATFORM_ENV/platform.yaml, then the embedded default
+    /// (a SQLite Iceberg catalog and warehouse under the state directory).
+    #[arg(long)]
+    pub platform: Option<PathBuf>,
+    #[arg(long, env = "FLOE_PLATFORM_FILE", hide = true)]
+    pub platform_file_env: Option<PathBuf>,
+    #[arg(long, env = "FLOE_PLATFORM_ENV", hide = true)]
+    pub platform_env: Option<String>,
+    /// Where the embedded default keeps its catalog and warehouse
+    /// [default: .floe next to floe.yaml].
+    #[arg(long, env = "FLOE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Where `secret_ref` files are read from, after environment variables.
+    #[arg(long, env = "FLOE_SECRETS_DIR", default_value = config::DEFAULT_SECRETS_DIR)]
+    pub secrets_dir: PathBuf,
+}
+
+impl ConfigArgs {
+    pub fn source(&self) -> ConfigSource {
+        ConfigSource {
+            floe: self.file.clone().unwrap_or_else(|| self.project.clone()),
+            platform: self.platform.clone(),
+            platform_file_env: self.platform_file_env.clone(),
+            platform_env: self.platform_env.clone(),
+            state_dir: self.state_dir.clone(),
+        }
+    }
+}

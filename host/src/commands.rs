@@ -1,0 +1,125 @@
+//! What the subcommands do beyond one library call: loading the plan,
+//! assembling a run's reporters, the `plugin` and `schema` commands.
+
+use std::path::PathBuf;
+
+use floe_host::config;
+use floe_host::exit::ExitCode;
+use floe_host::observe::pipes::Pipes;
+use floe_host::observe::summary::SummaryJson;
+use floe_host::observe::{Observer, Observers};
+use floe_host::plan;
+use floe_host::plugin_tool;
+
+use crate::cli::{ConfigArgs, PluginCommand, RunArgs};
+use crate::plugin_tool_text;
+
+/// The reporters of a run, from the platform's `observability` and the flags.
+pub fn observers(plan: &plan::Plan, args: &RunArgs, pipes: Option<Pipes>) -> Observers {
+    let mut list: Vec<Box<dyn Observer>> = Vec::new();
+    // Dagster Pipes: set up by `dagster_pipes` in the Run branch, since it also selects the steps.
+    list.extend(pipes.map(|p| Box::new(p) as Box<dyn Observer>));
+    if let Some(lineage) = floe_host::observe::lineage::LineageObserver::from_plan(plan) {
+        list.push(Box::new(lineage));
+    }
+    if let Some(path) = &args.summary_json {
+        list.push(Box::new(SummaryJson::new(path.clone())));
+    }
+    Observers(list)
+}
+
+/// When Dagster launched this process (Dagster Pipes): its observer, and the
+/// plan narrowed to the selected assets. `None` when the context cannot be
+/// honoured (reported to Dagster and on stderr): a configuration error.
+pub fn dagster_pipes(plan: plan::Plan) -> Option<(plan::Plan, Option<Pipes>)> {
+    floe_host::observe::pipes::start(plan).map_err(|error| eprintln!("error: {error}")).ok()
+}
+
+pub fn load_plan(config: &ConfigArgs) -> Result<plan::Plan, config::ConfigErrors> {
+    let project = config::load(&config.source())?;
+    let secrets = config::SecretSource { secrets_dir: config.secrets_dir.clone(), ..Default::default() };
+    let plan = plan::build(&project, &secrets)?;
+    tracing::debug!(?plan, "Resolved the plan.");
+    Ok(plan)
+}
+
+pub fn plugin_command(command: PluginCommand) -> ExitCode {
+    match command {
+        PluginCommand::Inspect { wasm } => {
+            let result = std::fs::read(&wasm).map_err(|e| e.to_string()).and_then(|bytes| {
+                let sandbox = floe_host::sandbox::Sandbox::new(Default::default(), None).map_err(|e| e.to_string())?;
+                let name = wasm.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin");
+                sandbox.inspect(name, &bytes).map_err(|e| e.to_string())
+            });
+            match result {
+                Ok(inspection) => {
+                    println!("{}", plugin_tool_text::inspection(&wasm, &inspection));
+                    if inspection.world.is_some() { ExitCode::Success } else { ExitCode::PluginViolation }
+                }
+                Err(error) => {
+                    eprintln!("error: {}: {error}", wasm.display());
+                    ExitCode::Config
+                }
+            }
+        }
+        PluginCommand::New { name, dir, sdk } => match plugin_tool::scaffold(&name, &dir, sdk.as_deref()) {
+            Ok(files) => {
+                for file in &files {
+                    println!("created {}", file.display());
+                }
+                println!("next: cd {} && cargo build --release --target wasm32-wasip2", dir.join(&name).display());
+                ExitCode::Success
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::Config
+            }
+        },
+        PluginCommand::Test { wasm, input, config, limit, out } => {
+            let config = config.into_iter().collect();
+            match plugin_tool::trial(&wasm, &input, &config, Default::default()) {
+                Ok(output) => {
+                    print!("{}", plugin_tool_text::trial(&output, limit));
+                    if let Some(out) = out {
+                        if let Err(error) = plugin_tool_text::write_parquet(&out, &output) {
+                            eprintln!("error: cannot write {}: {error}", out.display());
+                            return ExitCode::StepFailed;
+                        }
+                        println!("wrote {}", out.display());
+                    }
+                    ExitCode::Success
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    if error.is_contract_violation() { ExitCode::PluginViolation } else { ExitCode::StepFailed }
+                }
+            }
+        }
+    }
+}
+
+pub fn export_schema(file: Option<String>, out_dir: Option<PathBuf>) -> ExitCode {
+    let schemas = [("floe", config::pipeline_schema()), ("platform", config::platform_schema())];
+    match out_dir {
+        Some(dir) => {
+            for (name, schema) in schemas {
+                let path = dir.join(format!("{name}.schema.json"));
+                let text = serde_json::to_string_pretty(&schema).expect("a schema serializes") + "\n";
+                if let Err(error) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, text)) {
+                    eprintln!("error: cannot write {}: {error}", path.display());
+                    return ExitCode::Config;
+                }
+                println!("wrote {}", path.display());
+            }
+        }
+        None => {
+            let wanted = file.unwrap_or_default();
+            for (name, schema) in schemas {
+                if name == wanted {
+                    println!("{}", serde_json::to_string_pretty(&schema).expect("a schema serializes"));
+                }
+            }
+        }
+    }
+    ExitCode::Success
+}
