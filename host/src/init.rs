@@ -3,8 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 const MODELS: [(&str, &str); 4] = [
     ("stg_customers.sql", include_str!("../../examples/customer-analytics/models/stg_customers.sql")),
     ("stg_orders.sql", include_str!("../../examples/customer-analytics/models/stg_orders.sql")),
@@ -75,7 +73,7 @@ pub fn init(dir: &Path, plugin: Option<&Path>) -> Result<Vec<PathBuf>, InitError
     let plugin_source = find_plugin(plugin).ok_or(InitError::NoPlugin)?;
     let wasm =
         std::fs::read(&plugin_source).map_err(|source| InitError::Write { path: plugin_source.clone(), source })?;
-    let digest: String = Sha256::digest(&wasm).iter().map(|b| format!("{b:02x}")).collect();
+    let digest = crate::sandbox::sha256_hex(&wasm);
     let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("pipeline").to_string();
 
     let mut files: Vec<(PathBuf, Vec<u8>)> = vec![

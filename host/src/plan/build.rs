@@ -5,8 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use super::order::topological;
 use super::sql_refs::find_refs;
 use super::{Action, CatalogSpec, Input, Plan, PluginSpec, RestAuth, RestSpec, S3Keys, Step, StorageSpec, TableRef};
@@ -14,7 +12,7 @@ use crate::config::{
     CatalogCredentials, CatalogProfile, ClientId, ComputeProfile, ConfigError, ConfigErrors, Ident, Project, Secret,
     SecretSource, StorageCredentials, StorageProfile, TransformKind,
 };
-use crate::sandbox::Limits;
+use crate::sandbox::{Limits, sha256_hex};
 
 /// Resolves and checks everything, secrets included; returns every error found.
 pub fn build(project: &Project, secrets: &SecretSource) -> Result<Plan, ConfigErrors> {
@@ -506,7 +504,7 @@ impl Checker<'_> {
                     continue;
                 }
             };
-            let sha256 = hex(&Sha256::digest(&bytes));
+            let sha256 = sha256_hex(&bytes);
             if let Some(pin) = &plugin.sha256
                 && !pin.eq_ignore_ascii_case(&sha256)
             {
@@ -570,8 +568,4 @@ fn plugin_help(path: &Path) -> String {
     } else {
         "paths are relative to the directory of floe.yaml".into()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -4,11 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use sha2::{Digest, Sha256};
-
 use super::RunError;
 use crate::plan::{PluginSpec, Step};
-use crate::sandbox::{IngestPlugin, Sandbox, TransformPlugin};
+use crate::sandbox::{IngestPlugin, Sandbox, TransformPlugin, sha256_hex};
 
 /// The plugins loaded so far in this run, by name.
 pub(super) struct Plugins {
@@ -52,7 +50,7 @@ fn read_verified(step: &Step, spec: &PluginSpec) -> Result<Vec<u8>, RunError> {
         path: spec.path.display().to_string(),
         source,
     })?;
-    let digest: String = Sha256::digest(&wasm).iter().map(|b| format!("{b:02x}")).collect();
+    let digest = sha256_hex(&wasm);
     if digest != spec.sha256 {
         return Err(RunError::PluginChanged {
             step: step.name.to_string(),
