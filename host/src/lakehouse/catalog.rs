@@ -2,12 +2,16 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
 use iceberg::io::LocalFsStorageFactory;
 use iceberg::table::Table;
-use iceberg::{Catalog, CatalogBuilder, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
+use iceberg::{
+    Catalog, CatalogBuilder, ErrorKind, MetadataLocation, NamespaceIdent, TableCreation, TableIdent, TableRequirement,
+    TableUpdate,
+};
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 
 use super::pointer::SqlPointer;
@@ -68,6 +72,33 @@ impl OpenCatalog {
             Err(e) if matches!(e.kind(), ErrorKind::TableNotFound | ErrorKind::NamespaceNotFound) => Ok(None),
             Err(e) => Err(Self::table_error(table, "cannot load table")(e)),
         }
+    }
+
+    /// Commits `updates` to `table` if `requirements` still hold: the one
+    /// atomic step of every write. A lost race is a retryable
+    /// `CatalogCommitConflicts` error.
+    ///
+    /// SQL catalog: the updates are applied to the loaded metadata here, the
+    /// new metadata file is written, and the pointer is swapped only if it
+    /// still names the file the table was loaded from.
+    pub async fn commit(
+        &self,
+        table: &Table,
+        requirements: Vec<TableRequirement>,
+        updates: Vec<TableUpdate>,
+    ) -> iceberg::Result<()> {
+        for requirement in &requirements {
+            requirement.check(Some(table.metadata()))?;
+        }
+        let current = table.metadata_location_result()?.to_string();
+        let mut builder = table.metadata().clone().into_builder(Some(current.clone()));
+        for update in updates {
+            builder = update.apply(builder)?;
+        }
+        let metadata = builder.build()?.metadata;
+        let location = MetadataLocation::from_str(&current)?.with_next_version().with_new_metadata(&metadata);
+        metadata.write_to(table.file_io(), &location).await?;
+        self.pointer.swap(table.identifier(), &current, &location.to_string()).await
     }
 
     /// Loads the table, checking that it can take `produced`, or creates it

@@ -12,7 +12,6 @@
 //! reused) and retried with backoff, up to `commit.retry.num-retries`.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::time::Duration;
 
 use iceberg::spec::{
@@ -20,7 +19,7 @@ use iceberg::spec::{
     SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary,
 };
 use iceberg::table::Table;
-use iceberg::{ErrorKind, MetadataLocation};
+use iceberg::{ErrorKind, TableRequirement, TableUpdate};
 
 use super::catalog::OpenCatalog;
 use super::{CommitTags, LakehouseError};
@@ -188,21 +187,23 @@ async fn commit_once(
         .with_schema_id(metadata.current_schema_id())
         .build();
 
-    let current_location = table
-        .metadata_location()
-        .ok_or_else(|| iceberg::Error::new(ErrorKind::Unexpected, "the loaded table has no metadata location"))?
-        .to_string();
-    let new_metadata = metadata
-        .clone()
-        .into_builder(Some(current_location.clone()))
-        .add_snapshot(snapshot)?
-        .set_ref(MAIN_BRANCH, SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)))?
-        .build()?
-        .metadata;
-    let new_location =
-        MetadataLocation::from_str(&current_location)?.with_next_version().with_new_metadata(&new_metadata);
-    new_metadata.write_to(file_io, &new_location).await?;
-    catalog.pointer.swap(table.identifier(), &current_location, &new_location.to_string()).await?;
+    // The commit as the Iceberg REST protocol states it: the snapshot and the
+    // branch move, on condition that `main` still points at our parent.
+    let requirements = vec![
+        TableRequirement::UuidMatch { uuid: metadata.uuid() },
+        TableRequirement::RefSnapshotIdMatch {
+            r#ref: MAIN_BRANCH.to_string(),
+            snapshot_id: metadata.current_snapshot_id(),
+        },
+    ];
+    let updates = vec![
+        TableUpdate::AddSnapshot { snapshot },
+        TableUpdate::SetSnapshotRef {
+            ref_name: MAIN_BRANCH.to_string(),
+            reference: SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
+        },
+    ];
+    catalog.commit(table, requirements, updates).await?;
     Ok(info)
 }
 
