@@ -29,7 +29,9 @@ pub fn show(plan: &Plan, table: &str, limit: usize) -> Result<String, ShowError>
         .map_err(|e| RunError::Setup(format!("cannot start the async runtime: {e}")))?;
     let lakehouse_error = |source| RunError::Lakehouse { step: step.name.to_string(), source };
     runtime.block_on(async {
-        let lakehouse = Lakehouse::open(&plan.catalogs, [step.catalog.clone()]).await.map_err(lakehouse_error)?;
+        let lakehouse = Lakehouse::open(&plan.catalogs, &plan.storage, [(step.catalog.clone(), step.storage.clone())])
+            .await
+            .map_err(lakehouse_error)?;
         let snapshot = lakehouse.current_snapshot(&step.catalog, &step.target).await.map_err(lakehouse_error)?;
         let (_, batches) = lakehouse.read(&step.catalog, &step.target).await.map_err(lakehouse_error)?;
         let total: usize = batches.iter().map(RecordBatch::num_rows).sum();

@@ -1,4 +1,5 @@
-//! Opening catalogs and loading or creating tables in them.
+//! Opening catalogs (the embedded SQL catalog or a REST catalog) and loading,
+//! creating and committing tables in them.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -6,7 +7,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
-use iceberg::io::LocalFsStorageFactory;
 use iceberg::table::Table;
 use iceberg::{
     Catalog, CatalogBuilder, ErrorKind, MetadataLocation, NamespaceIdent, TableCreation, TableIdent, TableRequirement,
@@ -15,45 +15,61 @@ use iceberg::{
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 
 use super::pointer::SqlPointer;
-use super::{LakehouseError, schema};
-use crate::plan::{CatalogSpec, TableRef};
+use super::rest::{OpenError, RestCatalog};
+use super::{LakehouseError, schema, storage};
+use crate::plan::{CatalogSpec, StorageSpec, TableRef};
 
 /// A catalog opened for this run.
 pub(super) struct OpenCatalog {
     pub name: String,
-    pub catalog: Arc<dyn Catalog>,
-    /// How a commit swaps the table's metadata pointer.
-    pub pointer: SqlPointer,
+    backend: Backend,
+}
+
+enum Backend {
+    /// The embedded SQL catalog, and how a commit swaps its metadata pointer.
+    Sql {
+        catalog: Arc<dyn Catalog>,
+        pointer: SqlPointer,
+    },
+    Rest(RestCatalog),
 }
 
 impl OpenCatalog {
-    pub async fn open(name: &str, spec: &CatalogSpec) -> Result<Self, LakehouseError> {
+    /// Opens the catalog `name`, whose tables' files live on `storage`.
+    pub async fn open(name: &str, spec: &CatalogSpec, storage: &StorageSpec) -> Result<Self, LakehouseError> {
         let catalog_error = |message: &str| {
             let message = message.to_string();
             move |source| LakehouseError::Catalog { catalog: name.to_string(), message, source }
         };
-        match spec {
+        let backend = match spec {
             CatalogSpec::Sql { uri, warehouse } => {
                 let uri = sqlite_uri(uri).map_err(catalog_error("cannot prepare the SQLite catalog file"))?;
                 let warehouse =
                     warehouse_uri(warehouse).map_err(catalog_error("cannot create the warehouse folder"))?;
+                let (factory, props) = storage::factory(storage);
                 let catalog = SqlCatalogBuilder::default()
                     .uri(uri.clone())
                     .warehouse_location(warehouse)
                     .sql_bind_style(SqlBindStyle::QMark)
-                    .with_storage_factory(Arc::new(LocalFsStorageFactory))
-                    .load(name, HashMap::new())
+                    .with_storage_factory(factory)
+                    .load(name, props)
                     .await
                     .map_err(catalog_error("cannot open the SQL catalog"))?;
                 let pointer =
                     SqlPointer::connect(&uri, name).await.map_err(catalog_error("cannot open the SQL catalog"))?;
-                Ok(OpenCatalog { name: name.to_string(), catalog: Arc::new(catalog), pointer })
+                Backend::Sql { catalog: Arc::new(catalog), pointer }
             }
-            CatalogSpec::Rest(_) => Err(LakehouseError::NotYetSupported {
-                catalog: name.to_string(),
-                what: "REST and Polaris catalogs".to_string(),
-            }),
-        }
+            CatalogSpec::Rest(rest) => match RestCatalog::connect(rest, storage::file_io(storage)).await {
+                Ok(catalog) => Backend::Rest(catalog),
+                Err(OpenError::Auth(error)) => {
+                    return Err(LakehouseError::Auth { catalog: name.to_string(), message: error.to_string() });
+                }
+                Err(OpenError::Other(source)) => {
+                    return Err(catalog_error("cannot connect to the REST catalog")(source));
+                }
+            },
+        };
+        Ok(OpenCatalog { name: name.to_string(), backend })
     }
 
     pub fn ident(table: &TableRef) -> TableIdent {
@@ -65,9 +81,17 @@ impl OpenCatalog {
         move |source| LakehouseError::Table { table, message, source }
     }
 
+    /// Loads a table from the catalog.
+    pub async fn load(&self, ident: &TableIdent) -> iceberg::Result<Table> {
+        match &self.backend {
+            Backend::Sql { catalog, .. } => catalog.load_table(ident).await,
+            Backend::Rest(rest) => rest.load_table(ident).await,
+        }
+    }
+
     /// The table, or `None` if it does not exist.
     pub async fn load_table(&self, table: &TableRef) -> Result<Option<Table>, LakehouseError> {
-        match self.catalog.load_table(&Self::ident(table)).await {
+        match self.load(&Self::ident(table)).await {
             Ok(loaded) => Ok(Some(loaded)),
             Err(e) if matches!(e.kind(), ErrorKind::TableNotFound | ErrorKind::NamespaceNotFound) => Ok(None),
             Err(e) => Err(Self::table_error(table, "cannot load table")(e)),
@@ -80,13 +104,18 @@ impl OpenCatalog {
     ///
     /// SQL catalog: the updates are applied to the loaded metadata here, the
     /// new metadata file is written, and the pointer is swapped only if it
-    /// still names the file the table was loaded from.
+    /// still names the file the table was loaded from. REST catalog: the
+    /// server checks and applies them.
     pub async fn commit(
         &self,
         table: &Table,
         requirements: Vec<TableRequirement>,
         updates: Vec<TableUpdate>,
     ) -> iceberg::Result<()> {
+        let pointer = match &self.backend {
+            Backend::Sql { pointer, .. } => pointer,
+            Backend::Rest(rest) => return rest.commit(table.identifier(), &requirements, &updates).await,
+        };
         for requirement in &requirements {
             requirement.check(Some(table.metadata()))?;
         }
@@ -98,24 +127,33 @@ impl OpenCatalog {
         let metadata = builder.build()?.metadata;
         let location = MetadataLocation::from_str(&current)?.with_next_version().with_new_metadata(&metadata);
         metadata.write_to(table.file_io(), &location).await?;
-        self.pointer.swap(table.identifier(), &current, &location.to_string()).await
+        pointer.swap(table.identifier(), &current, &location.to_string()).await
     }
 
     /// Loads the table, checking that it can take `produced`, or creates it
-    /// (and its namespace) with that schema.
-    pub async fn load_or_create_table(&self, table: &TableRef, produced: &SchemaRef) -> Result<Table, LakehouseError> {
+    /// (and its namespace) with that schema, at `location` if given.
+    pub async fn load_or_create_table(
+        &self,
+        table: &TableRef,
+        produced: &SchemaRef,
+        location: Option<&str>,
+    ) -> Result<Table, LakehouseError> {
         if let Some(existing) = self.load_table(table).await? {
             schema::check_compatible(&existing, table, produced)?;
             return Ok(existing);
         }
         let namespace = NamespaceIdent::new(table.namespace.to_string());
-        let exists = self
-            .catalog
-            .namespace_exists(&namespace)
-            .await
-            .map_err(Self::table_error(table, "cannot look up the namespace"))?;
+        let exists = match &self.backend {
+            Backend::Sql { catalog, .. } => catalog.namespace_exists(&namespace).await,
+            Backend::Rest(rest) => rest.namespace_exists(&namespace).await,
+        }
+        .map_err(Self::table_error(table, "cannot look up the namespace"))?;
         if !exists {
-            match self.catalog.create_namespace(&namespace, HashMap::new()).await {
+            let created = match &self.backend {
+                Backend::Sql { catalog, .. } => catalog.create_namespace(&namespace, HashMap::new()).await.map(|_| ()),
+                Backend::Rest(rest) => rest.create_namespace(&namespace).await,
+            };
+            match created {
                 Ok(_) => {}
                 // Another writer created it meanwhile.
                 Err(e) if e.kind() == ErrorKind::NamespaceAlreadyExists => {}
@@ -124,8 +162,16 @@ impl OpenCatalog {
         }
         let iceberg_schema = schema::iceberg_schema(produced)
             .map_err(Self::table_error(table, "cannot derive an Iceberg schema from the step's output"))?;
-        let creation = TableCreation::builder().name(table.name.to_string()).schema(iceberg_schema).build();
-        match self.catalog.create_table(&namespace, creation).await {
+        let creation = TableCreation::builder()
+            .name(table.name.to_string())
+            .schema(iceberg_schema)
+            .location_opt(location.map(str::to_string))
+            .build();
+        let created = match &self.backend {
+            Backend::Sql { catalog, .. } => catalog.create_table(&namespace, creation).await,
+            Backend::Rest(rest) => rest.create_table(&namespace, creation).await,
+        };
+        match created {
             Ok(created) => Ok(created),
             Err(e) if e.kind() == ErrorKind::TableAlreadyExists => {
                 let existing = self.load_table(table).await?.ok_or_else(|| LakehouseError::NoSuchTable {

@@ -65,8 +65,7 @@ pub(super) async fn commit_with_retry(
                 tokio::time::sleep(Duration::from_millis(wait)).await;
                 wait = (wait * 2).min(max_wait);
                 table = catalog
-                    .catalog
-                    .load_table(&OpenCatalog::ident(table_ref))
+                    .load(&OpenCatalog::ident(table_ref))
                     .await
                     .map_err(error("cannot reload the table after a commit conflict"))?;
             }

@@ -10,7 +10,9 @@ mod catalog;
 mod commit;
 mod pointer;
 mod read;
+mod rest;
 mod schema;
+mod storage;
 mod write;
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,7 +25,7 @@ use tracing::field::Empty;
 pub use commit::CommitInfo;
 
 use crate::config::WriteMode;
-use crate::plan::{CatalogSpec, TableRef};
+use crate::plan::{CatalogSpec, StorageSpec, TableRef};
 use catalog::OpenCatalog;
 
 /// Why a table could not be read or written.
@@ -52,8 +54,11 @@ pub enum LakehouseError {
     SchemaMismatch { table: String, existing: String, produced: String },
     #[error("table `{table}`: {message}")]
     Unsupported { table: String, message: String },
-    #[error("catalog `{catalog}`: {what} are not supported by this version of floe-host yet; use a `sql` catalog")]
+    #[error("catalog `{catalog}`: {what} are not supported by this version of floe-host yet")]
     NotYetSupported { catalog: String, what: String },
+    /// The catalog's credentials were refused: retrying will not help.
+    #[error("catalog `{catalog}`: {message}")]
+    Auth { catalog: String, message: String },
     #[error("table `{table}`: commit still conflicting after {attempts} attempts (another writer keeps committing)")]
     CommitConflict { table: String, attempts: u32 },
 }
@@ -84,19 +89,35 @@ pub struct Lakehouse {
 }
 
 impl Lakehouse {
-    /// Opens every catalog the plan uses (creating the embedded default's
-    /// files on first use).
+    /// Opens every catalog the plan uses, each with the storage profile its
+    /// tables live on (`used`: catalog and storage profile pairs), creating
+    /// the embedded default's files on first use.
     pub async fn open(
         catalogs: &BTreeMap<String, CatalogSpec>,
-        used: impl IntoIterator<Item = String>,
+        storage: &BTreeMap<String, StorageSpec>,
+        used: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, LakehouseError> {
-        let mut open = HashMap::new();
-        for name in used {
-            if open.contains_key(&name) {
-                continue;
+        let mut storage_of: BTreeMap<String, String> = BTreeMap::new();
+        for (catalog, profile) in used {
+            match storage_of.get(&catalog) {
+                Some(existing) if *existing != profile => {
+                    return Err(LakehouseError::NotYetSupported {
+                        catalog: catalog.clone(),
+                        what: format!(
+                            "layers on one catalog with different storage profiles (`{existing}` and `{profile}`)"
+                        ),
+                    });
+                }
+                _ => {
+                    storage_of.insert(catalog, profile);
+                }
             }
+        }
+        let mut open = HashMap::new();
+        for (name, profile) in storage_of {
             let spec = catalogs.get(&name).expect("the plan only uses defined catalogs");
-            open.insert(name.clone(), OpenCatalog::open(&name, spec).await?);
+            let storage = storage.get(&profile).expect("the plan only uses defined storage profiles");
+            open.insert(name.clone(), OpenCatalog::open(&name, spec, storage).await?);
         }
         Ok(Lakehouse { catalogs: open })
     }
@@ -155,12 +176,15 @@ impl Lakehouse {
         result
     }
 
-    /// Writes `batches` to `table` (created on first write) and commits one
-    /// snapshot: the whole table replaced (`overwrite`) or extended (`append`).
+    /// Writes `batches` to `table` (created on first write, at `location`
+    /// if given) and commits one snapshot: the whole table replaced
+    /// (`overwrite`) or extended (`append`).
+    #[allow(clippy::too_many_arguments)]
     pub async fn write(
         &self,
         catalog: &str,
         table: &TableRef,
+        location: Option<&str>,
         schema: &SchemaRef,
         batches: Vec<RecordBatch>,
         mode: WriteMode,
@@ -173,7 +197,7 @@ impl Lakehouse {
             otel.status_code = Empty, otel.status_message = Empty);
         let result = async {
             let open = self.catalog(catalog);
-            let loaded = open.load_or_create_table(table, schema).await?;
+            let loaded = open.load_or_create_table(table, schema, location).await?;
             let data_files = write::data_files(&loaded, table, batches, tags).await?;
             commit::commit_with_retry(open, table, loaded, data_files, mode, tags).await
         }

@@ -90,7 +90,7 @@ pub fn otlp_provider(endpoint: Option<&str>) -> Result<SdkTracerProvider, String
     {
         tracing::warn!("OTEL_EXPORTER_OTLP_PROTOCOL asks for gRPC; floe-host exports OTLP/HTTP (protobuf) only.");
     }
-    let client = reqwest::blocking::Client::builder()
+    let client = reqwest_012::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
@@ -123,7 +123,7 @@ pub fn otlp_provider(endpoint: Option<&str>) -> Result<SdkTracerProvider, String
 /// any async runtime, so blocking there is what it expects.
 #[cfg(feature = "otlp")]
 #[derive(Debug)]
-struct BlockingClient(reqwest::blocking::Client);
+struct BlockingClient(reqwest_012::blocking::Client);
 
 #[cfg(feature = "otlp")]
 #[async_trait::async_trait]

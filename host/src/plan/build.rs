@@ -273,12 +273,8 @@ impl Checker<'_> {
             let mut seen_deps = BTreeSet::new();
             step_deps.retain(|d| seen_deps.insert(*d));
             deps.push(step_deps);
-            let location = match platform.catalogs.get(&catalog) {
-                Some(CatalogProfile::Sql(sql)) => {
-                    Some(format!("{}/{}/{}", sql.warehouse.trim_end_matches('/'), namespace, transform.name))
-                }
-                _ => None,
-            };
+            let location =
+                platform.storage.get(&storage).map(|profile| table_location(profile, &namespace, &transform.name));
             steps.push(action.map(|action| Step {
                 name: transform.name.clone(),
                 layer: transform.layer.clone(),
@@ -567,5 +563,16 @@ fn plugin_help(path: &Path) -> String {
         "build the bundled plugins with `scripts/build-plugins.sh`".into()
     } else {
         "paths are relative to the directory of floe.yaml".into()
+    }
+}
+
+/// Where a table lives: its layer's storage root, then namespace and name
+/// (`file:///…/silver/stg_orders`, `s3://bucket/silver/stg_orders`).
+fn table_location(storage: &StorageProfile, namespace: &Ident, name: &Ident) -> String {
+    match storage {
+        StorageProfile::Local { root } => {
+            format!("file://{}/{namespace}/{name}", root.display().to_string().trim_end_matches('/'))
+        }
+        StorageProfile::S3 { bucket, .. } => format!("s3://{bucket}/{namespace}/{name}"),
     }
 }

@@ -52,8 +52,8 @@ pub struct Step {
     pub catalog: String,
     /// Storage profile of the target.
     pub storage: String,
-    /// Where the catalog will put the table (for the embedded and local
-    /// catalogs; a REST catalog decides for itself).
+    /// Where the table is created: the layer's storage root, then namespace
+    /// and name. A table that exists keeps the location it has.
     pub location: Option<String>,
     pub mode: WriteMode,
     pub action: Action,

@@ -108,8 +108,10 @@ pub enum RunError {
     },
     #[error("cannot start the run: {0}")]
     Setup(String),
+    /// The platform's settings cannot be used (refused credentials, an
+    /// unsupported combination): fixing the configuration is the remedy.
     #[error("{0}")]
-    Unsupported(String),
+    Config(String),
     #[error("{}", cancelled_message(*signal, abandoned.as_deref(), committed))]
     Cancelled {
         signal: Signal,
@@ -141,7 +143,7 @@ impl RunError {
                 ExitCode::PluginViolation
             }
             RunError::PluginChanged { .. } => ExitCode::Config,
-            RunError::Unsupported(_) => ExitCode::Config,
+            RunError::Config(_) => ExitCode::Config,
             RunError::Cancelled { signal, .. } => signal.exit_code(),
             _ => ExitCode::StepFailed,
         }
@@ -188,9 +190,9 @@ async fn run_async(
 ) -> Result<RunReport, RunError> {
     let run_id = run.run_id.clone();
     tracing::info!(run_id = %run_id, pipeline = %plan.pipeline, steps = plan.steps.len(), "Starting the run.");
-    let used: BTreeSet<String> = plan.steps.iter().map(|s| s.catalog.clone()).collect();
-    let lakehouse = Lakehouse::open(&plan.catalogs, used).await.map_err(|e| match e {
-        LakehouseError::NotYetSupported { .. } => RunError::Unsupported(e.to_string()),
+    let used: BTreeSet<(String, String)> = plan.steps.iter().map(|s| (s.catalog.clone(), s.storage.clone())).collect();
+    let lakehouse = Lakehouse::open(&plan.catalogs, &plan.storage, used).await.map_err(|e| match e {
+        LakehouseError::NotYetSupported { .. } | LakehouseError::Auth { .. } => RunError::Config(e.to_string()),
         e => RunError::Setup(e.to_string()),
     })?;
     let session = Session::open(&plan.compute).map_err(|e| RunError::Setup(e.to_string()))?;
@@ -296,7 +298,7 @@ async fn run_step(
         RunError::Cancelled { signal, abandoned: Some(step.name.to_string()), committed: Vec::new() }
     })?;
     let info = lakehouse
-        .write(&step.catalog, &step.target, &schema, batches, step.mode, tags)
+        .write(&step.catalog, &step.target, step.location.as_deref(), &schema, batches, step.mode, tags)
         .await
         .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
     Ok((info, schema, usage))

@@ -1,0 +1,45 @@
+//! Object storage as the table files see it: the `FileIO` that reads and
+//! writes a layer's data and metadata files, with the host's credentials.
+//! Plugins never get any of this.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use iceberg::io::{
+    FileIO, FileIOBuilder, LocalFsStorageFactory, S3_ACCESS_KEY_ID, S3_ENDPOINT, S3_PATH_STYLE_ACCESS, S3_REGION,
+    S3_SECRET_ACCESS_KEY, StorageFactory,
+};
+use iceberg_storage_opendal::OpenDalStorageFactory;
+
+use crate::plan::StorageSpec;
+
+/// The storage factory and FileIO properties for a storage profile; a
+/// catalog's FileIO is built from them.
+pub(super) fn factory(spec: &StorageSpec) -> (Arc<dyn StorageFactory>, HashMap<String, String>) {
+    match spec {
+        StorageSpec::Local { .. } => (Arc::new(LocalFsStorageFactory), HashMap::new()),
+        StorageSpec::S3 { endpoint, region, path_style_access, keys, .. } => {
+            let mut props = HashMap::new();
+            if let Some(endpoint) = endpoint {
+                props.insert(S3_ENDPOINT.to_string(), endpoint.clone());
+            }
+            if let Some(region) = region {
+                props.insert(S3_REGION.to_string(), region.clone());
+            }
+            props.insert(S3_PATH_STYLE_ACCESS.to_string(), path_style_access.to_string());
+            // Without keys, opendal's loader finds ambient credentials (env, web
+            // identity, instance profile) as the AWS SDKs do.
+            if let Some(keys) = keys {
+                props.insert(S3_ACCESS_KEY_ID.to_string(), keys.access_key_id.expose().to_string());
+                props.insert(S3_SECRET_ACCESS_KEY.to_string(), keys.secret_access_key.expose().to_string());
+            }
+            (Arc::new(OpenDalStorageFactory::S3 { customized_credential_load: None }), props)
+        }
+    }
+}
+
+/// A FileIO over a storage profile.
+pub(super) fn file_io(spec: &StorageSpec) -> FileIO {
+    let (factory, props) = factory(spec);
+    FileIOBuilder::new(factory).with_props(props).build()
+}
