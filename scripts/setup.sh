@@ -5,7 +5,10 @@
 #
 #   (a) the wasm32-wasip2 Rust target (plugins);
 #   (b) the DuckDB shared library libduckdb.so in $DUCKDB_LIB_DIR (from npm);
-#   (c) the Python venv $FLOE_VENV with tests/py/requirements.txt installed.
+#   (c) the Python venv $FLOE_VENV with tests/py/requirements.txt installed;
+#   (d) the test services (tests/services/install.sh): the rustberg REST catalog
+#       fixture, built once per source change (~6 min cold), and the IdP's npm
+#       modules; moto_server came with (c).
 set -euo pipefail
 
 # shellcheck source=scripts/env.sh
@@ -73,3 +76,6 @@ else
     printf '%s\n' "$want" >"$stamp"
     say "python venv: installed $(basename "$req") into $FLOE_VENV"
 fi
+
+# --- (d) Test services (REST catalog, IdP; S3 is in the venv) ----------------
+"$FLOE_REPO/tests/services/install.sh"

@@ -8,6 +8,20 @@ cd "$FLOE_REPO"
 
 scripts/setup.sh
 scripts/build-plugins.sh
+
+# Real services on 127.0.0.1 (REST catalog, OAuth2 IdP, S3), stopped on any exit.
+# Their URLs and credentials reach the tests as FLOE_TEST_* (tests/services/README.md).
+export FLOE_SERVICES_DIR="${FLOE_SERVICES_DIR:-$FLOE_CACHE/run/services}"
+trap 'scripts/services.sh stop >/dev/null || true' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+echo "==> test services"
+scripts/services.sh start
+set -a
+source "$FLOE_SERVICES_DIR/services.env"
+set +a
+"$FLOE_VENV/bin/python" tests/py/services_smoke.py
+
 echo "==> cargo test (plugin SDK, on the host target)"
 CARGO_TARGET_DIR="$FLOE_CACHE/plugins-host-target" \
     cargo test --manifest-path plugins/Cargo.toml -p floe-plugin-sdk
