@@ -1,6 +1,7 @@
 //! The integration test binary: one per crate, with a module per area.
 
 mod adversarial;
+mod catalogs;
 mod config_errors;
 mod demo;
 mod deploy;

@@ -117,3 +117,39 @@ pub fn ints(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<i64> {
 pub fn s(v: &str) -> Option<String> {
     Some(v.to_owned())
 }
+
+/// The real test services (rustberg, the OAuth2 IdP, moto) started by
+/// `scripts/services.sh`: their settings from the environment that
+/// `scripts/test.sh` exports, or else from the env file of a running set.
+pub fn service(name: &str) -> String {
+    static FILE: std::sync::OnceLock<std::collections::HashMap<String, String>> = std::sync::OnceLock::new();
+    if let Ok(value) = std::env::var(name) {
+        return value;
+    }
+    let file = FILE.get_or_init(|| {
+        let dir = std::env::var_os("FLOE_SERVICES_DIR").map(PathBuf::from).unwrap_or_else(|| {
+            let cache = std::env::var_os("FLOE_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/floe-host"));
+            cache.join("run/services")
+        });
+        let text = std::fs::read_to_string(dir.join("services.env")).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+            .collect()
+    });
+    file.get(name).cloned().unwrap_or_else(|| {
+        panic!("{name} is not set: the test services are not running; start them with `scripts/services.sh start` (scripts/test.sh does)")
+    })
+}
+
+/// Runs `scripts/services.sh` with `args` (stop, start, pause… a service).
+pub fn services(args: &[&str]) {
+    let status = Command::new("bash")
+        .arg(repo().join("scripts/services.sh"))
+        .args(args)
+        .status()
+        .expect("scripts/services.sh runs");
+    assert!(status.success(), "scripts/services.sh {args:?} failed");
+}

@@ -279,10 +279,10 @@ def sqlalchemy_uri(uri: str) -> str:
     return uri
 
 
-def open_catalog(name: str, uri: str, warehouse: str):
+def open_catalog(name: str, uri: str, warehouse: str, props: dict | None = None):
     from pyiceberg.catalog.sql import SqlCatalog
 
-    return SqlCatalog(name, uri=sqlalchemy_uri(uri), warehouse=warehouse)
+    return SqlCatalog(name, uri=sqlalchemy_uri(uri), warehouse=warehouse, **(props or {}))
 
 
 def table_figures(table, name: str) -> dict:
@@ -316,20 +316,26 @@ def table_figures(table, name: str) -> dict:
     return out
 
 
-def actual(catalog_uri: str, warehouse: str, catalog_name: str) -> tuple[dict, int]:
+def actual(
+    catalog_uri: str | None, warehouse: str | None, catalog_name: str, props: dict, namespace_prefix: str = ""
+) -> tuple[dict, int]:
+    from pyiceberg.catalog import load_catalog
     from pyiceberg.exceptions import NoSuchTableError
 
-    uri = sqlalchemy_uri(catalog_uri)
-    if uri.startswith("sqlite:///"):
-        # SQLite would silently create an empty catalog; a missing file is an error.
-        db = uri[len("sqlite:///") :].split("?", 1)[0]
-        if db not in ("", ":memory:") and not os.path.exists(db):
-            return {"tables": {}, "error": f"catalog database not found: {db}"}, 1
-    catalog = open_catalog(catalog_name, uri, warehouse)
+    if catalog_uri is None:
+        catalog = load_catalog(catalog_name, **props)
+    else:
+        uri = sqlalchemy_uri(catalog_uri)
+        if uri.startswith("sqlite:///"):
+            # SQLite would silently create an empty catalog; a missing file is an error.
+            db = uri[len("sqlite:///") :].split("?", 1)[0]
+            if db not in ("", ":memory:") and not os.path.exists(db):
+                return {"tables": {}, "error": f"catalog database not found: {db}"}, 1
+        catalog = open_catalog(catalog_name, uri, warehouse, props)
     tables, missing, errors = {}, [], {}
     for name in TABLES:
         try:
-            table = catalog.load_table(name)
+            table = catalog.load_table(namespace_prefix + name)
         except NoSuchTableError:
             missing.append(name)
             continue
@@ -405,7 +411,7 @@ def selftest(data: Path) -> tuple[dict, int]:
             rows = ref[name.split(".", 1)[1]]
             arrow = pa.Table.from_pylist(rows, schema=schema)
             catalog.create_table(name, schema=schema).append(arrow)
-        act, rc = actual(uri, warehouse, "selftest")
+        act, rc = actual(uri, warehouse, "selftest", {})
     exp = expected(data)
     diffs = compare(exp, act)
     ok = rc == 0 and not diffs and all(t["snapshot_id"] is not None for t in act["tables"].values())
@@ -433,15 +439,26 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("actual", help="figures read through pyiceberg's SqlCatalog")
     a.add_argument(
         "--catalog-uri",
-        required=True,
+        default=None,
         help="SQLAlchemy URI of the SQLite catalog, e.g. sqlite:////abs/path/.floe/catalog.db "
         "(four slashes for an absolute path). A plain file path or sqlx's sqlite:/abs/path "
         "form is converted; sqlx's sqlite:// forms are NOT (they mean something else there).",
     )
     a.add_argument(
-        "--warehouse", required=True, help="warehouse location as floe-host has it, e.g. file:///abs/path/warehouse"
+        "--warehouse", default=None, help="warehouse location as floe-host has it, e.g. file:///abs/path/warehouse"
+    )
+    a.add_argument(
+        "--props",
+        default=None,
+        help="JSON object of pyiceberg catalog properties (type, uri, credential, s3.*); with --catalog-uri "
+        "they are added to the SQL catalog's, without it they open any catalog pyiceberg knows (e.g. rest)",
     )
     a.add_argument("--catalog-name", required=True, help="catalog name as floe-host registered the tables under")
+    a.add_argument(
+        "--namespace-prefix",
+        default="",
+        help="prefix of the tables' namespaces (a test's layers `t1_bronze`, … give `t1_`)",
+    )
     t = sub.add_parser("selftest", help="write the reference with pyiceberg and read it back")
     t.add_argument("--data", required=True, type=Path)
     args = p.parse_args(argv)
@@ -450,7 +467,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "expected":
             result, rc = expected(args.data), 0
         elif args.cmd == "actual":
-            result, rc = actual(args.catalog_uri, args.warehouse, args.catalog_name)
+            props = json.loads(args.props) if args.props else {}
+            if args.catalog_uri is None and not props:
+                p.error("actual needs --catalog-uri and --warehouse, or --props")
+            result, rc = actual(args.catalog_uri, args.warehouse, args.catalog_name, props, args.namespace_prefix)
         else:
             result, rc = selftest(args.data)
     except Exception as ex:

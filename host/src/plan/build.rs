@@ -273,8 +273,15 @@ impl Checker<'_> {
             let mut seen_deps = BTreeSet::new();
             step_deps.retain(|d| seen_deps.insert(*d));
             deps.push(step_deps);
-            let location =
-                platform.storage.get(&storage).map(|profile| table_location(profile, &namespace, &transform.name));
+            // A REST catalog places tables itself (under its warehouse, which is
+            // also where its credentials are scoped); the SQL catalog places them
+            // on the layer's storage.
+            let location = match (platform.catalogs.get(&catalog), platform.storage.get(&storage)) {
+                (Some(CatalogProfile::Sql(_)), Some(profile)) => {
+                    Some(table_location(profile, &namespace, &transform.name))
+                }
+                _ => None,
+            };
             steps.push(action.map(|action| Step {
                 name: transform.name.clone(),
                 layer: transform.layer.clone(),

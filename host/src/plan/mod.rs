@@ -52,8 +52,9 @@ pub struct Step {
     pub catalog: String,
     /// Storage profile of the target.
     pub storage: String,
-    /// Where the table is created: the layer's storage root, then namespace
-    /// and name. A table that exists keeps the location it has.
+    /// Where the table is created, for a SQL catalog: the layer's storage
+    /// root, then namespace and name. A REST catalog decides for itself
+    /// (`None`). A table that exists keeps the location it has.
     pub location: Option<String>,
     pub mode: WriteMode,
     pub action: Action,

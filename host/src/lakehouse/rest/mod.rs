@@ -209,7 +209,11 @@ impl RestCatalog {
     }
 
     fn table(&self, ident: TableIdent, loaded: LoadTableResponse) -> iceberg::Result<Table> {
-        let mut builder = Table::builder().identifier(ident).metadata(loaded.metadata).file_io(self.file_io.clone());
+        let mut builder = Table::builder()
+            .identifier(ident)
+            .metadata(loaded.metadata)
+            .file_io(self.file_io.clone())
+            .runtime(iceberg::Runtime::try_current()?);
         if let Some(location) = loaded.metadata_location {
             builder = builder.metadata_location(location);
         }

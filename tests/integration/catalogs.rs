@@ -1,0 +1,253 @@
+//! The demo on every catalog and storage combination, against real services on
+//! 127.0.0.1 started by `scripts/services.sh`: rustberg as the Iceberg REST
+//! catalog (OAuth2 client credentials from a real IdP, or a static token) and
+//! moto as S3. pyiceberg reads every table back, and its figures must match
+//! the reference computed from the raw CSV.
+//!
+//! Each test uses its own namespaces (`<prefix>bronze`, …), so tests sharing
+//! a catalog server never see each other's tables.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::support::{example, floe_host_with_env, python_json, service, temp_dir};
+
+#[derive(Clone, Copy, Debug)]
+enum Catalog {
+    Sql,
+    RestOAuth2,
+    RestToken,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Storage {
+    Local,
+    S3,
+}
+
+/// A platform file for one combination, the secrets it refers to (as
+/// environment variables) and the pyiceberg properties of the same catalog.
+struct Platform {
+    yaml: String,
+    env: Vec<(String, String)>,
+    pyiceberg: Value,
+}
+
+const CLIENT_SECRET_REF: &str = "rest-client-secret";
+
+fn platform(prefix: &str, catalog: Catalog, storage: Storage, state: &Path) -> Platform {
+    let mut env = Vec::new();
+    let mut pyiceberg = serde_json::Map::new();
+    // The REST catalog instance whose warehouse is on the chosen storage.
+    let rest_uri = match storage {
+        Storage::Local => service("FLOE_TEST_REST_URI"),
+        Storage::S3 => service("FLOE_TEST_REST_S3_URI"),
+    };
+    let catalog_yaml = match catalog {
+        Catalog::Sql => {
+            format!("{{type: sql, uri: \"sqlite:{0}/catalog.db\", warehouse: \"{0}/warehouse\"}}", state.display())
+        }
+        Catalog::RestOAuth2 => {
+            env.push(("REST_CLIENT_ID".into(), service("FLOE_TEST_OAUTH_CLIENT_ID")));
+            env.push(("REST_CLIENT_SECRET".into(), service("FLOE_TEST_OAUTH_CLIENT_SECRET")));
+            let token_url = service("FLOE_TEST_OAUTH_TOKEN_URL");
+            let scope = service("FLOE_TEST_OAUTH_SCOPE");
+            pyiceberg.insert("type".into(), json!("rest"));
+            pyiceberg.insert("uri".into(), json!(rest_uri));
+            pyiceberg.insert(
+                "credential".into(),
+                json!(format!("{}:{}", service("FLOE_TEST_OAUTH_CLIENT_ID"), service("FLOE_TEST_OAUTH_CLIENT_SECRET"))),
+            );
+            pyiceberg.insert("oauth2-server-uri".into(), json!(token_url));
+            pyiceberg.insert("scope".into(), json!(scope));
+            format!(
+                "{{type: rest, uri: \"{rest_uri}\", oauth2_server_uri: \"{token_url}\", credentials: {{mode: oauth2, \
+                 client_id: {{secret_ref: rest-client-id}}, client_secret: {{secret_ref: {CLIENT_SECRET_REF}}}, \
+                 scope: \"{scope}\"}}}}"
+            )
+        }
+        Catalog::RestToken => {
+            env.push(("REST_TOKEN".into(), service("FLOE_TEST_REST_TOKEN")));
+            pyiceberg.insert("type".into(), json!("rest"));
+            pyiceberg.insert("uri".into(), json!(rest_uri));
+            pyiceberg.insert("token".into(), json!(service("FLOE_TEST_REST_TOKEN")));
+            format!(
+                "{{type: rest, uri: \"{rest_uri}\", credentials: {{mode: bearer, token: {{secret_ref: rest-token}}}}}}"
+            )
+        }
+    };
+    let storage_yaml = match storage {
+        Storage::Local => {
+            // A REST catalog's local warehouse is the server's folder on this machine.
+            let root = match catalog {
+                Catalog::Sql => format!("{}/warehouse", state.display()),
+                _ => service("FLOE_TEST_REST_WAREHOUSE").trim_start_matches("file://").to_string(),
+            };
+            format!("{{type: local, root: \"{root}\"}}")
+        }
+        Storage::S3 => {
+            env.push(("S3_KEYS_ACCESS_KEY_ID".into(), service("FLOE_TEST_S3_ACCESS_KEY")));
+            env.push(("S3_KEYS_SECRET_ACCESS_KEY".into(), service("FLOE_TEST_S3_SECRET_KEY")));
+            pyiceberg.insert("s3.endpoint".into(), json!(service("FLOE_TEST_S3_ENDPOINT")));
+            pyiceberg.insert("s3.access-key-id".into(), json!(service("FLOE_TEST_S3_ACCESS_KEY")));
+            pyiceberg.insert("s3.secret-access-key".into(), json!(service("FLOE_TEST_S3_SECRET_KEY")));
+            pyiceberg.insert("s3.region".into(), json!(service("FLOE_TEST_S3_REGION")));
+            pyiceberg.insert("s3.path-style-access".into(), json!("true"));
+            format!(
+                "{{type: s3, endpoint: \"{}\", bucket: {}, region: {}, path_style_access: true, \
+                 credentials: {{mode: static, secret_ref: s3-keys}}}}",
+                service("FLOE_TEST_S3_ENDPOINT"),
+                service("FLOE_TEST_S3_BUCKET"),
+                service("FLOE_TEST_S3_REGION"),
+            )
+        }
+    };
+    let yaml = format!(
+        "version: \"1.1.0\"\n\
+         compute:\n  default: {{type: duckdb, properties: {{threads: 2}}}}\n\
+         catalogs:\n  default: {catalog_yaml}\n\
+         storage:\n  default: {storage_yaml}\n\
+         layers:\n\
+         \x20 bronze: {{storage_ref: default, catalog_ref: default, namespace: {prefix}bronze}}\n\
+         \x20 silver: {{storage_ref: default, catalog_ref: default, namespace: {prefix}silver}}\n\
+         \x20 gold: {{storage_ref: default, catalog_ref: default, namespace: {prefix}gold}}\n"
+    );
+    Platform { yaml, env, pyiceberg: Value::Object(pyiceberg) }
+}
+
+impl Platform {
+    fn write(&self, dir: &Path) -> String {
+        let path = dir.join("platform.yaml");
+        std::fs::write(&path, &self.yaml).unwrap();
+        path.display().to_string()
+    }
+
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+}
+
+/// The per-table figures that both the reference and pyiceberg report.
+fn figures(report: &Value, table: &str) -> Value {
+    let mut entry = report["tables"][table].clone();
+    let object = entry.as_object_mut().unwrap_or_else(|| panic!("no entry for {table} in {report}"));
+    object.retain(|key, _| key == "rows" || key.starts_with("sum_"));
+    entry
+}
+
+/// Runs the demo on one combination and compares every table, read by
+/// pyiceberg, with the reference.
+fn demo_on(prefix: &str, catalog: Catalog, storage: Storage) {
+    let state = temp_dir();
+    let platform = platform(prefix, catalog, storage, state.path());
+    let platform_file = platform.write(state.path());
+    let project = example("customer-analytics");
+    let run = floe_host_with_env(
+        &[
+            "run",
+            project.to_str().unwrap(),
+            "--platform",
+            &platform_file,
+            "--state-dir",
+            state.path().to_str().unwrap(),
+        ],
+        &platform.env(),
+    )
+    .expect_code(0);
+    for (_, secret) in &platform.env {
+        assert!(
+            !run.stdout.contains(secret.as_str()) && !run.stderr.contains(secret.as_str()),
+            "a secret reached the output"
+        );
+    }
+
+    let expected = python_json("demo_check.py", &["expected", "--data", project.join("data").to_str().unwrap()]);
+    let mut args = vec!["actual".to_string(), "--catalog-name".into(), "default".into()];
+    if let Catalog::Sql = catalog {
+        args.extend([
+            "--catalog-uri".into(),
+            format!("sqlite:///{}", state.path().join("catalog.db").display()),
+            "--warehouse".into(),
+            format!("file://{}", state.path().join("warehouse").display()),
+        ]);
+    }
+    args.extend(["--props".into(), platform.pyiceberg.to_string(), "--namespace-prefix".into(), prefix.into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let actual = python_json("demo_check.py", &args);
+    let tables = expected["tables"].as_object().unwrap();
+    assert_eq!(tables.len(), 9, "the reference covers every demo table");
+    for table in tables.keys() {
+        assert_eq!(figures(&actual, table), figures(&expected, table), "{table} on {catalog:?} + {storage:?}");
+    }
+}
+
+#[test]
+fn demo_on_sql_catalog_over_s3() {
+    demo_on("sql_s3_", Catalog::Sql, Storage::S3);
+}
+
+#[test]
+fn demo_on_rest_catalog_with_oauth2_over_local_storage() {
+    demo_on("rest_local_", Catalog::RestOAuth2, Storage::Local);
+}
+
+#[test]
+fn demo_on_rest_catalog_with_a_static_token_over_s3() {
+    demo_on("rest_s3_", Catalog::RestToken, Storage::S3);
+}
+
+#[test]
+fn a_table_pyiceberg_wrote_to_the_rest_catalog_is_read_by_floe_host() {
+    let state = temp_dir();
+    let prefix = "peer_";
+    let platform = platform(prefix, Catalog::RestOAuth2, Storage::S3, state.path());
+    let platform_file = platform.write(state.path());
+    let written = python_json(
+        "iceberg_peer.py",
+        &["write", "--props", &platform.pyiceberg.to_string(), "--table", &format!("{prefix}silver.stg_orders")],
+    );
+    let project = example("customer-analytics");
+    let shown = floe_host_with_env(
+        &["show", "silver.stg_orders", project.to_str().unwrap(), "--platform", &platform_file],
+        &platform.env(),
+    )
+    .expect_code(0);
+    let header = format!("{prefix}silver.stg_orders (3 rows, snapshot {})", written["snapshot_id"]);
+    assert!(shown.stdout.starts_with(&header), "expected `{header}`:\n{}", shown.stdout);
+    for value in ["20.25", "| c "] {
+        assert!(shown.stdout.contains(value), "row value {value} missing:\n{}", shown.stdout);
+    }
+}
+
+#[test]
+fn a_wrong_oauth2_client_secret_exits_2_naming_the_token_endpoint_and_never_printing_the_secret() {
+    let state = temp_dir();
+    let mut platform = platform("badauth_", Catalog::RestOAuth2, Storage::Local, state.path());
+    let wrong = "not-the-writer-secret-5f2c";
+    for (key, value) in &mut platform.env {
+        if key == "REST_CLIENT_SECRET" {
+            *value = wrong.to_string();
+        }
+    }
+    let platform_file = platform.write(state.path());
+    let project = example("customer-analytics");
+    let run = floe_host_with_env(
+        &[
+            "run",
+            project.to_str().unwrap(),
+            "--platform",
+            &platform_file,
+            "--state-dir",
+            state.path().to_str().unwrap(),
+        ],
+        &platform.env(),
+    )
+    .expect_code(2);
+    let token_url = service("FLOE_TEST_OAUTH_TOKEN_URL");
+    let expected = format!("the OAuth2 token endpoint {token_url} rejected the client credentials (401 Unauthorized");
+    assert!(run.stderr.contains(&expected), "expected `{expected}` in:\n{}", run.stderr);
+    assert!(run.stderr.contains("invalid_client"), "{}", run.stderr);
+    assert!(run.stderr.contains("catalog `default`"), "{}", run.stderr);
+    assert!(!run.stderr.contains(wrong) && !run.stdout.contains(wrong), "the secret was printed");
+}
