@@ -251,3 +251,129 @@ fn a_wrong_oauth2_client_secret_exits_2_naming_the_token_endpoint_and_never_prin
     assert!(run.stderr.contains("catalog `default`"), "{}", run.stderr);
     assert!(!run.stderr.contains(wrong) && !run.stdout.contains(wrong), "the secret was printed");
 }
+
+/// A private set of services in its own directory, stopped when dropped, for
+/// tests that take a service away (the shared set serves the other tests).
+struct PrivateServices {
+    dir: tempfile::TempDir,
+}
+
+impl PrivateServices {
+    fn start(names: &[&str]) -> Self {
+        let dir = temp_dir();
+        let services = PrivateServices { dir };
+        services.run(&[&["start"], names].concat());
+        services
+    }
+
+    fn run(&self, args: &[&str]) {
+        let status = std::process::Command::new("bash")
+            .arg(crate::support::repo().join("scripts/services.sh"))
+            .args(args)
+            .env("FLOE_SERVICES_DIR", self.dir.path())
+            .status()
+            .expect("scripts/services.sh runs");
+        assert!(status.success(), "scripts/services.sh {args:?} failed");
+    }
+
+    fn get(&self, name: &str) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("services.env")).unwrap();
+        text.lines()
+            .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.trim_matches('\'').to_string())
+            .unwrap_or_else(|| panic!("{name} missing from services.env"))
+    }
+}
+
+impl Drop for PrivateServices {
+    fn drop(&mut self) {
+        self.run(&["stop"]);
+    }
+}
+
+#[test]
+fn a_catalog_stopped_mid_run_fails_the_step_naming_it_leaves_only_whole_commits_and_a_rerun_finishes() {
+    use std::io::BufRead;
+
+    // The IdP only keeps the set alive, so that `rest` restarts at the same address.
+    let services = PrivateServices::start(&["rest", "idp"]);
+    let uri = services.get("FLOE_TEST_REST_URI");
+    let token = services.get("FLOE_TEST_REST_TOKEN");
+    let root = services.get("FLOE_TEST_REST_WAREHOUSE").trim_start_matches("file://").to_string();
+    let state = temp_dir();
+    let yaml = format!(
+        "version: \"1.1.0\"\n\
+         compute:\n  default: {{type: duckdb}}\n\
+         catalogs:\n  default: {{type: rest, uri: \"{uri}\", credentials: {{mode: bearer, token: {{secret_ref: rest-token}}}}}}\n\
+         storage:\n  default: {{type: local, root: \"{root}\"}}\n"
+    );
+    let platform_file = state.path().join("platform.yaml");
+    std::fs::write(&platform_file, yaml).unwrap();
+    let project = example("customer-analytics");
+    let args = [
+        "run",
+        project.to_str().unwrap(),
+        "--platform",
+        platform_file.to_str().unwrap(),
+        "--state-dir",
+        state.path().to_str().unwrap(),
+        "--run-id",
+        "fault-1",
+        "--log-format",
+        "json",
+    ];
+
+    // The catalog goes away once the run has committed its second step.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_floe-host"))
+        .args(args)
+        .env("REST_TOKEN", &token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = String::new();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        stderr.push_str(&line);
+        stderr.push('\n');
+        if line.contains("Committed step.") && line.contains("\"raw_orders\"") {
+            services.run(&["stop", "rest"]);
+            break;
+        }
+    }
+    for line in lines {
+        stderr.push_str(&line.unwrap());
+        stderr.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "a lost catalog is a retryable step failure:\n{stderr}");
+    let unreachable = format!("the REST catalog at {uri} is unreachable");
+    let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line:\n{stderr}"));
+    assert!(error.contains(&unreachable), "the error names the catalog: {error}");
+    assert!(error.starts_with("error: step `"), "the error names the step: {error}");
+
+    // Back up at the same address: whatever was committed is whole.
+    services.run(&["start", "rest"]);
+    let pyiceberg = json!({"type": "rest", "uri": uri, "token": token}).to_string();
+    let expected = python_json("demo_check.py", &["expected", "--data", project.join("data").to_str().unwrap()]);
+    let read_back = |extra: &[&str]| {
+        let mut args = vec!["actual", "--catalog-name", "default", "--props", &pyiceberg];
+        args.extend_from_slice(extra);
+        python_json("demo_check.py", &args)
+    };
+    let partial = read_back(&["--allow-missing"]);
+    let present = partial["tables"].as_object().unwrap();
+    assert!(present.len() >= 2 && present.len() < 9, "the run stopped partway: {present:?}");
+    for table in present.keys() {
+        assert_eq!(figures(&partial, table), figures(&expected, table), "{table} is a whole commit");
+    }
+
+    // The rerun with the same run id finishes the pipeline.
+    floe_host_with_env(&args, &[("REST_TOKEN", &token)]).expect_code(0);
+    let after = read_back(&[]);
+    for table in expected["tables"].as_object().unwrap().keys() {
+        assert_eq!(figures(&after, table), figures(&expected, table), "{table} after the rerun");
+    }
+}
