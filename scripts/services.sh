@@ -59,7 +59,7 @@ pid_of() {
     local f="$DIR/$1.pid" pid st
     [[ -f "$f" ]] || return 1
     read -r pid st <"$f" || return 1
-    [[ -n "$pid" && "$(starttime "$pid")" == "$st" && "$(stat_field "$pid" 1)" != Z ]] || return 1
+    [[ -n "$pid" && -n "$st" && "$(starttime "$pid")" == "$st" && "$(stat_field "$pid" 1)" != Z ]] || return 1
     printf '%s\n' "$pid"
 }
 
@@ -145,6 +145,8 @@ write_env_file() {
 # Written by scripts/services.sh; read with: set -a; source $ENV_FILE; set +a
 export FLOE_TEST_SERVICES=1
 export FLOE_SERVICES_DIR='$DIR'
+# Fault tests: "\$FLOE_SERVICES_SH" stop|start|kill|pause|resume SERVICE
+export FLOE_SERVICES_SH='$FLOE_REPO/scripts/services.sh'
 # Iceberg REST catalog (rustberg 0.3.0) with a local warehouse. It accepts the
 # static token (Authorization: Bearer) and the IdP's JWTs. No prefix.
 export FLOE_TEST_REST_URI='$REST_URI'

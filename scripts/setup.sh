@@ -7,7 +7,7 @@
 #   (b) the DuckDB shared library libduckdb.so in $DUCKDB_LIB_DIR (from npm);
 #   (c) the Python venv $FLOE_VENV with tests/py/requirements.txt installed;
 #   (d) the test services (tests/services/install.sh): the rustberg REST catalog
-#       fixture, built once per source change (~6 min cold), and the IdP's npm
+#       fixture, built once per source change (6-11 min cold), and the IdP's npm
 #       modules; moto_server came with (c).
 set -euo pipefail
 

@@ -30,7 +30,7 @@ if [[ -x "$bin" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
 else
     log="$OUT/floe-rustberg-build.log"
     target="${FLOE_SERVICES_TARGET_DIR:-$FLOE_CACHE/services-target}"
-    say "floe-rustberg (rustberg 0.3.0): building in $target (cold: ~15 min on 2 cores; log $log)"
+    say "floe-rustberg (rustberg 0.3.0): building in $target (cold: ~440 CPU-s, 6-11 min on 2 cores; log $log)"
     start=$SECONDS
     if ! CARGO_TARGET_DIR="$target" cargo build --locked --manifest-path "$crate/Cargo.toml" \
         --bin floe-rustberg >"$log" 2>&1; then
