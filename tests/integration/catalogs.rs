@@ -377,3 +377,42 @@ fn a_catalog_stopped_mid_run_fails_the_step_naming_it_leaves_only_whole_commits_
         assert_eq!(figures(&after, table), figures(&expected, table), "{table} after the rerun");
     }
 }
+
+#[test]
+fn a_run_longer_than_its_oauth2_token_refreshes_the_token_and_finishes() {
+    // `floe-short` tokens live 3 seconds (tests/services/idp/idp.mjs); the
+    // demo runs for longer, compiling three plugins on the way.
+    let services = PrivateServices::start(&["rest", "idp"]);
+    let state = temp_dir();
+    let yaml = format!(
+        "version: \"1.1.0\"\n\
+         compute:\n  default: {{type: duckdb}}\n\
+         catalogs:\n  default: {{type: rest, uri: \"{}\", oauth2_server_uri: \"{}\", credentials: {{mode: oauth2, \
+         client_id: floe-short, client_secret: {{secret_ref: short-secret}}}}}}\n\
+         storage:\n  default: {{type: local, root: \"{}\"}}\n",
+        services.get("FLOE_TEST_REST_URI"),
+        services.get("FLOE_TEST_OAUTH_TOKEN_URL"),
+        services.get("FLOE_TEST_REST_WAREHOUSE").trim_start_matches("file://"),
+    );
+    let platform_file = state.path().join("platform.yaml");
+    std::fs::write(&platform_file, yaml).unwrap();
+    let project = example("customer-analytics");
+    let run = floe_host_with_env(
+        &[
+            "run",
+            project.to_str().unwrap(),
+            "--platform",
+            platform_file.to_str().unwrap(),
+            "--state-dir",
+            state.path().to_str().unwrap(),
+        ],
+        &[("SHORT_SECRET", "short-secret")],
+    )
+    .expect_code(0);
+    assert!(run.stdout.contains("gold.daily_revenue"), "{}", run.stdout);
+    let log = std::fs::read_to_string(services.dir.path().join("idp.log")).unwrap();
+    let tokens = log.matches("idp: token for client 'floe-short'").count();
+    // Without refresh the run would hold one token for its whole length; a
+    // token is due for refresh halfway through its life, on the next request.
+    assert!(tokens >= 2, "the token was never refreshed ({tokens} fetched):\n{log}");
+}

@@ -38,6 +38,8 @@ export const CLIENTS = {
   'floe-writer': { secret: 'writer-secret', roles: ['writer'] },
   'floe-admin': { secret: 'admin-secret', roles: ['admin'] },
   'floe-reader': { secret: 'reader-secret', roles: ['reader'] },
+  // Tokens that live 3 seconds, for the test of floe-host's token refresh.
+  'floe-short': { secret: 'short-secret', roles: ['writer'], lifetime: 3 },
 };
 const TENANT = 'default';
 
@@ -89,6 +91,7 @@ server.service.on(Events.BeforeTokenSigning, (token, req) => {
     tenant_id: TENANT,
     roles: client.roles,
   });
+  if (client.lifetime) token.payload.exp = Math.floor(Date.now() / 1000) + client.lifetime;
 });
 
 server.service.on(Events.BeforeResponse, (response, req) => {
@@ -102,6 +105,8 @@ server.service.on(Events.BeforeResponse, (response, req) => {
     };
     console.error(`idp: refused client '${id}' (invalid_client)`);
   } else {
+    const lifetime = CLIENTS[id].lifetime;
+    if (lifetime && response.body && typeof response.body === 'object') response.body.expires_in = lifetime;
     console.error(`idp: token for client '${id}'`);
   }
 });
