@@ -292,10 +292,78 @@ impl Drop for PrivateServices {
     }
 }
 
-#[test]
-fn a_catalog_stopped_mid_run_fails_the_step_naming_it_leaves_only_whole_commits_and_a_rerun_finishes() {
+/// Runs the demo on `platform`, calls `fault` once step `raw_orders` has
+/// committed, and returns the exit code and stderr; `args` are `run`'s.
+fn run_with_fault(args: &[&str], env: &[(&str, &str)], fault: impl FnOnce()) -> (Option<i32>, String) {
     use std::io::BufRead;
 
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_floe-host"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = String::new();
+    let mut fault = Some(fault);
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        stderr.push_str(&line);
+        stderr.push('\n');
+        if line.contains("Committed step.") && line.contains("\"raw_orders\"") {
+            if let Some(fault) = fault.take() {
+                fault();
+            }
+        }
+    }
+    (child.wait().unwrap().code(), stderr)
+}
+
+/// After a fault: every table pyiceberg finds is a whole commit, some are
+/// missing, and a rerun of `args` finishes the pipeline.
+fn only_whole_commits_then_a_rerun_finishes(pyiceberg: &[&str], args: &[&str], env: &[(&str, &str)]) {
+    let project = example("customer-analytics");
+    let expected = python_json("demo_check.py", &["expected", "--data", project.join("data").to_str().unwrap()]);
+    let read_back = |extra: &[&str]| {
+        let mut all = vec!["actual", "--catalog-name", "default"];
+        all.extend_from_slice(pyiceberg);
+        all.extend_from_slice(extra);
+        python_json("demo_check.py", &all)
+    };
+    let partial = read_back(&["--allow-missing"]);
+    let present = partial["tables"].as_object().unwrap();
+    assert!(present.len() >= 2 && present.len() < 9, "the run stopped partway: {present:?}");
+    for table in present.keys() {
+        assert_eq!(figures(&partial, table), figures(&expected, table), "{table} is a whole commit");
+    }
+    floe_host_with_env(args, env).expect_code(0);
+    let after = read_back(&[]);
+    for table in expected["tables"].as_object().unwrap().keys() {
+        assert_eq!(figures(&after, table), figures(&expected, table), "{table} after the rerun");
+    }
+}
+
+fn demo_args<'a>(project: &'a Path, platform_file: &'a Path, state: &'a Path) -> Vec<&'a str> {
+    vec![
+        "run",
+        project.to_str().unwrap(),
+        "--platform",
+        platform_file.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--run-id",
+        "fault-1",
+        "--log-format",
+        "json",
+    ]
+}
+
+fn error_line(stderr: &str) -> &str {
+    stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line:\n{stderr}"))
+}
+
+#[test]
+fn a_catalog_stopped_mid_run_fails_the_step_naming_it_leaves_only_whole_commits_and_a_rerun_finishes() {
     // The IdP only keeps the set alive, so that `rest` restarts at the same address.
     let services = PrivateServices::start(&["rest", "idp"]);
     let uri = services.get("FLOE_TEST_REST_URI");
@@ -311,71 +379,62 @@ fn a_catalog_stopped_mid_run_fails_the_step_naming_it_leaves_only_whole_commits_
     let platform_file = state.path().join("platform.yaml");
     std::fs::write(&platform_file, yaml).unwrap();
     let project = example("customer-analytics");
-    let args = [
-        "run",
-        project.to_str().unwrap(),
-        "--platform",
-        platform_file.to_str().unwrap(),
-        "--state-dir",
-        state.path().to_str().unwrap(),
-        "--run-id",
-        "fault-1",
-        "--log-format",
-        "json",
-    ];
+    let args = demo_args(&project, &platform_file, state.path());
+    let env = [("REST_TOKEN", token.as_str())];
 
-    // The catalog goes away once the run has committed its second step.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_floe-host"))
-        .args(args)
-        .env("REST_TOKEN", &token)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = String::new();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        stderr.push_str(&line);
-        stderr.push('\n');
-        if line.contains("Committed step.") && line.contains("\"raw_orders\"") {
-            services.run(&["stop", "rest"]);
-            break;
-        }
-    }
-    for line in lines {
-        stderr.push_str(&line.unwrap());
-        stderr.push('\n');
-    }
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(1), "a lost catalog is a retryable step failure:\n{stderr}");
-    let unreachable = format!("the REST catalog at {uri} is unreachable");
-    let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line:\n{stderr}"));
-    assert!(error.contains(&unreachable), "the error names the catalog: {error}");
+    let (code, stderr) = run_with_fault(&args, &env, || services.run(&["stop", "rest"]));
+    assert_eq!(code, Some(1), "a lost catalog is a retryable step failure:\n{stderr}");
+    let error = error_line(&stderr);
+    assert!(error.contains(&format!("the REST catalog at {uri} is unreachable")), "names the catalog: {error}");
     assert!(error.starts_with("error: step `"), "the error names the step: {error}");
 
-    // Back up at the same address: whatever was committed is whole.
+    // Back at the same address.
     services.run(&["start", "rest"]);
     let pyiceberg = json!({"type": "rest", "uri": uri, "token": token}).to_string();
-    let expected = python_json("demo_check.py", &["expected", "--data", project.join("data").to_str().unwrap()]);
-    let read_back = |extra: &[&str]| {
-        let mut args = vec!["actual", "--catalog-name", "default", "--props", &pyiceberg];
-        args.extend_from_slice(extra);
-        python_json("demo_check.py", &args)
-    };
-    let partial = read_back(&["--allow-missing"]);
-    let present = partial["tables"].as_object().unwrap();
-    assert!(present.len() >= 2 && present.len() < 9, "the run stopped partway: {present:?}");
-    for table in present.keys() {
-        assert_eq!(figures(&partial, table), figures(&expected, table), "{table} is a whole commit");
-    }
+    only_whole_commits_then_a_rerun_finishes(&["--props", &pyiceberg], &args, &env);
+}
 
-    // The rerun with the same run id finishes the pipeline.
-    floe_host_with_env(&args, &[("REST_TOKEN", &token)]).expect_code(0);
-    let after = read_back(&[]);
-    for table in expected["tables"].as_object().unwrap().keys() {
-        assert_eq!(figures(&after, table), figures(&expected, table), "{table} after the rerun");
-    }
+#[test]
+fn s3_hanging_mid_run_fails_the_step_naming_s3_leaves_only_whole_commits_and_a_rerun_finishes() {
+    // moto keeps objects in memory, so S3 is paused (requests hang until
+    // opendal's timeouts give up) rather than stopped.
+    let services = PrivateServices::start(&["s3"]);
+    let endpoint = services.get("FLOE_TEST_S3_ENDPOINT");
+    let bucket = services.get("FLOE_TEST_S3_BUCKET");
+    let state = temp_dir();
+    let yaml = format!(
+        "version: \"1.1.0\"\n\
+         compute:\n  default: {{type: duckdb}}\n\
+         catalogs:\n  default: {{type: sql, uri: \"sqlite:{0}/catalog.db\", warehouse: \"{0}/warehouse\"}}\n\
+         storage:\n  default: {{type: s3, endpoint: \"{endpoint}\", bucket: {bucket}, region: us-east-1, \
+         path_style_access: true, credentials: {{mode: static, secret_ref: s3-keys}}}}\n",
+        state.path().display()
+    );
+    let platform_file = state.path().join("platform.yaml");
+    std::fs::write(&platform_file, yaml).unwrap();
+    let project = example("customer-analytics");
+    let args = demo_args(&project, &platform_file, state.path());
+    let env = [("S3_KEYS_ACCESS_KEY_ID", "testing"), ("S3_KEYS_SECRET_ACCESS_KEY", "testing")];
+
+    let (code, stderr) = run_with_fault(&args, &env, || services.run(&["pause", "s3"]));
+    services.run(&["resume", "s3"]);
+    assert_eq!(code, Some(1), "a lost object store is a retryable step failure:\n{stderr}");
+    let error = error_line(&stderr);
+    assert!(error.starts_with("error: step `"), "the error names the step: {error}");
+    assert!(error.contains(&format!("S3 at {endpoint} (bucket `{bucket}`) failed")), "the error names S3: {error}");
+
+    let pyiceberg = json!({
+        "s3.endpoint": endpoint, "s3.access-key-id": "testing", "s3.secret-access-key": "testing",
+        "s3.region": "us-east-1", "s3.path-style-access": "true",
+    })
+    .to_string();
+    let catalog_uri = format!("sqlite:///{}", state.path().join("catalog.db").display());
+    let warehouse = format!("file://{}", state.path().join("warehouse").display());
+    only_whole_commits_then_a_rerun_finishes(
+        &["--catalog-uri", &catalog_uri, "--warehouse", &warehouse, "--props", &pyiceberg],
+        &args,
+        &env,
+    );
 }
 
 #[test]

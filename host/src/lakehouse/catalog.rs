@@ -22,6 +22,8 @@ use crate::plan::{CatalogSpec, StorageSpec, TableRef};
 /// A catalog opened for this run.
 pub(super) struct OpenCatalog {
     pub name: String,
+    /// Where the tables' files are, for messages (`S3 at … (bucket …)`).
+    pub storage: String,
     backend: Backend,
 }
 
@@ -69,7 +71,7 @@ impl OpenCatalog {
                 }
             },
         };
-        Ok(OpenCatalog { name: name.to_string(), backend })
+        Ok(OpenCatalog { name: name.to_string(), storage: storage::describe(storage), backend })
     }
 
     pub fn ident(table: &TableRef) -> TableIdent {

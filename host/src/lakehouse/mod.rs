@@ -45,6 +45,15 @@ pub enum LakehouseError {
         #[source]
         source: iceberg::Error,
     },
+    /// The object store failed (unreachable, timed out, refused).
+    #[error("table `{table}`: {message}: {storage} failed: {source}")]
+    Storage {
+        table: String,
+        message: &'static str,
+        storage: String,
+        #[source]
+        source: iceberg::Error,
+    },
     #[error("table `{table}` does not exist in catalog `{catalog}`")]
     NoSuchTable { catalog: String, table: String },
     #[error(
@@ -69,8 +78,21 @@ impl LakehouseError {
     pub fn is_retryable(&self) -> bool {
         match self {
             LakehouseError::Catalog { source, .. } | LakehouseError::Table { source, .. } => source.retryable(),
+            LakehouseError::Storage { .. } => true,
             LakehouseError::CommitConflict { .. } => true,
             _ => false,
+        }
+    }
+}
+
+impl LakehouseError {
+    /// Names the storage in a table error that is a failed file read or write.
+    fn on_storage(self, catalog: &OpenCatalog) -> Self {
+        match self {
+            LakehouseError::Table { table, message, source } if storage::is_io_failure(&source) => {
+                LakehouseError::Storage { table, message, storage: catalog.storage.clone(), source }
+            }
+            other => other,
         }
     }
 }
@@ -166,7 +188,8 @@ impl Lakehouse {
             Ok((schema, batches, bytes))
         }
         .instrument(span.clone())
-        .await;
+        .await
+        .map_err(|e: LakehouseError| e.on_storage(self.catalog(catalog)));
         match &result {
             Ok((_, batches, bytes)) => span
                 .record("rows", batches.iter().map(|b| b.num_rows() as i64).sum::<i64>())
@@ -202,7 +225,8 @@ impl Lakehouse {
             commit::commit_with_retry(open, table, loaded, data_files, mode, tags).await
         }
         .instrument(span.clone())
-        .await;
+        .await
+        .map_err(|e: LakehouseError| e.on_storage(self.catalog(catalog)));
         match &result {
             Ok(info) => span
                 .record("snapshot_id", info.snapshot_id)

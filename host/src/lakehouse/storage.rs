@@ -43,3 +43,21 @@ pub(super) fn file_io(spec: &StorageSpec) -> FileIO {
     let (factory, props) = factory(spec);
     FileIOBuilder::new(factory).with_props(props).build()
 }
+
+/// The storage as messages name it.
+pub(super) fn describe(spec: &StorageSpec) -> String {
+    match spec {
+        StorageSpec::Local { root } => format!("the local folder {}", root.display()),
+        StorageSpec::S3 { endpoint, bucket, .. } => match endpoint {
+            Some(endpoint) => format!("S3 at {endpoint} (bucket `{bucket}`)"),
+            None => format!("S3 (bucket `{bucket}`)"),
+        },
+    }
+}
+
+/// Whether an iceberg error is a failed read or write of a file (opendal's
+/// errors, as iceberg-storage-opendal wraps them, at any depth: a Parquet
+/// read reports its own message first), rather than a catalog or data error.
+pub(super) fn is_io_failure(error: &iceberg::Error) -> bool {
+    error.to_string().contains("Failure in doing io operation")
+}
