@@ -15,7 +15,8 @@ use iceberg::{
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 
 use super::pointer::SqlPointer;
-use super::{LakehouseError, schema};
+use super::{LakehouseError, partition, schema};
+use crate::config::PartitionField;
 use crate::plan::{CatalogSpec, TableRef};
 
 /// A catalog opened for this run.
@@ -101,12 +102,21 @@ impl OpenCatalog {
         self.pointer.swap(table.identifier(), &current, &location.to_string()).await
     }
 
-    /// Loads the table, checking that it can take `produced`, or creates it
-    /// (and its namespace) with that schema.
-    pub async fn load_or_create_table(&self, table: &TableRef, produced: &SchemaRef) -> Result<Table, LakehouseError> {
-        if let Some(existing) = self.load_table(table).await? {
+    /// Loads the table, checking that it can take `produced` and is
+    /// partitioned by `partition_by`, or creates it (and its namespace) so.
+    pub async fn load_or_create_table(
+        &self,
+        table: &TableRef,
+        produced: &SchemaRef,
+        partition_by: &[PartitionField],
+    ) -> Result<Table, LakehouseError> {
+        let check = |existing: Table| {
             schema::check_compatible(&existing, table, produced)?;
-            return Ok(existing);
+            partition::check_spec(&existing, table, partition_by)?;
+            Ok(existing)
+        };
+        if let Some(existing) = self.load_table(table).await? {
+            return check(existing);
         }
         let namespace = NamespaceIdent::new(table.namespace.to_string());
         let exists = self
@@ -124,7 +134,9 @@ impl OpenCatalog {
         }
         let iceberg_schema = schema::iceberg_schema(produced)
             .map_err(Self::table_error(table, "cannot derive an Iceberg schema from the step's output"))?;
-        let creation = TableCreation::builder().name(table.name.to_string()).schema(iceberg_schema).build();
+        let spec = partition::unbound_spec(table, partition_by, &iceberg_schema)?;
+        let creation =
+            TableCreation::builder().name(table.name.to_string()).schema(iceberg_schema).partition_spec(spec).build();
         match self.catalog.create_table(&namespace, creation).await {
             Ok(created) => Ok(created),
             Err(e) if e.kind() == ErrorKind::TableAlreadyExists => {
@@ -132,8 +144,7 @@ impl OpenCatalog {
                     catalog: self.name.clone(),
                     table: table.to_string(),
                 })?;
-                schema::check_compatible(&existing, table, produced)?;
-                Ok(existing)
+                check(existing)
             }
             Err(e) => Err(Self::table_error(table, "cannot create table")(e)),
         }

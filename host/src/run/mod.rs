@@ -18,7 +18,7 @@ use crate::compute::{ComputeError, Session};
 use crate::exit::ExitCode;
 use arrow_schema::SchemaRef;
 
-use crate::lakehouse::{CommitInfo, CommitTags, Lakehouse, LakehouseError};
+use crate::lakehouse::{CommitInfo, CommitTags, Lakehouse, LakehouseError, Partitioning};
 use crate::observe::{Observers, RunInfo};
 use crate::plan::{Action, Plan, Step};
 use crate::sandbox::{PluginStats, Sandbox, SandboxError};
@@ -34,6 +34,9 @@ pub struct RunOptions {
     pub component_cache: Option<PathBuf>,
     /// Checked at every safe point; `main` routes SIGTERM/SIGINT to it.
     pub cancel: Cancel,
+    /// The partition of this run (`--partition`), for reporting; the plan's
+    /// steps already carry it (`Plan::for_partition`).
+    pub partition: Option<String>,
 }
 
 /// What one step did.
@@ -141,6 +144,8 @@ impl RunError {
                 ExitCode::PluginViolation
             }
             RunError::PluginChanged { .. } => ExitCode::Config,
+            // `--partition` names no partition of the table: a usage error.
+            RunError::Lakehouse { source: LakehouseError::PartitionValue { .. }, .. } => ExitCode::Config,
             RunError::Unsupported(_) => ExitCode::Config,
             RunError::Cancelled { signal, .. } => signal.exit_code(),
             _ => ExitCode::StepFailed,
@@ -158,6 +163,7 @@ pub fn run(plan: &Plan, options: &RunOptions, observers: &mut Observers) -> Resu
         run_id: options.run_id.clone().unwrap_or_else(|| format!("run-{}", uuid::Uuid::new_v4().simple())),
         pipeline: plan.pipeline.clone(),
         started_at: std::time::SystemTime::now(),
+        partition: options.partition.clone(),
     };
     // The root span of the run's trace (observe/traces.rs); every step, read,
     // plugin call and commit is a descendant.
@@ -206,7 +212,12 @@ async fn run_async(
             return Err(RunError::Cancelled { signal, abandoned: None, committed });
         }
         let started = Instant::now();
-        let tags = CommitTags { run_id: run_id.clone(), pipeline: plan.pipeline.clone(), step: step.name.to_string() };
+        let tags = CommitTags {
+            run_id: run_id.clone(),
+            pipeline: plan.pipeline.clone(),
+            step: step.name.to_string(),
+            partition: step.replaced_partition().map(|(_, value)| value.to_string()),
+        };
         tracing::info!(step = %step.name, table = %step.target, "Running step.");
         observers.step_started(run, step);
         let span = tracing::info_span!(
@@ -295,8 +306,10 @@ async fn run_step(
         tracing::info!(step = %step.name, signal = signal.name(), "Abandoned the step before its commit.");
         RunError::Cancelled { signal, abandoned: Some(step.name.to_string()), committed: Vec::new() }
     })?;
+    let partitioning =
+        Partitioning { fields: &step.partition_by, value: step.replaced_partition().map(|(_, value)| value) };
     let info = lakehouse
-        .write(&step.catalog, &step.target, &schema, batches, step.mode, tags)
+        .write(&step.catalog, &step.target, &schema, batches, step.mode, partitioning, tags)
         .await
         .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
     Ok((info, schema, usage))
