@@ -127,8 +127,11 @@ impl OpenCatalog {
         if !exists {
             match self.catalog.create_namespace(&namespace, HashMap::new()).await {
                 Ok(_) => {}
-                // Another writer created it meanwhile.
-                Err(e) if e.kind() == ErrorKind::NamespaceAlreadyExists => {}
+                // Another writer created it meanwhile. The SQL catalog reports
+                // that race as a failed insert, not as `NamespaceAlreadyExists`.
+                Err(e)
+                    if e.kind() == ErrorKind::NamespaceAlreadyExists
+                        || self.catalog.namespace_exists(&namespace).await.unwrap_or(false) => {}
                 Err(e) => return Err(Self::table_error(table, "cannot create the namespace")(e)),
             }
         }
@@ -139,14 +142,15 @@ impl OpenCatalog {
             TableCreation::builder().name(table.name.to_string()).schema(iceberg_schema).partition_spec(spec).build();
         match self.catalog.create_table(&namespace, creation).await {
             Ok(created) => Ok(created),
-            Err(e) if e.kind() == ErrorKind::TableAlreadyExists => {
-                let existing = self.load_table(table).await?.ok_or_else(|| LakehouseError::NoSuchTable {
-                    catalog: self.name.clone(),
-                    table: table.to_string(),
-                })?;
-                check(existing)
-            }
-            Err(e) => Err(Self::table_error(table, "cannot create table")(e)),
+            // Another writer created it meanwhile (the SQL catalog may report
+            // that race as a failed insert): use theirs if it fits.
+            Err(e) => match self.load_table(table).await {
+                Ok(Some(existing)) => check(existing),
+                _ if e.kind() == ErrorKind::TableAlreadyExists => {
+                    Err(LakehouseError::NoSuchTable { catalog: self.name.clone(), table: table.to_string() })
+                }
+                _ => Err(Self::table_error(table, "cannot create table")(e)),
+            },
         }
     }
 }

@@ -38,7 +38,9 @@ pub struct CommitInfo {
     pub bytes: u64,
 }
 
-const DEFAULT_RETRIES: u32 = 4;
+// Iceberg's Java default is 4. floe-host runs one process per partition, and
+// N processes that start together need up to N - 1 retries to all land.
+const DEFAULT_RETRIES: u32 = 10;
 const DEFAULT_MIN_WAIT_MS: u64 = 100;
 const DEFAULT_MAX_WAIT_MS: u64 = 60_000;
 
@@ -68,7 +70,7 @@ pub(super) async fn commit_with_retry(
             Err(e) if e.kind() == ErrorKind::CatalogCommitConflicts && attempt < retries => {
                 attempt += 1;
                 tracing::info!(table = %table_ref, attempt, "Commit conflicted with another writer; retrying on the new table state.");
-                tokio::time::sleep(Duration::from_millis(wait)).await;
+                tokio::time::sleep(jittered(wait)).await;
                 wait = (wait * 2).min(max_wait);
                 table = catalog
                     .catalog
@@ -89,6 +91,12 @@ pub(super) async fn commit_with_retry(
             Err(e) => return Err(error("commit failed")(e)),
         }
     }
+}
+
+/// `wait` ± 50%: writers that conflicted together must not retry together.
+fn jittered(wait_ms: u64) -> Duration {
+    let random = uuid::Uuid::new_v4().as_u64_pair().0;
+    Duration::from_millis(wait_ms / 2 + random % (wait_ms + 1))
 }
 
 fn property(properties: &HashMap<String, String>, key: &str, default: u64) -> u64 {
