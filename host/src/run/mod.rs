@@ -200,6 +200,11 @@ async fn run_async(
         e => RunError::Setup(e.to_string()),
     })?;
     let session = Session::open(&plan.compute).map_err(|e| RunError::Setup(e.to_string()))?;
+    // SQL can narrow inputs that are not partitioned like its table itself:
+    // `WHERE CAST(order_ts AS DATE) = getvariable('partition')::DATE`.
+    if let Some(partition) = &options.partition {
+        session.set_variable("partition", partition).map_err(|e| RunError::Setup(e.to_string()))?;
+    }
     let sandbox = Sandbox::new(plan.limits.clone(), options.component_cache.clone())
         .map_err(|e| RunError::Setup(e.to_string()))?;
     let mut plugins = Plugins::new(sandbox);
