@@ -7,6 +7,7 @@ mod deploy;
 mod examples;
 mod golden;
 mod lineage;
+mod partitions;
 mod pipes;
 mod plugin_tool;
 mod sandbox;
