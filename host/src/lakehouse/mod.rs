@@ -229,14 +229,10 @@ impl Lakehouse {
                 _ => None,
             };
             let data_files = write::data_files(&loaded, table, batches, tags, only.as_ref()).await?;
-            let mut replaced: Vec<iceberg::spec::Struct> = Vec::new();
-            if mode == WriteMode::PartitionOverwrite {
-                for partition in only.into_iter().chain(data_files.iter().map(|f| f.partition().clone())) {
-                    if !replaced.contains(&partition) {
-                        replaced.push(partition);
-                    }
-                }
-            }
+            let replaced = match mode {
+                WriteMode::PartitionOverwrite => partition::replaced(only, &data_files),
+                _ => Vec::new(),
+            };
             commit::commit_with_retry(open, table, loaded, data_files, mode, &replaced, tags).await
         }
         .instrument(span.clone())

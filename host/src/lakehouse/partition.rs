@@ -11,8 +11,8 @@
 
 use iceberg::expr::{Predicate, Reference};
 use iceberg::spec::{
-    Datum, Literal, PartitionField as SpecField, PartitionKey, PartitionSpec, PrimitiveLiteral, PrimitiveType, Schema,
-    Struct, TableMetadata, Transform, Type, UnboundPartitionSpec,
+    DataFile, Datum, Literal, PartitionField as SpecField, PartitionKey, PartitionSpec, PrimitiveLiteral,
+    PrimitiveType, Schema, Struct, TableMetadata, Transform, Type, UnboundPartitionSpec,
 };
 use iceberg::table::Table;
 use iceberg::transform::create_transform_function;
@@ -190,6 +190,19 @@ pub(super) fn partition_value(table: &Table, table_ref: &TableRef, value: &str) 
         .and_then(|f| f.transform_literal_result(&source))
         .map_err(|e| bad_value(e.to_string()))?;
     Ok(Struct::from_iter([Some(Literal::Primitive(partition.literal().clone()))]))
+}
+
+/// The partitions a `partition_overwrite` commit replaces: the one
+/// `--partition` named (emptied if the step wrote no rows), and those of the
+/// written files (every partition of the output, without `--partition`).
+pub(super) fn replaced(named: Option<Struct>, written: &[DataFile]) -> Vec<Struct> {
+    let mut partitions: Vec<Struct> = Vec::new();
+    for partition in named.into_iter().chain(written.iter().map(|f| f.partition().clone())) {
+        if !partitions.contains(&partition) {
+            partitions.push(partition);
+        }
+    }
+    partitions
 }
 
 /// A partition as people read it: `order_date=2024-01-03/region=eu`.
