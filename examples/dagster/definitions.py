@@ -9,6 +9,11 @@ materialization (row count, snapshot id, table, files, bytes, duration).
 
     FLOE_HOST_BIN=/path/to/floe-host dagster dev -f examples/dagster/definitions.py
 
+A pipeline whose steps use `mode: partition_overwrite` is materialized one
+partition at a time: pass `partitions_def` (for example
+`dg.DailyPartitionsDefinition(start_date="2024-01-01")`), and floe-host reads
+the run's partition key from the Pipes context as its `--partition`.
+
 Settings (environment variables): FLOE_HOST_BIN (default: `floe-host` on PATH),
 FLOE_PROJECT (default: examples/customer-analytics), FLOE_STATE_DIR (passed on
 to floe-host as is).
@@ -48,8 +53,11 @@ def floe_assets(
     *,
     state_dir: str | os.PathLike | None = None,
     name: str | None = None,
+    partitions_def: dg.PartitionsDefinition | None = None,
 ) -> dg.AssetsDefinition:
-    """One multi-asset for every table of the floe-host project at `project`."""
+    """One multi-asset for every table of the floe-host project at `project`,
+    partitioned by `partitions_def` when given (each run replaces the
+    partition of its key in the `partition_overwrite` tables)."""
     plan = floe_plan(binary, project)
     produced = {step["target"] for step in plan["steps"]}
     specs = [
@@ -66,10 +74,16 @@ def floe_assets(
     if state_dir is not None:
         command += ["--state-dir", str(state_dir)]
 
-    @dg.multi_asset(specs=specs, name=name or re.sub(r"[^A-Za-z0-9_]", "_", plan["pipeline"]), can_subset=True)
+    @dg.multi_asset(
+        specs=specs,
+        name=name or re.sub(r"[^A-Za-z0-9_]", "_", plan["pipeline"]),
+        can_subset=True,
+        partitions_def=partitions_def,
+    )
     def _floe(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
-        # floe-host reads the selected asset keys from the Pipes context and
-        # runs only their steps; their inputs must already be committed.
+        # floe-host reads the selected asset keys (and the partition key) from
+        # the Pipes context and runs only their steps; their inputs must
+        # already be committed.
         return pipes_subprocess_client.run(command=command, context=context).get_results()
 
     return _floe

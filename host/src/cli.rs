@@ -152,6 +152,14 @@ pub struct RunArgs {
     /// Write a JSON summary of the run (per step: rows, bytes, duration, snapshot) to this file.
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
+    /// Replace one partition: every `mode: partition_overwrite` step replaces
+    /// only this partition of its table (for example `2024-01-03` for
+    /// `partition_by: [order_date]` or `["day(order_ts)"]`, `2024-01` for a
+    /// month) and reads only this partition of inputs partitioned on the same
+    /// column; `{partition}` in ingest sources becomes VALUE. Other steps run as
+    /// usual. Under Dagster, the context's partition key sets it.
+    #[arg(long, value_name = "VALUE")]
+    pub partition: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -28,11 +28,25 @@ pub fn observers(plan: &plan::Plan, args: &RunArgs, pipes: Option<Pipes>) -> Obs
     Observers(list)
 }
 
-/// When Dagster launched this process (Dagster Pipes): its observer, and the
-/// plan narrowed to the selected assets. `None` when the context cannot be
-/// honoured (reported to Dagster and on stderr): a configuration error.
-pub fn dagster_pipes(plan: plan::Plan) -> Option<(plan::Plan, Option<Pipes>)> {
-    floe_host::observe::pipes::start(plan).map_err(|error| eprintln!("error: {error}")).ok()
+/// The plan of this run: narrowed to the selected assets when Dagster
+/// launched this process (Dagster Pipes, with its observer), and bound to the
+/// run's partition (`--partition`, or the context's partition key). `None`
+/// when that fails (reported on stderr, and to Dagster): a usage error.
+pub fn prepare_run(plan: plan::Plan, args: &RunArgs) -> Option<(plan::Plan, Option<Pipes>, Option<String>)> {
+    let (plan, pipes) = floe_host::observe::pipes::start(plan, args.partition.as_deref())
+        .map_err(|error| eprintln!("error: {error}"))
+        .ok()?;
+    let partition = pipes.as_ref().and_then(|p| p.partition().map(str::to_string)).or_else(|| args.partition.clone());
+    match plan.for_partition(partition.as_deref()) {
+        Ok(plan) => Some((plan, pipes, partition)),
+        Err(error) => {
+            eprintln!("error: {error}");
+            if let Some(pipes) = pipes {
+                pipes.refuse(&error.to_string());
+            }
+            None
+        }
+    }
 }
 
 pub fn load_plan(config: &ConfigArgs) -> Result<plan::Plan, config::ConfigErrors> {

@@ -14,7 +14,7 @@ use floe_host::run::{self, RunOptions};
 use floe_host::show;
 
 use cli::{Cli, Command, SchemaCommand};
-use commands::{dagster_pipes, export_schema, load_plan, observers, plugin_command};
+use commands::{export_schema, load_plan, observers, plugin_command, prepare_run};
 use logging::init_logging;
 
 fn main() -> ProcessExit {
@@ -63,11 +63,12 @@ fn main() -> ProcessExit {
         }),
         Command::Run { config, run: args } => load_plan(&config).map(|plan| {
             telemetry.start(&plan.observability);
-            let Some((plan, pipes)) = dagster_pipes(plan) else { return ExitCode::Config };
+            let Some((plan, pipes, partition)) = prepare_run(plan, &args) else { return ExitCode::Config };
             let options = RunOptions {
                 run_id: args.run_id.clone(),
                 component_cache: Some(plan.state_dir.join("component-cache")),
                 cancel: Default::default(),
+                partition,
             };
             // SIGTERM/SIGINT stop the run at its next safe point (run/cancel.rs).
             if let Err(error) = options.cancel.install_signal_handlers() {

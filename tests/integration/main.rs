@@ -8,6 +8,7 @@ mod deploy;
 mod examples;
 mod golden;
 mod lineage;
+mod partitions;
 mod pipes;
 mod plugin_tool;
 mod sandbox;

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::partitions;
 use crate::support::{example, floe_host, floe_host_with_env, plugin, python_json, temp_dir};
 
 /// The demo's tables as Dagster asset keys, with their row counts.
@@ -56,11 +57,16 @@ fn broken_project(dir: &Path) {
 }
 
 fn dagster(project: &Path, state: &Path, select: &[&str]) -> Value {
+    dagster_with(project, state, select, &[])
+}
+
+fn dagster_with(project: &Path, state: &Path, select: &[&str], extra: &[&str]) -> Value {
     let mut args =
         vec![env!("CARGO_BIN_EXE_floe-host"), project.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
     for key in select {
         args.extend(["--select", key]);
     }
+    args.extend_from_slice(extra);
     python_json("dagster_demo.py", &args)
 }
 
@@ -95,6 +101,52 @@ fn dagster_materializes_the_demo_and_a_selection() {
     assert_eq!(result["success"], true, "{result:#}");
     let expected = BTreeMap::from([("gold/customer_totals".to_string(), 989), ("gold/large_orders".to_string(), 366)]);
     assert_eq!(row_counts(&result), expected);
+}
+
+#[test]
+fn dagster_partition_keys_replace_their_partition() {
+    let dir = temp_dir();
+    let (project, state) = (dir.path().join("project"), dir.path().join("state"));
+    partitions::project(&project, &["raw_orders", "orders"]);
+    let days = [("2024-01-01", 3), ("2024-01-02", 4), ("2024-01-03", 5)];
+    for (day, rows) in days {
+        partitions::write_day(&project, day, rows, "10.00");
+    }
+    let keys = days.map(|(day, _)| day).join(",");
+    for (day, rows) in [days[1], days[0]] {
+        let result = dagster_with(&project, &state, &[], &["--partitions", &keys, "--partition", day]);
+        assert_eq!(result["success"], true, "{result:#}");
+        let materialized = result["materialized"].as_object().unwrap();
+        assert_eq!(materialized.keys().collect::<Vec<_>>(), ["bronze/raw_orders", "silver/orders"]);
+        for (key, meta) in materialized {
+            assert_eq!(meta["partition"], day, "Dagster records the run's partition: {meta}");
+            assert_eq!(meta["meta_partition"], day, "floe-host says which partition it replaced: {meta}");
+            assert_eq!(meta["row_count"], rows, "{key}: the partition's rows, not the table's: {meta}");
+            assert_eq!(meta["table"], key.replace('/', "."));
+        }
+        let logs = result["logs"].to_string();
+        assert!(logs.contains(&format!(", partition `{day}`: 2 steps")), "{logs}");
+    }
+    let tables = partitions::read_back(&state, &["silver.orders"]);
+    let snapshots = tables["silver.orders"]["snapshots"].as_array().unwrap();
+    let replaced: Vec<&Value> = snapshots.iter().map(|s| &s["summary"]["floe.partition"]).collect();
+    assert_eq!(replaced, [&json!("2024-01-02"), &json!("2024-01-01")]);
+
+    // The context's key and --partition must agree.
+    let context = json!({"data": {"asset_keys": ["bronze/raw_orders"], "partition_key": "2024-01-02",
+        "run_id": "r", "extras": {}, "retry_number": 0}});
+    let messages = dir.path().join("messages.jsonl");
+    let run = floe_host_with_env(
+        &["run", project.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "--partition", "2024-01-03"],
+        &[
+            ("DAGSTER_PIPES_CONTEXT", &encode_param(&context)),
+            ("DAGSTER_PIPES_MESSAGES", &encode_param(&json!({"path": messages}))),
+        ],
+    )
+    .expect_code(2);
+    let needle = "Dagster Pipes: the context's partition_key is `2024-01-02` but --partition is `2024-01-03`";
+    assert!(run.stderr.contains(needle), "{}", run.stderr);
+    assert!(fs::read_to_string(&messages).unwrap().contains(needle));
 }
 
 #[test]
@@ -202,7 +254,12 @@ fn contexts_floe_host_cannot_honour_fail_before_anything_runs() {
     let cases = [
         (
             data(json!({"partition_key": "2024-01-01"})),
-            "partitioned runs are not supported yet (the context asks for partition `2024-01-01`)",
+            "--partition `2024-01-01`: no step of pipeline `customer-analytics` uses a partition",
+        ),
+        (
+            data(json!({"partition_key_range": {"start": "2024-01-01", "end": "2024-01-03"}})),
+            "the context asks for partition range {\"end\":\"2024-01-03\",\"start\":\"2024-01-01\"}, but \
+             floe-host runs one partition at a time",
         ),
         (
             data(json!({"asset_keys": ["gold/nope"]})),
@@ -286,6 +343,7 @@ fn summary_json_describes_the_run() {
             "error",
             "exit_code",
             "failed_step",
+            "partition",
             "pipeline",
             "run_id",
             "started_at_unix_ms",
@@ -294,6 +352,7 @@ fn summary_json_describes_the_run() {
         ]
     );
     assert_eq!(summary["run_id"], "summary-test-1");
+    assert_eq!(summary["partition"], Value::Null, "no --partition");
     assert_eq!(summary["pipeline"], "customer-analytics");
     assert_eq!(summary["status"], "succeeded");
     assert_eq!(summary["exit_code"], 0);

@@ -143,13 +143,3 @@ pub fn service(name: &str) -> String {
         panic!("{name} is not set: the test services are not running; start them with `scripts/services.sh start` (scripts/test.sh does)")
     })
 }
-
-/// Runs `scripts/services.sh` with `args` (stop, start, pause… a service).
-pub fn services(args: &[&str]) {
-    let status = Command::new("bash")
-        .arg(repo().join("scripts/services.sh"))
-        .args(args)
-        .status()
-        .expect("scripts/services.sh runs");
-    assert!(status.success(), "scripts/services.sh {args:?} failed");
-}

@@ -3,10 +3,14 @@
 prints JSON:
 
     {"success": bool, "materialized": {"gold/customer_totals": {"row_count": 989,
-      "snapshot_id": ..., "table": "gold.customer_totals", ...}, ...},
+      "snapshot_id": ..., "table": "gold.customer_totals", "partition": null, ...}, ...},
      "errors": [error messages of the failed run], "logs": [Dagster log messages]}
 
+`partition` is the partition Dagster recorded for the materialization; a
+`partition` in the metadata is floe-host's (it is prefixed `meta_` here).
+
 Usage: dagster_demo.py FLOE_HOST PROJECT --state-dir DIR [--select gold/customer_totals ...]
+           [--partitions KEY,KEY,... --partition KEY]
 """
 
 import argparse
@@ -38,9 +42,12 @@ def main():
     parser.add_argument("project")
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--select", action="append", help="asset keys like gold/customer_totals")
+    parser.add_argument("--partitions", help="static partition keys of the assets, comma-separated")
+    parser.add_argument("--partition", help="the partition key to materialize")
     args = parser.parse_args()
 
-    assets = floe_assets(args.floe_host, args.project, state_dir=args.state_dir)
+    partitions_def = dg.StaticPartitionsDefinition(args.partitions.split(",")) if args.partitions else None
+    assets = floe_assets(args.floe_host, args.project, state_dir=args.state_dir, partitions_def=partitions_def)
     selection = [dg.AssetKey.from_user_string(k) for k in args.select] if args.select else None
     # floe-host inherits stdout (its summary table): keep ours for the JSON.
     json_out = os.fdopen(os.dup(1), "w")
@@ -52,13 +59,19 @@ def main():
             resources={"pipes_subprocess_client": dg.PipesSubprocessClient()},
             instance=instance,
             raise_on_error=False,
+            partition_key=args.partition,
         )
         materialized = {}
         for event in result.get_asset_materialization_events():
             mat = event.materialization
             materialized[mat.asset_key.to_user_string()] = {
                 "row_count": mat.metadata["dagster/row_count"].value,
-                **{k: v.value for k, v in mat.metadata.items() if k != "dagster/row_count"},
+                **{
+                    ("meta_" if k == "partition" else "") + k: v.value
+                    for k, v in mat.metadata.items()
+                    if k != "dagster/row_count"
+                },
+                "partition": mat.partition,
             }
         errors = []
         entries = instance.all_logs(result.run_id)

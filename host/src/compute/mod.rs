@@ -75,6 +75,16 @@ impl Session {
         })
     }
 
+    /// Sets a DuckDB variable that SQL reads with `getvariable('name')`.
+    pub fn set_variable(&self, name: &'static str, value: &str) -> Result<(), ComputeError> {
+        let quoted = value.replace('\'', "''");
+        self.conn.execute_batch(&format!("SET VARIABLE {name} = '{quoted}'")).map_err(|source| ComputeError::Setting {
+            setting: name,
+            value: value.to_string(),
+            source,
+        })
+    }
+
     /// Creates (or replaces) `schema.table` from Arrow batches.
     pub fn load_table(
         &self,

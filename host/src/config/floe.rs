@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::ident::Ident;
+use super::partition::PartitionField;
 
 /// The pipeline file.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
@@ -71,7 +72,10 @@ pub struct Transform {
     /// streaming transform reads exactly one; a SQL-mode plugin may read several.
     #[serde(default)]
     pub inputs: Vec<String>,
-    /// For `ingest`: the raw source object, relative to floe.yaml.
+    /// For `ingest`: the raw source object, relative to floe.yaml. It may name
+    /// the partition of the run: `data/orders_{partition}.csv` reads
+    /// `data/orders_2024-01-03.csv` under `run --partition 2024-01-03` (and
+    /// needs `--partition`).
     #[serde(default)]
     pub source: Option<PathBuf>,
     /// For `sql`: the DuckDB SQL file, relative to floe.yaml. It refers to
@@ -86,6 +90,15 @@ pub struct Transform {
     /// How the result replaces or extends the target table.
     #[serde(default)]
     pub mode: WriteMode,
+    /// How the target table is partitioned: a list of fields, each a column
+    /// (one partition per value) or `day(column)`, `month(column)` or
+    /// `year(column)` of a date or timestamp column, for example
+    /// `[order_date]` or `["day(order_ts)"]`. The table is created with this
+    /// partitioning and data files are written per partition; an existing table
+    /// must be partitioned the same way. `mode: partition_overwrite` needs
+    /// exactly one field.
+    #[serde(default)]
+    pub partition_by: Vec<PartitionField>,
 }
 
 /// The kinds of step.
@@ -110,4 +123,21 @@ pub enum WriteMode {
     Overwrite,
     /// Add the rows in a new snapshot, keeping what is there.
     Append,
+    /// Replace only partitions, in one atomic snapshot. With `run --partition
+    /// VALUE`: that one partition; the step reads only that partition of its
+    /// inputs partitioned on the same column, and fails if it produces rows
+    /// outside it. Without `--partition`: every partition the output holds.
+    /// Needs `partition_by` with one field.
+    PartitionOverwrite,
+}
+
+impl WriteMode {
+    /// The name floe.yaml uses, also recorded in snapshot summaries (`floe.mode`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteMode::Overwrite => "overwrite",
+            WriteMode::Append => "append",
+            WriteMode::PartitionOverwrite => "partition_overwrite",
+        }
+    }
 }

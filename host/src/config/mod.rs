@@ -8,6 +8,7 @@ mod compat;
 mod error;
 mod floe;
 mod ident;
+mod partition;
 mod platform;
 mod scan;
 mod secret;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 pub use error::{ConfigError, ConfigErrors};
 pub use floe::{FloeFile, PluginRef, Transform, TransformKind, WriteMode};
 pub use ident::Ident;
+pub use partition::{CivilDate, PartitionField, PartitionTransform};
 pub use platform::{
     CatalogCredentials, CatalogProfile, ClientId, ComputeProfile, DuckdbProperties, LayerProfile, Observability,
     PlatformFile, PluginLimits, RestCatalog, SecretField, SqlCatalog, StorageCredentials, StorageProfile,

@@ -161,7 +161,8 @@ fn example_for(key: &str) -> Option<&'static str> {
             "a list of steps: `- {name: stg_orders, layer: silver, kind: sql, sql: models/stg_orders.sql}`"
         }
         (_, "kind") => "`kind: sql` (or `ingest`, `wasm`)",
-        (_, "mode") => "`mode: overwrite` (or `append`)",
+        (_, "mode") => "`mode: overwrite` (or `append`, `partition_overwrite`)",
+        (_, "partition_by") => "`partition_by: [order_date]` or `partition_by: [\"day(order_ts)\"]`",
         (_, "layer") => "`layer: silver`",
         ("name", "name") => "`name: customer-analytics` (the pipeline's name)",
         (_, "name") => "`name: stg_orders`",

@@ -16,7 +16,8 @@ use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 
 use super::pointer::SqlPointer;
 use super::rest::{OpenError, RestCatalog};
-use super::{LakehouseError, schema, storage};
+use super::{LakehouseError, partition, schema, storage};
+use crate::config::PartitionField;
 use crate::plan::{CatalogSpec, StorageSpec, TableRef};
 
 /// A catalog opened for this run.
@@ -91,6 +92,13 @@ impl OpenCatalog {
         }
     }
 
+    async fn namespace_exists(&self, namespace: &NamespaceIdent) -> iceberg::Result<bool> {
+        match &self.backend {
+            Backend::Sql { catalog, .. } => catalog.namespace_exists(namespace).await,
+            Backend::Rest(rest) => rest.namespace_exists(namespace).await,
+        }
+    }
+
     /// The table, or `None` if it does not exist.
     pub async fn load_table(&self, table: &TableRef) -> Result<Option<Table>, LakehouseError> {
         match self.load(&Self::ident(table)).await {
@@ -132,24 +140,29 @@ impl OpenCatalog {
         pointer.swap(table.identifier(), &current, &location.to_string()).await
     }
 
-    /// Loads the table, checking that it can take `produced`, or creates it
-    /// (and its namespace) with that schema, at `location` if given.
+    /// Loads the table, checking that it can take `produced` and is
+    /// partitioned by `partition_by`, or creates it (and its namespace) so,
+    /// at `location` if given.
     pub async fn load_or_create_table(
         &self,
         table: &TableRef,
         produced: &SchemaRef,
+        partition_by: &[PartitionField],
         location: Option<&str>,
     ) -> Result<Table, LakehouseError> {
-        if let Some(existing) = self.load_table(table).await? {
+        let check = |existing: Table| {
             schema::check_compatible(&existing, table, produced)?;
-            return Ok(existing);
+            partition::check_spec(&existing, table, partition_by)?;
+            Ok(existing)
+        };
+        if let Some(existing) = self.load_table(table).await? {
+            return check(existing);
         }
         let namespace = NamespaceIdent::new(table.namespace.to_string());
-        let exists = match &self.backend {
-            Backend::Sql { catalog, .. } => catalog.namespace_exists(&namespace).await,
-            Backend::Rest(rest) => rest.namespace_exists(&namespace).await,
-        }
-        .map_err(Self::table_error(table, "cannot look up the namespace"))?;
+        let exists = self
+            .namespace_exists(&namespace)
+            .await
+            .map_err(Self::table_error(table, "cannot look up the namespace"))?;
         if !exists {
             let created = match &self.backend {
                 Backend::Sql { catalog, .. } => catalog.create_namespace(&namespace, HashMap::new()).await.map(|_| ()),
@@ -157,16 +170,21 @@ impl OpenCatalog {
             };
             match created {
                 Ok(_) => {}
-                // Another writer created it meanwhile.
-                Err(e) if e.kind() == ErrorKind::NamespaceAlreadyExists => {}
+                // Another writer created it meanwhile. The SQL catalog reports
+                // that race as a failed insert, not as `NamespaceAlreadyExists`.
+                Err(e)
+                    if e.kind() == ErrorKind::NamespaceAlreadyExists
+                        || self.namespace_exists(&namespace).await.unwrap_or(false) => {}
                 Err(e) => return Err(Self::table_error(table, "cannot create the namespace")(e)),
             }
         }
         let iceberg_schema = schema::iceberg_schema(produced)
             .map_err(Self::table_error(table, "cannot derive an Iceberg schema from the step's output"))?;
+        let spec = partition::unbound_spec(table, partition_by, &iceberg_schema)?;
         let creation = TableCreation::builder()
             .name(table.name.to_string())
             .schema(iceberg_schema)
+            .partition_spec(spec)
             .location_opt(location.map(str::to_string))
             .build();
         let created = match &self.backend {
@@ -175,15 +193,15 @@ impl OpenCatalog {
         };
         match created {
             Ok(created) => Ok(created),
-            Err(e) if e.kind() == ErrorKind::TableAlreadyExists => {
-                let existing = self.load_table(table).await?.ok_or_else(|| LakehouseError::NoSuchTable {
-                    catalog: self.name.clone(),
-                    table: table.to_string(),
-                })?;
-                schema::check_compatible(&existing, table, produced)?;
-                Ok(existing)
-            }
-            Err(e) => Err(Self::table_error(table, "cannot create table")(e)),
+            // Another writer created it meanwhile (the SQL catalog may report
+            // that race as a failed insert): use theirs if it fits.
+            Err(e) => match self.load_table(table).await {
+                Ok(Some(existing)) => check(existing),
+                _ if e.kind() == ErrorKind::TableAlreadyExists => {
+                    Err(LakehouseError::NoSuchTable { catalog: self.name.clone(), table: table.to_string() })
+                }
+                _ => Err(Self::table_error(table, "cannot create table")(e)),
+            },
         }
     }
 }

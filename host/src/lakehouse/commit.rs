@@ -6,6 +6,9 @@
 //! - `overwrite`: the new manifest plus one that marks every live file of the
 //!   current snapshot DELETED, so readers and incremental consumers see the
 //!   replacement as one `overwrite` snapshot.
+//! - `partition_overwrite`: the new manifest plus the current snapshot's
+//!   manifests with the live files of the replaced partitions marked DELETED
+//!   (`replace`), as one `overwrite` snapshot.
 //!
 //! The commit is a compare-and-swap of the metadata pointer. If another writer
 //! won the race, the snapshot is rebuilt on the new state (the data files are
@@ -16,13 +19,13 @@ use std::time::Duration;
 
 use iceberg::spec::{
     DataFile, FormatVersion, MAIN_BRANCH, ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot,
-    SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary,
+    SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Struct, Summary,
 };
 use iceberg::table::Table;
 use iceberg::{ErrorKind, TableRequirement, TableUpdate};
 
 use super::catalog::OpenCatalog;
-use super::{CommitTags, LakehouseError};
+use super::{CommitTags, LakehouseError, replace};
 use crate::config::WriteMode;
 use crate::plan::TableRef;
 
@@ -35,7 +38,9 @@ pub struct CommitInfo {
     pub bytes: u64,
 }
 
-const DEFAULT_RETRIES: u32 = 4;
+// Iceberg's Java default is 4. floe-host runs one process per partition, and
+// N processes that start together need up to N - 1 retries to all land.
+const DEFAULT_RETRIES: u32 = 10;
 const DEFAULT_MIN_WAIT_MS: u64 = 100;
 const DEFAULT_MAX_WAIT_MS: u64 = 60_000;
 
@@ -45,6 +50,7 @@ pub(super) async fn commit_with_retry(
     mut table: Table,
     data_files: Vec<DataFile>,
     mode: WriteMode,
+    replaced: &[Struct],
     tags: &CommitTags,
 ) -> Result<CommitInfo, LakehouseError> {
     let properties = table.metadata().properties();
@@ -55,19 +61,28 @@ pub(super) async fn commit_with_retry(
         let table = table_ref.to_string();
         move |source| LakehouseError::Table { table, message, source }
     };
+    // The data files carry partition values of this spec.
+    let spec_id = table.metadata().default_partition_spec_id();
     let mut attempt = 0;
     loop {
-        match commit_once(catalog, &table, data_files.clone(), mode, tags).await {
+        match commit_once(catalog, &table, data_files.clone(), mode, replaced, tags).await {
             Ok(info) => return Ok(info),
             Err(e) if e.kind() == ErrorKind::CatalogCommitConflicts && attempt < retries => {
                 attempt += 1;
                 tracing::info!(table = %table_ref, attempt, "Commit conflicted with another writer; retrying on the new table state.");
-                tokio::time::sleep(Duration::from_millis(wait)).await;
+                tokio::time::sleep(jittered(wait)).await;
                 wait = (wait * 2).min(max_wait);
                 table = catalog
                     .load(&OpenCatalog::ident(table_ref))
                     .await
                     .map_err(error("cannot reload the table after a commit conflict"))?;
+                if table.metadata().default_partition_spec_id() != spec_id {
+                    return Err(LakehouseError::Partition {
+                        table: table_ref.to_string(),
+                        message: "another writer changed the table's partitioning while this step wrote; run again"
+                            .into(),
+                    });
+                }
             }
             Err(e) if e.kind() == ErrorKind::CatalogCommitConflicts => {
                 return Err(LakehouseError::CommitConflict { table: table_ref.to_string(), attempts: attempt + 1 });
@@ -75,6 +90,12 @@ pub(super) async fn commit_with_retry(
             Err(e) => return Err(error("commit failed")(e)),
         }
     }
+}
+
+/// `wait` ± 50%: writers that conflicted together must not retry together.
+fn jittered(wait_ms: u64) -> Duration {
+    let random = uuid::Uuid::new_v4().as_u64_pair().0;
+    Duration::from_millis(wait_ms / 2 + random % (wait_ms + 1))
 }
 
 fn property(properties: &HashMap<String, String>, key: &str, default: u64) -> u64 {
@@ -86,6 +107,7 @@ async fn commit_once(
     table: &Table,
     added: Vec<DataFile>,
     mode: WriteMode,
+    replaced: &[Struct],
     tags: &CommitTags,
 ) -> iceberg::Result<CommitInfo> {
     let metadata = table.metadata();
@@ -152,6 +174,17 @@ async fn commit_once(
                     manifests.push(writer.write_manifest_file().await?);
                 }
             }
+            WriteMode::PartitionOverwrite => {
+                previous_totals = Totals::from_summary(parent.summary());
+                let parent_manifests: Vec<_> = list.consume_entries().into_iter().collect();
+                let path = |n: usize| format!("{meta_dir}/{commit_uuid}-r{n}.avro");
+                let kept = replace::without_partitions(table, parent_manifests, replaced, snapshot_id, path).await?;
+                for file in &kept.removed {
+                    summary.remove_file(file, schema.clone(), spec.clone());
+                    previous_totals.remove(file);
+                }
+                manifests.extend(kept.manifests);
+            }
         }
     }
 
@@ -167,14 +200,21 @@ async fn commit_once(
 
     let operation = match mode {
         WriteMode::Append => Operation::Append,
-        WriteMode::Overwrite => Operation::Overwrite,
+        WriteMode::Overwrite | WriteMode::PartitionOverwrite => Operation::Overwrite,
     };
     let mut properties: HashMap<String, String> = summary.build();
     previous_totals.add_to(&mut properties, &info);
     properties.insert("floe.run-id".into(), tags.run_id.clone());
     properties.insert("floe.pipeline".into(), tags.pipeline.clone());
     properties.insert("floe.step".into(), tags.step.clone());
-    properties.insert("floe.mode".into(), format!("{mode:?}").to_lowercase());
+    properties.insert("floe.mode".into(), mode.as_str().to_string());
+    if mode == WriteMode::PartitionOverwrite {
+        // As Iceberg's ReplacePartitions marks its snapshots.
+        properties.insert("replace-partitions".into(), "true".into());
+    }
+    if let Some(partition) = &tags.partition {
+        properties.insert("floe.partition".into(), partition.clone());
+    }
 
     let snapshot = Snapshot::builder()
         .with_snapshot_id(snapshot_id)
@@ -224,6 +264,18 @@ impl Totals {
     fn from_summary(summary: &Summary) -> Self {
         let get = |key: &str| summary.additional_properties.get(key).and_then(|v| v.parse().ok()).unwrap_or(0);
         Totals(TOTAL_KEYS.iter().map(|&key| (key, get(key))).collect())
+    }
+
+    /// A data file the snapshot deletes.
+    fn remove(&mut self, file: &DataFile) {
+        for (key, amount) in [
+            ("total-records", file.record_count()),
+            ("total-files-size", file.file_size_in_bytes()),
+            ("total-data-files", 1),
+        ] {
+            let total = self.0.entry(key).or_default();
+            *total = total.saturating_sub(amount);
+        }
     }
 
     fn add_to(&self, properties: &mut HashMap<String, String>, added: &CommitInfo) {

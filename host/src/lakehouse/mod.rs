@@ -4,12 +4,16 @@
 //! iceberg 0.10.1 has no overwrite action, so commits are produced here
 //! (`commit`): data files from the crate's writers, then our own manifests,
 //! manifest list, snapshot and metadata file, then an atomic compare-and-swap
-//! of the table's metadata pointer in the catalog (`pointer`).
+//! of the table's metadata pointer in the catalog (`pointer`). Partitioned
+//! tables (`partition`) are written per partition and can have single
+//! partitions replaced (`replace`).
 
 mod catalog;
 mod commit;
+mod partition;
 mod pointer;
 mod read;
+mod replace;
 mod rest;
 mod schema;
 mod storage;
@@ -23,8 +27,9 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 pub use commit::CommitInfo;
+pub use partition::Partitioning;
 
-use crate::config::WriteMode;
+use crate::config::{PartitionField, WriteMode};
 use crate::plan::{CatalogSpec, StorageSpec, TableRef};
 use catalog::OpenCatalog;
 
@@ -70,6 +75,23 @@ pub enum LakehouseError {
     Auth { catalog: String, message: String },
     #[error("table `{table}`: commit still conflicting after {attempts} attempts (another writer keeps committing)")]
     CommitConflict { table: String, attempts: u32 },
+    #[error("table `{table}`: {message}")]
+    Partition { table: String, message: String },
+    #[error(
+        "table `{table}` {existing}, but floe.yaml declares `partition_by: {declared}`; floe-host does not change \
+         the partitioning of an existing table: declare the table's partitioning, or drop the table (or write to a \
+         new one) to repartition it"
+    )]
+    PartitionSpecMismatch { table: String, existing: String, declared: String },
+    #[error("table `{table}`: --partition `{value}` does not name a partition of `{field}`: {reason}")]
+    PartitionValue { table: String, value: String, field: String, reason: String },
+    #[error(
+        "table `{table}`: the step produced {rows} rows outside partition `{partition}` (for example in \
+         `{example}`), and a `partition_overwrite` step run with --partition writes only that partition: keep the \
+         step's rows to it (floe-host reads only that partition of inputs partitioned on column `{column}`; \
+         other inputs are read whole)"
+    )]
+    OutsidePartition { table: String, partition: String, rows: u64, example: String, column: String },
 }
 
 impl LakehouseError {
@@ -103,6 +125,8 @@ pub struct CommitTags {
     pub run_id: String,
     pub pipeline: String,
     pub step: String,
+    /// The partition a `partition_overwrite` step replaces (`run --partition`).
+    pub partition: Option<String>,
 }
 
 /// The catalogs of one run, opened once.
@@ -167,6 +191,20 @@ impl Lakehouse {
         catalog: &str,
         table: &TableRef,
     ) -> Result<(SchemaRef, Vec<RecordBatch>, u64), LakehouseError> {
+        self.read_input(catalog, table, None).await
+    }
+
+    /// `read_with_bytes` for a step that replaces one partition (`partition`:
+    /// its field and the value): an input partitioned on the same column is
+    /// scanned for that partition's rows only, which prunes its other data
+    /// files, and the bytes are those of the files scanned. Other inputs are
+    /// read whole.
+    pub async fn read_input(
+        &self,
+        catalog: &str,
+        table: &TableRef,
+        partition: Option<(&PartitionField, &str)>,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>, u64), LakehouseError> {
         // Traced as a `read` span (observe/traces.rs): table, snapshot id, rows, bytes.
         let span = tracing::info_span!(crate::observe::traces::READ, %catalog, %table,
             snapshot_id = Empty, rows = Empty, bytes = Empty, otel.status_code = Empty, otel.status_message = Empty);
@@ -178,6 +216,11 @@ impl Lakehouse {
             })?;
             if let Some(id) = loaded.metadata().current_snapshot_id() {
                 tracing::Span::current().record("snapshot_id", id);
+            }
+            let filter = partition.and_then(|(field, value)| partition::input_filter(&loaded, field, value));
+            if let Some(filter) = filter {
+                tracing::info!(%table, %filter, "Reading only the partition's rows.");
+                return read::scan_filtered(&loaded, table, filter).await;
             }
             let bytes = loaded
                 .metadata()
@@ -200,8 +243,10 @@ impl Lakehouse {
     }
 
     /// Writes `batches` to `table` (created on first write, at `location`
-    /// if given) and commits one snapshot: the whole table replaced
-    /// (`overwrite`) or extended (`append`).
+    /// if given, partitioned as `partitioning` declares) and commits one
+    /// snapshot: the whole table replaced (`overwrite`), extended (`append`),
+    /// or some partitions replaced (`partition_overwrite`: the one
+    /// `partitioning.value` names, or else every partition the batches hold).
     #[allow(clippy::too_many_arguments)]
     pub async fn write(
         &self,
@@ -211,6 +256,7 @@ impl Lakehouse {
         schema: &SchemaRef,
         batches: Vec<RecordBatch>,
         mode: WriteMode,
+        partitioning: Partitioning<'_>,
         tags: &CommitTags,
     ) -> Result<CommitInfo, LakehouseError> {
         // Traced as a `commit` span (data files and the snapshot): table,
@@ -220,9 +266,19 @@ impl Lakehouse {
             otel.status_code = Empty, otel.status_message = Empty);
         let result = async {
             let open = self.catalog(catalog);
-            let loaded = open.load_or_create_table(table, schema, location).await?;
-            let data_files = write::data_files(&loaded, table, batches, tags).await?;
-            commit::commit_with_retry(open, table, loaded, data_files, mode, tags).await
+            let loaded = open.load_or_create_table(table, schema, partitioning.fields, location).await?;
+            let only = match (mode, partitioning.value) {
+                (WriteMode::PartitionOverwrite, Some(value)) => {
+                    Some(partition::partition_value(&loaded, table, value)?)
+                }
+                _ => None,
+            };
+            let data_files = write::data_files(&loaded, table, batches, tags, only.as_ref()).await?;
+            let replaced = match mode {
+                WriteMode::PartitionOverwrite => partition::replaced(only, &data_files),
+                _ => Vec::new(),
+            };
+            commit::commit_with_retry(open, table, loaded, data_files, mode, &replaced, tags).await
         }
         .instrument(span.clone())
         .await

@@ -4,10 +4,24 @@
 //! The SQL catalog keeps the pointer in the `iceberg_tables` table that
 //! iceberg-catalog-sql and pyiceberg's SqlCatalog share; the swap is one
 //! conditional UPDATE, exactly as those catalogs do it.
+//!
+//! SQLite lets one writer in at a time. Concurrent runs (one process per
+//! partition) therefore meet "database is locked" (SQLITE_BUSY): the
+//! connection waits for the lock (`busy_timeout`), and a swap that still gets
+//! BUSY is tried again, since a BUSY statement changed nothing. Only a swap
+//! that finds another pointer is a conflict.
+
+use std::str::FromStr;
+use std::time::Duration;
 
 use iceberg::{Error, ErrorKind, TableIdent};
 use sqlx::SqlitePool;
-use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+/// How long one statement waits for SQLite's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Swaps tried again after SQLITE_BUSY outlasted the timeout.
+const BUSY_RETRIES: u32 = 5;
 
 /// Compare-and-swap of metadata pointers in a SQL catalog.
 pub(super) struct SqlPointer {
@@ -15,39 +29,139 @@ pub(super) struct SqlPointer {
     catalog_name: String,
 }
 
+/// SQLITE_BUSY and SQLITE_LOCKED, with their extended codes.
+fn is_busy(error: &sqlx::Error) -> bool {
+    let Some(database) = error.as_database_error() else { return false };
+    let code = database.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
+    matches!(code & 0xff, 5 | 6) || database.message().contains("database is locked")
+}
+
 impl SqlPointer {
     pub async fn connect(uri: &str, catalog_name: &str) -> iceberg::Result<Self> {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect(uri)
-            .await
-            .map_err(|e| Error::new(ErrorKind::Unexpected, format!("cannot connect to {uri}: {e}")))?;
+        Self::connect_with(uri, catalog_name, BUSY_TIMEOUT).await
+    }
+
+    async fn connect_with(uri: &str, catalog_name: &str, busy_timeout: Duration) -> iceberg::Result<Self> {
+        let unexpected = |e: sqlx::Error| Error::new(ErrorKind::Unexpected, format!("cannot connect to {uri}: {e}"));
+        let options = SqliteConnectOptions::from_str(uri).map_err(unexpected)?.busy_timeout(busy_timeout);
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.map_err(unexpected)?;
         Ok(SqlPointer { pool, catalog_name: catalog_name.to_string() })
     }
 
     /// Points `table` at `new` if it still points at `expected`. A lost race
     /// is a retryable `CatalogCommitConflicts` error.
     pub async fn swap(&self, table: &TableIdent, expected: &str, new: &str) -> iceberg::Result<()> {
-        let result = sqlx::query(
-            "UPDATE iceberg_tables
-             SET metadata_location = ?, previous_metadata_location = ?
-             WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?
-               AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)
-               AND metadata_location = ?",
-        )
-        .bind(new)
-        .bind(expected)
-        .bind(&self.catalog_name)
-        .bind(table.namespace().join("."))
-        .bind(table.name())
-        .bind(expected)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| Error::new(ErrorKind::Unexpected, format!("catalog update failed: {e}")).with_retryable(true))?;
-        if result.rows_affected() == 0 {
+        let mut busy = 0;
+        let updated = loop {
+            let result = sqlx::query(
+                "UPDATE iceberg_tables
+                 SET metadata_location = ?, previous_metadata_location = ?
+                 WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?
+                   AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)
+                   AND metadata_location = ?",
+            )
+            .bind(new)
+            .bind(expected)
+            .bind(&self.catalog_name)
+            .bind(table.namespace().join("."))
+            .bind(table.name())
+            .bind(expected)
+            .execute(&self.pool)
+            .await;
+            match result {
+                Ok(done) => break done.rows_affected(),
+                Err(e) if is_busy(&e) && busy < BUSY_RETRIES => {
+                    busy += 1;
+                    tracing::info!(table = %table, attempt = busy, "The catalog database is locked; trying the swap again.");
+                    tokio::time::sleep(Duration::from_millis(50 << busy)).await;
+                }
+                Err(e) => {
+                    return Err(
+                        Error::new(ErrorKind::Unexpected, format!("catalog update failed: {e}")).with_retryable(true)
+                    );
+                }
+            }
+        };
+        if updated == 0 {
+            // After a BUSY retry, make sure the first attempt did not land.
+            if busy > 0 && self.current(table).await.as_deref() == Some(new) {
+                return Ok(());
+            }
             return Err(Error::new(ErrorKind::CatalogCommitConflicts, format!("commit conflicted for table {table}"))
                 .with_retryable(true));
         }
         Ok(())
+    }
+
+    /// Where the table points now (`None` if that cannot be read).
+    async fn current(&self, table: &TableIdent) -> Option<String> {
+        sqlx::query_scalar(
+            "SELECT metadata_location FROM iceberg_tables
+             WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
+        )
+        .bind(&self.catalog_name)
+        .bind(table.namespace().join("."))
+        .bind(table.name())
+        .fetch_optional(&self.pool)
+        .await
+        .ok()
+        .flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iceberg::NamespaceIdent;
+    use sqlx::Connection;
+
+    /// A catalog file with one table pointing at `v1.json`.
+    async fn catalog(dir: &std::path::Path) -> String {
+        let uri = format!("sqlite://{}?mode=rwc", dir.join("catalog.db").display());
+        let mut connection = sqlx::SqliteConnection::connect(&uri).await.unwrap();
+        sqlx::query(
+            "CREATE TABLE iceberg_tables (catalog_name TEXT, table_namespace TEXT, table_name TEXT,
+             metadata_location TEXT, previous_metadata_location TEXT, iceberg_type TEXT)",
+        )
+        .execute(&mut connection)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO iceberg_tables VALUES ('default', 'silver', 'orders', 'v1.json', NULL, 'TABLE')")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        uri
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+    }
+
+    #[test]
+    fn a_locked_catalog_is_waited_for_not_failed() {
+        runtime().block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let uri = catalog(dir.path()).await;
+            let table = TableIdent::new(NamespaceIdent::new("silver".into()), "orders".into());
+            // A short busy timeout, so that the lock outlasts it and the swap's own retries take over.
+            let pointer = SqlPointer::connect_with(&uri, "default", Duration::from_millis(20)).await.unwrap();
+            let mut other = sqlx::SqliteConnection::connect(&uri).await.unwrap();
+            sqlx::query("BEGIN EXCLUSIVE").execute(&mut other).await.unwrap();
+            let release = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+            });
+            let started = std::time::Instant::now();
+            pointer.swap(&table, "v1.json", "v2.json").await.expect("the swap waits for the lock");
+            // Longer than the busy timeout: the swap tried again after SQLITE_BUSY.
+            assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
+            release.await.unwrap();
+            assert_eq!(pointer.current(&table).await.as_deref(), Some("v2.json"));
+
+            // A pointer that moved meanwhile is a conflict, to be retried on the new state.
+            let error = pointer.swap(&table, "v1.json", "v3.json").await.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::CatalogCommitConflicts);
+            assert!(error.retryable());
+        });
     }
 }

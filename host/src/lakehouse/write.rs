@@ -1,26 +1,38 @@
 //! Writing a step's batches as Parquet data files of the table. Nothing is
 //! visible until `commit` swaps the table's metadata pointer; a failure here
 //! leaves only unreferenced files.
+//!
+//! A partitioned table's rows are split by partition
+//! (`RecordBatchPartitionSplitter`) and written by a `FanoutWriter`, one
+//! rolling file writer per partition, so every data file holds one partition
+//! and carries its partition values.
 
 use arrow_array::RecordBatch;
-use iceberg::spec::{DataFile, DataFileFormat};
+use iceberg::arrow::RecordBatchPartitionSplitter;
+use iceberg::spec::{DataFile, DataFileFormat, Struct};
 use iceberg::table::Table;
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
-use iceberg::writer::file_writer::location_generator::{DefaultFileNameGenerator, DefaultLocationGenerator};
+use iceberg::writer::file_writer::location_generator::DefaultFileNameGenerator;
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
+use iceberg::writer::partitioning::PartitioningWriter;
+use iceberg::writer::partitioning::fanout_writer::FanoutWriter;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+use super::partition::{PartitionPaths, describe_partition};
 use super::{CommitTags, LakehouseError, schema};
 use crate::plan::TableRef;
 
+/// Writes `batches` as data files of `table`. With `only`, every row must
+/// fall in that partition; otherwise nothing is written.
 pub async fn data_files(
     table: &Table,
     table_ref: &TableRef,
     batches: Vec<RecordBatch>,
     tags: &CommitTags,
+    only: Option<&Struct>,
 ) -> Result<Vec<DataFile>, LakehouseError> {
     let error = |message: &'static str| {
         let table = table_ref.to_string();
@@ -29,26 +41,64 @@ pub async fn data_files(
     if batches.iter().all(|b| b.num_rows() == 0) {
         return Ok(Vec::new());
     }
+    let metadata = table.metadata();
     let target = schema::table_arrow_schema(table).map_err(error("cannot convert the table schema to Arrow"))?;
     let properties = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
-    let parquet = ParquetWriterBuilder::new(properties, table.metadata().current_schema().clone());
-    let locations = DefaultLocationGenerator::new(table.metadata()).map_err(error("cannot place data files"))?;
+    let parquet = ParquetWriterBuilder::new(properties, metadata.current_schema().clone());
+    let locations = PartitionPaths::new(metadata).map_err(error("cannot place data files"))?;
     // A prefix unique to this write: the default generator numbers files from
     // zero on every write and would otherwise overwrite earlier files.
     let prefix = format!("{}-{}-{}", tags.step, tags.run_id, uuid::Uuid::new_v4().simple());
     let names = DefaultFileNameGenerator::new(prefix, None, DataFileFormat::Parquet);
     let rolling =
         RollingFileWriterBuilder::new_with_default_file_size(parquet, table.file_io().clone(), locations, names);
-    let mut writer = DataFileWriterBuilder::new(rolling).build(None).await.map_err(error("cannot start writing"))?;
-    for batch in batches {
-        if batch.num_rows() == 0 {
-            continue;
-        }
-        let aligned = schema::align(batch, &target).map_err(|e| LakehouseError::Unsupported {
+    let builder = DataFileWriterBuilder::new(rolling);
+
+    let mut aligned = Vec::with_capacity(batches.len());
+    for batch in batches.into_iter().filter(|b| b.num_rows() > 0) {
+        aligned.push(schema::align(batch, &target).map_err(|e| LakehouseError::Unsupported {
             table: table_ref.to_string(),
             message: format!("cannot convert the step's output to the table schema: {e}"),
-        })?;
-        writer.write(aligned).await.map_err(error("cannot write a data file"))?;
+        })?);
+    }
+
+    let spec = metadata.default_partition_spec();
+    if spec.is_unpartitioned() {
+        let mut writer = builder.build(None).await.map_err(error("cannot start writing"))?;
+        for batch in aligned {
+            writer.write(batch).await.map_err(error("cannot write a data file"))?;
+        }
+        return writer.close().await.map_err(error("cannot finish a data file"));
+    }
+
+    let splitter =
+        RecordBatchPartitionSplitter::try_new_with_computed_values(metadata.current_schema().clone(), spec.clone())
+            .map_err(error("cannot compute partition values"))?;
+    let mut parts = Vec::new();
+    for batch in &aligned {
+        parts.extend(splitter.split(batch).map_err(error("cannot compute partition values"))?);
+    }
+    drop(aligned);
+    if let Some(only) = only {
+        let outside: Vec<_> = parts.iter().filter(|(key, _)| key.data() != only).collect();
+        if let Some((example, _)) = outside.first() {
+            let schema = metadata.current_schema();
+            return Err(LakehouseError::OutsidePartition {
+                table: table_ref.to_string(),
+                partition: describe_partition(spec, schema, only),
+                rows: outside.iter().map(|(_, b)| b.num_rows() as u64).sum(),
+                example: describe_partition(spec, schema, example.data()),
+                column: spec
+                    .fields()
+                    .first()
+                    .and_then(|f| schema.field_by_id(f.source_id))
+                    .map_or_else(String::new, |f| f.name.clone()),
+            });
+        }
+    }
+    let mut writer = FanoutWriter::new(builder);
+    for (key, batch) in parts {
+        writer.write(key, batch).await.map_err(error("cannot write a data file"))?;
     }
     writer.close().await.map_err(error("cannot finish a data file"))
 }

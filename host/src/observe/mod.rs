@@ -23,6 +23,8 @@ pub struct RunInfo {
     pub run_id: String,
     pub pipeline: String,
     pub started_at: SystemTime,
+    /// The partition the run replaces (`--partition`), if any.
+    pub partition: Option<String>,
 }
 
 /// Receives the events of a run. Every method has an empty default.

@@ -11,7 +11,8 @@
 //! floe-host runs the steps whose target `layer.name` is a selected asset key
 //! `layer/name`, and sends `opened`, a few `log`s, one
 //! `report_asset_materialization` per committed table and `closed` (with the
-//! error as the exception when the run fails). The field names follow the
+//! error as the exception when the run fails). A context's `partition_key`
+//! is the run's partition, as `--partition` would be. The field names follow the
 //! `dagster-pipes` Python package (`_make_message`, `PipesContextData`,
 //! `report_asset_materialization`, `PipesException`).
 
@@ -46,10 +47,15 @@ pub enum PipesError {
     #[error("Dagster Pipes: the context is malformed: {0}")]
     Context(String),
     #[error(
-        "Dagster Pipes: partitioned runs are not supported yet (the context asks for {0}); \
-         materialize the assets without a partition"
+        "Dagster Pipes: the context asks for {0}, but floe-host runs one partition at a time; \
+         launch one run per partition (for example a backfill with a single-run policy per partition)"
     )]
-    Partitioned(String),
+    PartitionRange(String),
+    #[error(
+        "Dagster Pipes: the context's partition_key is `{dagster}` but --partition is `{cli}`; \
+         pass one of them, or the same value"
+    )]
+    PartitionConflict { dagster: String, cli: String },
     #[error(
         "Dagster Pipes: asset key `{0}` is not `layer/table` (a floe-host table is two parts, like `gold/customer_totals`)"
     )]
@@ -89,6 +95,8 @@ pub struct Pipes {
     /// (then no materializations are reported, only logs).
     asset_keys: Option<Vec<String>>,
     dagster_run_id: Option<String>,
+    /// The context's partition key, or else `--partition`.
+    partition: Option<String>,
     opened: bool,
     closed: bool,
     /// Whether a write failure was already logged.
@@ -97,9 +105,10 @@ pub struct Pipes {
 
 /// When Dagster launched this process: the observer, and `plan` narrowed to
 /// the selected assets. Without the Pipes variables: `plan` as is and `None`.
-/// A context floe-host cannot honour is reported to Dagster (`opened`, then
-/// `closed` with the error) as well as returned.
-pub fn start(plan: Plan) -> Result<(Plan, Option<Pipes>), PipesError> {
+/// `cli_partition` is `--partition`, which must agree with the context's
+/// partition key. A context floe-host cannot honour is reported to Dagster
+/// (`opened`, then `closed` with the error) as well as returned.
+pub fn start(plan: Plan, cli_partition: Option<&str>) -> Result<(Plan, Option<Pipes>), PipesError> {
     let context_var = std::env::var(CONTEXT_ENV).ok();
     let messages_var = std::env::var(MESSAGES_ENV).ok();
     let (context_var, messages_var) = match (context_var, messages_var) {
@@ -109,9 +118,16 @@ pub fn start(plan: Plan) -> Result<(Plan, Option<Pipes>), PipesError> {
         (Some(c), Some(m)) => (c, m),
     };
     let channel = channel(&decode_param(MESSAGES_ENV, &messages_var)?)?;
-    let mut pipes =
-        Pipes { channel, asset_keys: None, dagster_run_id: None, opened: false, closed: false, warned: false };
-    match context(&context_var).and_then(|context| pipes.apply(context, &plan)) {
+    let mut pipes = Pipes {
+        channel,
+        asset_keys: None,
+        dagster_run_id: None,
+        partition: None,
+        opened: false,
+        closed: false,
+        warned: false,
+    };
+    match context(&context_var).and_then(|context| pipes.apply(context, &plan, cli_partition)) {
         Ok(plan) => Ok((plan, Some(pipes))),
         Err(error) => {
             pipes.open();
@@ -194,18 +210,35 @@ fn asset_key_of(step: &Step) -> String {
 }
 
 impl Pipes {
+    /// The partition of the run: the context's partition key, or else `--partition`.
+    pub fn partition(&self) -> Option<&str> {
+        self.partition.as_deref()
+    }
+
+    /// Tells Dagster that the run cannot start (a configuration or usage
+    /// error found after the context was read).
+    pub fn refuse(mut self, message: &str) {
+        self.open();
+        self.close(Some(message), "ConfigError");
+    }
+
     /// Checks the context and narrows the plan to the selected assets.
-    fn apply(&mut self, context: Context, plan: &Plan) -> Result<Plan, PipesError> {
+    fn apply(&mut self, context: Context, plan: &Plan, cli_partition: Option<&str>) -> Result<Plan, PipesError> {
         self.dagster_run_id = context.run_id.clone();
+        // A single-partition run also carries a range (that one key) and, for
+        // time partitions, a window: the key says it all.
         let partition = match (&context.partition_key, &context.partition_key_range, &context.partition_time_window) {
-            (Some(key), _, _) => Some(format!("partition `{key}`")),
-            (None, Some(range), _) => Some(format!("partition range {range}")),
-            (None, None, Some(window)) => Some(format!("time window {window}")),
+            (Some(key), _, _) => Some(key.clone()),
+            (None, Some(range), _) => return Err(PipesError::PartitionRange(format!("partition range {range}"))),
+            (None, None, Some(window)) => return Err(PipesError::PartitionRange(format!("time window {window}"))),
             (None, None, None) => None,
         };
-        if let Some(partition) = partition {
-            return Err(PipesError::Partitioned(partition));
+        if let (Some(dagster), Some(cli)) = (&partition, cli_partition)
+            && dagster != cli
+        {
+            return Err(PipesError::PartitionConflict { dagster: dagster.clone(), cli: cli.to_string() });
         }
+        self.partition = partition.or_else(|| cli_partition.map(str::to_string));
         let Some(keys) = context.asset_keys else {
             return Ok(plan.clone());
         };
@@ -276,7 +309,10 @@ impl Observer for Pipes {
     fn run_started(&mut self, run: &RunInfo, plan: &Plan) {
         self.open();
         let steps: Vec<String> = plan.steps.iter().map(|s| s.target.to_string()).collect();
-        let dagster = self.dagster_run_id.as_deref().map(|id| format!(" (Dagster run {id})")).unwrap_or_default();
+        let mut dagster = self.dagster_run_id.as_deref().map(|id| format!(" (Dagster run {id})")).unwrap_or_default();
+        if let Some(partition) = &run.partition {
+            dagster.push_str(&format!(", partition `{partition}`"));
+        }
         self.log(
             "INFO",
             format!(
@@ -310,6 +346,11 @@ impl Observer for Pipes {
             "duration_ms": {"raw_value": report.duration.as_millis() as u64, "type": "int"},
             "floe_run_id": {"raw_value": run.run_id, "type": "text"},
         });
+        // Dagster records the run's partition with the materialization; the
+        // metadata says which partition of the table was replaced.
+        if let (Some(partition), Some(fields)) = (step.replaced_partition().map(|(_, v)| v), metadata.as_object_mut()) {
+            fields.insert("partition".into(), json!({"raw_value": partition, "type": "text"}));
+        }
         // Plugin steps only: Dagster metadata values cannot be null.
         if let (Some(plugin), Some(fields)) = (report.plugin, metadata.as_object_mut()) {
             let cpu_ms = plugin.cpu_time.as_micros() as f64 / 1000.0;

@@ -3,7 +3,7 @@
 //! whether the run succeeded or failed.
 //!
 //! ```json
-//! {"run_id": "...", "pipeline": "customer-analytics", "status": "succeeded",
+//! {"run_id": "...", "pipeline": "customer-analytics", "partition": null, "status": "succeeded",
 //!  "exit_code": 0, "error": null, "failed_step": null,
 //!  "started_at_unix_ms": 1700000000000, "duration_ms": 4210,
 //!  "steps": [{"step": "raw_customers", "table": "bronze.raw_customers",
@@ -15,7 +15,8 @@
 //! ```
 //!
 //! `steps` lists the committed steps, in order; on failure those committed
-//! before the failing one (they stay committed).
+//! before the failing one (they stay committed). `partition` is the run's
+//! `--partition` (or Dagster partition key), null without one.
 //!
 //! `rows_in`/`bytes_in`: for an ingest, the rows the plugin parsed and the
 //! source file's size; otherwise the rows of the input tables read and the
@@ -83,6 +84,7 @@ pub fn summary(
     json!({
         "run_id": run.run_id,
         "pipeline": run.pipeline,
+        "partition": run.partition,
         "status": status,
         "exit_code": exit_code,
         "error": error,

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::order::topological;
+use super::partition;
 use super::sql_refs::find_refs;
 use super::{Action, CatalogSpec, Input, Plan, PluginSpec, RestAuth, RestSpec, S3Keys, Step, StorageSpec, TableRef};
 use crate::config::{
@@ -110,6 +111,9 @@ impl Checker<'_> {
         for (i, transform) in floe.transforms.iter().enumerate() {
             let (catalog, storage, namespace) = self.layer_target(&transform.layer);
             let key = |field: &str| format!("transforms[{i}].{field}");
+            for problem in partition::check_transform(transform) {
+                self.floe_error(key(&problem.key), problem.message, Some(problem.help));
+            }
             let mut step_deps = Vec::new();
             let action = match transform.kind {
                 TransformKind::Ingest => {
@@ -135,15 +139,21 @@ impl Checker<'_> {
                         }
                         Some(source) => {
                             let path = project.root.join(source);
-                            if path.is_file() {
-                                Some((path, source.display().to_string()))
-                            } else {
-                                self.floe_error(
-                                    key("source"),
-                                    format!("source file `{}` does not exist", path.display()),
-                                    Some("paths are relative to the directory of floe.yaml".into()),
-                                );
-                                None
+                            match partition::check_source_template(&project.root, source) {
+                                Ok(true) => Some((path, source.display().to_string())),
+                                Ok(false) if path.is_file() => Some((path, source.display().to_string())),
+                                Ok(false) => {
+                                    self.floe_error(
+                                        key("source"),
+                                        format!("source file `{}` does not exist", path.display()),
+                                        Some("paths are relative to the directory of floe.yaml".into()),
+                                    );
+                                    None
+                                }
+                                Err((message, help)) => {
+                                    self.floe_error(key("source"), message, Some(help));
+                                    None
+                                }
                             }
                         }
                     };
@@ -290,6 +300,8 @@ impl Checker<'_> {
                 storage,
                 location,
                 mode: transform.mode,
+                partition_by: transform.partition_by.clone(),
+                partition: None,
                 action,
                 inputs: Vec::new(),
             }));

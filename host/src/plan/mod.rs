@@ -5,6 +5,7 @@
 
 mod build;
 mod order;
+pub mod partition;
 mod render;
 pub mod select;
 pub mod sql_refs;
@@ -17,7 +18,7 @@ use serde::Serialize;
 
 pub use build::build;
 
-use crate::config::{DuckdbProperties, Ident, Observability, Secret, WriteMode};
+use crate::config::{DuckdbProperties, Ident, Observability, PartitionField, Secret, WriteMode};
 use crate::sandbox::Limits;
 
 /// A fully resolved pipeline. Serializes (for `plan --json`) with every
@@ -57,9 +58,27 @@ pub struct Step {
     /// (`None`). A table that exists keeps the location it has.
     pub location: Option<String>,
     pub mode: WriteMode,
+    /// How the target table is partitioned (`partition_by`); empty for none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub partition_by: Vec<PartitionField>,
+    /// The partition a `partition_overwrite` step replaces in this run
+    /// (`run --partition`); set by [`Plan::for_partition`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
     pub action: Action,
     /// Tables the step reads, produced by earlier steps.
     pub inputs: Vec<Input>,
+}
+
+impl Step {
+    /// The target's partition field and the value this run replaces: what
+    /// narrows the step's inputs to one partition.
+    pub fn replaced_partition(&self) -> Option<(&PartitionField, &str)> {
+        match (self.partition_by.as_slice(), &self.partition) {
+            ([field], Some(value)) if self.mode == WriteMode::PartitionOverwrite => Some((field, value.as_str())),
+            _ => None,
+        }
+    }
 }
 
 /// A table a step reads: how the SQL names it and where it lives.

@@ -15,7 +15,17 @@ impl Plan {
                 Some(CatalogSpec::Rest(rest)) => format!("rest catalog `{}` ({})", step.catalog, rest.uri),
                 None => format!("catalog `{}`", step.catalog),
             };
-            let _ = writeln!(out, "{}. {} -> {} [{:?}] in {catalog}", i + 1, step.name, step.target, step.mode);
+            let _ = writeln!(out, "{}. {} -> {} [{}] in {catalog}", i + 1, step.name, step.target, step.mode.as_str());
+            if !step.partition_by.is_empty() {
+                let fields: Vec<String> = step.partition_by.iter().map(ToString::to_string).collect();
+                let _ = write!(out, "   partitioned by [{}]", fields.join(", "));
+                match &step.partition {
+                    Some(value) => {
+                        let _ = writeln!(out, "; replaces partition {value}");
+                    }
+                    None => out.push('\n'),
+                }
+            }
             if let Some(location) = &step.location {
                 let _ = writeln!(out, "   location {location} (storage `{}`)", step.storage);
             }

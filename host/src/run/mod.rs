@@ -18,7 +18,7 @@ use crate::compute::{ComputeError, Session};
 use crate::exit::ExitCode;
 use arrow_schema::SchemaRef;
 
-use crate::lakehouse::{CommitInfo, CommitTags, Lakehouse, LakehouseError};
+use crate::lakehouse::{CommitInfo, CommitTags, Lakehouse, LakehouseError, Partitioning};
 use crate::observe::{Observers, RunInfo};
 use crate::plan::{Action, Plan, Step};
 use crate::sandbox::{PluginStats, Sandbox, SandboxError};
@@ -34,6 +34,9 @@ pub struct RunOptions {
     pub component_cache: Option<PathBuf>,
     /// Checked at every safe point; `main` routes SIGTERM/SIGINT to it.
     pub cancel: Cancel,
+    /// The partition of this run (`--partition`), for reporting; the plan's
+    /// steps already carry it (`Plan::for_partition`).
+    pub partition: Option<String>,
 }
 
 /// What one step did.
@@ -143,6 +146,8 @@ impl RunError {
                 ExitCode::PluginViolation
             }
             RunError::PluginChanged { .. } => ExitCode::Config,
+            // `--partition` names no partition of the table: a usage error.
+            RunError::Lakehouse { source: LakehouseError::PartitionValue { .. }, .. } => ExitCode::Config,
             RunError::Config(_) => ExitCode::Config,
             RunError::Cancelled { signal, .. } => signal.exit_code(),
             _ => ExitCode::StepFailed,
@@ -160,6 +165,7 @@ pub fn run(plan: &Plan, options: &RunOptions, observers: &mut Observers) -> Resu
         run_id: options.run_id.clone().unwrap_or_else(|| format!("run-{}", uuid::Uuid::new_v4().simple())),
         pipeline: plan.pipeline.clone(),
         started_at: std::time::SystemTime::now(),
+        partition: options.partition.clone(),
     };
     // The root span of the run's trace (observe/traces.rs); every step, read,
     // plugin call and commit is a descendant.
@@ -196,6 +202,11 @@ async fn run_async(
         e => RunError::Setup(e.to_string()),
     })?;
     let session = Session::open(&plan.compute).map_err(|e| RunError::Setup(e.to_string()))?;
+    // SQL can narrow inputs that are not partitioned like its table itself:
+    // `WHERE CAST(order_ts AS DATE) = getvariable('partition')::DATE`.
+    if let Some(partition) = &options.partition {
+        session.set_variable("partition", partition).map_err(|e| RunError::Setup(e.to_string()))?;
+    }
     let sandbox = Sandbox::new(plan.limits.clone(), options.component_cache.clone())
         .map_err(|e| RunError::Setup(e.to_string()))?;
     let mut plugins = Plugins::new(sandbox);
@@ -208,7 +219,12 @@ async fn run_async(
             return Err(RunError::Cancelled { signal, abandoned: None, committed });
         }
         let started = Instant::now();
-        let tags = CommitTags { run_id: run_id.clone(), pipeline: plan.pipeline.clone(), step: step.name.to_string() };
+        let tags = CommitTags {
+            run_id: run_id.clone(),
+            pipeline: plan.pipeline.clone(),
+            step: step.name.to_string(),
+            partition: step.replaced_partition().map(|(_, value)| value.to_string()),
+        };
         tracing::info!(step = %step.name, table = %step.target, "Running step.");
         observers.step_started(run, step);
         let span = tracing::info_span!(
@@ -297,8 +313,10 @@ async fn run_step(
         tracing::info!(step = %step.name, signal = signal.name(), "Abandoned the step before its commit.");
         RunError::Cancelled { signal, abandoned: Some(step.name.to_string()), committed: Vec::new() }
     })?;
+    let partitioning =
+        Partitioning { fields: &step.partition_by, value: step.replaced_partition().map(|(_, value)| value) };
     let info = lakehouse
-        .write(&step.catalog, &step.target, step.location.as_deref(), &schema, batches, step.mode, tags)
+        .write(&step.catalog, &step.target, step.location.as_deref(), &schema, batches, step.mode, partitioning, tags)
         .await
         .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
     Ok((info, schema, usage))

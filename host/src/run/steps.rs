@@ -110,7 +110,7 @@ pub async fn load_inputs(lakehouse: &Lakehouse, session: &Session, step: &Step) 
     let mut usage = Usage::default();
     for input in &step.inputs {
         let (schema, batches, bytes) = lakehouse
-            .read_with_bytes(&input.catalog, &input.table)
+            .read_input(&input.catalog, &input.table, step.replaced_partition())
             .await
             .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
         usage.rows_in += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
@@ -168,7 +168,7 @@ pub async fn wasm(
         });
     };
     let (schema, batches, bytes_in) = lakehouse
-        .read_with_bytes(&input.catalog, &input.table)
+        .read_input(&input.catalog, &input.table, step.replaced_partition())
         .await
         .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
     let rows_in = batches.iter().map(|b| b.num_rows() as u64).sum();

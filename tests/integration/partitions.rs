@@ -1,0 +1,451 @@
+//! Partitioned tables and `partition_overwrite`: `run --partition` replaces
+//! one partition and reads only that partition of its inputs, rows outside
+//! it fail the step, concurrent runs of different partitions all land, and a
+//! run without `--partition` replaces the partitions its output holds. Every
+//! table is read back through pyiceberg (tests/py/partitions_check.py).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::{example, floe_host, plugin, python_json, temp_dir};
+
+/// The steps a test project may have, by name.
+fn step_yaml(name: &str) -> &'static str {
+    match name {
+        // Bronze: one CSV per day, a table partitioned by its (string) day.
+        "raw_orders" => {
+            "  - name: raw_orders\n    layer: bronze\n    kind: ingest\n    plugin: csv-ingest\n    \
+             source: data/orders_{partition}.csv\n    partition_by: [order_date]\n    mode: partition_overwrite\n"
+        }
+        // Bronze from one file holding every day, replaced whole.
+        "raw_orders_all" => {
+            "  - name: raw_orders\n    layer: bronze\n    kind: ingest\n    plugin: csv-ingest\n    \
+             source: data/orders_all.csv\n"
+        }
+        // Silver by the same column: its bronze input is read for the partition only.
+        "orders" => {
+            "  - name: orders\n    layer: silver\n    kind: sql\n    sql: models/orders.sql\n    \
+             partition_by: [order_date]\n    mode: partition_overwrite\n"
+        }
+        // Silver by day of another column: its SQL narrows bronze with getvariable('partition').
+        "order_events" => {
+            "  - name: order_events\n    layer: silver\n    kind: sql\n    sql: models/order_events.sql\n    \
+             partition_by: [\"day(order_ts)\"]\n    mode: partition_overwrite\n"
+        }
+        // Gold, partitioned by month and replaced whole on every run.
+        "monthly_revenue" => {
+            "  - name: monthly_revenue\n    layer: gold\n    kind: sql\n    sql: models/monthly_revenue.sql\n    \
+             partition_by: [\"month(order_date)\"]\n"
+        }
+        other => panic!("no step {other}"),
+    }
+}
+
+/// A project with `steps`, its SQL models and no data yet.
+pub fn project(dir: &Path, steps: &[&str]) {
+    fs::create_dir_all(dir.join("data")).unwrap();
+    fs::create_dir_all(dir.join("models")).unwrap();
+    fs::write(
+        dir.join("models/orders.sql"),
+        "SELECT CAST(order_id AS BIGINT) AS order_id, CAST(order_date AS DATE) AS order_date,\n\
+         CAST(amount AS DECIMAL(12, 2)) AS amount\nFROM bronze.raw_orders\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("models/order_events.sql"),
+        "SELECT CAST(order_id AS BIGINT) AS order_id, CAST(order_date || ' ' || order_time AS TIMESTAMP) AS order_ts\n\
+         FROM bronze.raw_orders\nWHERE CAST(order_date AS DATE) = CAST(getvariable('partition') AS DATE)\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("models/monthly_revenue.sql"),
+        "SELECT order_date, count(*) AS orders, sum(amount) AS revenue\nFROM silver.orders\nGROUP BY order_date\n",
+    )
+    .unwrap();
+    let mut yaml = format!(
+        "name: partitioned\nplugins:\n  csv-ingest:\n    path: {}\ntransforms:\n",
+        plugin("csv_ingest.wasm").display()
+    );
+    for step in steps {
+        yaml.push_str(step_yaml(step));
+    }
+    fs::write(dir.join("floe.yaml"), yaml).unwrap();
+}
+
+/// `rows` orders of `day` (`2024-01-02`), amounts `amount` each.
+fn day_rows(day: &str, rows: usize, amount: &str) -> String {
+    let mut csv = String::new();
+    for i in 0..rows {
+        let id = format!("{}{i:03}", day.replace('-', ""));
+        csv.push_str(&format!("{id},{day},{:02}:30:00,{amount}\n", 8 + i % 12));
+    }
+    csv
+}
+
+const HEADER: &str = "order_id,order_date,order_time,amount\n";
+
+/// `data/orders_<day>.csv`.
+pub fn write_day(dir: &Path, day: &str, rows: usize, amount: &str) {
+    fs::write(dir.join(format!("data/orders_{day}.csv")), format!("{HEADER}{}", day_rows(day, rows, amount))).unwrap();
+}
+
+/// pyiceberg's view of `tables` in the state directory `state`.
+pub fn read_back(state: &Path, tables: &[&str]) -> Value {
+    let mut args = vec![
+        "--catalog-uri".to_string(),
+        format!("sqlite:///{}", state.join("catalog.db").display()),
+        "--warehouse".to_string(),
+        format!("file://{}", state.join("warehouse").display()),
+    ];
+    for table in tables {
+        args.extend(["--table".to_string(), table.to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    python_json("partitions_check.py", &args)["tables"].clone()
+}
+
+/// `partition → rows` from the data files, checked against the rows' own
+/// partitions (as pyiceberg computes them).
+fn partition_rows(table: &Value) -> BTreeMap<String, u64> {
+    let from_files: BTreeMap<String, u64> = table["partitions"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v["rows"].as_u64().unwrap()))
+        .collect();
+    let from_rows: BTreeMap<String, u64> =
+        table["rows_by_partition"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect();
+    assert_eq!(from_files, from_rows, "every data file holds the rows of its partition: {table}");
+    from_files
+}
+
+fn files(table: &Value, partition: &str) -> Value {
+    table["partitions"][partition]["files"].clone()
+}
+
+fn expect_rows(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+fn run(dir: &Path, state: &Path, extra: &[&str]) -> crate::support::Run {
+    let mut args = vec!["run", dir.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    floe_host(&args)
+}
+
+fn summary_step<'a>(summary: &'a Value, step: &str) -> &'a Value {
+    summary["steps"].as_array().unwrap().iter().find(|s| s["step"] == step).unwrap_or_else(|| panic!("{summary}"))
+}
+
+#[test]
+fn partition_overwrite_replaces_only_its_partition_and_reads_only_it() {
+    let dir = temp_dir();
+    let (project_dir, state) = (dir.path().join("project"), dir.path().join("state"));
+    project(&project_dir, &["raw_orders", "orders", "order_events", "monthly_revenue"]);
+    let days = [("2024-01-01", 3), ("2024-01-02", 4), ("2024-01-03", 5)];
+    let mut summaries = BTreeMap::new();
+    for (day, rows) in days {
+        write_day(&project_dir, day, rows, "10.00");
+        let summary = dir.path().join(format!("summary-{day}.json"));
+        let run_id = format!("run-{day}");
+        run(
+            &project_dir,
+            &state,
+            &["--partition", day, "--run-id", &run_id, "--summary-json", summary.to_str().unwrap()],
+        )
+        .expect_code(0);
+        summaries.insert(day, serde_json::from_str::<Value>(&fs::read_to_string(summary).unwrap()).unwrap());
+    }
+    let tables = ["bronze.raw_orders", "silver.orders", "silver.order_events", "gold.monthly_revenue"];
+    let first = read_back(&state, &tables);
+
+    // The tables carry the declared partitioning, and every file its partition.
+    let specs: Vec<&Value> = tables.iter().map(|t| &first[t]["spec"]).collect();
+    assert_eq!(
+        specs,
+        [
+            &json!([["order_date", "identity", "order_date"]]),
+            &json!([["order_date", "identity", "order_date"]]),
+            &json!([["order_ts_day", "day", "order_ts"]]),
+            &json!([["order_date_month", "month", "order_date"]]),
+        ]
+    );
+    let by_day =
+        expect_rows(&[("order_date=2024-01-01", 3), ("order_date=2024-01-02", 4), ("order_date=2024-01-03", 5)]);
+    assert_eq!(partition_rows(&first["bronze.raw_orders"]), by_day);
+    assert_eq!(partition_rows(&first["silver.orders"]), by_day);
+    assert_eq!(
+        partition_rows(&first["silver.order_events"]),
+        expect_rows(&[("order_ts_day=2024-01-01", 3), ("order_ts_day=2024-01-02", 4), ("order_ts_day=2024-01-03", 5)])
+    );
+    // Gold is replaced whole each run: one row per day, in one month.
+    assert_eq!(partition_rows(&first["gold.monthly_revenue"]), expect_rows(&[("order_date_month=2024-01", 3)]));
+    let path = &first["silver.orders"]["partitions"]["order_date=2024-01-02"]["files"][0];
+    assert!(path.as_str().unwrap().starts_with("order_date=2024-01-02/orders-run-2024-01-02-"), "{path}");
+
+    // One `overwrite` snapshot per partition run, recording the partition.
+    for table in ["bronze.raw_orders", "silver.orders", "silver.order_events"] {
+        let snapshots = first[table]["snapshots"].as_array().unwrap();
+        assert_eq!(snapshots.len(), 3, "{table}: {snapshots:?}");
+        for ((day, rows), snapshot) in days.iter().zip(snapshots) {
+            let summary = &snapshot["summary"];
+            assert_eq!(snapshot["operation"], "overwrite", "{table}: {snapshot}");
+            assert_eq!(summary["floe.partition"], *day, "{table}: {snapshot}");
+            assert_eq!(summary["floe.mode"], "partition_overwrite");
+            assert_eq!(summary["floe.run-id"], format!("run-{day}"));
+            assert_eq!(summary["floe.step"], table.split('.').nth(1).unwrap());
+            assert_eq!(summary["replace-partitions"], "true");
+            assert_eq!(summary["added-records"], rows.to_string());
+            assert_eq!(summary.get("deleted-data-files"), None, "a new partition deletes nothing: {snapshot}");
+        }
+    }
+    let gold = first["gold.monthly_revenue"]["snapshots"].as_array().unwrap();
+    assert_eq!(gold.iter().map(|s| s["summary"]["floe.mode"].as_str().unwrap()).collect::<Vec<_>>(), ["overwrite"; 3]);
+    assert_eq!(gold[2]["summary"].get("floe.partition"), None);
+
+    // The silver step read its partition of bronze only (pruned files), the
+    // day-of-timestamp step all of bronze (partitioned on another column),
+    // and gold all of silver.
+    let second = &summaries["2024-01-02"];
+    assert_eq!(second["partition"], "2024-01-02");
+    let bronze_day2 = &first["bronze.raw_orders"]["snapshots"][1]["summary"];
+    assert_eq!(summary_step(second, "orders")["rows_in"], 4);
+    assert_eq!(
+        summary_step(second, "orders")["bytes_in"].to_string(),
+        bronze_day2["added-files-size"].as_str().unwrap()
+    );
+    assert_eq!(summary_step(second, "order_events")["rows_in"], 3 + 4);
+    assert_eq!(
+        summary_step(second, "order_events")["bytes_in"].to_string(),
+        bronze_day2["total-files-size"].as_str().unwrap()
+    );
+    assert_eq!(summary_step(second, "monthly_revenue")["rows_in"], 3 + 4);
+    assert_eq!(summary_step(&summaries["2024-01-03"], "orders")["rows_in"], 5);
+
+    // A rerun of 2024-01-02 with new data replaces that partition alone.
+    write_day(&project_dir, "2024-01-02", 6, "25.00");
+    run(&project_dir, &state, &["--partition", "2024-01-02", "--run-id", "rerun"]).expect_code(0);
+    let after = read_back(&state, &tables);
+    let by_day =
+        expect_rows(&[("order_date=2024-01-01", 3), ("order_date=2024-01-02", 6), ("order_date=2024-01-03", 5)]);
+    assert_eq!(partition_rows(&after["bronze.raw_orders"]), by_day);
+    assert_eq!(partition_rows(&after["silver.orders"]), by_day);
+    assert_eq!(partition_rows(&after["silver.order_events"])["order_ts_day=2024-01-02"], 6);
+    for table in ["bronze.raw_orders", "silver.orders"] {
+        for day in ["order_date=2024-01-01", "order_date=2024-01-03"] {
+            assert_eq!(
+                files(&after[table], day),
+                files(&first[table], day),
+                "{table} {day}: its data files are untouched"
+            );
+        }
+        assert_ne!(files(&after[table], "order_date=2024-01-02"), files(&first[table], "order_date=2024-01-02"));
+        let last = after[table]["snapshots"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["operation"], "overwrite");
+        let summary = &last["summary"];
+        assert_eq!(
+            (&summary["floe.partition"], &summary["floe.run-id"], &summary["deleted-data-files"]),
+            (&json!("2024-01-02"), &json!("rerun"), &json!("1")),
+            "{table}: {last}"
+        );
+        assert_eq!((&summary["deleted-records"], &summary["added-records"]), (&json!("4"), &json!("6")));
+        assert_eq!((&summary["total-records"], &summary["total-data-files"]), (&json!("14"), &json!("3")));
+        assert_eq!(summary["changed-partition-count"], "1");
+    }
+    assert_eq!(partition_rows(&after["gold.monthly_revenue"]), expect_rows(&[("order_date_month=2024-01", 3)]));
+}
+
+#[test]
+fn partition_errors_say_what_to_do() {
+    let dir = temp_dir();
+    let (project_dir, state) = (dir.path().join("project"), dir.path().join("state"));
+    project(&project_dir, &["raw_orders", "orders", "order_events"]);
+    write_day(&project_dir, "2024-01-01", 3, "10.00");
+    write_day(&project_dir, "2024-01-02", 4, "10.00");
+
+    // Usage errors: exit 2 before anything runs.
+    let needle_cases: [(&[&str], &str); 3] = [
+        (
+            &[],
+            "error: step `raw_orders` reads `data/orders_{partition}.csv`, which names the partition: pass \
+             --partition VALUE",
+        ),
+        (
+            &["--partition", "2024-01"],
+            "error: --partition `2024-01`: step `order_events` partitions by `day(order_ts)`, which takes a day as \
+             `YYYY-MM-DD`, for example `2024-01-03`",
+        ),
+        (&["--partition", "../2024-01-01"], "error: --partition `../2024-01-01`: it contains a path separator"),
+    ];
+    for (args, needle) in needle_cases {
+        let failed = run(&project_dir, &state, args).expect_code(2);
+        assert!(failed.stderr.contains(needle), "{args:?}: stderr lacks {needle:?}:\n{}", failed.stderr);
+    }
+    assert!(!state.exists(), "a usage error writes nothing");
+    let demo = example("customer-analytics");
+    let failed = run(&demo, &state, &["--partition", "2024-01-01"]).expect_code(2);
+    assert!(
+        failed.stderr.contains(
+            "error: --partition `2024-01-01`: no step of pipeline `customer-analytics` uses a partition (none has \
+             `mode: partition_overwrite` or a `{partition}` in its `source`); run without --partition"
+        ),
+        "{}",
+        failed.stderr
+    );
+
+    run(&project_dir, &state, &["--partition", "2024-01-01"]).expect_code(0);
+
+    // A step whose rows stray from the partition fails before its commit.
+    fs::write(
+        project_dir.join("models/order_events.sql"),
+        "SELECT CAST(order_id AS BIGINT) AS order_id, CAST(order_date || ' ' || order_time AS TIMESTAMP) AS order_ts\n\
+         FROM bronze.raw_orders\n",
+    )
+    .unwrap();
+    let failed = run(&project_dir, &state, &["--partition", "2024-01-02"]).expect_code(1);
+    let needle = "error: step `order_events`: table `silver.order_events`: the step produced 3 rows outside partition \
+                  `order_ts_day=2024-01-02` (for example in `order_ts_day=2024-01-01`), and a `partition_overwrite` \
+                  step run with --partition writes only that partition: keep the step's rows to it (floe-host reads \
+                  only that partition of inputs partitioned on column `order_ts`; other inputs are read whole)";
+    assert!(failed.stderr.contains(needle), "{}", failed.stderr);
+    let tables = read_back(&state, &["silver.orders", "silver.order_events"]);
+    assert_eq!(tables["silver.orders"]["snapshots"].as_array().unwrap().len(), 2, "the steps before it committed");
+    assert_eq!(tables["silver.order_events"]["snapshots"].as_array().unwrap().len(), 1, "no commit of the failed step");
+    assert_eq!(partition_rows(&tables["silver.order_events"]), expect_rows(&[("order_ts_day=2024-01-01", 3)]));
+
+    // A table that exists with another partitioning is not repartitioned.
+    let yaml = fs::read_to_string(project_dir.join("floe.yaml")).unwrap();
+    let unpartitioned = yaml.replace(
+        "sql: models/orders.sql\n    partition_by: [order_date]\n    mode: partition_overwrite\n",
+        "sql: models/orders.sql\n",
+    );
+    fs::write(project_dir.join("floe.yaml"), unpartitioned).unwrap();
+    let failed = run(&project_dir, &state, &["--partition", "2024-01-02"]).expect_code(1);
+    let needle = "error: step `orders`: table `silver.orders` is partitioned by [order_date], but floe.yaml declares \
+                  `partition_by: []`; floe-host does not change the partitioning of an existing table";
+    assert!(failed.stderr.contains(needle), "{}", failed.stderr);
+
+    // A partition column the step does not produce.
+    let misnamed = yaml.replace(
+        "partition_by: [order_date]\n    mode: partition_overwrite\n  - name: order_events",
+        "partition_by: [order_day]\n    mode: partition_overwrite\n  - name: order_events",
+    );
+    fs::write(project_dir.join("floe.yaml"), misnamed).unwrap();
+    let failed = run(&project_dir, &dir.path().join("state2"), &["--partition", "2024-01-02"]).expect_code(1);
+    let needle = "error: step `orders`: table `silver.orders`: `partition_by: order_day` names column `order_day`, \
+                  which the step does not produce (its columns: order_id, order_date, amount)";
+    assert!(failed.stderr.contains(needle), "{}", failed.stderr);
+}
+
+#[test]
+fn without_partition_partition_overwrite_replaces_the_partitions_it_writes() {
+    let dir = temp_dir();
+    let (project_dir, state) = (dir.path().join("project"), dir.path().join("state"));
+    project(&project_dir, &["raw_orders_all", "orders"]);
+    let all = format!(
+        "{HEADER}{}{}{}",
+        day_rows("2024-01-01", 3, "1"),
+        day_rows("2024-01-02", 4, "1"),
+        day_rows("2024-01-03", 5, "1")
+    );
+    fs::write(project_dir.join("data/orders_all.csv"), all).unwrap();
+    run(&project_dir, &state, &[]).expect_code(0);
+    let first = read_back(&state, &["silver.orders"]);
+    let by_day =
+        expect_rows(&[("order_date=2024-01-01", 3), ("order_date=2024-01-02", 4), ("order_date=2024-01-03", 5)]);
+    assert_eq!(partition_rows(&first["silver.orders"]), by_day);
+
+    // The new extract holds 2024-01-02 only: that partition is replaced, the others stay.
+    fs::write(project_dir.join("data/orders_all.csv"), format!("{HEADER}{}", day_rows("2024-01-02", 2, "7"))).unwrap();
+    run(&project_dir, &state, &[]).expect_code(0);
+    let after = read_back(&state, &["silver.orders"]);
+    let by_day =
+        expect_rows(&[("order_date=2024-01-01", 3), ("order_date=2024-01-02", 2), ("order_date=2024-01-03", 5)]);
+    assert_eq!(partition_rows(&after["silver.orders"]), by_day);
+    for day in ["order_date=2024-01-01", "order_date=2024-01-03"] {
+        assert_eq!(files(&after["silver.orders"], day), files(&first["silver.orders"], day));
+    }
+    let last = after["silver.orders"]["snapshots"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["operation"], "overwrite");
+    assert_eq!(last["summary"]["floe.mode"], "partition_overwrite");
+    assert_eq!(last["summary"].get("floe.partition"), None, "{last}");
+    assert_eq!((&last["summary"]["deleted-records"], &last["summary"]["added-records"]), (&json!("4"), &json!("2")));
+}
+
+#[test]
+fn concurrent_runs_of_different_partitions_all_land() {
+    let dir = temp_dir();
+    let (project_dir, state) = (dir.path().join("project"), dir.path().join("state"));
+    project(&project_dir, &["raw_orders", "orders"]);
+    let days: Vec<(String, usize)> = (1..=8).map(|d| (format!("2024-01-{d:02}"), d + 1)).collect();
+    for (day, rows) in &days {
+        write_day(&project_dir, day, *rows, "3.00");
+    }
+    // Compile the plugin into the state's cache first (another project, another
+    // table), so that the eight runs reach their commits together.
+    let warm_up = dir.path().join("warm-up");
+    project(&warm_up, &["raw_orders_all"]);
+    fs::write(warm_up.join("data/orders_all.csv"), format!("{HEADER}{}", day_rows("2024-01-01", 1, "1"))).unwrap();
+    fs::write(
+        warm_up.join("floe.yaml"),
+        fs::read_to_string(warm_up.join("floe.yaml")).unwrap().replace("raw_orders", "warm_up"),
+    )
+    .unwrap();
+    run(&warm_up, &state, &[]).expect_code(0);
+
+    let children: Vec<_> = days
+        .iter()
+        .map(|(day, _)| {
+            let child = Command::new(env!("CARGO_BIN_EXE_floe-host"))
+                .args(["run", project_dir.to_str().unwrap(), "--state-dir", state.to_str().unwrap()])
+                .args(["--partition", day, "--run-id", &format!("run-{day}"), "--log-format", "text"])
+                .env_remove("FLOE_PLATFORM_FILE")
+                .env_remove("FLOE_PLATFORM_ENV")
+                .env_remove("FLOE_STATE_DIR")
+                .env_remove("FLOE_RUN_ID")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (day.clone(), child)
+        })
+        .collect();
+    let mut conflicts = 0;
+    for (day, child) in children {
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{day}:\n{stderr}");
+        conflicts += stderr.matches("Commit conflicted with another writer").count();
+    }
+    eprintln!("8 concurrent runs: {conflicts} commits were rebuilt after a conflict");
+
+    let tables = read_back(&state, &["bronze.raw_orders", "silver.orders"]);
+    let expected: BTreeMap<String, u64> =
+        days.iter().map(|(day, rows)| (format!("order_date={day}"), *rows as u64)).collect();
+    for table in ["bronze.raw_orders", "silver.orders"] {
+        assert_eq!(partition_rows(&tables[table]), expected, "{table}");
+        let snapshots = tables[table]["snapshots"].as_array().unwrap();
+        assert_eq!(snapshots.len(), 8, "{table}: one snapshot per run");
+        let mut seen: Vec<&str> = Vec::new();
+        let mut parent = Value::Null;
+        let mut total = 0;
+        for snapshot in snapshots {
+            assert_eq!(snapshot["operation"], "overwrite", "{table}: {snapshot}");
+            // Each commit built on the one before: a conflict rebuilt it on the new state.
+            assert_eq!(snapshot["parent_id"], parent, "{table}: {snapshots:?}");
+            parent = snapshot["snapshot_id"].clone();
+            let summary = &snapshot["summary"];
+            let day = summary["floe.partition"].as_str().unwrap();
+            assert_eq!(summary["floe.run-id"], format!("run-{day}"));
+            total += expected[&format!("order_date={day}")];
+            assert_eq!(summary["total-records"], total.to_string(), "{table}: {snapshot}");
+            seen.push(day);
+        }
+        seen.sort();
+        assert_eq!(seen, days.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>());
+    }
+}
