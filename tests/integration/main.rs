@@ -15,3 +15,4 @@ mod signals;
 mod support;
 mod traces;
 mod transform;
+mod write_modes;

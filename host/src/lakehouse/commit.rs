@@ -9,7 +9,9 @@
 //!
 //! The commit is a compare-and-swap of the metadata pointer. If another writer
 //! won the race, the snapshot is rebuilt on the new state (the data files are
-//! reused) and retried with backoff, up to `commit.retry.num-retries`.
+//! reused) and retried with backoff, up to `commit.retry.num-retries`. Before
+//! each attempt the table's history is searched for this run's commit of the
+//! step (`history`): if a twin attempt made it, the step is not committed again.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -22,7 +24,7 @@ use iceberg::table::Table;
 use iceberg::{ErrorKind, TableRequirement, TableUpdate};
 
 use super::catalog::OpenCatalog;
-use super::{CommitTags, LakehouseError};
+use super::{CommitTags, LakehouseError, history};
 use crate::config::WriteMode;
 use crate::plan::TableRef;
 
@@ -33,6 +35,10 @@ pub struct CommitInfo {
     pub rows: u64,
     pub files: usize,
     pub bytes: u64,
+    /// The run had already committed this step (an earlier attempt with the
+    /// same run id, or a twin that won the race): nothing was committed now,
+    /// and the figures are those of that snapshot.
+    pub already_committed: bool,
 }
 
 const DEFAULT_RETRIES: u32 = 4;
@@ -57,6 +63,14 @@ pub(super) async fn commit_with_retry(
     };
     let mut attempt = 0;
     loop {
+        // A twin attempt of this run (a double start, or a retry racing a
+        // slow first attempt) may have committed the step meanwhile.
+        if let Some(snapshot) = history::committed_by(&table, tags) {
+            tracing::info!(table = %table_ref, step = %tags.step, run_id = %tags.run_id,
+                snapshot_id = snapshot.snapshot_id(),
+                "Not committing: another attempt of this run committed the step meanwhile.");
+            return Ok(history::commit_info(snapshot));
+        }
         match commit_once(catalog, &table, data_files.clone(), mode, tags).await {
             Ok(info) => return Ok(info),
             Err(e) if e.kind() == ErrorKind::CatalogCommitConflicts && attempt < retries => {
@@ -112,6 +126,7 @@ async fn commit_once(
         rows: added.iter().map(|f| f.record_count()).sum(),
         files: added.len(),
         bytes: added.iter().map(|f| f.file_size_in_bytes()).sum(),
+        already_committed: false,
     };
 
     if !added.is_empty() {

@@ -8,6 +8,7 @@
 
 mod catalog;
 mod commit;
+mod history;
 mod pointer;
 mod read;
 mod schema;
@@ -155,8 +156,35 @@ impl Lakehouse {
         result
     }
 
+    /// The snapshot in which this run (`tags`) already committed its step to
+    /// `table`, with what it wrote and the schema it wrote with; `None` if it
+    /// has not (see `history`).
+    pub async fn committed_step(
+        &self,
+        catalog: &str,
+        table: &TableRef,
+        tags: &CommitTags,
+    ) -> Result<Option<(CommitInfo, SchemaRef)>, LakehouseError> {
+        let Some(loaded) = self.catalog(catalog).load_table(table).await? else {
+            return Ok(None);
+        };
+        let Some(snapshot) = history::committed_by(&loaded, tags) else {
+            return Ok(None);
+        };
+        let schema = snapshot.schema(loaded.metadata()).and_then(|s| schema::arrow_schema(&s)).map_err(|source| {
+            LakehouseError::Table {
+                table: table.to_string(),
+                message: "cannot read the schema of an earlier snapshot",
+                source,
+            }
+        })?;
+        Ok(Some((history::commit_info(snapshot), schema)))
+    }
+
     /// Writes `batches` to `table` (created on first write) and commits one
-    /// snapshot: the whole table replaced (`overwrite`) or extended (`append`).
+    /// snapshot: the whole table replaced (`overwrite`) or extended
+    /// (`append`), unless this run already committed the step (then the
+    /// result says `already_committed`).
     pub async fn write(
         &self,
         catalog: &str,

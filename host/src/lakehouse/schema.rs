@@ -55,7 +55,12 @@ pub fn check_compatible(table: &Table, table_ref: &TableRef, produced: &SchemaRe
 /// The Arrow schema of the table, carrying Iceberg field ids, which the
 /// Parquet writer needs.
 pub fn table_arrow_schema(table: &Table) -> iceberg::Result<SchemaRef> {
-    Ok(Arc::new(schema_to_arrow_schema(table.metadata().current_schema())?))
+    arrow_schema(table.metadata().current_schema())
+}
+
+/// The Arrow form of an Iceberg schema, carrying its field ids.
+pub fn arrow_schema(schema: &Schema) -> iceberg::Result<SchemaRef> {
+    Ok(Arc::new(schema_to_arrow_schema(schema)?))
 }
 
 /// Re-labels a batch with the table's schema, casting view types where needed.

@@ -293,10 +293,8 @@ impl Observer for Pipes {
         let key = asset_key_of(step);
         if !self.asset_keys.as_ref().is_some_and(|keys| keys.contains(&key)) {
             // Dagster runs an op, not these assets: a log line is all it can take.
-            self.log(
-                "INFO",
-                format!("committed {}: {} rows, snapshot {}", report.table, report.rows, report.snapshot_id),
-            );
+            let verb = if report.already_committed { "already committed by this run id" } else { "committed" };
+            self.log("INFO", format!("{verb} {}: {} rows, snapshot {}", report.table, report.rows, report.snapshot_id));
             return;
         }
         let mut metadata = json!({
@@ -309,6 +307,7 @@ impl Observer for Pipes {
             "bytes_in": {"raw_value": report.bytes_in, "type": "int"},
             "duration_ms": {"raw_value": report.duration.as_millis() as u64, "type": "int"},
             "floe_run_id": {"raw_value": run.run_id, "type": "text"},
+            "floe_already_committed": {"raw_value": report.already_committed, "type": "bool"},
         });
         // Plugin steps only: Dagster metadata values cannot be null.
         if let (Some(plugin), Some(fields)) = (report.plugin, metadata.as_object_mut()) {

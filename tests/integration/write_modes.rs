@@ -1,0 +1,276 @@
+//! Write modes and exactly-once reruns, on tiny SQL
+//! pipelines written into a temp dir, each table read back through pyiceberg
+//! (tests/py/table_check.py): rows, values and the snapshot history.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arrow_array::{Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use floe_host::config::{Ident, WriteMode};
+use floe_host::lakehouse::{CommitInfo, CommitTags, Lakehouse};
+use floe_host::plan::{CatalogSpec, TableRef};
+use serde_json::{Value, json};
+
+use crate::support::{Run, floe_host, python_json, temp_dir};
+
+/// A pipeline in a temp dir: floe.yaml, its SQL models and its state dir.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// `steps` are the YAML items of `transforms`, one step per line.
+    fn new(steps: &[&str]) -> Self {
+        let dir = temp_dir();
+        std::fs::create_dir_all(dir.path().join("models")).unwrap();
+        let mut yaml = String::from("name: modes\ntransforms:\n");
+        for step in steps {
+            yaml.push_str(&format!("  - {step}\n"));
+        }
+        std::fs::write(dir.path().join("floe.yaml"), yaml).unwrap();
+        Project { dir }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn state(&self) -> PathBuf {
+        self.root().join("state")
+    }
+
+    /// Writes `models/<name>.sql`.
+    fn sql(&self, name: &str, query: &str) -> &Self {
+        std::fs::write(self.root().join("models").join(format!("{name}.sql")), query).unwrap();
+        self
+    }
+
+    fn run(&self, run_id: &str) -> Run {
+        let state = self.state();
+        floe_host(&["run", self.root().to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "--run-id", run_id])
+    }
+
+    /// `run`, also returning the `--summary-json` document.
+    fn run_with_summary(&self, run_id: &str) -> (Run, Value) {
+        let (state, summary) = (self.state(), self.root().join("summary.json"));
+        let run = floe_host(&[
+            "run",
+            self.root().to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--run-id",
+            run_id,
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ]);
+        let document = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+        (run, document)
+    }
+
+    /// The table as pyiceberg reads it, ordered by `order_by`.
+    fn table(&self, name: &str, order_by: &str) -> Value {
+        table_check(&self.state(), name, order_by)
+    }
+}
+
+fn table_check(state: &Path, name: &str, order_by: &str) -> Value {
+    python_json("table_check.py", &["--state-dir", state.to_str().unwrap(), "--table", name, "--order-by", order_by])
+}
+
+/// A summary property of every snapshot of `main`, oldest first.
+fn history(table: &Value, key: &str) -> Vec<Value> {
+    table["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| if key == "operation" { s["operation"].clone() } else { s["summary"][key].clone() })
+        .collect()
+}
+
+fn strings(values: &[&str]) -> Vec<Value> {
+    values.iter().map(|v| json!(v)).collect()
+}
+
+#[test]
+fn append_rerun_with_the_same_run_id_commits_nothing_and_a_new_run_id_appends() {
+    let project = Project::new(&[
+        "{name: events, layer: bronze, kind: sql, sql: models/events.sql, mode: append}",
+        "{name: event_count, layer: gold, kind: sql, sql: models/event_count.sql}",
+    ]);
+    project.sql("events", "SELECT * FROM (VALUES (1::BIGINT, 'x'), (2, 'y')) t(id, what)");
+    // The second step fails at run time: the first one has committed by then.
+    project.sql("event_count", "SELECT count(*) AS n FROM bronze.events WHERE no_such_column > 0");
+    let failed = project.run("r1").expect_code(1);
+    assert!(failed.stderr.contains("step `event_count`"), "{}", failed.stderr);
+    let events = project.table("bronze.events", "id");
+    assert_eq!((events["rows"].as_u64(), history(&events, "floe.run-id")), (Some(2), strings(&["r1"])));
+    let first_snapshot = events["current_snapshot_id"].clone();
+
+    // The orchestrator retries the run under the same id: `events` is skipped,
+    // not appended again, and the failed step completes.
+    project.sql("event_count", "SELECT count(*) AS n FROM bronze.events");
+    let (retry, summary) = project.run_with_summary("r1");
+    let retry = retry.expect_code(0);
+    let events = project.table("bronze.events", "id");
+    assert_eq!(events["rows"], 2, "the retry appended again");
+    assert_eq!(events["current_snapshot_id"], first_snapshot);
+    assert_eq!(history(&events, "operation"), strings(&["append"]));
+    assert_eq!(project.table("gold.event_count", "n")["records"], json!([{"n": 2}]));
+    let line = retry.stdout.lines().find(|l| l.starts_with("events ")).unwrap();
+    assert!(line.ends_with("already committed by this run id"), "{}", retry.stdout);
+    assert!(line.contains(&first_snapshot.to_string()), "{}", retry.stdout);
+    let steps = summary["steps"].as_array().unwrap();
+    assert_eq!(
+        (&steps[0]["step"], &steps[0]["already_committed"], &steps[0]["snapshot_id"], &steps[0]["rows_out"]),
+        (&json!("events"), &json!(true), &first_snapshot, &json!(2))
+    );
+    assert_eq!((&steps[1]["step"], &steps[1]["already_committed"]), (&json!("event_count"), &json!(false)));
+
+    // A third attempt of r1 changes nothing at all.
+    project.run("r1").expect_code(0);
+    assert_eq!(project.table("bronze.events", "id")["snapshots"], events["snapshots"]);
+    assert_eq!(project.table("gold.event_count", "n")["snapshots"].as_array().unwrap().len(), 1);
+
+    // A new run id is a new run: it appends.
+    project.run("r2").expect_code(0);
+    let events = project.table("bronze.events", "id");
+    assert_eq!(events["rows"], 4);
+    assert_eq!(events["sums"]["id"], 6);
+    assert_eq!(history(&events, "operation"), strings(&["append", "append"]));
+    assert_eq!(history(&events, "floe.run-id"), strings(&["r1", "r2"]));
+    assert_eq!(history(&events, "floe.mode"), strings(&["append", "append"]));
+    assert_eq!(project.table("gold.event_count", "n")["records"], json!([{"n": 4}]));
+}
+
+#[test]
+fn overwrite_leaves_exactly_the_new_rows() {
+    let project = Project::new(&["{name: totals, layer: gold, kind: sql, sql: models/totals.sql}"]);
+    project.sql("totals", "SELECT * FROM (VALUES (1::BIGINT, 10::BIGINT), (2, 20), (3, 30)) t(id, total)");
+    project.run("r1").expect_code(0);
+    project.sql("totals", "SELECT 7::BIGINT AS id, 70::BIGINT AS total");
+    project.run("r2").expect_code(0);
+    let totals = project.table("gold.totals", "id");
+    assert_eq!(totals["records"], json!([{"id": 7, "total": 70}]));
+    assert_eq!(history(&totals, "operation"), strings(&["overwrite", "overwrite"]));
+    let last = &totals["snapshots"][1]["summary"];
+    assert_eq!(
+        (&last["deleted-records"], &last["added-records"], &last["total-records"]),
+        (&json!("3"), &json!("1"), &json!("1"))
+    );
+}
+
+// In-process: two writers on one table at the same time, interleaved on one
+// runtime, so that the one that commits second conflicts with the first.
+
+async fn lakehouse(state: &Path) -> Lakehouse {
+    let spec = CatalogSpec::Sql {
+        uri: format!("sqlite:{}", state.join("catalog.db").display()),
+        warehouse: state.join("warehouse").display().to_string(),
+    };
+    let catalogs = BTreeMap::from([("default".to_string(), spec)]);
+    Lakehouse::open(&catalogs, ["default".to_string()]).await.unwrap()
+}
+
+/// Runs `future` on a runtime of its own (the catalog's connection pools
+/// live in it), returning its output and the host's log lines meanwhile.
+fn block_on<F: std::future::Future>(future: F) -> (F::Output, String) {
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt().with_writer(logs.clone()).with_ansi(false).finish();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let output = tracing::subscriber::with_default(subscriber, || runtime.block_on(future));
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    (output, text)
+}
+
+/// Log output, kept in memory.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+fn table_ref(namespace: &str, name: &str) -> TableRef {
+    TableRef {
+        namespace: Ident::try_from(namespace.to_string()).unwrap(),
+        name: Ident::try_from(name.to_string()).unwrap(),
+    }
+}
+
+fn tags(run_id: &str, step: &str) -> CommitTags {
+    CommitTags { run_id: run_id.into(), pipeline: "modes".into(), step: step.into() }
+}
+
+fn batch(rows: &[(i64, &str)]) -> (SchemaRef, Vec<RecordBatch>) {
+    let schema: SchemaRef =
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("v", DataType::Utf8, true)]));
+    let ids = Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>());
+    let values = StringArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>());
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(ids), Arc::new(values)]).unwrap();
+    (schema, vec![batch])
+}
+
+async fn write(
+    lakehouse: &Lakehouse,
+    table: &TableRef,
+    rows: &[(i64, &str)],
+    mode: WriteMode,
+    tags: &CommitTags,
+) -> CommitInfo {
+    let (schema, batches) = batch(rows);
+    lakehouse.write("default", table, &schema, batches, mode, tags).await.unwrap()
+}
+
+/// Rounds of a race until one had the commits conflict: the two writers'
+/// interleaving is up to the runtime, and most rounds conflict.
+const ROUNDS: usize = 10;
+
+#[test]
+fn twin_attempts_of_one_run_commit_a_step_once() {
+    let state = temp_dir();
+    let mut conflicted = false;
+    for round in 0..ROUNDS {
+        let name = format!("events_{round}");
+        let table = table_ref("bronze", &name);
+        let twin = tags("r1", &name);
+        let ((a, b), logs) = block_on(async {
+            let lakehouse = lakehouse(state.path()).await;
+            write(&lakehouse, &table, &[(0, "seed")], WriteMode::Append, &tags("seed", &name)).await;
+            futures::join!(
+                write(&lakehouse, &table, &[(1, "a"), (2, "a")], WriteMode::Append, &twin),
+                write(&lakehouse, &table, &[(1, "b"), (2, "b")], WriteMode::Append, &twin),
+            )
+        });
+        assert_eq!(a.snapshot_id, b.snapshot_id, "both attempts name the one commit");
+        assert!(a.already_committed != b.already_committed, "exactly one attempt committed: {a:?} {b:?}");
+        assert_eq!((a.rows, a.files, b.rows, b.files), (2, 1, 2, 1), "the twin reports the figures of that commit");
+        assert!(logs.contains("Not committing: another attempt of this run committed the step meanwhile."), "{logs}");
+        let events = table_check(state.path(), &format!("bronze.{name}"), "id");
+        assert_eq!(events["rows"], 3);
+        assert_eq!(history(&events, "floe.run-id"), strings(&["seed", "r1"]));
+        // Both loaded the table before either committed: the second one's
+        // commit conflicted, and the table it reloaded had the step committed.
+        if logs.contains("Commit conflicted with another writer") {
+            conflicted = true;
+            break;
+        }
+    }
+    assert!(conflicted, "no round of {ROUNDS} had the twins' commits conflict");
+}
