@@ -1,4 +1,4 @@
-//! Write modes and exactly-once reruns, on tiny SQL
+//! Write modes, exactly-once reruns and schema evolution, on tiny SQL
 //! pipelines written into a temp dir, each table read back through pyiceberg
 //! (tests/py/table_check.py): rows, values and the snapshot history.
 
@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use floe_host::config::{Ident, WriteMode};
-use floe_host::lakehouse::{CommitInfo, CommitTags, Lakehouse};
+use floe_host::config::{Ident, SchemaEvolution, WriteMode};
+use floe_host::lakehouse::{CommitInfo, CommitTags, Lakehouse, WriteSpec};
 use floe_host::plan::{CatalogSpec, TableRef};
 use serde_json::{Value, json};
 
@@ -161,6 +161,67 @@ fn overwrite_leaves_exactly_the_new_rows() {
     );
 }
 
+#[test]
+fn add_columns_evolves_the_schema_in_the_commit_and_fail_names_the_setting() {
+    let step = |evolution: &str| {
+        format!("{{name: people, layer: silver, kind: sql, sql: models/people.sql, mode: append{evolution}}}")
+    };
+    let project = Project::new(&[&step("")]);
+    project.sql("people", "SELECT 1::BIGINT AS id, 'ada' AS name");
+    project.run("r1").expect_code(0);
+
+    // The default, `fail`: a new column stops the step, and the message names the setting.
+    project.sql("people", "SELECT 2::BIGINT AS id, 'bob' AS name, 7::BIGINT AS score");
+    let refused = project.run("r2").expect_code(1);
+    assert!(
+        refused.stderr.contains(
+            "step `people`: table `silver.people` has columns (id long, name string) but the step produces \
+             (id long, name string, score long); the step's `schema_evolution` is `fail` (the default); set \
+             `schema_evolution: add_columns` to add the new columns (`score`)"
+        ),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(project.table("silver.people", "id")["rows"], 1);
+
+    std::fs::write(
+        project.root().join("floe.yaml"),
+        format!("name: modes\ntransforms:\n  - {}\n", step(", schema_evolution: add_columns")),
+    )
+    .unwrap();
+    project.run("r2").expect_code(0);
+    let people = project.table("silver.people", "id");
+    assert_eq!(people["columns"], json!([["id", "long", false], ["name", "string", false], ["score", "long", false]]));
+    assert_eq!(
+        people["records"],
+        json!([{"id": 1, "name": "ada", "score": null}, {"id": 2, "name": "bob", "score": 7}])
+    );
+    // One commit moved the schema and added the snapshot written with it.
+    assert_eq!(people["current_schema_id"], 1);
+    let schema_ids: Vec<&Value> = people["snapshots"].as_array().unwrap().iter().map(|s| &s["schema_id"]).collect();
+    assert_eq!(schema_ids, [&json!(0), &json!(1)]);
+
+    // A column the output lacks is written as NULL; columns match by name.
+    project.sql("people", "SELECT 9::BIGINT AS score, 3::BIGINT AS id");
+    project.run("r3").expect_code(0);
+    let people = project.table("silver.people", "id");
+    assert_eq!(people["records"][2], json!({"id": 3, "name": null, "score": 9}));
+    assert_eq!(people["current_schema_id"], 1);
+
+    // A type change fails whatever the setting.
+    project.sql("people", "SELECT 'four' AS id, 'dan' AS name");
+    let changed = project.run("r4").expect_code(1);
+    assert!(
+        changed.stderr.contains(
+            "step `people`: table `silver.people`: the step changes column types (`id`: long → string); \
+             floe-host does not change the type of a column"
+        ),
+        "{}",
+        changed.stderr
+    );
+    assert_eq!(project.table("silver.people", "id")["rows"], 3);
+}
+
 // In-process: two writers on one table at the same time, interleaved on one
 // runtime, so that the one that commits second conflicts with the first.
 
@@ -235,7 +296,8 @@ async fn write(
     tags: &CommitTags,
 ) -> CommitInfo {
     let (schema, batches) = batch(rows);
-    lakehouse.write("default", table, &schema, batches, mode, tags).await.unwrap()
+    let spec = WriteSpec { mode, schema_evolution: SchemaEvolution::Fail };
+    lakehouse.write("default", table, &schema, batches, spec, tags).await.unwrap()
 }
 
 /// Rounds of a race until one had the commits conflict: the two writers'

@@ -86,6 +86,13 @@ pub struct Transform {
     /// How the result replaces or extends the target table.
     #[serde(default)]
     pub mode: WriteMode,
+    /// What happens when the step's output columns differ from those of the
+    /// existing table: `fail` (the default) stops the step; `add_columns` adds
+    /// the new output columns to the table as optional columns, in the same
+    /// commit, and writes NULL for table columns the output lacks. A changed
+    /// column type fails either way.
+    #[serde(default)]
+    pub schema_evolution: SchemaEvolution,
 }
 
 /// The kinds of step.
@@ -110,4 +117,28 @@ pub enum WriteMode {
     Overwrite,
     /// Add the rows in a new snapshot, keeping what is there.
     Append,
+}
+
+impl WriteMode {
+    /// The name floe.yaml uses, also recorded as `floe.mode` in snapshot summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteMode::Overwrite => "overwrite",
+            WriteMode::Append => "append",
+        }
+    }
+}
+
+/// How a step's output may change the schema of its existing table.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaEvolution {
+    /// The output must have the table's columns, with the same names, types
+    /// and order; anything else fails the step.
+    #[default]
+    Fail,
+    /// Output columns the table lacks are added as optional columns; table
+    /// columns the output lacks are written as NULL. Columns are matched by
+    /// name. A column whose type differs still fails the step.
+    AddColumns,
 }

@@ -162,6 +162,7 @@ fn example_for(key: &str) -> Option<&'static str> {
         }
         (_, "kind") => "`kind: sql` (or `ingest`, `wasm`)",
         (_, "mode") => "`mode: overwrite` (or `append`)",
+        (_, "schema_evolution") => "`schema_evolution: add_columns` (or `fail`)",
         (_, "layer") => "`layer: silver`",
         ("name", "name") => "`name: customer-analytics` (the pipeline's name)",
         (_, "name") => "`name: stg_orders`",

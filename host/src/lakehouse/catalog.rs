@@ -101,11 +101,11 @@ impl OpenCatalog {
         self.pointer.swap(table.identifier(), &current, &location.to_string()).await
     }
 
-    /// Loads the table, checking that it can take `produced`, or creates it
-    /// (and its namespace) with that schema.
+    /// Loads the table, or creates it (and its namespace) with the schema of
+    /// `produced`. Whether an existing table can take `produced` is decided
+    /// per commit attempt (`schema::target`).
     pub async fn load_or_create_table(&self, table: &TableRef, produced: &SchemaRef) -> Result<Table, LakehouseError> {
         if let Some(existing) = self.load_table(table).await? {
-            schema::check_compatible(&existing, table, produced)?;
             return Ok(existing);
         }
         let namespace = NamespaceIdent::new(table.namespace.to_string());
@@ -127,14 +127,10 @@ impl OpenCatalog {
         let creation = TableCreation::builder().name(table.name.to_string()).schema(iceberg_schema).build();
         match self.catalog.create_table(&namespace, creation).await {
             Ok(created) => Ok(created),
-            Err(e) if e.kind() == ErrorKind::TableAlreadyExists => {
-                let existing = self.load_table(table).await?.ok_or_else(|| LakehouseError::NoSuchTable {
-                    catalog: self.name.clone(),
-                    table: table.to_string(),
-                })?;
-                schema::check_compatible(&existing, table, produced)?;
-                Ok(existing)
-            }
+            Err(e) if e.kind() == ErrorKind::TableAlreadyExists => self
+                .load_table(table)
+                .await?
+                .ok_or_else(|| LakehouseError::NoSuchTable { catalog: self.name.clone(), table: table.to_string() }),
             Err(e) => Err(Self::table_error(table, "cannot create table")(e)),
         }
     }

@@ -7,11 +7,15 @@
 //!   current snapshot DELETED, so readers and incremental consumers see the
 //!   replacement as one `overwrite` snapshot.
 //!
+//! A schema evolution (`add_columns`) adds the new schema and makes it current
+//! in the same commit.
+//!
 //! The commit is a compare-and-swap of the metadata pointer. If another writer
-//! won the race, the snapshot is rebuilt on the new state (the data files are
-//! reused) and retried with backoff, up to `commit.retry.num-retries`. Before
-//! each attempt the table's history is searched for this run's commit of the
-//! step (`history`): if a twin attempt made it, the step is not committed again.
+//! won the race, the change is prepared again on the new state and retried
+//! with backoff, up to `commit.retry.num-retries`: the data files are reused
+//! unless the schema to write with changed. Before each attempt the table's
+//! history is searched for this run's commit of the step (`history`): if a
+//! twin attempt made it, the step is not committed again.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -24,6 +28,7 @@ use iceberg::table::Table;
 use iceberg::{ErrorKind, TableRequirement, TableUpdate};
 
 use super::catalog::OpenCatalog;
+use super::schema::Target;
 use super::{CommitTags, LakehouseError, history};
 use crate::config::WriteMode;
 use crate::plan::TableRef;
@@ -41,17 +46,35 @@ pub struct CommitInfo {
     pub already_committed: bool,
 }
 
+/// What one snapshot changes, prepared on one table state.
+pub(super) struct Change {
+    /// Data files to add, written with `target.schema`.
+    pub added: Vec<DataFile>,
+    /// The live files of the current snapshot that the snapshot removes.
+    pub removed: Removed,
+    /// The schema the files were written with; a new one is added and made current.
+    pub target: Target,
+}
+
+/// Which live files of the current snapshot a commit removes.
+pub(super) enum Removed {
+    Nothing,
+    Everything,
+}
+
 const DEFAULT_RETRIES: u32 = 4;
 const DEFAULT_MIN_WAIT_MS: u64 = 100;
 const DEFAULT_MAX_WAIT_MS: u64 = 60_000;
 
+/// Commits the change `prepare` makes on the table's current state, preparing
+/// it again on the new state after each conflict.
 pub(super) async fn commit_with_retry(
     catalog: &OpenCatalog,
     table_ref: &TableRef,
     mut table: Table,
-    data_files: Vec<DataFile>,
     mode: WriteMode,
     tags: &CommitTags,
+    mut prepare: impl AsyncFnMut(&Table) -> Result<Change, LakehouseError>,
 ) -> Result<CommitInfo, LakehouseError> {
     let properties = table.metadata().properties();
     let retries = property(properties, "commit.retry.num-retries", DEFAULT_RETRIES as u64) as u32;
@@ -71,7 +94,8 @@ pub(super) async fn commit_with_retry(
                 "Not committing: another attempt of this run committed the step meanwhile.");
             return Ok(history::commit_info(snapshot));
         }
-        match commit_once(catalog, &table, data_files.clone(), mode, tags).await {
+        let change = prepare(&table).await?;
+        match commit_once(catalog, &table, change, mode, tags).await {
             Ok(info) => return Ok(info),
             Err(e) if e.kind() == ErrorKind::CatalogCommitConflicts && attempt < retries => {
                 attempt += 1;
@@ -99,7 +123,7 @@ fn property(properties: &HashMap<String, String>, key: &str, default: u64) -> u6
 async fn commit_once(
     catalog: &OpenCatalog,
     table: &Table,
-    added: Vec<DataFile>,
+    change: Change,
     mode: WriteMode,
     tags: &CommitTags,
 ) -> iceberg::Result<CommitInfo> {
@@ -110,8 +134,10 @@ async fn commit_once(
             format!("floe-host writes Iceberg format v2 tables; this table is {}", metadata.format_version()),
         ));
     }
+    let Change { added, removed, target } = change;
     let file_io = table.file_io();
-    let schema = metadata.current_schema().clone();
+    let schema = target.schema.clone();
+    let evolves = !target.added.is_empty();
     let spec = metadata.default_partition_spec().clone();
     let snapshot_id = unique_snapshot_id(table);
     let commit_uuid = uuid::Uuid::new_v4();
@@ -143,12 +169,12 @@ async fn commit_once(
     let mut previous_totals = Totals::default();
     if let Some(parent) = parent {
         let list = table.manifest_list_reader(parent).load().await?;
-        match mode {
-            WriteMode::Append => {
+        match &removed {
+            Removed::Nothing => {
                 previous_totals = Totals::from_summary(parent.summary());
                 manifests.extend(list.consume_entries());
             }
-            WriteMode::Overwrite => {
+            Removed::Everything => {
                 let output = file_io.new_output(format!("{meta_dir}/{commit_uuid}-m1.avro"))?;
                 let mut writer =
                     ManifestWriterBuilder::new(output, Some(snapshot_id), schema.clone(), spec.as_ref().clone())
@@ -181,16 +207,16 @@ async fn commit_once(
     list_writer.add_manifests(manifests.into_iter())?;
     list_writer.close().await?;
 
-    let operation = match mode {
-        WriteMode::Append => Operation::Append,
-        WriteMode::Overwrite => Operation::Overwrite,
+    let operation = match removed {
+        Removed::Nothing if mode == WriteMode::Append => Operation::Append,
+        _ => Operation::Overwrite,
     };
     let mut properties: HashMap<String, String> = summary.build();
     previous_totals.add_to(&mut properties, &info);
     properties.insert("floe.run-id".into(), tags.run_id.clone());
     properties.insert("floe.pipeline".into(), tags.pipeline.clone());
     properties.insert("floe.step".into(), tags.step.clone());
-    properties.insert("floe.mode".into(), format!("{mode:?}").to_lowercase());
+    properties.insert("floe.mode".into(), mode.as_str().to_string());
 
     let snapshot = Snapshot::builder()
         .with_snapshot_id(snapshot_id)
@@ -199,25 +225,33 @@ async fn commit_once(
         .with_timestamp_ms(chrono_now_ms())
         .with_manifest_list(list_path)
         .with_summary(Summary { operation, additional_properties: properties })
-        .with_schema_id(metadata.current_schema_id())
+        .with_schema_id(schema.schema_id())
         .build();
 
     // The commit as the Iceberg REST protocol states it: the snapshot and the
-    // branch move, on condition that `main` still points at our parent.
-    let requirements = vec![
+    // branch move, on condition that `main` still points at our parent and
+    // the schema is still the one the data files were written against.
+    let mut requirements = vec![
         TableRequirement::UuidMatch { uuid: metadata.uuid() },
         TableRequirement::RefSnapshotIdMatch {
             r#ref: MAIN_BRANCH.to_string(),
             snapshot_id: metadata.current_snapshot_id(),
         },
+        TableRequirement::CurrentSchemaIdMatch { current_schema_id: metadata.current_schema_id() },
     ];
-    let updates = vec![
-        TableUpdate::AddSnapshot { snapshot },
-        TableUpdate::SetSnapshotRef {
-            ref_name: MAIN_BRANCH.to_string(),
-            reference: SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
-        },
-    ];
+    let mut updates = Vec::new();
+    if evolves {
+        // The new columns' ids follow the table's last assigned one.
+        requirements
+            .push(TableRequirement::LastAssignedFieldIdMatch { last_assigned_field_id: metadata.last_column_id() });
+        updates.push(TableUpdate::AddSchema { schema: schema.as_ref().clone() });
+        updates.push(TableUpdate::SetCurrentSchema { schema_id: schema.schema_id() });
+    }
+    updates.push(TableUpdate::AddSnapshot { snapshot });
+    updates.push(TableUpdate::SetSnapshotRef {
+        ref_name: MAIN_BRANCH.to_string(),
+        reference: SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
+    });
     catalog.commit(table, requirements, updates).await?;
     Ok(info)
 }

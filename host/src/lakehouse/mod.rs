@@ -23,9 +23,10 @@ use tracing::field::Empty;
 
 pub use commit::CommitInfo;
 
-use crate::config::WriteMode;
+use crate::config::{SchemaEvolution, WriteMode};
 use crate::plan::{CatalogSpec, TableRef};
 use catalog::OpenCatalog;
+use commit::{Change, Removed};
 
 /// Why a table could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -46,11 +47,13 @@ pub enum LakehouseError {
     },
     #[error("table `{table}` does not exist in catalog `{catalog}`")]
     NoSuchTable { catalog: String, table: String },
+    #[error("table `{table}` has columns ({existing}) but the step produces ({produced}); {advice}")]
+    SchemaMismatch { table: String, existing: String, produced: String, advice: String },
     #[error(
-        "table `{table}` has columns ({existing}) but the step produces ({produced}); \
-         floe-host does not evolve schemas yet: drop the table or write to a new one"
+        "table `{table}`: the step changes column types ({changes}); floe-host does not change the type of a \
+         column, whatever `schema_evolution` says: cast in the step, or write to a new table"
     )]
-    SchemaMismatch { table: String, existing: String, produced: String },
+    ColumnTypeChanged { table: String, changes: String },
     #[error("table `{table}`: {message}")]
     Unsupported { table: String, message: String },
     #[error("catalog `{catalog}`: {what} are not supported by this version of floe-host yet; use a `sql` catalog")]
@@ -77,6 +80,13 @@ pub struct CommitTags {
     pub run_id: String,
     pub pipeline: String,
     pub step: String,
+}
+
+/// How a step writes its table.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteSpec {
+    pub mode: WriteMode,
+    pub schema_evolution: SchemaEvolution,
 }
 
 /// The catalogs of one run, opened once.
@@ -191,19 +201,38 @@ impl Lakehouse {
         table: &TableRef,
         schema: &SchemaRef,
         batches: Vec<RecordBatch>,
-        mode: WriteMode,
+        spec: WriteSpec,
         tags: &CommitTags,
     ) -> Result<CommitInfo, LakehouseError> {
         // Traced as a `commit` span (data files and the snapshot): table,
         // mode, rows, files, bytes and the new snapshot id.
-        let span = tracing::info_span!(crate::observe::traces::COMMIT, %catalog, %table, mode = ?mode,
+        let span = tracing::info_span!(crate::observe::traces::COMMIT, %catalog, %table, mode = spec.mode.as_str(),
             snapshot_id = Empty, rows = Empty, files = Empty, bytes = Empty,
             otel.status_code = Empty, otel.status_message = Empty);
         let result = async {
             let open = self.catalog(catalog);
             let loaded = open.load_or_create_table(table, schema).await?;
-            let data_files = write::data_files(&loaded, table, batches, tags).await?;
-            commit::commit_with_retry(open, table, loaded, data_files, mode, tags).await
+            // The files hold the step's output only, so they are reused on
+            // every attempt that writes with the same schema.
+            let mut written: Option<(schema::Target, Vec<iceberg::spec::DataFile>)> = None;
+            let prepare = async |state: &iceberg::table::Table| -> Result<Change, LakehouseError> {
+                let target = schema::target(state, table, schema, spec.schema_evolution)?;
+                if !target.added.is_empty() {
+                    tracing::info!(%table, columns = %target.added.join(", "),
+                        "Adding the step's new columns to the table (schema_evolution: add_columns).");
+                }
+                let added = match &written {
+                    Some((used, files)) if used.schema.as_struct() == target.schema.as_struct() => files.clone(),
+                    _ => {
+                        let files = write::data_files(state, table, &target.schema, batches.clone(), tags).await?;
+                        written = Some((target.clone(), files.clone()));
+                        files
+                    }
+                };
+                let removed = if spec.mode == WriteMode::Append { Removed::Nothing } else { Removed::Everything };
+                Ok(Change { added, removed, target })
+            };
+            commit::commit_with_retry(open, table, loaded, spec.mode, tags, prepare).await
         }
         .instrument(span.clone())
         .await;

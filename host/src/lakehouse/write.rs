@@ -3,7 +3,7 @@
 //! leaves only unreferenced files.
 
 use arrow_array::RecordBatch;
-use iceberg::spec::{DataFile, DataFileFormat};
+use iceberg::spec::{DataFile, DataFileFormat, SchemaRef};
 use iceberg::table::Table;
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
@@ -16,9 +16,12 @@ use parquet::file::properties::WriterProperties;
 use super::{CommitTags, LakehouseError, schema};
 use crate::plan::TableRef;
 
+/// Writes `batches` as data files of `table` with the Iceberg `schema` (the
+/// table's current one, or the one a schema evolution will make current).
 pub async fn data_files(
     table: &Table,
     table_ref: &TableRef,
+    schema: &SchemaRef,
     batches: Vec<RecordBatch>,
     tags: &CommitTags,
 ) -> Result<Vec<DataFile>, LakehouseError> {
@@ -29,9 +32,9 @@ pub async fn data_files(
     if batches.iter().all(|b| b.num_rows() == 0) {
         return Ok(Vec::new());
     }
-    let target = schema::table_arrow_schema(table).map_err(error("cannot convert the table schema to Arrow"))?;
+    let target = schema::arrow_schema(schema).map_err(error("cannot convert the table schema to Arrow"))?;
     let properties = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
-    let parquet = ParquetWriterBuilder::new(properties, table.metadata().current_schema().clone());
+    let parquet = ParquetWriterBuilder::new(properties, schema.clone());
     let locations = DefaultLocationGenerator::new(table.metadata()).map_err(error("cannot place data files"))?;
     // A prefix unique to this write: the default generator numbers files from
     // zero on every write and would otherwise overwrite earlier files.

@@ -287,6 +287,7 @@ impl Checker<'_> {
                 storage,
                 location,
                 mode: transform.mode,
+                schema_evolution: transform.schema_evolution,
                 action,
                 inputs: Vec::new(),
             }));

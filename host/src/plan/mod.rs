@@ -17,7 +17,7 @@ use serde::Serialize;
 
 pub use build::build;
 
-use crate::config::{DuckdbProperties, Ident, Observability, Secret, WriteMode};
+use crate::config::{DuckdbProperties, Ident, Observability, SchemaEvolution, Secret, WriteMode};
 use crate::sandbox::Limits;
 
 /// A fully resolved pipeline. Serializes (for `plan --json`) with every
@@ -56,6 +56,8 @@ pub struct Step {
     /// catalogs; a REST catalog decides for itself).
     pub location: Option<String>,
     pub mode: WriteMode,
+    /// Whether the step may add columns to its table.
+    pub schema_evolution: SchemaEvolution,
     pub action: Action,
     /// Tables the step reads, produced by earlier steps.
     pub inputs: Vec<Input>,

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::{Action, CatalogSpec, Plan};
+use crate::config::SchemaEvolution;
 
 impl Plan {
     /// Steps in run order with their targets, inputs and plugins.
@@ -16,6 +17,9 @@ impl Plan {
                 None => format!("catalog `{}`", step.catalog),
             };
             let _ = writeln!(out, "{}. {} -> {} [{:?}] in {catalog}", i + 1, step.name, step.target, step.mode);
+            if step.schema_evolution == SchemaEvolution::AddColumns {
+                let _ = writeln!(out, "   schema evolution: add columns");
+            }
             if let Some(location) = &step.location {
                 let _ = writeln!(out, "   location {location} (storage `{}`)", step.storage);
             }

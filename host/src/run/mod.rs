@@ -18,7 +18,7 @@ use crate::compute::{ComputeError, Session};
 use crate::exit::ExitCode;
 use arrow_schema::SchemaRef;
 
-use crate::lakehouse::{CommitInfo, CommitTags, Lakehouse, LakehouseError};
+use crate::lakehouse::{CommitInfo, CommitTags, Lakehouse, LakehouseError, WriteSpec};
 use crate::observe::{Observers, RunInfo};
 use crate::plan::{Action, Plan, Step};
 use crate::sandbox::{PluginStats, Sandbox, SandboxError};
@@ -314,10 +314,9 @@ async fn run_step(
         tracing::info!(step = %step.name, signal = signal.name(), "Abandoned the step before its commit.");
         RunError::Cancelled { signal, abandoned: Some(step.name.to_string()), committed: Vec::new() }
     })?;
-    let info = lakehouse
-        .write(&step.catalog, &step.target, &schema, batches, step.mode, tags)
-        .await
-        .map_err(lakehouse_error)?;
+    let spec = WriteSpec { mode: step.mode, schema_evolution: step.schema_evolution };
+    let info =
+        lakehouse.write(&step.catalog, &step.target, &schema, batches, spec, tags).await.map_err(lakehouse_error)?;
     Ok((info, schema, usage))
 }
 
