@@ -161,6 +161,106 @@ fn overwrite_leaves_exactly_the_new_rows() {
     );
 }
 
+const ORDERS: &str =
+    "{name: orders, layer: silver, kind: sql, sql: models/orders.sql, mode: merge, merge_keys: [order_id]}";
+
+fn orders(rows: &[(i64, &str, i64)]) -> String {
+    let values: Vec<String> = rows.iter().map(|(id, status, amount)| format!("({id}, '{status}', {amount})")).collect();
+    format!(
+        "SELECT order_id::BIGINT AS order_id, status, amount::BIGINT AS amount \
+         FROM (VALUES {}) t(order_id, status, amount)",
+        values.join(", ")
+    )
+}
+
+fn order_records(rows: &[(i64, &str, i64)]) -> Value {
+    Value::Array(
+        rows.iter().map(|(id, status, amount)| json!({"order_id": id, "status": status, "amount": amount})).collect(),
+    )
+}
+
+#[test]
+fn merge_updates_matching_keys_inserts_new_ones_and_keeps_the_rest() {
+    let project = Project::new(&[ORDERS]);
+    project.sql("orders", &orders(&[(1, "new", 10), (2, "new", 20), (3, "new", 30)]));
+    project.run("r1").expect_code(0);
+    // Keys the table does not hold: a second data file, nothing removed.
+    project.sql("orders", &orders(&[(10, "new", 100), (11, "new", 110)]));
+    project.run("r2").expect_code(0);
+    let table = project.table("silver.orders", "order_id");
+    assert_eq!(table["rows"], 5);
+    assert_eq!(table["snapshots"][1]["summary"]["deleted-data-files"], Value::Null);
+
+    // Order 2 is updated, order 4 inserted; 1, 3, 10 and 11 stay.
+    project.sql("orders", &orders(&[(2, "shipped", 25), (4, "new", 40)]));
+    project.run("r3").expect_code(0);
+    let table = project.table("silver.orders", "order_id");
+    assert_eq!(
+        table["records"],
+        order_records(&[
+            (1, "new", 10),
+            (2, "shipped", 25),
+            (3, "new", 30),
+            (4, "new", 40),
+            (10, "new", 100),
+            (11, "new", 110)
+        ])
+    );
+    assert_eq!(table["sums"]["amount"], 315);
+    assert_eq!(history(&table, "operation"), strings(&["overwrite", "overwrite", "overwrite"]));
+    assert_eq!(history(&table, "floe.mode"), strings(&["merge", "merge", "merge"]));
+    let merge = &table["snapshots"][2]["summary"];
+    assert_eq!(
+        (&merge["floe.merge.updated-records"], &merge["floe.merge.inserted-records"]),
+        (&json!("1"), &json!("1"))
+    );
+    // Only the file holding order 2 was rewritten (with orders 1 and 3); the
+    // file of orders 10 and 11 was kept as it is.
+    assert_eq!(
+        (&merge["deleted-data-files"], &merge["deleted-records"], &merge["added-records"], &merge["total-data-files"]),
+        (&json!("1"), &json!("3"), &json!("4"), &json!("2"))
+    );
+    assert_eq!(merge["total-records"], "6");
+}
+
+#[test]
+fn merge_rejects_duplicate_and_unknown_keys_and_leaves_the_table_alone() {
+    let project = Project::new(&[ORDERS]);
+    project.sql("orders", &orders(&[(1, "new", 10)]));
+    project.run("r1").expect_code(0);
+
+    project.sql("orders", &orders(&[(7, "a", 1), (8, "b", 2), (7, "c", 3), (9, "d", 4), (8, "e", 5), (7, "f", 6)]));
+    let duplicate = project.run("r2").expect_code(1);
+    assert!(
+        duplicate.stderr.contains(
+            "step `orders`: table `silver.orders`: the step's output has 2 merge keys (order_id) on more than one \
+             row, for example order_id=7 on 3 rows; a merge needs at most one row per key"
+        ),
+        "{}",
+        duplicate.stderr
+    );
+
+    std::fs::write(
+        project.root().join("floe.yaml"),
+        format!("name: modes\ntransforms:\n  - {}\n", ORDERS.replace("[order_id]", "[order_no]")),
+    )
+    .unwrap();
+    project.sql("orders", &orders(&[(5, "new", 50)]));
+    let unknown = project.run("r3").expect_code(1);
+    assert!(
+        unknown.stderr.contains(
+            "step `orders`: table `silver.orders`: merge key `order_no` is not a column of the step's output \
+             (its columns: order_id, status, amount)"
+        ),
+        "{}",
+        unknown.stderr
+    );
+
+    let table = project.table("silver.orders", "order_id");
+    assert_eq!(table["records"], order_records(&[(1, "new", 10)]));
+    assert_eq!(table["snapshots"].as_array().unwrap().len(), 1);
+}
+
 #[test]
 fn add_columns_evolves_the_schema_in_the_commit_and_fail_names_the_setting() {
     let step = |evolution: &str| {
@@ -220,6 +320,25 @@ fn add_columns_evolves_the_schema_in_the_commit_and_fail_names_the_setting() {
         changed.stderr
     );
     assert_eq!(project.table("silver.people", "id")["rows"], 3);
+}
+
+#[test]
+fn merge_with_add_columns_keeps_the_old_rows_with_nulls() {
+    let step = "{name: orders, layer: silver, kind: sql, sql: models/orders.sql, mode: merge, merge_keys: [order_id], \
+                schema_evolution: add_columns}";
+    let project = Project::new(&[step]);
+    project.sql("orders", &orders(&[(1, "new", 10), (2, "new", 20)]));
+    project.run("r1").expect_code(0);
+    project.sql("orders", "SELECT 2::BIGINT AS order_id, 'paid' AS status, 21::BIGINT AS amount, 'EUR' AS currency");
+    project.run("r2").expect_code(0);
+    let table = project.table("silver.orders", "order_id");
+    assert_eq!(
+        table["records"],
+        json!([
+            {"order_id": 1, "status": "new", "amount": 10, "currency": null},
+            {"order_id": 2, "status": "paid", "amount": 21, "currency": "EUR"},
+        ])
+    );
 }
 
 // In-process: two writers on one table at the same time, interleaved on one
@@ -293,10 +412,11 @@ async fn write(
     table: &TableRef,
     rows: &[(i64, &str)],
     mode: WriteMode,
+    keys: &[String],
     tags: &CommitTags,
 ) -> CommitInfo {
     let (schema, batches) = batch(rows);
-    let spec = WriteSpec { mode, schema_evolution: SchemaEvolution::Fail };
+    let spec = WriteSpec { mode, merge_keys: keys, schema_evolution: SchemaEvolution::Fail };
     lakehouse.write("default", table, &schema, batches, spec, tags).await.unwrap()
 }
 
@@ -314,10 +434,10 @@ fn twin_attempts_of_one_run_commit_a_step_once() {
         let twin = tags("r1", &name);
         let ((a, b), logs) = block_on(async {
             let lakehouse = lakehouse(state.path()).await;
-            write(&lakehouse, &table, &[(0, "seed")], WriteMode::Append, &tags("seed", &name)).await;
+            write(&lakehouse, &table, &[(0, "seed")], WriteMode::Append, &[], &tags("seed", &name)).await;
             futures::join!(
-                write(&lakehouse, &table, &[(1, "a"), (2, "a")], WriteMode::Append, &twin),
-                write(&lakehouse, &table, &[(1, "b"), (2, "b")], WriteMode::Append, &twin),
+                write(&lakehouse, &table, &[(1, "a"), (2, "a")], WriteMode::Append, &[], &twin),
+                write(&lakehouse, &table, &[(1, "b"), (2, "b")], WriteMode::Append, &[], &twin),
             )
         });
         assert_eq!(a.snapshot_id, b.snapshot_id, "both attempts name the one commit");
@@ -335,4 +455,49 @@ fn twin_attempts_of_one_run_commit_a_step_once() {
         }
     }
     assert!(conflicted, "no round of {ROUNDS} had the twins' commits conflict");
+}
+
+#[test]
+fn a_merge_that_lost_a_commit_race_is_computed_again_on_the_new_state() {
+    let state = temp_dir();
+    let keys = ["id".to_string()];
+    let mut conflicted = false;
+    for round in 0..ROUNDS {
+        let name = format!("orders_{round}");
+        let table = table_ref("silver", &name);
+        let ((a, b), logs) = block_on(async {
+            let lakehouse = lakehouse(state.path()).await;
+            let seed = [(1, "seed"), (2, "seed"), (3, "seed")];
+            write(&lakehouse, &table, &seed, WriteMode::Merge, &keys, &tags("seed", &name)).await;
+            // Both merges start from the seed; whichever commits second must
+            // merge into the first one's result, not into the seed.
+            let (ra, rb) = (tags("ra", &name), tags("rb", &name));
+            futures::join!(
+                write(&lakehouse, &table, &[(2, "a"), (4, "a")], WriteMode::Merge, &keys, &ra),
+                write(&lakehouse, &table, &[(2, "b"), (5, "b")], WriteMode::Merge, &keys, &rb),
+            )
+        });
+        assert!(!a.already_committed && !b.already_committed);
+        let orders = table_check(state.path(), &format!("silver.{name}"), "id");
+        let runs = history(&orders, "floe.run-id");
+        assert_eq!(runs.len(), 3, "{runs:?}");
+        let winner = if runs[2] == "rb" { "b" } else { "a" };
+        assert_eq!(
+            orders["records"],
+            json!([
+                {"id": 1, "v": "seed"},
+                {"id": 2, "v": winner},
+                {"id": 3, "v": "seed"},
+                {"id": 4, "v": "a"},
+                {"id": 5, "v": "b"},
+            ])
+        );
+        if logs.contains("Commit conflicted with another writer") {
+            let merges = logs.matches("Merged the step's output into the table.").count();
+            assert_eq!(merges, 4, "seed, a, b, and b or a again on the new state: {logs}");
+            conflicted = true;
+            break;
+        }
+    }
+    assert!(conflicted, "no round of {ROUNDS} had the merges' commits conflict");
 }

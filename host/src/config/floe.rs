@@ -83,9 +83,14 @@ pub struct Transform {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub config: BTreeMap<String, serde_yaml::Value>,
-    /// How the result replaces or extends the target table.
+    /// How the result replaces, extends or merges into the target table.
     #[serde(default)]
     pub mode: WriteMode,
+    /// For `mode: merge` (and only for it): the columns that identify a row,
+    /// for example `[order_id]`. Each must be a column of the step's output;
+    /// the output must hold at most one row per key, and no NULL key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merge_keys: Vec<String>,
     /// What happens when the step's output columns differ from those of the
     /// existing table: `fail` (the default) stops the step; `add_columns` adds
     /// the new output columns to the table as optional columns, in the same
@@ -117,6 +122,11 @@ pub enum WriteMode {
     Overwrite,
     /// Add the rows in a new snapshot, keeping what is there.
     Append,
+    /// Upsert by `merge_keys`: an output row replaces the table's row with the
+    /// same key, or is inserted; table rows whose key is not in the output stay.
+    /// Committed as one `overwrite` snapshot that rewrites the data files
+    /// holding a replaced row.
+    Merge,
 }
 
 impl WriteMode {
@@ -125,6 +135,7 @@ impl WriteMode {
         match self {
             WriteMode::Overwrite => "overwrite",
             WriteMode::Append => "append",
+            WriteMode::Merge => "merge",
         }
     }
 }

@@ -161,7 +161,8 @@ fn example_for(key: &str) -> Option<&'static str> {
             "a list of steps: `- {name: stg_orders, layer: silver, kind: sql, sql: models/stg_orders.sql}`"
         }
         (_, "kind") => "`kind: sql` (or `ingest`, `wasm`)",
-        (_, "mode") => "`mode: overwrite` (or `append`)",
+        (_, "mode") => "`mode: overwrite` (or `append`, or `merge` with `merge_keys: [order_id]`)",
+        (_, "merge_keys") => "`merge_keys: [order_id]`",
         (_, "schema_evolution") => "`schema_evolution: add_columns` (or `fail`)",
         (_, "layer") => "`layer: silver`",
         ("name", "name") => "`name: customer-analytics` (the pipeline's name)",

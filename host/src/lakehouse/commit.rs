@@ -6,23 +6,27 @@
 //! - `overwrite`: the new manifest plus one that marks every live file of the
 //!   current snapshot DELETED, so readers and incremental consumers see the
 //!   replacement as one `overwrite` snapshot.
+//! - `merge`: an `overwrite` snapshot that marks DELETED only the files the
+//!   merge rewrote; the manifests holding them are rewritten with their other
+//!   files as EXISTING, and the other manifests are carried over.
 //!
 //! A schema evolution (`add_columns`) adds the new schema and makes it current
 //! in the same commit.
 //!
 //! The commit is a compare-and-swap of the metadata pointer. If another writer
 //! won the race, the change is prepared again on the new state and retried
-//! with backoff, up to `commit.retry.num-retries`: the data files are reused
-//! unless the schema to write with changed. Before each attempt the table's
-//! history is searched for this run's commit of the step (`history`): if a
-//! twin attempt made it, the step is not committed again.
+//! with backoff, up to `commit.retry.num-retries`: append and overwrite reuse
+//! their data files (unless the schema to write with changed), a merge is
+//! computed again. Before each attempt the table's history is searched for
+//! this run's commit of the step (`history`): if a twin attempt made it, the
+//! step is not committed again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use iceberg::spec::{
-    DataFile, FormatVersion, MAIN_BRANCH, ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot,
-    SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary,
+    DataFile, FormatVersion, MAIN_BRANCH, ManifestContentType, ManifestListWriter, ManifestWriterBuilder, Operation,
+    Snapshot, SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary,
 };
 use iceberg::table::Table;
 use iceberg::{ErrorKind, TableRequirement, TableUpdate};
@@ -54,12 +58,16 @@ pub(super) struct Change {
     pub removed: Removed,
     /// The schema the files were written with; a new one is added and made current.
     pub target: Target,
+    /// Extra snapshot summary properties.
+    pub properties: Vec<(String, String)>,
 }
 
 /// Which live files of the current snapshot a commit removes.
 pub(super) enum Removed {
     Nothing,
     Everything,
+    /// The data files with these paths.
+    Files(HashSet<String>),
 }
 
 const DEFAULT_RETRIES: u32 = 4;
@@ -134,7 +142,7 @@ async fn commit_once(
             format!("floe-host writes Iceberg format v2 tables; this table is {}", metadata.format_version()),
         ));
     }
-    let Change { added, removed, target } = change;
+    let Change { added, removed, target, properties: extra_properties } = change;
     let file_io = table.file_io();
     let schema = target.schema.clone();
     let evolves = !target.added.is_empty();
@@ -174,23 +182,56 @@ async fn commit_once(
                 previous_totals = Totals::from_summary(parent.summary());
                 manifests.extend(list.consume_entries());
             }
-            Removed::Everything => {
+            Removed::Everything | Removed::Files(_) => {
+                let only_some = matches!(removed, Removed::Files(_));
+                if only_some {
+                    previous_totals = Totals::from_summary(parent.summary());
+                }
                 let output = file_io.new_output(format!("{meta_dir}/{commit_uuid}-m1.avro"))?;
                 let mut writer =
                     ManifestWriterBuilder::new(output, Some(snapshot_id), schema.clone(), spec.as_ref().clone())
                         .build_v2_data();
-                let mut removed = 0usize;
+                let removes = |path: &str| match &removed {
+                    Removed::Files(paths) => paths.contains(path),
+                    _ => true,
+                };
+                let mut rewritten = 0usize;
                 for manifest_file in list.consume_entries() {
+                    // An overwrite drops delete files with the data they apply
+                    // to. A merge refuses tables with delete files, so there
+                    // they only need carrying over.
+                    if manifest_file.content == ManifestContentType::Deletes {
+                        if only_some {
+                            manifests.push(manifest_file);
+                        }
+                        continue;
+                    }
                     let manifest = manifest_file.load_manifest(file_io).await?;
-                    for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+                    let live: Vec<_> = manifest.entries().iter().filter(|e| e.is_alive()).collect();
+                    if only_some && !live.iter().any(|e| removes(e.file_path())) {
+                        manifests.push(manifest_file);
+                        continue;
+                    }
+                    for entry in live {
                         let data_sequence = entry.sequence_number().unwrap_or(manifest_file.sequence_number);
                         let file_sequence = entry.file_sequence_number.or(Some(manifest_file.sequence_number));
-                        summary.remove_file(entry.data_file(), schema.clone(), spec.clone());
-                        writer.add_delete_file(entry.data_file().clone(), data_sequence, file_sequence)?;
-                        removed += 1;
+                        if removes(entry.file_path()) {
+                            summary.remove_file(entry.data_file(), schema.clone(), spec.clone());
+                            previous_totals.remove(entry.data_file());
+                            writer.add_delete_file(entry.data_file().clone(), data_sequence, file_sequence)?;
+                        } else {
+                            let added_by = entry.snapshot_id().unwrap_or(manifest_file.added_snapshot_id);
+                            writer.add_existing_file(
+                                entry.data_file().clone(),
+                                added_by,
+                                data_sequence,
+                                file_sequence,
+                            )?;
+                        }
+                        rewritten += 1;
                     }
                 }
-                if removed > 0 {
+                if rewritten > 0 {
                     manifests.push(writer.write_manifest_file().await?);
                 }
             }
@@ -217,6 +258,7 @@ async fn commit_once(
     properties.insert("floe.pipeline".into(), tags.pipeline.clone());
     properties.insert("floe.step".into(), tags.step.clone());
     properties.insert("floe.mode".into(), mode.as_str().to_string());
+    properties.extend(extra_properties);
 
     let snapshot = Snapshot::builder()
         .with_snapshot_id(snapshot_id)
@@ -256,8 +298,9 @@ async fn commit_once(
     Ok(info)
 }
 
-/// The `total-*` summary fields: carried over from the parent on append,
-/// restarted on overwrite (which removes every file, delete files included).
+/// The `total-*` summary fields: carried over from the parent on append and
+/// merge (less the files a merge removes), restarted on overwrite (which
+/// removes every file, delete files included).
 #[derive(Default)]
 struct Totals(HashMap<&'static str, u64>);
 
@@ -274,6 +317,18 @@ impl Totals {
     fn from_summary(summary: &Summary) -> Self {
         let get = |key: &str| summary.additional_properties.get(key).and_then(|v| v.parse().ok()).unwrap_or(0);
         Totals(TOTAL_KEYS.iter().map(|&key| (key, get(key))).collect())
+    }
+
+    fn remove(&mut self, file: &DataFile) {
+        for (key, value) in [
+            ("total-records", file.record_count()),
+            ("total-files-size", file.file_size_in_bytes()),
+            ("total-data-files", 1),
+        ] {
+            if let Some(total) = self.0.get_mut(key) {
+                *total = total.saturating_sub(value);
+            }
+        }
     }
 
     fn add_to(&self, properties: &mut HashMap<String, String>, added: &CommitInfo) {

@@ -9,6 +9,7 @@
 mod catalog;
 mod commit;
 mod history;
+mod merge;
 mod pointer;
 mod read;
 mod schema;
@@ -54,12 +55,29 @@ pub enum LakehouseError {
          column, whatever `schema_evolution` says: cast in the step, or write to a new table"
     )]
     ColumnTypeChanged { table: String, changes: String },
+    #[error("table `{table}`: merge key `{key}` is not a column of the step's output (its columns: {columns})")]
+    MergeKeyNotInOutput { table: String, key: String, columns: String },
+    #[error(
+        "table `{table}`: merge key `{key}` is NULL on {rows} {} of the step's output; a merge needs a key on every row",
+        plural(*rows, "row", "rows")
+    )]
+    MergeKeyNull { table: String, key: String, rows: usize },
+    #[error(
+        "table `{table}`: the step's output has {duplicated} merge {} ({keys}) on more than one row, for example \
+         {example} on {times} rows; a merge needs at most one row per key",
+        plural(*duplicated, "key", "keys")
+    )]
+    DuplicateMergeKeys { table: String, keys: String, duplicated: usize, example: String, times: u64 },
     #[error("table `{table}`: {message}")]
     Unsupported { table: String, message: String },
     #[error("catalog `{catalog}`: {what} are not supported by this version of floe-host yet; use a `sql` catalog")]
     NotYetSupported { catalog: String, what: String },
     #[error("table `{table}`: commit still conflicting after {attempts} attempts (another writer keeps committing)")]
     CommitConflict { table: String, attempts: u32 },
+}
+
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
 }
 
 impl LakehouseError {
@@ -84,8 +102,10 @@ pub struct CommitTags {
 
 /// How a step writes its table.
 #[derive(Clone, Copy, Debug)]
-pub struct WriteSpec {
+pub struct WriteSpec<'a> {
     pub mode: WriteMode,
+    /// For `merge`: the columns that identify a row.
+    pub merge_keys: &'a [String],
     pub schema_evolution: SchemaEvolution,
 }
 
@@ -192,16 +212,16 @@ impl Lakehouse {
     }
 
     /// Writes `batches` to `table` (created on first write) and commits one
-    /// snapshot: the whole table replaced (`overwrite`) or extended
-    /// (`append`), unless this run already committed the step (then the
-    /// result says `already_committed`).
+    /// snapshot: the whole table replaced (`overwrite`), extended (`append`)
+    /// or upserted by key (`merge`), unless this run already committed the
+    /// step (then the result says `already_committed`).
     pub async fn write(
         &self,
         catalog: &str,
         table: &TableRef,
         schema: &SchemaRef,
         batches: Vec<RecordBatch>,
-        spec: WriteSpec,
+        spec: WriteSpec<'_>,
         tags: &CommitTags,
     ) -> Result<CommitInfo, LakehouseError> {
         // Traced as a `commit` span (data files and the snapshot): table,
@@ -211,15 +231,30 @@ impl Lakehouse {
             otel.status_code = Empty, otel.status_message = Empty);
         let result = async {
             let open = self.catalog(catalog);
+            if spec.mode == WriteMode::Merge {
+                merge::check_output(table, schema, &batches, spec.merge_keys)?;
+            }
             let loaded = open.load_or_create_table(table, schema).await?;
-            // The files hold the step's output only, so they are reused on
-            // every attempt that writes with the same schema.
+            // Append and overwrite files hold the step's output only, so they
+            // are reused on every attempt written with the same schema.
             let mut written: Option<(schema::Target, Vec<iceberg::spec::DataFile>)> = None;
             let prepare = async |state: &iceberg::table::Table| -> Result<Change, LakehouseError> {
                 let target = schema::target(state, table, schema, spec.schema_evolution)?;
                 if !target.added.is_empty() {
                     tracing::info!(%table, columns = %target.added.join(", "),
                         "Adding the step's new columns to the table (schema_evolution: add_columns).");
+                }
+                if spec.mode == WriteMode::Merge {
+                    let merged = merge::merge(state, table, &batches, spec.merge_keys).await?;
+                    tracing::info!(%table, updated = merged.updated, inserted = merged.inserted,
+                        rewritten = merged.rewritten, files_replaced = merged.replaced_files.len(),
+                        "Merged the step's output into the table.");
+                    let added = write::data_files(state, table, &target.schema, merged.batches, tags).await?;
+                    let properties = vec![
+                        ("floe.merge.updated-records".to_string(), merged.updated.to_string()),
+                        ("floe.merge.inserted-records".to_string(), merged.inserted.to_string()),
+                    ];
+                    return Ok(Change { added, removed: Removed::Files(merged.replaced_files), target, properties });
                 }
                 let added = match &written {
                     Some((used, files)) if used.schema.as_struct() == target.schema.as_struct() => files.clone(),
@@ -230,7 +265,7 @@ impl Lakehouse {
                     }
                 };
                 let removed = if spec.mode == WriteMode::Append { Removed::Nothing } else { Removed::Everything };
-                Ok(Change { added, removed, target })
+                Ok(Change { added, removed, target, properties: Vec::new() })
             };
             commit::commit_with_retry(open, table, loaded, spec.mode, tags, prepare).await
         }

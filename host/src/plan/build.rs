@@ -269,6 +269,9 @@ impl Checker<'_> {
                     }
                 }
             };
+            for problem in super::write::check(transform) {
+                self.floe_error(key(&problem.field), problem.message, Some(problem.help));
+            }
             // First mention wins: a `wasm` step's inputs keep the user's order.
             let mut seen_deps = BTreeSet::new();
             step_deps.retain(|d| seen_deps.insert(*d));
@@ -287,6 +290,7 @@ impl Checker<'_> {
                 storage,
                 location,
                 mode: transform.mode,
+                merge_keys: transform.merge_keys.clone(),
                 schema_evolution: transform.schema_evolution,
                 action,
                 inputs: Vec::new(),

@@ -8,6 +8,7 @@ mod order;
 mod render;
 pub mod select;
 pub mod sql_refs;
+mod write;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -56,6 +57,9 @@ pub struct Step {
     /// catalogs; a REST catalog decides for itself).
     pub location: Option<String>,
     pub mode: WriteMode,
+    /// For `mode: merge`: the columns that identify a row.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merge_keys: Vec<String>,
     /// Whether the step may add columns to its table.
     pub schema_evolution: SchemaEvolution,
     pub action: Action,

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::{Action, CatalogSpec, Plan};
-use crate::config::SchemaEvolution;
+use crate::config::{SchemaEvolution, WriteMode};
 
 impl Plan {
     /// Steps in run order with their targets, inputs and plugins.
@@ -17,6 +17,9 @@ impl Plan {
                 None => format!("catalog `{}`", step.catalog),
             };
             let _ = writeln!(out, "{}. {} -> {} [{:?}] in {catalog}", i + 1, step.name, step.target, step.mode);
+            if step.mode == WriteMode::Merge {
+                let _ = writeln!(out, "   merge on {}", step.merge_keys.join(", "));
+            }
             if step.schema_evolution == SchemaEvolution::AddColumns {
                 let _ = writeln!(out, "   schema evolution: add columns");
             }

@@ -314,7 +314,7 @@ async fn run_step(
         tracing::info!(step = %step.name, signal = signal.name(), "Abandoned the step before its commit.");
         RunError::Cancelled { signal, abandoned: Some(step.name.to_string()), committed: Vec::new() }
     })?;
-    let spec = WriteSpec { mode: step.mode, schema_evolution: step.schema_evolution };
+    let spec = WriteSpec { mode: step.mode, merge_keys: &step.merge_keys, schema_evolution: step.schema_evolution };
     let info =
         lakehouse.write(&step.catalog, &step.target, &schema, batches, spec, tags).await.map_err(lakehouse_error)?;
     Ok((info, schema, usage))
