@@ -331,9 +331,17 @@ fn only_whole_commits_then_a_rerun_finishes(pyiceberg: &[&str], args: &[&str], e
         python_json("demo_check.py", &all)
     };
     let partial = read_back(&["--allow-missing"]);
-    let present = partial["tables"].as_object().unwrap();
+    // A table is created before its step writes, so the failed step's table
+    // may exist without a snapshot: no data of it is visible.
+    let present: Vec<&String> = partial["tables"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, t)| !t["snapshot_id"].is_null())
+        .map(|(n, _)| n)
+        .collect();
     assert!(present.len() >= 2 && present.len() < 9, "the run stopped partway: {present:?}");
-    for table in present.keys() {
+    for table in present {
         assert_eq!(figures(&partial, table), figures(&expected, table), "{table} is a whole commit");
     }
     floe_host_with_env(args, env).expect_code(0);

@@ -17,3 +17,4 @@ mod signals;
 mod support;
 mod traces;
 mod transform;
+mod write_modes;

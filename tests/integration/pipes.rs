@@ -221,7 +221,15 @@ fn stderr_channel_for_k8s_sends_messages_in_order() {
         assert_eq!(metadata["snapshot_id"]["type"], "int");
         assert_eq!(metadata["rows_in"]["type"], "int");
         let names: Vec<&String> = metadata.as_object().unwrap().keys().collect();
-        let mut want = vec!["bytes", "bytes_in", "dagster/row_count", "duration_ms", "files", "floe_run_id"];
+        let mut want = vec![
+            "bytes",
+            "bytes_in",
+            "dagster/row_count",
+            "duration_ms",
+            "files",
+            "floe_already_committed",
+            "floe_run_id",
+        ];
         if key.starts_with("bronze/") {
             // The ingest plugin's cost; a SQL model has none (and no nulls are sent).
             want.extend(["plugin_calls", "plugin_cpu_ms", "plugin_peak_memory_bytes"]);
@@ -381,6 +389,7 @@ fn summary_json_describes_the_run() {
     assert_eq!(
         names,
         [
+            "already_committed",
             "bytes",
             "bytes_in",
             "duration_ms",

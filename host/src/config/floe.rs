@@ -87,7 +87,7 @@ pub struct Transform {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub config: BTreeMap<String, serde_yaml::Value>,
-    /// How the result replaces or extends the target table.
+    /// How the result replaces, extends or merges into the target table.
     #[serde(default)]
     pub mode: WriteMode,
     /// How the target table is partitioned: a list of fields, each a column
@@ -99,6 +99,18 @@ pub struct Transform {
     /// exactly one field.
     #[serde(default)]
     pub partition_by: Vec<PartitionField>,
+    /// For `mode: merge` (and only for it): the columns that identify a row,
+    /// for example `[order_id]`. Each must be a column of the step's output;
+    /// the output must hold at most one row per key, and no NULL key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merge_keys: Vec<String>,
+    /// What happens when the step's output columns differ from those of the
+    /// existing table: `fail` (the default) stops the step; `add_columns` adds
+    /// the new output columns to the table as optional columns, in the same
+    /// commit, and writes NULL for table columns the output lacks. A changed
+    /// column type fails either way.
+    #[serde(default)]
+    pub schema_evolution: SchemaEvolution,
 }
 
 /// The kinds of step.
@@ -129,15 +141,35 @@ pub enum WriteMode {
     /// outside it. Without `--partition`: every partition the output holds.
     /// Needs `partition_by` with one field.
     PartitionOverwrite,
+    /// Upsert by `merge_keys`: an output row replaces the table's row with the
+    /// same key, or is inserted; table rows whose key is not in the output stay.
+    /// Committed as one `overwrite` snapshot that rewrites the data files
+    /// holding a replaced row.
+    Merge,
 }
 
 impl WriteMode {
-    /// The name floe.yaml uses, also recorded in snapshot summaries (`floe.mode`).
+    /// The name floe.yaml uses, also recorded as `floe.mode` in snapshot summaries.
     pub fn as_str(self) -> &'static str {
         match self {
             WriteMode::Overwrite => "overwrite",
             WriteMode::Append => "append",
             WriteMode::PartitionOverwrite => "partition_overwrite",
+            WriteMode::Merge => "merge",
         }
     }
+}
+
+/// How a step's output may change the schema of its existing table.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaEvolution {
+    /// The output must have the table's columns, with the same names, types
+    /// and order; anything else fails the step.
+    #[default]
+    Fail,
+    /// Output columns the table lacks are added as optional columns; table
+    /// columns the output lacks are written as NULL. Columns are matched by
+    /// name. A column whose type differs still fails the step.
+    AddColumns,
 }

@@ -18,7 +18,7 @@ pub mod yaml;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors};
-pub use floe::{FloeFile, PluginRef, Transform, TransformKind, WriteMode};
+pub use floe::{FloeFile, PluginRef, SchemaEvolution, Transform, TransformKind, WriteMode};
 pub use ident::Ident;
 pub use partition::{CivilDate, PartitionField, PartitionTransform};
 pub use platform::{

@@ -161,8 +161,12 @@ fn example_for(key: &str) -> Option<&'static str> {
             "a list of steps: `- {name: stg_orders, layer: silver, kind: sql, sql: models/stg_orders.sql}`"
         }
         (_, "kind") => "`kind: sql` (or `ingest`, `wasm`)",
-        (_, "mode") => "`mode: overwrite` (or `append`, `partition_overwrite`)",
+        (_, "mode") => {
+            "`mode: overwrite` (or `append`, `partition_overwrite`, or `merge` with `merge_keys: [order_id]`)"
+        }
         (_, "partition_by") => "`partition_by: [order_date]` or `partition_by: [\"day(order_ts)\"]`",
+        (_, "merge_keys") => "`merge_keys: [order_id]`",
+        (_, "schema_evolution") => "`schema_evolution: add_columns` (or `fail`)",
         (_, "layer") => "`layer: silver`",
         ("name", "name") => "`name: customer-analytics` (the pipeline's name)",
         (_, "name") => "`name: stg_orders`",

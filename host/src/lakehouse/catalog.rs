@@ -140,9 +140,10 @@ impl OpenCatalog {
         pointer.swap(table.identifier(), &current, &location.to_string()).await
     }
 
-    /// Loads the table, checking that it can take `produced` and is
-    /// partitioned by `partition_by`, or creates it (and its namespace) so,
-    /// at `location` if given.
+    /// Loads the table, checking that it is partitioned by `partition_by`,
+    /// or creates it (and its namespace) with the schema of `produced` and that
+    /// partitioning, at `location` if given. Whether an existing table can
+    /// take `produced` is decided per commit attempt (`schema::target`).
     pub async fn load_or_create_table(
         &self,
         table: &TableRef,
@@ -151,7 +152,6 @@ impl OpenCatalog {
         location: Option<&str>,
     ) -> Result<Table, LakehouseError> {
         let check = |existing: Table| {
-            schema::check_compatible(&existing, table, produced)?;
             partition::check_spec(&existing, table, partition_by)?;
             Ok(existing)
         };

@@ -6,26 +6,36 @@
 //! - `overwrite`: the new manifest plus one that marks every live file of the
 //!   current snapshot DELETED, so readers and incremental consumers see the
 //!   replacement as one `overwrite` snapshot.
-//! - `partition_overwrite`: the new manifest plus the current snapshot's
-//!   manifests with the live files of the replaced partitions marked DELETED
-//!   (`replace`), as one `overwrite` snapshot.
+//! - `merge`: an `overwrite` snapshot that marks DELETED only the files the
+//!   merge rewrote; the manifests holding them are rewritten with their other
+//!   files as EXISTING, and the other manifests are carried over (`replace`).
+//! - `partition_overwrite`: likewise, with every live file of the replaced
+//!   partitions marked DELETED, as one `overwrite` snapshot.
+//!
+//! A schema evolution (`add_columns`) adds the new schema and makes it current
+//! in the same commit.
 //!
 //! The commit is a compare-and-swap of the metadata pointer. If another writer
-//! won the race, the snapshot is rebuilt on the new state (the data files are
-//! reused) and retried with backoff, up to `commit.retry.num-retries`.
+//! won the race, the change is prepared again on the new state and retried
+//! with backoff, up to `commit.retry.num-retries`: append and overwrite reuse
+//! their data files (unless the schema to write with changed), a merge is
+//! computed again. Before each attempt the table's history is searched for
+//! this run's commit of the step (`history`): if a twin attempt made it, the
+//! step is not committed again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use iceberg::spec::{
-    DataFile, FormatVersion, MAIN_BRANCH, ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot,
-    SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Struct, Summary,
+    DataFile, FormatVersion, MAIN_BRANCH, ManifestContentType, ManifestListWriter, ManifestWriterBuilder, Operation,
+    Snapshot, SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Struct, Summary,
 };
 use iceberg::table::Table;
 use iceberg::{ErrorKind, TableRequirement, TableUpdate};
 
 use super::catalog::OpenCatalog;
-use super::{CommitTags, LakehouseError, replace};
+use super::schema::Target;
+use super::{CommitTags, LakehouseError, history, replace};
 use crate::config::WriteMode;
 use crate::plan::TableRef;
 
@@ -36,6 +46,32 @@ pub struct CommitInfo {
     pub rows: u64,
     pub files: usize,
     pub bytes: u64,
+    /// The run had already committed this step (an earlier attempt with the
+    /// same run id, or a twin that won the race): nothing was committed now,
+    /// and the figures are those of that snapshot.
+    pub already_committed: bool,
+}
+
+/// What one snapshot changes, prepared on one table state.
+pub(super) struct Change {
+    /// Data files to add, written with `target.schema`.
+    pub added: Vec<DataFile>,
+    /// The live files of the current snapshot that the snapshot removes.
+    pub removed: Removed,
+    /// The schema the files were written with; a new one is added and made current.
+    pub target: Target,
+    /// Extra snapshot summary properties.
+    pub properties: Vec<(String, String)>,
+}
+
+/// Which live files of the current snapshot a commit removes.
+pub(super) enum Removed {
+    Nothing,
+    Everything,
+    /// The data files with these paths.
+    Files(HashSet<String>),
+    /// Every data file of these partitions (of the current spec).
+    Partitions(Vec<Struct>),
 }
 
 // Iceberg's Java default is 4. floe-host runs one process per partition, and
@@ -44,14 +80,15 @@ const DEFAULT_RETRIES: u32 = 10;
 const DEFAULT_MIN_WAIT_MS: u64 = 100;
 const DEFAULT_MAX_WAIT_MS: u64 = 60_000;
 
+/// Commits the change `prepare` makes on the table's current state, preparing
+/// it again on the new state after each conflict.
 pub(super) async fn commit_with_retry(
     catalog: &OpenCatalog,
     table_ref: &TableRef,
     mut table: Table,
-    data_files: Vec<DataFile>,
     mode: WriteMode,
-    replaced: &[Struct],
     tags: &CommitTags,
+    mut prepare: impl AsyncFnMut(&Table) -> Result<Change, LakehouseError>,
 ) -> Result<CommitInfo, LakehouseError> {
     let properties = table.metadata().properties();
     let retries = property(properties, "commit.retry.num-retries", DEFAULT_RETRIES as u64) as u32;
@@ -65,7 +102,16 @@ pub(super) async fn commit_with_retry(
     let spec_id = table.metadata().default_partition_spec_id();
     let mut attempt = 0;
     loop {
-        match commit_once(catalog, &table, data_files.clone(), mode, replaced, tags).await {
+        // A twin attempt of this run (a double start, or a retry racing a
+        // slow first attempt) may have committed the step meanwhile.
+        if let Some(snapshot) = history::committed_by(&table, tags) {
+            tracing::info!(table = %table_ref, step = %tags.step, run_id = %tags.run_id,
+                snapshot_id = snapshot.snapshot_id(),
+                "Not committing: another attempt of this run committed the step meanwhile.");
+            return Ok(history::commit_info(snapshot));
+        }
+        let change = prepare(&table).await?;
+        match commit_once(catalog, &table, change, mode, tags).await {
             Ok(info) => return Ok(info),
             Err(e) if e.kind() == ErrorKind::CatalogCommitConflicts && attempt < retries => {
                 attempt += 1;
@@ -105,9 +151,8 @@ fn property(properties: &HashMap<String, String>, key: &str, default: u64) -> u6
 async fn commit_once(
     catalog: &OpenCatalog,
     table: &Table,
-    added: Vec<DataFile>,
+    change: Change,
     mode: WriteMode,
-    replaced: &[Struct],
     tags: &CommitTags,
 ) -> iceberg::Result<CommitInfo> {
     let metadata = table.metadata();
@@ -117,8 +162,10 @@ async fn commit_once(
             format!("floe-host writes Iceberg format v2 tables; this table is {}", metadata.format_version()),
         ));
     }
+    let Change { added, removed, target, properties: extra_properties } = change;
     let file_io = table.file_io();
-    let schema = metadata.current_schema().clone();
+    let schema = target.schema.clone();
+    let evolves = !target.added.is_empty();
     let spec = metadata.default_partition_spec().clone();
     let snapshot_id = unique_snapshot_id(table);
     let commit_uuid = uuid::Uuid::new_v4();
@@ -133,6 +180,7 @@ async fn commit_once(
         rows: added.iter().map(|f| f.record_count()).sum(),
         files: added.len(),
         bytes: added.iter().map(|f| f.file_size_in_bytes()).sum(),
+        already_committed: false,
     };
 
     if !added.is_empty() {
@@ -149,36 +197,47 @@ async fn commit_once(
     let mut previous_totals = Totals::default();
     if let Some(parent) = parent {
         let list = table.manifest_list_reader(parent).load().await?;
-        match mode {
-            WriteMode::Append => {
+        match &removed {
+            Removed::Nothing => {
                 previous_totals = Totals::from_summary(parent.summary());
                 manifests.extend(list.consume_entries());
             }
-            WriteMode::Overwrite => {
+            Removed::Everything => {
                 let output = file_io.new_output(format!("{meta_dir}/{commit_uuid}-m1.avro"))?;
                 let mut writer =
                     ManifestWriterBuilder::new(output, Some(snapshot_id), schema.clone(), spec.as_ref().clone())
                         .build_v2_data();
-                let mut removed = 0usize;
+                let mut deleted = 0usize;
                 for manifest_file in list.consume_entries() {
+                    // An overwrite drops delete files with the data they apply to.
+                    if manifest_file.content == ManifestContentType::Deletes {
+                        continue;
+                    }
                     let manifest = manifest_file.load_manifest(file_io).await?;
                     for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
                         let data_sequence = entry.sequence_number().unwrap_or(manifest_file.sequence_number);
                         let file_sequence = entry.file_sequence_number.or(Some(manifest_file.sequence_number));
                         summary.remove_file(entry.data_file(), schema.clone(), spec.clone());
                         writer.add_delete_file(entry.data_file().clone(), data_sequence, file_sequence)?;
-                        removed += 1;
+                        deleted += 1;
                     }
                 }
-                if removed > 0 {
+                if deleted > 0 {
                     manifests.push(writer.write_manifest_file().await?);
                 }
             }
-            WriteMode::PartitionOverwrite => {
+            Removed::Files(_) | Removed::Partitions(_) => {
                 previous_totals = Totals::from_summary(parent.summary());
-                let parent_manifests: Vec<_> = list.consume_entries().into_iter().collect();
+                let removes = |file: &DataFile| match &removed {
+                    Removed::Files(paths) => paths.contains(file.file_path()),
+                    Removed::Partitions(partitions) => partitions.contains(file.partition()),
+                    _ => unreachable!("handled above"),
+                };
+                let by_partition = matches!(removed, Removed::Partitions(_));
                 let path = |n: usize| format!("{meta_dir}/{commit_uuid}-r{n}.avro");
-                let kept = replace::without_partitions(table, parent_manifests, replaced, snapshot_id, path).await?;
+                let parent_manifests: Vec<_> = list.consume_entries().into_iter().collect();
+                let kept = replace::without(table, parent_manifests, &schema, removes, by_partition, snapshot_id, path)
+                    .await?;
                 for file in &kept.removed {
                     summary.remove_file(file, schema.clone(), spec.clone());
                     previous_totals.remove(file);
@@ -198,9 +257,9 @@ async fn commit_once(
     list_writer.add_manifests(manifests.into_iter())?;
     list_writer.close().await?;
 
-    let operation = match mode {
-        WriteMode::Append => Operation::Append,
-        WriteMode::Overwrite | WriteMode::PartitionOverwrite => Operation::Overwrite,
+    let operation = match &removed {
+        Removed::Nothing if mode == WriteMode::Append => Operation::Append,
+        _ => Operation::Overwrite,
     };
     let mut properties: HashMap<String, String> = summary.build();
     previous_totals.add_to(&mut properties, &info);
@@ -208,13 +267,14 @@ async fn commit_once(
     properties.insert("floe.pipeline".into(), tags.pipeline.clone());
     properties.insert("floe.step".into(), tags.step.clone());
     properties.insert("floe.mode".into(), mode.as_str().to_string());
-    if mode == WriteMode::PartitionOverwrite {
+    if matches!(removed, Removed::Partitions(_)) {
         // As Iceberg's ReplacePartitions marks its snapshots.
         properties.insert("replace-partitions".into(), "true".into());
     }
     if let Some(partition) = &tags.partition {
         properties.insert("floe.partition".into(), partition.clone());
     }
+    properties.extend(extra_properties);
 
     let snapshot = Snapshot::builder()
         .with_snapshot_id(snapshot_id)
@@ -223,31 +283,40 @@ async fn commit_once(
         .with_timestamp_ms(chrono_now_ms())
         .with_manifest_list(list_path)
         .with_summary(Summary { operation, additional_properties: properties })
-        .with_schema_id(metadata.current_schema_id())
+        .with_schema_id(schema.schema_id())
         .build();
 
     // The commit as the Iceberg REST protocol states it: the snapshot and the
-    // branch move, on condition that `main` still points at our parent.
-    let requirements = vec![
+    // branch move, on condition that `main` still points at our parent and
+    // the schema is still the one the data files were written against.
+    let mut requirements = vec![
         TableRequirement::UuidMatch { uuid: metadata.uuid() },
         TableRequirement::RefSnapshotIdMatch {
             r#ref: MAIN_BRANCH.to_string(),
             snapshot_id: metadata.current_snapshot_id(),
         },
+        TableRequirement::CurrentSchemaIdMatch { current_schema_id: metadata.current_schema_id() },
     ];
-    let updates = vec![
-        TableUpdate::AddSnapshot { snapshot },
-        TableUpdate::SetSnapshotRef {
-            ref_name: MAIN_BRANCH.to_string(),
-            reference: SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
-        },
-    ];
+    let mut updates = Vec::new();
+    if evolves {
+        // The new columns' ids follow the table's last assigned one.
+        requirements
+            .push(TableRequirement::LastAssignedFieldIdMatch { last_assigned_field_id: metadata.last_column_id() });
+        updates.push(TableUpdate::AddSchema { schema: schema.as_ref().clone() });
+        updates.push(TableUpdate::SetCurrentSchema { schema_id: schema.schema_id() });
+    }
+    updates.push(TableUpdate::AddSnapshot { snapshot });
+    updates.push(TableUpdate::SetSnapshotRef {
+        ref_name: MAIN_BRANCH.to_string(),
+        reference: SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
+    });
     catalog.commit(table, requirements, updates).await?;
     Ok(info)
 }
 
-/// The `total-*` summary fields: carried over from the parent on append,
-/// restarted on overwrite (which removes every file, delete files included).
+/// The `total-*` summary fields: carried over from the parent on append and
+/// merge (less the files a merge removes), restarted on overwrite (which
+/// removes every file, delete files included).
 #[derive(Default)]
 struct Totals(HashMap<&'static str, u64>);
 
@@ -266,15 +335,15 @@ impl Totals {
         Totals(TOTAL_KEYS.iter().map(|&key| (key, get(key))).collect())
     }
 
-    /// A data file the snapshot deletes.
     fn remove(&mut self, file: &DataFile) {
-        for (key, amount) in [
+        for (key, value) in [
             ("total-records", file.record_count()),
             ("total-files-size", file.file_size_in_bytes()),
             ("total-data-files", 1),
         ] {
-            let total = self.0.entry(key).or_default();
-            *total = total.saturating_sub(amount);
+            if let Some(total) = self.0.get_mut(key) {
+                *total = total.saturating_sub(value);
+            }
         }
     }
 

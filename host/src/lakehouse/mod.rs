@@ -10,6 +10,8 @@
 
 mod catalog;
 mod commit;
+mod history;
+mod merge;
 mod partition;
 mod pointer;
 mod read;
@@ -29,9 +31,10 @@ use tracing::field::Empty;
 pub use commit::CommitInfo;
 pub use partition::Partitioning;
 
-use crate::config::{PartitionField, WriteMode};
+use crate::config::{PartitionField, SchemaEvolution, WriteMode};
 use crate::plan::{CatalogSpec, StorageSpec, TableRef};
 use catalog::OpenCatalog;
+use commit::{Change, Removed};
 
 /// Why a table could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -61,11 +64,26 @@ pub enum LakehouseError {
     },
     #[error("table `{table}` does not exist in catalog `{catalog}`")]
     NoSuchTable { catalog: String, table: String },
+    #[error("table `{table}` has columns ({existing}) but the step produces ({produced}); {advice}")]
+    SchemaMismatch { table: String, existing: String, produced: String, advice: String },
     #[error(
-        "table `{table}` has columns ({existing}) but the step produces ({produced}); \
-         floe-host does not evolve schemas yet: drop the table or write to a new one"
+        "table `{table}`: the step changes column types ({changes}); floe-host does not change the type of a \
+         column, whatever `schema_evolution` says: cast in the step, or write to a new table"
     )]
-    SchemaMismatch { table: String, existing: String, produced: String },
+    ColumnTypeChanged { table: String, changes: String },
+    #[error("table `{table}`: merge key `{key}` is not a column of the step's output (its columns: {columns})")]
+    MergeKeyNotInOutput { table: String, key: String, columns: String },
+    #[error(
+        "table `{table}`: merge key `{key}` is NULL on {rows} {} of the step's output; a merge needs a key on every row",
+        plural(*rows, "row", "rows")
+    )]
+    MergeKeyNull { table: String, key: String, rows: usize },
+    #[error(
+        "table `{table}`: the step's output has {duplicated} merge {} ({keys}) on more than one row, for example \
+         {example} on {times} rows; a merge needs at most one row per key",
+        plural(*duplicated, "key", "keys")
+    )]
+    DuplicateMergeKeys { table: String, keys: String, duplicated: usize, example: String, times: u64 },
     #[error("table `{table}`: {message}")]
     Unsupported { table: String, message: String },
     #[error("catalog `{catalog}`: {what} are not supported by this version of floe-host yet")]
@@ -92,6 +110,10 @@ pub enum LakehouseError {
          other inputs are read whole)"
     )]
     OutsidePartition { table: String, partition: String, rows: u64, example: String, column: String },
+}
+
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
 }
 
 impl LakehouseError {
@@ -127,6 +149,17 @@ pub struct CommitTags {
     pub step: String,
     /// The partition a `partition_overwrite` step replaces (`run --partition`).
     pub partition: Option<String>,
+}
+
+/// How a step writes its table.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteSpec<'a> {
+    pub mode: WriteMode,
+    /// For `merge`: the columns that identify a row.
+    pub merge_keys: &'a [String],
+    pub schema_evolution: SchemaEvolution,
+    /// How the table is partitioned, and the partition this run replaces.
+    pub partitioning: Partitioning<'a>,
 }
 
 /// The catalogs of one run, opened once.
@@ -242,11 +275,38 @@ impl Lakehouse {
         result
     }
 
+    /// The snapshot in which this run (`tags`) already committed its step to
+    /// `table`, with what it wrote and the schema it wrote with; `None` if it
+    /// has not (see `history`).
+    pub async fn committed_step(
+        &self,
+        catalog: &str,
+        table: &TableRef,
+        tags: &CommitTags,
+    ) -> Result<Option<(CommitInfo, SchemaRef)>, LakehouseError> {
+        let Some(loaded) = self.catalog(catalog).load_table(table).await? else {
+            return Ok(None);
+        };
+        let Some(snapshot) = history::committed_by(&loaded, tags) else {
+            return Ok(None);
+        };
+        let schema = snapshot.schema(loaded.metadata()).and_then(|s| schema::arrow_schema(&s)).map_err(|source| {
+            LakehouseError::Table {
+                table: table.to_string(),
+                message: "cannot read the schema of an earlier snapshot",
+                source,
+            }
+        })?;
+        Ok(Some((history::commit_info(snapshot), schema)))
+    }
+
     /// Writes `batches` to `table` (created on first write, at `location`
-    /// if given, partitioned as `partitioning` declares) and commits one
+    /// if given, partitioned as `spec.partitioning` declares) and commits one
     /// snapshot: the whole table replaced (`overwrite`), extended (`append`),
-    /// or some partitions replaced (`partition_overwrite`: the one
-    /// `partitioning.value` names, or else every partition the batches hold).
+    /// upserted by key (`merge`), or some partitions replaced
+    /// (`partition_overwrite`: the one `partitioning.value` names, or else
+    /// every partition the batches hold), unless this run already committed
+    /// the step (then the result says `already_committed`).
     #[allow(clippy::too_many_arguments)]
     pub async fn write(
         &self,
@@ -255,30 +315,67 @@ impl Lakehouse {
         location: Option<&str>,
         schema: &SchemaRef,
         batches: Vec<RecordBatch>,
-        mode: WriteMode,
-        partitioning: Partitioning<'_>,
+        spec: WriteSpec<'_>,
         tags: &CommitTags,
     ) -> Result<CommitInfo, LakehouseError> {
         // Traced as a `commit` span (data files and the snapshot): table,
         // mode, rows, files, bytes and the new snapshot id.
-        let span = tracing::info_span!(crate::observe::traces::COMMIT, %catalog, %table, mode = ?mode,
+        let span = tracing::info_span!(crate::observe::traces::COMMIT, %catalog, %table, mode = spec.mode.as_str(),
             snapshot_id = Empty, rows = Empty, files = Empty, bytes = Empty,
             otel.status_code = Empty, otel.status_message = Empty);
         let result = async {
             let open = self.catalog(catalog);
+            if spec.mode == WriteMode::Merge {
+                merge::check_output(table, schema, &batches, spec.merge_keys)?;
+            }
+            let partitioning = spec.partitioning;
             let loaded = open.load_or_create_table(table, schema, partitioning.fields, location).await?;
-            let only = match (mode, partitioning.value) {
+            let only = match (spec.mode, partitioning.value) {
                 (WriteMode::PartitionOverwrite, Some(value)) => {
                     Some(partition::partition_value(&loaded, table, value)?)
                 }
                 _ => None,
             };
-            let data_files = write::data_files(&loaded, table, batches, tags, only.as_ref()).await?;
-            let replaced = match mode {
-                WriteMode::PartitionOverwrite => partition::replaced(only, &data_files),
-                _ => Vec::new(),
+            // Append, overwrite and partition-overwrite files hold the step's
+            // output only, so they are reused on every attempt written with
+            // the same schema.
+            let mut written: Option<(schema::Target, Vec<iceberg::spec::DataFile>)> = None;
+            let prepare = async |state: &iceberg::table::Table| -> Result<Change, LakehouseError> {
+                let target = schema::target(state, table, schema, spec.schema_evolution)?;
+                if !target.added.is_empty() {
+                    tracing::info!(%table, columns = %target.added.join(", "),
+                        "Adding the step's new columns to the table (schema_evolution: add_columns).");
+                }
+                if spec.mode == WriteMode::Merge {
+                    let merged = merge::merge(state, table, &batches, spec.merge_keys).await?;
+                    tracing::info!(%table, updated = merged.updated, inserted = merged.inserted,
+                        rewritten = merged.rewritten, files_replaced = merged.replaced_files.len(),
+                        "Merged the step's output into the table.");
+                    let added = write::data_files(state, table, &target.schema, merged.batches, tags, None).await?;
+                    let properties = vec![
+                        ("floe.merge.updated-records".to_string(), merged.updated.to_string()),
+                        ("floe.merge.inserted-records".to_string(), merged.inserted.to_string()),
+                    ];
+                    return Ok(Change { added, removed: Removed::Files(merged.replaced_files), target, properties });
+                }
+                let added = match &written {
+                    Some((used, files)) if used.schema.as_struct() == target.schema.as_struct() => files.clone(),
+                    _ => {
+                        let files =
+                            write::data_files(state, table, &target.schema, batches.clone(), tags, only.as_ref())
+                                .await?;
+                        written = Some((target.clone(), files.clone()));
+                        files
+                    }
+                };
+                let removed = match spec.mode {
+                    WriteMode::Append => Removed::Nothing,
+                    WriteMode::PartitionOverwrite => Removed::Partitions(partition::replaced(only.clone(), &added)),
+                    WriteMode::Overwrite | WriteMode::Merge => Removed::Everything,
+                };
+                Ok(Change { added, removed, target, properties: Vec::new() })
             };
-            commit::commit_with_retry(open, table, loaded, data_files, mode, &replaced, tags).await
+            commit::commit_with_retry(open, table, loaded, spec.mode, tags, prepare).await
         }
         .instrument(span.clone())
         .await

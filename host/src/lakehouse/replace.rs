@@ -1,15 +1,14 @@
-//! Replacing partitions (`partition_overwrite`): the parent snapshot's
-//! manifests with every live data file of the replaced partitions marked
-//! DELETED, as Iceberg's `ReplacePartitions` does. A manifest that holds none
-//! of them is reused as it is; one that does is rewritten, its other live
-//! files kept as EXISTING (with their snapshot and sequence numbers).
+//! Replacing some data files of the parent snapshot: every live file of the
+//! replaced partitions (`partition_overwrite`, as Iceberg's
+//! `ReplacePartitions` does) or the files a merge rewrote, marked DELETED. A
+//! manifest that holds none of them is reused as it is; one that does is
+//! rewritten, its other live files kept as EXISTING (with their snapshot and
+//! sequence numbers). Delete-file manifests are carried over.
 //!
 //! The files to delete are read from the snapshot the commit builds on, so a
 //! commit rebuilt after a conflict deletes what is live in the new state.
 
-use std::collections::HashSet;
-
-use iceberg::spec::{DataFile, ManifestContentType, ManifestFile, ManifestWriterBuilder, Struct};
+use iceberg::spec::{DataFile, ManifestContentType, ManifestFile, ManifestWriterBuilder, SchemaRef};
 use iceberg::table::Table;
 use iceberg::{Error, ErrorKind};
 
@@ -20,19 +19,21 @@ pub(super) struct Kept {
     pub removed: Vec<DataFile>,
 }
 
-/// `parent` (the parent snapshot's manifests) with the live data files of
-/// `partitions` deleted; rewritten manifests go to `path(n)`.
-pub(super) async fn without_partitions(
+/// `parent` (the parent snapshot's manifests) with the live data files that
+/// `removes` picks deleted; rewritten manifests, written with `schema`, go
+/// to `path(n)`. `by_partition`: `removes` compares partition values, which
+/// only mean the same under the current partition spec.
+pub(super) async fn without(
     table: &Table,
     parent: Vec<ManifestFile>,
-    partitions: &[Struct],
+    schema: &SchemaRef,
+    removes: impl Fn(&DataFile) -> bool,
+    by_partition: bool,
     snapshot_id: i64,
     path: impl Fn(usize) -> String,
 ) -> iceberg::Result<Kept> {
     let metadata = table.metadata();
     let spec = metadata.default_partition_spec();
-    let schema = metadata.current_schema();
-    let replaced: HashSet<&Struct> = partitions.iter().collect();
     let mut kept = Kept { manifests: Vec::new(), removed: Vec::new() };
     for manifest_file in parent {
         if manifest_file.content == ManifestContentType::Deletes {
@@ -46,7 +47,7 @@ pub(super) async fn without_partitions(
         }
         let manifest = manifest_file.load_manifest(table.file_io()).await?;
         let live: Vec<_> = manifest.entries().iter().filter(|e| e.is_alive()).collect();
-        if manifest_file.partition_spec_id != spec.spec_id() && !live.is_empty() {
+        if by_partition && manifest_file.partition_spec_id != spec.spec_id() && !live.is_empty() {
             return Err(Error::new(
                 ErrorKind::FeatureUnsupported,
                 format!(
@@ -57,7 +58,7 @@ pub(super) async fn without_partitions(
                 ),
             ));
         }
-        if !live.iter().any(|e| replaced.contains(e.data_file().partition())) {
+        if !live.iter().any(|e| removes(e.data_file())) {
             kept.manifests.push(manifest_file);
             continue;
         }
@@ -68,7 +69,7 @@ pub(super) async fn without_partitions(
             let data_sequence = entry.sequence_number().unwrap_or(manifest_file.sequence_number);
             let file_sequence = entry.file_sequence_number.or(Some(manifest_file.sequence_number));
             let file = entry.data_file().clone();
-            if replaced.contains(file.partition()) {
+            if removes(&file) {
                 writer.add_delete_file(file.clone(), data_sequence, file_sequence)?;
                 kept.removed.push(file);
             } else {

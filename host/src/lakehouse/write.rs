@@ -9,7 +9,7 @@
 
 use arrow_array::RecordBatch;
 use iceberg::arrow::RecordBatchPartitionSplitter;
-use iceberg::spec::{DataFile, DataFileFormat, Struct};
+use iceberg::spec::{DataFile, DataFileFormat, SchemaRef, Struct};
 use iceberg::table::Table;
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
@@ -25,11 +25,14 @@ use super::partition::{PartitionPaths, describe_partition};
 use super::{CommitTags, LakehouseError, schema};
 use crate::plan::TableRef;
 
-/// Writes `batches` as data files of `table`. With `only`, every row must
-/// fall in that partition; otherwise nothing is written.
+/// Writes `batches` as data files of `table` with the Iceberg `schema` (the
+/// table's current one, or the one a schema evolution will make current).
+/// With `only`, every row must fall in that partition; otherwise nothing is
+/// written.
 pub async fn data_files(
     table: &Table,
     table_ref: &TableRef,
+    schema: &SchemaRef,
     batches: Vec<RecordBatch>,
     tags: &CommitTags,
     only: Option<&Struct>,
@@ -42,9 +45,9 @@ pub async fn data_files(
         return Ok(Vec::new());
     }
     let metadata = table.metadata();
-    let target = schema::table_arrow_schema(table).map_err(error("cannot convert the table schema to Arrow"))?;
+    let target = schema::arrow_schema(schema).map_err(error("cannot convert the table schema to Arrow"))?;
     let properties = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
-    let parquet = ParquetWriterBuilder::new(properties, metadata.current_schema().clone());
+    let parquet = ParquetWriterBuilder::new(properties, schema.clone());
     let locations = PartitionPaths::new(metadata).map_err(error("cannot place data files"))?;
     // A prefix unique to this write: the default generator numbers files from
     // zero on every write and would otherwise overwrite earlier files.
@@ -71,9 +74,8 @@ pub async fn data_files(
         return writer.close().await.map_err(error("cannot finish a data file"));
     }
 
-    let splitter =
-        RecordBatchPartitionSplitter::try_new_with_computed_values(metadata.current_schema().clone(), spec.clone())
-            .map_err(error("cannot compute partition values"))?;
+    let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(schema.clone(), spec.clone())
+        .map_err(error("cannot compute partition values"))?;
     let mut parts = Vec::new();
     for batch in &aligned {
         parts.extend(splitter.split(batch).map_err(error("cannot compute partition values"))?);
@@ -82,7 +84,6 @@ pub async fn data_files(
     if let Some(only) = only {
         let outside: Vec<_> = parts.iter().filter(|(key, _)| key.data() != only).collect();
         if let Some((example, _)) = outside.first() {
-            let schema = metadata.current_schema();
             return Err(LakehouseError::OutsidePartition {
                 table: table_ref.to_string(),
                 partition: describe_partition(spec, schema, only),

@@ -279,6 +279,9 @@ impl Checker<'_> {
                     }
                 }
             };
+            for problem in super::write::check(transform) {
+                self.floe_error(key(&problem.field), problem.message, Some(problem.help));
+            }
             // First mention wins: a `wasm` step's inputs keep the user's order.
             let mut seen_deps = BTreeSet::new();
             step_deps.retain(|d| seen_deps.insert(*d));
@@ -302,6 +305,8 @@ impl Checker<'_> {
                 mode: transform.mode,
                 partition_by: transform.partition_by.clone(),
                 partition: None,
+                merge_keys: transform.merge_keys.clone(),
+                schema_evolution: transform.schema_evolution,
                 action,
                 inputs: Vec::new(),
             }));

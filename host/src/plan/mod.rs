@@ -9,6 +9,7 @@ pub mod partition;
 mod render;
 pub mod select;
 pub mod sql_refs;
+mod write;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,7 +19,7 @@ use serde::Serialize;
 
 pub use build::build;
 
-use crate::config::{DuckdbProperties, Ident, Observability, PartitionField, Secret, WriteMode};
+use crate::config::{DuckdbProperties, Ident, Observability, PartitionField, SchemaEvolution, Secret, WriteMode};
 use crate::sandbox::Limits;
 
 /// A fully resolved pipeline. Serializes (for `plan --json`) with every
@@ -65,6 +66,11 @@ pub struct Step {
     /// (`run --partition`); set by [`Plan::for_partition`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
+    /// For `mode: merge`: the columns that identify a row.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merge_keys: Vec<String>,
+    /// Whether the step may add columns to its table.
+    pub schema_evolution: SchemaEvolution,
     pub action: Action,
     /// Tables the step reads, produced by earlier steps.
     pub inputs: Vec<Input>,

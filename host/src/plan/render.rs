@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::{Action, CatalogSpec, Plan};
+use crate::config::{SchemaEvolution, WriteMode};
 
 impl Plan {
     /// Steps in run order with their targets, inputs and plugins.
@@ -25,6 +26,12 @@ impl Plan {
                     }
                     None => out.push('\n'),
                 }
+            }
+            if step.mode == WriteMode::Merge {
+                let _ = writeln!(out, "   merge on {}", step.merge_keys.join(", "));
+            }
+            if step.schema_evolution == SchemaEvolution::AddColumns {
+                let _ = writeln!(out, "   schema evolution: add columns");
             }
             if let Some(location) = &step.location {
                 let _ = writeln!(out, "   location {location} (storage `{}`)", step.storage);

@@ -18,7 +18,7 @@ use crate::compute::{ComputeError, Session};
 use crate::exit::ExitCode;
 use arrow_schema::SchemaRef;
 
-use crate::lakehouse::{CommitInfo, CommitTags, Lakehouse, LakehouseError, Partitioning};
+use crate::lakehouse::{CommitInfo, CommitTags, Lakehouse, LakehouseError, Partitioning, WriteSpec};
 use crate::observe::{Observers, RunInfo};
 use crate::plan::{Action, Plan, Step};
 use crate::sandbox::{PluginStats, Sandbox, SandboxError};
@@ -58,6 +58,11 @@ pub struct StepReport {
     pub plugin: Option<PluginStats>,
     pub snapshot_id: i64,
     pub duration: Duration,
+    /// This run id had already committed the step, in an earlier attempt (the
+    /// step was skipped) or in a twin attempt that committed first (the step
+    /// computed but did not commit). `snapshot_id`, `rows`, `files` and
+    /// `bytes` are then that snapshot's, from its summary.
+    pub already_committed: bool,
 }
 
 /// What a run did.
@@ -236,6 +241,7 @@ async fn run_async(
             files = tracing::field::Empty,
             bytes = tracing::field::Empty,
             snapshot_id = tracing::field::Empty,
+            already_committed = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
             otel.status_message = tracing::field::Empty,
         );
@@ -246,7 +252,8 @@ async fn run_async(
                 .record("rows", info.rows as i64)
                 .record("files", info.files as i64)
                 .record("bytes", info.bytes as i64)
-                .record("snapshot_id", info.snapshot_id),
+                .record("snapshot_id", info.snapshot_id)
+                .record("already_committed", info.already_committed),
             Err(error) => span.record("otel.status_code", "ERROR").record("otel.status_message", error.to_string()),
         };
         let (report, schema) = match outcome {
@@ -262,6 +269,7 @@ async fn run_async(
                     plugin: usage.plugin,
                     snapshot_id: info.snapshot_id,
                     duration: started.elapsed(),
+                    already_committed: info.already_committed,
                 };
                 (report, schema)
             }
@@ -273,7 +281,9 @@ async fn run_async(
                 return Err(error);
             }
         };
-        tracing::info!(step = %step.name, rows = report.rows, snapshot_id = report.snapshot_id, "Committed step.");
+        if !report.already_committed {
+            tracing::info!(step = %step.name, rows = report.rows, snapshot_id = report.snapshot_id, "Committed step.");
+        }
         observers.step_committed(run, step, &report, &schema);
         reports.push(report);
     }
@@ -289,7 +299,8 @@ fn action_kind(action: &Action) -> &'static str {
     }
 }
 
-/// Computes one step and commits its table.
+/// Computes one step and commits its table, unless this run id already
+/// committed it (exactly once: see `lakehouse::history`).
 async fn run_step(
     lakehouse: &Lakehouse,
     session: &Session,
@@ -298,6 +309,14 @@ async fn run_step(
     tags: &CommitTags,
     cancel: &Cancel,
 ) -> Result<(CommitInfo, SchemaRef, steps::Usage), RunError> {
+    let lakehouse_error = |source| RunError::Lakehouse { step: step.name.to_string(), source };
+    if let Some((info, schema)) =
+        lakehouse.committed_step(&step.catalog, &step.target, tags).await.map_err(lakehouse_error)?
+    {
+        tracing::info!(step = %step.name, table = %step.target, run_id = %tags.run_id, snapshot_id = info.snapshot_id,
+            rows = info.rows, "Skipping the step: this run id already committed it, in an earlier attempt.");
+        return Ok((info, schema, steps::Usage::default()));
+    }
     let (schema, batches, usage) = match &step.action {
         Action::Ingest { plugin, source, source_display, config } => {
             steps::ingest(plugins, step, plugin, source, source_display, config)?
@@ -313,22 +332,31 @@ async fn run_step(
         tracing::info!(step = %step.name, signal = signal.name(), "Abandoned the step before its commit.");
         RunError::Cancelled { signal, abandoned: Some(step.name.to_string()), committed: Vec::new() }
     })?;
-    let partitioning =
-        Partitioning { fields: &step.partition_by, value: step.replaced_partition().map(|(_, value)| value) };
+    let spec = WriteSpec {
+        mode: step.mode,
+        merge_keys: &step.merge_keys,
+        schema_evolution: step.schema_evolution,
+        partitioning: Partitioning {
+            fields: &step.partition_by,
+            value: step.replaced_partition().map(|(_, value)| value),
+        },
+    };
     let info = lakehouse
-        .write(&step.catalog, &step.target, step.location.as_deref(), &schema, batches, step.mode, partitioning, tags)
+        .write(&step.catalog, &step.target, step.location.as_deref(), &schema, batches, spec, tags)
         .await
-        .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
+        .map_err(lakehouse_error)?;
     Ok((info, schema, usage))
 }
 
-/// The end-of-run table: step, table, rows, snapshot id, duration.
+/// The end-of-run table: step, table, rows, snapshot id, duration, and a
+/// note on steps this run id had already committed.
 pub fn summary_table(report: &RunReport) -> String {
     let mut out = format!("run {}\n", report.run_id);
     out.push_str(&format!("{:<24} {:<32} {:>10} {:>20} {:>10}\n", "step", "table", "rows", "snapshot", "duration"));
     for step in &report.steps {
+        let note = if step.already_committed { "  already committed by this run id" } else { "" };
         out.push_str(&format!(
-            "{:<24} {:<32} {:>10} {:>20} {:>9.2}s\n",
+            "{:<24} {:<32} {:>10} {:>20} {:>9.2}s{note}\n",
             step.step,
             step.table,
             step.rows,

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Reads one table that floe-host wrote, through pyiceberg's SqlCatalog, for the
+write-mode tests (tests/integration/write_modes.rs).
+
+  table_check.py --state-dir DIR --table NS.NAME [--catalog-name default] [--order-by COL]
+
+DIR is floe-host's --state-dir: the catalog is DIR/catalog.db and the
+warehouse DIR/warehouse. Prints one JSON object:
+
+  {"rows": 3,
+   "columns": [["order_id", "long", false], ...],    # name, type, required
+   "records": [{"order_id": 1, ...}, ...],            # every row, ordered by --order-by
+   "sums": {"amount": 60, ...},                       # every integer column (nulls skipped)
+   "current_snapshot_id": 123, "current_schema_id": 0,
+   "snapshots": [{"snapshot_id": 1, "parent_snapshot_id": null, "operation": "append",
+                  "schema_id": 0, "summary": {"floe.run-id": "r1", ...}}, ...]}
+
+`snapshots` is the history of `main`, oldest first: the current snapshot and its
+ancestors. Values that JSON has no type for (decimals, dates) are strings.
+On failure: {"error": "..."} and exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def read(state_dir: Path, table_name: str, catalog_name: str, order_by: str | None) -> dict:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    catalog = SqlCatalog(
+        catalog_name,
+        uri=f"sqlite:///{state_dir.resolve() / 'catalog.db'}",
+        warehouse=f"file://{state_dir.resolve() / 'warehouse'}",
+    )
+    table = catalog.load_table(table_name)
+    data = table.scan().to_arrow()
+    if order_by:
+        data = data.sort_by(order_by)
+    sums = {}
+    for field in data.schema:
+        if pa.types.is_integer(field.type):
+            total = pc.sum(data[field.name]).as_py()
+            sums[field.name] = total if total is not None else 0
+
+    history = []
+    snapshot = table.current_snapshot()
+    while snapshot is not None:
+        summary = snapshot.summary
+        history.append(
+            {
+                "snapshot_id": snapshot.snapshot_id,
+                "parent_snapshot_id": snapshot.parent_snapshot_id,
+                "operation": summary.operation.value if summary is not None else None,
+                "schema_id": snapshot.schema_id,
+                "summary": dict(summary.additional_properties) if summary is not None else {},
+            }
+        )
+        parent = snapshot.parent_snapshot_id
+        snapshot = table.snapshot_by_id(parent) if parent is not None else None
+    history.reverse()
+
+    current = table.current_snapshot()
+    return {
+        "rows": data.num_rows,
+        "columns": [[f.name, str(f.field_type), f.required] for f in table.schema().fields],
+        "records": data.to_pylist(),
+        "sums": sums,
+        "current_snapshot_id": current.snapshot_id if current is not None else None,
+        "current_schema_id": table.schema().schema_id,
+        "snapshots": history,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--state-dir", required=True, type=Path)
+    parser.add_argument("--table", required=True)
+    parser.add_argument("--catalog-name", default="default")
+    parser.add_argument("--order-by")
+    args = parser.parse_args()
+    try:
+        result, code = read(args.state_dir, args.table, args.catalog_name, args.order_by), 0
+    except Exception as error:  # one JSON object either way
+        result, code = {"error": f"{type(error).__name__}: {error}"}, 1
+    print(json.dumps(result, indent=2, default=str))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
