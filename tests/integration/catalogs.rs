@@ -483,3 +483,38 @@ fn a_run_longer_than_its_oauth2_token_refreshes_the_token_and_finishes() {
     // token is due for refresh halfway through its life, on the next request.
     assert!(tokens >= 2, "the token was never refreshed ({tokens} fetched):\n{log}");
 }
+
+#[test]
+fn concurrent_partition_runs_on_the_rest_catalog_all_land() {
+    // A catalog of its own: the project's tables are `bronze.raw_orders` and
+    // `silver.orders`, in namespaces other tests do not use on it.
+    let services = PrivateServices::start(&["rest"]);
+    let uri = services.get("FLOE_TEST_REST_URI");
+    let token = services.get("FLOE_TEST_REST_TOKEN");
+    let root = services.get("FLOE_TEST_REST_WAREHOUSE").trim_start_matches("file://").to_string();
+    let dir = temp_dir();
+    let platform_file = dir.path().join("platform.yaml");
+    std::fs::write(
+        &platform_file,
+        format!(
+            "version: \"1.1.0\"\n\
+             compute:\n  default: {{type: duckdb}}\n\
+             catalogs:\n  default: {{type: rest, uri: \"{uri}\", credentials: {{mode: bearer, token: {{secret_ref: rest-token}}}}}}\n\
+             storage:\n  default: {{type: local, root: \"{root}\"}}\n"
+        ),
+    )
+    .unwrap();
+    let pyiceberg = json!({"type": "rest", "uri": uri, "token": token}).to_string();
+    crate::partitions::concurrent_partition_runs(
+        dir.path(),
+        &["--platform", platform_file.to_str().unwrap()],
+        &[("REST_TOKEN", &token)],
+        |tables| {
+            let mut args = vec!["--props", &pyiceberg];
+            for table in tables {
+                args.extend(["--table", table]);
+            }
+            python_json("partitions_check.py", &args)["tables"].clone()
+        },
+    );
+}

@@ -379,7 +379,25 @@ fn without_partition_partition_overwrite_replaces_the_partitions_it_writes() {
 #[test]
 fn concurrent_runs_of_different_partitions_all_land() {
     let dir = temp_dir();
-    let (project_dir, state) = (dir.path().join("project"), dir.path().join("state"));
+    let state = dir.path().join("state");
+    concurrent_partition_runs(dir.path(), &[], &[], |tables| read_back(&state, tables));
+}
+
+/// Eight `run --partition` processes of a two-step project (in `dir`), with
+/// `args` and `env` added, on one state directory: every partition lands in
+/// both tables, read back by `read_back`, with a linear history of eight
+/// overwrite snapshots.
+pub fn concurrent_partition_runs(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    read_back: impl Fn(&[&str]) -> Value,
+) {
+    let (project_dir, state) = (dir.join("project"), dir.join("state"));
+    let with = |mut base: Vec<String>| {
+        base.extend(args.iter().map(|a| a.to_string()));
+        base
+    };
     project(&project_dir, &["raw_orders", "orders"]);
     let days: Vec<(String, usize)> = (1..=8).map(|d| (format!("2024-01-{d:02}"), d + 1)).collect();
     for (day, rows) in &days {
@@ -387,7 +405,7 @@ fn concurrent_runs_of_different_partitions_all_land() {
     }
     // Compile the plugin into the state's cache first (another project, another
     // table), so that the eight runs reach their commits together.
-    let warm_up = dir.path().join("warm-up");
+    let warm_up = dir.join("warm-up");
     project(&warm_up, &["raw_orders_all"]);
     fs::write(warm_up.join("data/orders_all.csv"), format!("{HEADER}{}", day_rows("2024-01-01", 1, "1"))).unwrap();
     fs::write(
@@ -395,7 +413,10 @@ fn concurrent_runs_of_different_partitions_all_land() {
         fs::read_to_string(warm_up.join("floe.yaml")).unwrap().replace("raw_orders", "warm_up"),
     )
     .unwrap();
-    run(&warm_up, &state, &[]).expect_code(0);
+    let warm_args =
+        with(vec!["run".into(), warm_up.display().to_string(), "--state-dir".into(), state.display().to_string()]);
+    let warm_args: Vec<&str> = warm_args.iter().map(String::as_str).collect();
+    crate::support::floe_host_with_env(&warm_args, env).expect_code(0);
 
     let children: Vec<_> = days
         .iter()
@@ -403,6 +424,8 @@ fn concurrent_runs_of_different_partitions_all_land() {
             let child = Command::new(env!("CARGO_BIN_EXE_floe-host"))
                 .args(["run", project_dir.to_str().unwrap(), "--state-dir", state.to_str().unwrap()])
                 .args(["--partition", day, "--run-id", &format!("run-{day}"), "--log-format", "text"])
+                .args(args)
+                .envs(env.iter().copied())
                 .env_remove("FLOE_PLATFORM_FILE")
                 .env_remove("FLOE_PLATFORM_ENV")
                 .env_remove("FLOE_STATE_DIR")
@@ -423,7 +446,7 @@ fn concurrent_runs_of_different_partitions_all_land() {
     }
     eprintln!("8 concurrent runs: {conflicts} commits were rebuilt after a conflict");
 
-    let tables = read_back(&state, &["bronze.raw_orders", "silver.orders"]);
+    let tables = read_back(&["bronze.raw_orders", "silver.orders"]);
     let expected: BTreeMap<String, u64> =
         days.iter().map(|(day, rows)| (format!("order_date={day}"), *rows as u64)).collect();
     for table in ["bronze.raw_orders", "silver.orders"] {

@@ -14,6 +14,7 @@ relative to the table's data folder); `rows_by_partition` from the rows a
 scan returns, each put in its partition by pyiceberg itself.
 
 Usage: partitions_check.py --catalog-uri URI --warehouse URI --table T [--table T ...]
+       partitions_check.py --props JSON --table T [--table T ...]   (any catalog pyiceberg loads, e.g. rest)
 """
 
 import argparse
@@ -95,12 +96,20 @@ def to_stored(value, field_type):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--catalog-uri", required=True)
-    parser.add_argument("--warehouse", required=True)
+    parser.add_argument("--catalog-uri")
+    parser.add_argument("--warehouse")
+    parser.add_argument("--props", help="JSON object of pyiceberg catalog properties, instead of the SQL catalog")
     parser.add_argument("--catalog-name", default="default")
     parser.add_argument("--table", action="append", required=True)
     args = parser.parse_args()
-    catalog = SqlCatalog(args.catalog_name, uri=args.catalog_uri, warehouse=args.warehouse)
+    if args.props:
+        from pyiceberg.catalog import load_catalog
+
+        catalog = load_catalog(args.catalog_name, **json.loads(args.props))
+    elif args.catalog_uri and args.warehouse:
+        catalog = SqlCatalog(args.catalog_name, uri=args.catalog_uri, warehouse=args.warehouse)
+    else:
+        parser.error("give --catalog-uri and --warehouse, or --props")
     print(json.dumps({"tables": {name: describe(catalog.load_table(name)) for name in args.table}}))
 
 
