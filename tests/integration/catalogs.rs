@@ -72,8 +72,14 @@ fn platform(prefix: &str, catalog: Catalog, storage: Storage, state: &Path) -> P
             pyiceberg.insert("type".into(), json!("rest"));
             pyiceberg.insert("uri".into(), json!(rest_uri));
             pyiceberg.insert("token".into(), json!(service("FLOE_TEST_REST_TOKEN")));
+            // The catalog's `warehouse`, as the server advertises it (rustberg serves one).
+            let warehouse = match storage {
+                Storage::Local => service("FLOE_TEST_REST_WAREHOUSE"),
+                Storage::S3 => service("FLOE_TEST_REST_S3_WAREHOUSE"),
+            };
             format!(
-                "{{type: rest, uri: \"{rest_uri}\", credentials: {{mode: bearer, token: {{secret_ref: rest-token}}}}}}"
+                "{{type: rest, uri: \"{rest_uri}\", warehouse: \"{warehouse}\", \
+                 credentials: {{mode: bearer, token: {{secret_ref: rest-token}}}}}}"
             )
         }
     };
@@ -517,4 +523,50 @@ fn concurrent_partition_runs_on_the_rest_catalog_all_land() {
             python_json("partitions_check.py", &args)["tables"].clone()
         },
     );
+}
+
+#[test]
+fn a_wrong_token_or_warehouse_exits_2_naming_the_catalog_and_what_it_answered() {
+    let uri = service("FLOE_TEST_REST_URI");
+    let token = service("FLOE_TEST_REST_TOKEN");
+    let project = example("customer-analytics");
+    for (warehouse, secret, expected) in [
+        (
+            service("FLOE_TEST_REST_WAREHOUSE"),
+            "rb_not-a-key-7d1e",
+            format!("the REST catalog at {uri} answered 401 Unauthorized"),
+        ),
+        ("no-such-warehouse".to_string(), token.as_str(), "Unknown warehouse 'no-such-warehouse'".to_string()),
+    ] {
+        let state = temp_dir();
+        let platform_file = state.path().join("platform.yaml");
+        std::fs::write(
+            &platform_file,
+            format!(
+                "version: \"1.1.0\"\n\
+                 compute:\n  default: {{type: duckdb}}\n\
+                 catalogs:\n  default: {{type: rest, uri: \"{uri}\", warehouse: \"{warehouse}\", \
+                 credentials: {{mode: bearer, token: {{secret_ref: rest-token}}}}}}\n\
+                 storage:\n  default: {{type: local, root: \"{}\"}}\n",
+                state.path().display()
+            ),
+        )
+        .unwrap();
+        let run = floe_host_with_env(
+            &[
+                "run",
+                project.to_str().unwrap(),
+                "--platform",
+                platform_file.to_str().unwrap(),
+                "--state-dir",
+                state.path().to_str().unwrap(),
+            ],
+            &[("REST_TOKEN", secret)],
+        )
+        .expect_code(2);
+        assert!(run.stderr.contains("catalog `default`: the catalog refused its config request"), "{}", run.stderr);
+        assert!(run.stderr.contains(&expected), "expected `{expected}` in:\n{}", run.stderr);
+        assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret), "the token was printed");
+        assert!(!run.stdout.contains("Committed step"), "nothing ran");
+    }
 }

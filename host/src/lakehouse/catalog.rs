@@ -65,7 +65,13 @@ impl OpenCatalog {
             CatalogSpec::Rest(rest) => match RestCatalog::connect(rest, storage::file_io(storage)).await {
                 Ok(catalog) => Backend::Rest(catalog),
                 Err(OpenError::Auth(error)) => {
-                    return Err(LakehouseError::Auth { catalog: name.to_string(), message: error.to_string() });
+                    return Err(LakehouseError::Refused { catalog: name.to_string(), message: error.to_string() });
+                }
+                Err(OpenError::Refused(error)) => {
+                    return Err(LakehouseError::Refused {
+                        catalog: name.to_string(),
+                        message: error.message().to_string(),
+                    });
                 }
                 Err(OpenError::Other(source)) => {
                     return Err(catalog_error("cannot connect to the REST catalog")(source));

@@ -88,9 +88,10 @@ pub enum LakehouseError {
     Unsupported { table: String, message: String },
     #[error("catalog `{catalog}`: {what} are not supported by this version of floe-host yet")]
     NotYetSupported { catalog: String, what: String },
-    /// The catalog's credentials were refused: retrying will not help.
+    /// The catalog refused the platform's settings (credentials, warehouse):
+    /// retrying will not help.
     #[error("catalog `{catalog}`: {message}")]
-    Auth { catalog: String, message: String },
+    Refused { catalog: String, message: String },
     #[error("table `{table}`: commit still conflicting after {attempts} attempts (another writer keeps committing)")]
     CommitConflict { table: String, attempts: u32 },
     #[error("table `{table}`: {message}")]

@@ -203,7 +203,7 @@ async fn run_async(
     tracing::info!(run_id = %run_id, pipeline = %plan.pipeline, steps = plan.steps.len(), "Starting the run.");
     let used: BTreeSet<(String, String)> = plan.steps.iter().map(|s| (s.catalog.clone(), s.storage.clone())).collect();
     let lakehouse = Lakehouse::open(&plan.catalogs, &plan.storage, used).await.map_err(|e| match e {
-        LakehouseError::NotYetSupported { .. } | LakehouseError::Auth { .. } => RunError::Config(e.to_string()),
+        LakehouseError::NotYetSupported { .. } | LakehouseError::Refused { .. } => RunError::Config(e.to_string()),
         e => RunError::Setup(e.to_string()),
     })?;
     let session = Session::open(&plan.compute).map_err(|e| RunError::Setup(e.to_string()))?;

@@ -47,6 +47,10 @@ pub(super) struct RestCatalog {
 pub enum OpenError {
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The catalog answered its config request with a 4xx: a wrong token or
+    /// warehouse, which retrying will not fix.
+    #[error("{0}")]
+    Refused(Error),
     #[error("{0}")]
     Other(Error),
 }
@@ -123,6 +127,9 @@ impl RestCatalog {
         let query = spec.warehouse.as_deref().map(|w| format!("?warehouse={}", encode(w))).unwrap_or_default();
         let (status, body) =
             catalog.call(Method::GET, &format!("{uri}/v1/config{query}"), None).await.map_err(OpenError::Other)?;
+        if status.is_client_error() {
+            return Err(OpenError::Refused(catalog.error(status, &body, "the catalog refused its config request")));
+        }
         if !status.is_success() {
             return Err(OpenError::Other(catalog.error(status, &body, "cannot read the catalog's config")));
         }
