@@ -23,7 +23,11 @@ enum Catalog {
 #[derive(Clone, Copy, Debug)]
 enum Storage {
     Local,
+    /// S3 with static keys from a secret_ref.
     S3,
+    /// S3 with no `credentials`: the AWS chain finds the keys (here in the
+    /// standard environment variables).
+    S3Ambient,
 }
 
 /// A platform file for one combination, the secrets it refers to (as
@@ -42,7 +46,7 @@ fn platform(prefix: &str, catalog: Catalog, storage: Storage, state: &Path) -> P
     // The REST catalog instance whose warehouse is on the chosen storage.
     let rest_uri = match storage {
         Storage::Local => service("FLOE_TEST_REST_URI"),
-        Storage::S3 => service("FLOE_TEST_REST_S3_URI"),
+        Storage::S3 | Storage::S3Ambient => service("FLOE_TEST_REST_S3_URI"),
     };
     let catalog_yaml = match catalog {
         Catalog::Sql => {
@@ -75,7 +79,7 @@ fn platform(prefix: &str, catalog: Catalog, storage: Storage, state: &Path) -> P
             // The catalog's `warehouse`, as the server advertises it (rustberg serves one).
             let warehouse = match storage {
                 Storage::Local => service("FLOE_TEST_REST_WAREHOUSE"),
-                Storage::S3 => service("FLOE_TEST_REST_S3_WAREHOUSE"),
+                Storage::S3 | Storage::S3Ambient => service("FLOE_TEST_REST_S3_WAREHOUSE"),
             };
             format!(
                 "{{type: rest, uri: \"{rest_uri}\", warehouse: \"{warehouse}\", \
@@ -92,20 +96,22 @@ fn platform(prefix: &str, catalog: Catalog, storage: Storage, state: &Path) -> P
             };
             format!("{{type: local, root: \"{root}\"}}")
         }
-        Storage::S3 => {
-            env.push(("S3_KEYS_ACCESS_KEY_ID".into(), service("FLOE_TEST_S3_ACCESS_KEY")));
-            env.push(("S3_KEYS_SECRET_ACCESS_KEY".into(), service("FLOE_TEST_S3_SECRET_KEY")));
+        Storage::S3 | Storage::S3Ambient => {
+            let ambient = matches!(storage, Storage::S3Ambient);
+            let prefix = if ambient { "AWS" } else { "S3_KEYS" };
+            env.push((format!("{prefix}_ACCESS_KEY_ID"), service("FLOE_TEST_S3_ACCESS_KEY")));
+            env.push((format!("{prefix}_SECRET_ACCESS_KEY"), service("FLOE_TEST_S3_SECRET_KEY")));
             pyiceberg.insert("s3.endpoint".into(), json!(service("FLOE_TEST_S3_ENDPOINT")));
             pyiceberg.insert("s3.access-key-id".into(), json!(service("FLOE_TEST_S3_ACCESS_KEY")));
             pyiceberg.insert("s3.secret-access-key".into(), json!(service("FLOE_TEST_S3_SECRET_KEY")));
             pyiceberg.insert("s3.region".into(), json!(service("FLOE_TEST_S3_REGION")));
             pyiceberg.insert("s3.path-style-access".into(), json!("true"));
             format!(
-                "{{type: s3, endpoint: \"{}\", bucket: {}, region: {}, path_style_access: true, \
-                 credentials: {{mode: static, secret_ref: s3-keys}}}}",
+                "{{type: s3, endpoint: \"{}\", bucket: {}, region: {}, path_style_access: true{}}}",
                 service("FLOE_TEST_S3_ENDPOINT"),
                 service("FLOE_TEST_S3_BUCKET"),
                 service("FLOE_TEST_S3_REGION"),
+                if ambient { "" } else { ", credentials: {mode: static, secret_ref: s3-keys}" },
             )
         }
     };
@@ -189,8 +195,8 @@ fn demo_on(prefix: &str, catalog: Catalog, storage: Storage) {
 }
 
 #[test]
-fn demo_on_sql_catalog_over_s3() {
-    demo_on("sql_s3_", Catalog::Sql, Storage::S3);
+fn demo_on_sql_catalog_over_s3_with_ambient_credentials() {
+    demo_on("sql_s3_", Catalog::Sql, Storage::S3Ambient);
 }
 
 #[test]
