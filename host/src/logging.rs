@@ -1,4 +1,5 @@
-//! Logs on stderr (text on a terminal, JSON lines elsewhere) and the
+//! Logs on stderr (text on a terminal, with a progress line for the running
+//! step, JSON lines elsewhere) and the
 //! OpenTelemetry trace layer, with its flush on every exit path.
 
 use crate::cli::LogFormat;
@@ -22,16 +23,27 @@ pub fn init_logging(format: LogFormat) -> Telemetry {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
+    // A status line with the running step's progress, on a terminal only.
+    let progress = !json && std::io::stderr().is_terminal();
     // The OpenTelemetry layer sees the host's spans whatever FLOE_LOG says;
     // the log layer sees events only, so log lines carry no span context.
     let (traces, handle) = reload::Layer::new(None::<TraceLayer>);
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false);
+    // Colours only for a person at a terminal, not in files or pipes.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal());
     let events_only = filter_fn(|meta| meta.is_event());
     let logs: Box<dyn tracing_subscriber::Layer<_> + Send + Sync> = if json {
         fmt.json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
+            .with_filter(FilterExt::and(filter, events_only))
+            .boxed()
+    } else if progress {
+        floe_host::observe::progress::enable();
+        fmt.with_writer(floe_host::observe::progress::TerminalWriter)
             .with_filter(FilterExt::and(filter, events_only))
             .boxed()
     } else {

@@ -15,6 +15,7 @@ mod sandbox;
 mod secrets;
 mod signals;
 mod support;
+mod terminal;
 mod traces;
 mod transform;
 mod write_modes;

@@ -7,6 +7,7 @@
 mod http_post;
 pub mod lineage;
 pub mod pipes;
+pub mod progress;
 pub mod summary;
 pub mod traces;
 

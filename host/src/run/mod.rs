@@ -245,8 +245,10 @@ async fn run_async(
             otel.status_code = tracing::field::Empty,
             otel.status_message = tracing::field::Empty,
         );
+        crate::observe::progress::step_started(step.name.as_str(), source_size(&step.action));
         let outcome =
             run_step(&lakehouse, &session, &mut plugins, step, &tags, &options.cancel).instrument(span.clone()).await;
+        crate::observe::progress::step_finished();
         match &outcome {
             Ok((info, ..)) => span
                 .record("rows", info.rows as i64)
@@ -288,6 +290,14 @@ async fn run_async(
         reports.push(report);
     }
     Ok(RunReport { run_id, steps: reports })
+}
+
+/// The size of an ingest step's source file: the total its progress bar fills.
+fn source_size(action: &Action) -> Option<u64> {
+    match action {
+        Action::Ingest { source, .. } => std::fs::metadata(source).ok().map(|m| m.len()),
+        _ => None,
+    }
 }
 
 /// The step's kind, as a span attribute.

@@ -13,6 +13,7 @@ use super::RunError;
 use super::plugins::Plugins;
 use crate::compute::Session;
 use crate::lakehouse::Lakehouse;
+use crate::observe::progress;
 use crate::plan::{PluginSpec, Step};
 
 /// The span of one plugin invocation (observe/traces.rs): the plugin's name
@@ -80,6 +81,7 @@ pub fn ingest(
     let (schema, stats) = tokio::task::block_in_place(|| {
         in_plugin_span(step, spec, "ingest", || {
             plugin.ingest_with_stats(step.name.as_str(), config, source_display, &mut reader, &mut |batch| {
+                progress::add_rows(batch.num_rows() as u64);
                 batches.push(batch);
                 Ok(())
             })
@@ -100,6 +102,7 @@ impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.bytes += n as u64;
+        progress::add_bytes(n as u64);
         Ok(n)
     }
 }
@@ -113,7 +116,10 @@ pub async fn load_inputs(lakehouse: &Lakehouse, session: &Session, step: &Step) 
             .read_input(&input.catalog, &input.table, step.replaced_partition())
             .await
             .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
-        usage.rows_in += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        progress::add_rows(rows);
+        progress::add_bytes(bytes);
+        usage.rows_in += rows;
         usage.bytes_in += bytes;
         session.load_table(input.layer.as_str(), input.table.name.as_str(), &schema, batches).map_err(|source| {
             RunError::Compute { step: step.name.to_string(), what: "loading inputs".into(), source }
@@ -176,6 +182,7 @@ pub async fn wasm(
     let (declared, streamed) = tokio::task::block_in_place(|| {
         in_plugin_span(step, spec, "transform", || {
             plugin.transform_with_stats(step.name.as_str(), config, &schema, &mut batches.into_iter(), &mut |batch| {
+                progress::add_rows(batch.num_rows() as u64);
                 output.push(batch);
                 Ok(())
             })
