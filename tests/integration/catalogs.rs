@@ -148,6 +148,13 @@ fn figures(report: &Value, table: &str) -> Value {
     entry
 }
 
+/// `floe-host run` of the demo on `platform_file`, with `env`.
+fn run_demo(platform_file: &str, state: &Path, env: &[(&str, &str)]) -> crate::support::Run {
+    let project = example("customer-analytics");
+    let args = ["run", project.to_str().unwrap(), "--platform", platform_file, "--state-dir", state.to_str().unwrap()];
+    floe_host_with_env(&args, env)
+}
+
 /// Runs the demo on one combination and compares every table, read by
 /// pyiceberg, with the reference.
 fn demo_on(prefix: &str, catalog: Catalog, storage: Storage) {
@@ -155,18 +162,7 @@ fn demo_on(prefix: &str, catalog: Catalog, storage: Storage) {
     let platform = platform(prefix, catalog, storage, state.path());
     let platform_file = platform.write(state.path());
     let project = example("customer-analytics");
-    let run = floe_host_with_env(
-        &[
-            "run",
-            project.to_str().unwrap(),
-            "--platform",
-            &platform_file,
-            "--state-dir",
-            state.path().to_str().unwrap(),
-        ],
-        &platform.env(),
-    )
-    .expect_code(0);
+    let run = run_demo(&platform_file, state.path(), &platform.env()).expect_code(0);
     for (_, secret) in &platform.env {
         assert!(
             !run.stdout.contains(secret.as_str()) && !run.stderr.contains(secret.as_str()),
@@ -243,19 +239,7 @@ fn a_wrong_oauth2_client_secret_exits_2_naming_the_token_endpoint_and_never_prin
         }
     }
     let platform_file = platform.write(state.path());
-    let project = example("customer-analytics");
-    let run = floe_host_with_env(
-        &[
-            "run",
-            project.to_str().unwrap(),
-            "--platform",
-            &platform_file,
-            "--state-dir",
-            state.path().to_str().unwrap(),
-        ],
-        &platform.env(),
-    )
-    .expect_code(2);
+    let run = run_demo(&platform_file, state.path(), &platform.env()).expect_code(2);
     let token_url = service("FLOE_TEST_OAUTH_TOKEN_URL");
     let expected = format!("the OAuth2 token endpoint {token_url} rejected the client credentials (401 Unauthorized");
     assert!(run.stderr.contains(&expected), "expected `{expected}` in:\n{}", run.stderr);
@@ -475,19 +459,8 @@ fn a_run_longer_than_its_oauth2_token_refreshes_the_token_and_finishes() {
     );
     let platform_file = state.path().join("platform.yaml");
     std::fs::write(&platform_file, yaml).unwrap();
-    let project = example("customer-analytics");
-    let run = floe_host_with_env(
-        &[
-            "run",
-            project.to_str().unwrap(),
-            "--platform",
-            platform_file.to_str().unwrap(),
-            "--state-dir",
-            state.path().to_str().unwrap(),
-        ],
-        &[("SHORT_SECRET", "short-secret")],
-    )
-    .expect_code(0);
+    let run =
+        run_demo(platform_file.to_str().unwrap(), state.path(), &[("SHORT_SECRET", "short-secret")]).expect_code(0);
     assert!(run.stdout.contains("gold.daily_revenue"), "{}", run.stdout);
     let log = std::fs::read_to_string(services.dir.path().join("idp.log")).unwrap();
     let tokens = log.matches("idp: token for client 'floe-short'").count();
@@ -535,7 +508,6 @@ fn concurrent_partition_runs_on_the_rest_catalog_all_land() {
 fn a_wrong_token_or_warehouse_exits_2_naming_the_catalog_and_what_it_answered() {
     let uri = service("FLOE_TEST_REST_URI");
     let token = service("FLOE_TEST_REST_TOKEN");
-    let project = example("customer-analytics");
     for (warehouse, secret, expected) in [
         (
             service("FLOE_TEST_REST_WAREHOUSE"),
@@ -558,18 +530,7 @@ fn a_wrong_token_or_warehouse_exits_2_naming_the_catalog_and_what_it_answered() 
             ),
         )
         .unwrap();
-        let run = floe_host_with_env(
-            &[
-                "run",
-                project.to_str().unwrap(),
-                "--platform",
-                platform_file.to_str().unwrap(),
-                "--state-dir",
-                state.path().to_str().unwrap(),
-            ],
-            &[("REST_TOKEN", secret)],
-        )
-        .expect_code(2);
+        let run = run_demo(platform_file.to_str().unwrap(), state.path(), &[("REST_TOKEN", secret)]).expect_code(2);
         assert!(run.stderr.contains("catalog `default`: the catalog refused its config request"), "{}", run.stderr);
         assert!(run.stderr.contains(&expected), "expected `{expected}` in:\n{}", run.stderr);
         assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret), "the token was printed");

@@ -22,7 +22,7 @@ use futures::TryStreamExt;
 use iceberg::scan::FileScanTask;
 use iceberg::table::Table;
 
-use super::{LakehouseError, schema};
+use super::{LakehouseError, read, schema};
 use crate::plan::TableRef;
 
 /// What a merge writes, computed on one table state.
@@ -123,13 +123,7 @@ pub(super) async fn merge(
     }
 
     let scan = table.scan().select_all().build().map_err(error("cannot plan the scan"))?;
-    let tasks: Vec<FileScanTask> = scan
-        .plan_files()
-        .await
-        .map_err(error("cannot plan the scan"))?
-        .try_collect()
-        .await
-        .map_err(error("cannot plan the scan"))?;
+    let tasks = read::plan_files(&scan, table_ref).await?;
     if tasks.iter().any(|t| !t.deletes.is_empty()) {
         return Err(LakehouseError::Unsupported {
             table: table_ref.to_string(),

@@ -252,17 +252,10 @@ impl Lakehouse {
                 tracing::Span::current().record("snapshot_id", id);
             }
             let filter = partition.and_then(|(field, value)| partition::input_filter(&loaded, field, value));
-            if let Some(filter) = filter {
+            if let Some(filter) = &filter {
                 tracing::info!(%table, %filter, "Reading only the partition's rows.");
-                return read::scan_filtered(&loaded, table, filter).await;
             }
-            let bytes = loaded
-                .metadata()
-                .current_snapshot()
-                .and_then(|s| s.summary().additional_properties.get("total-files-size")?.parse().ok())
-                .unwrap_or(0);
-            let (schema, batches) = read::scan(&loaded, table).await?;
-            Ok((schema, batches, bytes))
+            read::scan(&loaded, table, filter).await
         }
         .instrument(span.clone())
         .await
