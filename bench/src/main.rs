@@ -1,5 +1,11 @@
-//! `floe-bench`: measures the plugin path (issue "Plugin platform").
+//! `floe-bench`: benchmarks.
 //!
+//! - `floe-bench pipeline [--orders 10M …]`: the demo pipeline end to end,
+//!   floe-host against raw DuckDB and native Rust stage by stage (issue #7;
+//!   `pipeline/mod.rs`).
+//! - `floe-bench [--rows N …]`, below: the plugin path (issue "Plugin platform").
+//!
+//! The plugin-path benchmark measures:
 //! - Throughput of plugins/pii-mask (`email: email`, `hash: name`) over N rows
 //!   (default 10M) in 64k-row batches through `TransformPlugin::transform`,
 //!   against the same logic compiled into this binary (`native.rs`), and the
@@ -23,6 +29,7 @@
 //! ```
 
 mod native;
+mod pipeline;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -83,6 +90,7 @@ fn usage(problem: &str) -> ! {
         eprintln!("floe-bench: {problem}");
     }
     eprintln!("usage: floe-bench [--rows N (10000000)] [--reps N (5)] [--plugins DIR (plugins/dist)]");
+    eprintln!("       floe-bench pipeline --help    (the demo pipeline against raw DuckDB)");
     std::process::exit(if problem.is_empty() { 0 } else { 2 });
 }
 
@@ -271,6 +279,17 @@ fn read(path: PathBuf) -> Vec<u8> {
 }
 
 fn main() {
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("pipeline") => return pipeline::main(args.collect()),
+        Some(pipeline::BASELINE_COMMAND) => return pipeline::baseline::child(args.collect()),
+        _ => {}
+    }
+    plugin_path();
+}
+
+/// The plugin-path benchmark (BENCHMARKS.md, "Plugin path").
+fn plugin_path() {
     let options = options();
     let reps = options.reps;
     let pii_wasm = read(options.plugins.join("pii_mask.wasm"));
