@@ -27,3 +27,11 @@ CARGO_TARGET_DIR="$FLOE_CACHE/plugins-host-target" \
     cargo test --manifest-path plugins/Cargo.toml -p floe-plugin-sdk
 echo "==> cargo test"
 cargo test --workspace --no-fail-fast "$@"
+
+# The pipeline benchmark at a small size, so that it cannot rot: it runs the demo
+# with floe-host and, stage by stage, with raw DuckDB and native Rust, and fails if
+# any floe-host table differs from its baseline. Times are printed, never asserted
+# (BENCHMARKS.md). Data and compiled plugins are kept in $FLOE_CACHE/bench/ci.
+echo "==> pipeline benchmark check (20k orders, debug build)"
+cargo build -p floe-bench -p floe-datagen -p floe-host
+"$CARGO_TARGET_DIR/debug/floe-bench" pipeline --orders 20k --validate-runs 3 --work "$FLOE_CACHE/bench/ci"
