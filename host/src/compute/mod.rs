@@ -119,3 +119,34 @@ impl Session {
         Ok((schema, batches))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::Int64Array;
+
+    /// A step that needs more memory than `memory_limit` spills to
+    /// `temp_directory` and finishes, rather than failing.
+    #[test]
+    fn a_query_larger_than_the_memory_limit_spills_and_finishes() {
+        let temp = std::env::temp_dir().join(format!("floe-spill-{}", std::process::id()));
+        let properties = DuckdbProperties {
+            path: None,
+            threads: Some(1),
+            memory_limit: Some("100MB".into()),
+            temp_directory: Some(temp.display().to_string()),
+        };
+        let session = Session::open(&properties).unwrap();
+        // About 400 MB of rows to sort: four times the limit.
+        let (_, batches) = session
+            .query(
+                "SELECT count(*) AS n FROM \
+                 (SELECT i, repeat(md5(i::VARCHAR), 2) AS s FROM range(3000000) t(i) ORDER BY s) \
+                 WHERE s IS NOT NULL",
+            )
+            .unwrap();
+        let n = batches[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+        assert_eq!(n, 3_000_000);
+        let _ = std::fs::remove_dir_all(&temp);
+    }
+}

@@ -69,7 +69,9 @@ pub struct DuckdbProperties {
     /// container memory limit (cgroup v2 `memory.max`), else of physical RAM.
     #[serde(default)]
     pub memory_limit: Option<String>,
-    /// Where DuckDB spills; defaults to DuckDB's own choice.
+    /// Where DuckDB spills when a step needs more than `memory_limit`;
+    /// defaults to `duckdb-tmp` in the state directory (`--state-dir`,
+    /// `FLOE_STATE_DIR`), which is writable wherever floe-host runs.
     #[serde(default)]
     pub temp_directory: Option<String>,
 }

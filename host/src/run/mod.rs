@@ -206,7 +206,11 @@ async fn run_async(
         LakehouseError::NotYetSupported { .. } | LakehouseError::Refused { .. } => RunError::Config(e.to_string()),
         e => RunError::Setup(e.to_string()),
     })?;
-    let session = Session::open(&plan.compute).map_err(|e| RunError::Setup(e.to_string()))?;
+    // DuckDB spills under the state directory unless told otherwise: its own
+    // default (`.tmp` in the working directory) is read-only in most pods.
+    let mut compute = plan.compute.clone();
+    compute.temp_directory.get_or_insert_with(|| plan.state_dir.join("duckdb-tmp").display().to_string());
+    let session = Session::open(&compute).map_err(|e| RunError::Setup(e.to_string()))?;
     // SQL can narrow inputs that are not partitioned like its table itself:
     // `WHERE CAST(order_ts AS DATE) = getvariable('partition')::DATE`.
     if let Some(partition) = &options.partition {
