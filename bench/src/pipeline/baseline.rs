@@ -3,7 +3,8 @@
 //! __baseline SPEC`) so that its peak RSS is its own.
 //!
 //! - CSV ingest (csv-ingest): DuckDB `read_csv(all_varchar = true)` plus the
-//!   record number `row_number() OVER ()` as `_row`, to Parquet.
+//!   record number `row_number() OVER ()` as `_row`, to Parquet. The same
+//!   without `_row` is measured too, as a reference nothing reads.
 //! - SQL model: the model's SQL, with each input a view over the Parquet file
 //!   of the stage that made it.
 //! - WASM transform in SQL mode (sql-filter): the SQL the plugin returns (asked
@@ -35,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use super::options::Options;
 use super::plan::{Action, Step};
 use super::setup::Project;
-use super::{BASELINE_COMMAND, StageRun, child, sql_path};
+use super::{BASELINE_COMMAND, Reference, StageRun, child, sql_path};
 use crate::native::{self, Sha};
 
 /// Rows per batch for the native stages: the host's largest `push`.
@@ -86,29 +87,68 @@ pub fn run_all(options: &Options, project: &Project, steps: &[Step]) -> Result<V
     let mut runs = Vec::with_capacity(steps.len());
     for step in steps {
         let (spec, what) = spec(options, project, steps, step, &mut sandbox)?;
-        let mut command = Command::new(&me);
-        command.arg(BASELINE_COMMAND).arg(serde_json::to_string(&spec).expect("a spec serializes"));
-        let measured = child::run(&mut command, false)?;
-        let stderr: Vec<&str> = measured.stderr_lines.iter().map(|(_, l)| l.as_str()).collect();
-        if measured.code != 0 {
-            return Err(format!(
-                "baseline of `{}` ({what}) exited with {}: {}",
-                step.name,
-                measured.code,
-                stderr.join("\n")
-            ));
-        }
-        let outcome: Outcome = serde_json::from_slice(&measured.stdout)
-            .map_err(|e| format!("baseline of `{}`: bad output ({e}): {}", step.name, stderr.join("\n")))?;
+        let (outcome, measured) = run_stage(&me, &spec, step, &what)?;
+        let reference = match reference(options, project, step) {
+            Some((spec, what)) => {
+                let (outcome, measured) = run_stage(&me, &spec, step, &what)?;
+                Some(Reference { what, ms: outcome.ms, peak_rss: measured.peak_rss })
+            }
+            None => None,
+        };
         runs.push(StageRun {
             what,
             ms: outcome.ms,
             wall: measured.wall,
             peak_rss: measured.peak_rss,
             rows_out: outcome.rows_out,
+            reference,
         });
     }
     Ok(runs)
+}
+
+/// One stage in a child process.
+fn run_stage(me: &Path, spec: &Spec, step: &Step, what: &str) -> Result<(Outcome, child::Measured), String> {
+    let mut command = Command::new(me);
+    command.arg(BASELINE_COMMAND).arg(serde_json::to_string(spec).expect("a spec serializes"));
+    let measured = child::run(&mut command, false)?;
+    let stderr: Vec<&str> = measured.stderr_lines.iter().map(|(_, l)| l.as_str()).collect();
+    if measured.code != 0 {
+        return Err(format!(
+            "baseline of `{}` ({what}) exited with {}: {}",
+            step.name,
+            measured.code,
+            stderr.join("\n")
+        ));
+    }
+    let outcome: Outcome = serde_json::from_slice(&measured.stdout)
+        .map_err(|e| format!("baseline of `{}`: bad output ({e}): {}", step.name, stderr.join("\n")))?;
+    Ok((outcome, measured))
+}
+
+/// `read_csv` with no record number: the ingest reference as the issue
+/// words it. DuckDB reads a CSV in parallel, but `row_number() OVER ()`
+/// (which `_row` needs, and the later stages read) numbers the rows on one
+/// thread, so the stage that feeds silver is slower than this reference.
+/// Measured next to it; nothing reads its output.
+fn reference(options: &Options, project: &Project, step: &Step) -> Option<(Spec, String)> {
+    let Action::Ingest { source, .. } = &step.action else { return None };
+    let settings = Settings {
+        memory_limit: options.memory_limit.clone(),
+        threads: options.threads,
+        temp_directory: project.spill.join("duckdb"),
+    };
+    let query = format!("SELECT * FROM {}", read_csv(source));
+    let out = project.baseline.join(format!("{}.no-row-number.parquet", step.target));
+    Some((Spec::Duckdb { settings, views: Vec::new(), query, out }, "DuckDB read_csv → Parquet, no `_row`".into()))
+}
+
+/// DuckDB's CSV reader as csv-ingest reads: every column a string, the first line the header.
+fn read_csv(source: &Path) -> String {
+    format!(
+        "read_csv({}, all_varchar = true, header = true, delim = ',', quote = '\"', escape = '\"')",
+        sql_path(source)
+    )
 }
 
 fn spec(
@@ -146,13 +186,10 @@ fn spec(
             if let Some(key) = config.keys().find(|k| !["row_number_column", "batch_rows"].contains(&k.as_str())) {
                 return Err(format!("step `{}`: the baseline does not know csv-ingest's `{key}`", step.name));
             }
-            let query = format!(
-                "SELECT *, row_number() OVER () AS \"{}\" \
-                 FROM read_csv({}, all_varchar = true, header = true, delim = ',', quote = '\"', escape = '\"')",
-                row.replace('"', "\"\""),
-                sql_path(source)
-            );
-            (Spec::Duckdb { settings: settings(), views: Vec::new(), query, out }, "DuckDB read_csv → Parquet".into())
+            let query =
+                format!("SELECT *, row_number() OVER () AS \"{}\" FROM {}", row.replace('"', "\"\""), read_csv(source));
+            let what = "DuckDB read_csv + `row_number()` → Parquet".into();
+            (Spec::Duckdb { settings: settings(), views: Vec::new(), query, out }, what)
         }
         Action::Sql { file } => {
             let query = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;

@@ -77,6 +77,15 @@ pub struct StageRun {
     pub wall: Duration,
     pub peak_rss: u64,
     pub rows_out: u64,
+    /// An ingest's reference without the record number.
+    pub reference: Option<Reference>,
+}
+
+/// A baseline measured for reference only: nothing reads its output.
+pub struct Reference {
+    pub what: String,
+    pub ms: f64,
+    pub peak_rss: u64,
 }
 
 pub fn main(args: Vec<String>) {
