@@ -31,7 +31,7 @@ pub fn show(plan: &Plan, table: &str, limit: usize) -> Result<String, ShowError>
     runtime.block_on(async {
         let lakehouse = Lakehouse::open(&plan.catalogs, &plan.storage, [(step.catalog.clone(), step.storage.clone())])
             .await
-            .map_err(lakehouse_error)?;
+            .map_err(RunError::opening)?;
         let snapshot = lakehouse.current_snapshot(&step.catalog, &step.target).await.map_err(lakehouse_error)?;
         let (_, batches) = lakehouse.read(&step.catalog, &step.target).await.map_err(lakehouse_error)?;
         let total: usize = batches.iter().map(RecordBatch::num_rows).sum();

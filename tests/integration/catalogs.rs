@@ -535,5 +535,13 @@ fn a_wrong_token_or_warehouse_exits_2_naming_the_catalog_and_what_it_answered() 
         assert!(run.stderr.contains(&expected), "expected `{expected}` in:\n{}", run.stderr);
         assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret), "the token was printed");
         assert!(!run.stdout.contains("Committed step"), "nothing ran");
+        // `show` reads through the same catalog, and says the same.
+        let project = example("customer-analytics");
+        let shown = floe_host_with_env(
+            &["show", "gold.daily_revenue", project.to_str().unwrap(), "--platform", platform_file.to_str().unwrap()],
+            &[("REST_TOKEN", secret)],
+        )
+        .expect_code(2);
+        assert!(shown.stderr.contains(&expected), "expected `{expected}` in:\n{}", shown.stderr);
     }
 }

@@ -145,6 +145,18 @@ fn cancelled_message(signal: Signal, abandoned: Option<&str>, committed: &[Strin
 }
 
 impl RunError {
+    /// Why the catalogs could not be opened: the configuration (refused
+    /// credentials or warehouse, an unsupported setup: exit 2), or anything
+    /// else (exit 1).
+    pub fn opening(error: LakehouseError) -> RunError {
+        match error {
+            LakehouseError::NotYetSupported { .. } | LakehouseError::Refused { .. } => {
+                RunError::Config(error.to_string())
+            }
+            error => RunError::Setup(error.to_string()),
+        }
+    }
+
     pub fn exit_code(&self) -> ExitCode {
         match self {
             RunError::Plugin(e) | RunError::PluginLoad { source: e, .. } if e.is_contract_violation() => {
@@ -202,10 +214,7 @@ async fn run_async(
     let run_id = run.run_id.clone();
     tracing::info!(run_id = %run_id, pipeline = %plan.pipeline, steps = plan.steps.len(), "Starting the run.");
     let used: BTreeSet<(String, String)> = plan.steps.iter().map(|s| (s.catalog.clone(), s.storage.clone())).collect();
-    let lakehouse = Lakehouse::open(&plan.catalogs, &plan.storage, used).await.map_err(|e| match e {
-        LakehouseError::NotYetSupported { .. } | LakehouseError::Refused { .. } => RunError::Config(e.to_string()),
-        e => RunError::Setup(e.to_string()),
-    })?;
+    let lakehouse = Lakehouse::open(&plan.catalogs, &plan.storage, used).await.map_err(RunError::opening)?;
     // DuckDB spills under the state directory unless told otherwise: its own
     // default (`.tmp` in the working directory) is read-only in most pods.
     let mut compute = plan.compute.clone();
