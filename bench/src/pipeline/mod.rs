@@ -50,7 +50,10 @@ pub struct FloeRun {
     pub peak_rss: u64,
     /// `duration_ms` of the summary: the run inside the process.
     pub run_ms: f64,
+    /// The steps committed, in order: all of them unless the run failed.
     pub steps: Vec<FloeStep>,
+    /// The exit code and error of a failed run.
+    pub failure: Option<String>,
 }
 
 /// One step of a floe-host run.
@@ -136,7 +139,10 @@ fn run(options: &Options) -> Result<(), String> {
 
     let verification = if options.baseline {
         eprintln!("floe-bench pipeline: comparing every table with its baseline");
-        Some(verify::compare(&steps, &project)?)
+        // The tables on disk are the last repetition's.
+        let last = floe_runs.last().expect("at least one repetition");
+        let committed: Vec<&str> = last.steps.iter().map(|s| s.step.as_str()).collect();
+        Some(verify::compare(&steps, &committed, &project)?)
     } else {
         None
     };
@@ -161,6 +167,9 @@ fn run(options: &Options) -> Result<(), String> {
     let text = serde_json::to_string_pretty(&report.json()).expect("the report serializes") + "\n";
     std::fs::write(&json_path, text).map_err(|e| format!("{}: {e}", json_path.display()))?;
     eprintln!("floe-bench pipeline: wrote {}", json_path.display());
+    if let Some(failure) = floe_runs.iter().find_map(|r| r.failure.as_ref()) {
+        return Err(format!("floe-host run failed: {failure}"));
+    }
     match verification {
         Some(checks) if checks.iter().any(|c| !c.equal()) => {
             Err("floe-host's tables differ from the baselines (see the verification table)".into())
@@ -192,19 +201,30 @@ fn run_floe_host(options: &Options, project: &setup::Project, steps: &[Step]) ->
     let log_path = project.root.join("floe-host.log");
     std::fs::write(&log_path, measured.stderr_lines.iter().map(|(_, l)| format!("{l}\n")).collect::<String>())
         .map_err(|e| format!("{}: {e}", log_path.display()))?;
-    if measured.code != 0 {
-        let tail: Vec<&str> = measured.stderr_lines.iter().rev().take(20).map(|(_, l)| l.as_str()).collect();
-        return Err(format!(
-            "floe-host run exited with {} after {:.1} s; the log is {}; its end:\n{}",
-            measured.code,
-            measured.wall.as_secs_f64(),
-            log_path.display(),
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        ));
+    // A failed run still writes its summary, with the steps it committed:
+    // those are measured, and the report says how the run ended.
+    let summary: Option<serde_json::Value> =
+        std::fs::read_to_string(&summary_path).ok().and_then(|t| serde_json::from_str(&t).ok());
+    let summary = match summary {
+        Some(summary) => summary,
+        None => {
+            let tail: Vec<&str> = measured.stderr_lines.iter().rev().take(20).map(|(_, l)| l.as_str()).collect();
+            return Err(format!(
+                "floe-host run exited with {} after {:.1} s and wrote no summary; the log is {}; its end:\n{}",
+                measured.code,
+                measured.wall.as_secs_f64(),
+                log_path.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
+        }
+    };
+    let failure = (measured.code != 0).then(|| {
+        let error = summary["error"].as_str().unwrap_or("no error in the summary");
+        format!("exit {}: {error}", measured.code)
+    });
+    if let Some(failure) = &failure {
+        eprintln!("floe-bench pipeline: floe-host run failed ({failure}); the log is {}", log_path.display());
     }
-    let summary: serde_json::Value = std::fs::read_to_string(&summary_path)
-        .map_err(|e| format!("{}: {e}", summary_path.display()))
-        .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("{}: {e}", summary_path.display())))?;
     let events = child::step_events(&measured.stderr_lines);
     let mut floe_steps = Vec::new();
     for entry in summary["steps"].as_array().ok_or("the summary has no `steps`")? {
@@ -230,7 +250,8 @@ fn run_floe_host(options: &Options, project: &setup::Project, steps: &[Step]) ->
     }
     let planned: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
     let ran: Vec<&str> = floe_steps.iter().map(|s| s.step.as_str()).collect();
-    if planned != ran {
+    let complete = if failure.is_none() { planned == ran } else { planned.starts_with(&ran) };
+    if !complete {
         return Err(format!("the plan has steps {planned:?} but the run summary lists {ran:?}"));
     }
     Ok(FloeRun {
@@ -238,6 +259,7 @@ fn run_floe_host(options: &Options, project: &setup::Project, steps: &[Step]) ->
         peak_rss: measured.peak_rss,
         run_ms: summary["duration_ms"].as_f64().unwrap_or(0.0),
         steps: floe_steps,
+        failure,
     })
 }
 

@@ -8,6 +8,8 @@ pub struct Options {
     pub seed: u64,
     /// DuckDB `memory_limit`, for floe-host (platform.yaml) and the baselines alike.
     pub memory_limit: String,
+    /// `plugins.memory_limit` in platform.yaml (floe-host's default when None).
+    pub plugin_memory_limit: Option<String>,
     pub threads: usize,
     pub work: PathBuf,
     pub json: Option<PathBuf>,
@@ -24,7 +26,8 @@ pub struct Options {
 
 const USAGE: &str = "\
 usage: floe-bench pipeline [--orders N (1M)] [--customers N (orders/100, at least 1000)] [--seed S (42)]
-                           [--memory-limit SIZE (2GB)] [--threads N (CPUs)] [--reps N (1)]
+                           [--memory-limit SIZE (2GB)] [--plugin-memory-limit SIZE (floe-host's default)]
+                           [--threads N (CPUs)] [--reps N (1)]
                            [--validate-runs N (11)] [--no-warmup] [--no-baseline]
                            [--work DIR ($FLOE_CACHE/bench/pipeline)] [--json FILE (WORK/results/pipeline-SIZE.json)]
                            [--project DIR (examples/customer-analytics)]
@@ -46,6 +49,7 @@ pub fn parse(args: Vec<String>) -> Options {
         customers: 0,
         seed: 42,
         memory_limit: "2GB".into(),
+        plugin_memory_limit: None,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         work: cache.join("bench/pipeline"),
         json: None,
@@ -65,6 +69,7 @@ pub fn parse(args: Vec<String>) -> Options {
             "--customers" => options.customers = size(&value()),
             "--seed" => options.seed = size(&value()),
             "--memory-limit" => options.memory_limit = value(),
+            "--plugin-memory-limit" => options.plugin_memory_limit = Some(value()),
             "--threads" => options.threads = size(&value()).max(1) as usize,
             "--work" => options.work = PathBuf::from(value()),
             "--json" => options.json = Some(PathBuf::from(value())),

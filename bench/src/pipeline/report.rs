@@ -69,14 +69,19 @@ pub struct Report<'a> {
 struct Row {
     step: String,
     kind: &'static str,
+    /// None when floe-host failed before it committed the step.
+    floe: Option<FloeRow>,
+    baseline: Option<BaselineRow>,
+}
+
+struct FloeRow {
     rows_in: u64,
     rows_out: u64,
     files: u64,
-    floe_ms: f64,
+    ms: f64,
     plugin_ms: Option<f64>,
     compile_ms: f64,
-    floe_rss: u64,
-    baseline: Option<BaselineRow>,
+    rss: u64,
 }
 
 struct BaselineRow {
@@ -157,13 +162,23 @@ fn parse_bytes(text: &str) -> Option<u64> {
 
 impl Report<'_> {
     fn rows(&self) -> Vec<Row> {
-        let floe_steps = |i: usize| self.floe.iter().map(move |run| &run.steps[i]);
         self.steps
             .iter()
             .enumerate()
             .map(|(i, step)| {
-                let first = &self.floe[0].steps[i];
-                let medians = |f: &dyn Fn(&super::FloeStep) -> f64| median(&floe_steps(i).map(f).collect::<Vec<_>>());
+                let runs: Vec<&super::FloeStep> =
+                    self.floe.iter().filter_map(|run| run.steps.iter().find(|s| s.step == step.name)).collect();
+                let medians =
+                    |f: &dyn Fn(&super::FloeStep) -> f64| median(&runs.iter().map(|s| f(s)).collect::<Vec<_>>());
+                let floe = runs.first().map(|first| FloeRow {
+                    rows_in: first.rows_in,
+                    rows_out: first.rows_out,
+                    files: first.files,
+                    ms: medians(&|s| s.ms),
+                    plugin_ms: first.plugin_ms.map(|_| medians(&|s| s.plugin_ms.unwrap_or(0.0))),
+                    compile_ms: medians(&|s| s.compile_ms),
+                    rss: runs.iter().map(|s| s.peak_rss).max().unwrap_or(0),
+                });
                 let baseline = (!self.baseline.is_empty()).then(|| {
                     let stages: Vec<&StageRun> = self.baseline.iter().map(|run| &run[i]).collect();
                     let rows_of = |target: &str| {
@@ -187,20 +202,14 @@ impl Report<'_> {
                         }),
                     }
                 });
-                Row {
-                    step: step.name.clone(),
-                    kind: step.kind(),
-                    rows_in: first.rows_in,
-                    rows_out: first.rows_out,
-                    files: first.files,
-                    floe_ms: medians(&|s| s.ms),
-                    plugin_ms: first.plugin_ms.map(|_| medians(&|s| s.plugin_ms.unwrap_or(0.0))),
-                    compile_ms: medians(&|s| s.compile_ms),
-                    floe_rss: floe_steps(i).map(|s| s.peak_rss).max().unwrap_or(0),
-                    baseline,
-                }
+                Row { step: step.name.clone(), kind: step.kind(), floe, baseline }
             })
             .collect()
+    }
+
+    /// Why floe-host's first failed run failed.
+    fn failure(&self) -> Option<&str> {
+        self.floe.iter().find_map(|r| r.failure.as_deref())
     }
 
     fn floe_wall_ms(&self) -> f64 {
@@ -225,7 +234,7 @@ impl Report<'_> {
             rows.iter().filter(|r| r.kind == kind).map(f).sum()
         };
         let group = |name, kind, target, limit: f64| {
-            let floe = sum(kind, &|r| Some(r.floe_ms));
+            let floe = sum(kind, &|r| r.floe.as_ref().map(|f| f.ms));
             let base = sum(kind, &|r| r.baseline.as_ref().map(|b| b.ms));
             let r = floe.zip(base).and_then(|(a, b)| ratio(a, b));
             Target {
@@ -237,14 +246,18 @@ impl Report<'_> {
                 met: r.map(|r| r <= limit),
             }
         };
-        let whole = self.baseline_wall_ms().and_then(|b| ratio(self.floe_wall_ms(), b));
+        let failure = self.failure();
+        let whole = self.baseline_wall_ms().and_then(|b| ratio(self.floe_wall_ms(), b)).filter(|_| failure.is_none());
         let limit = parse_bytes(&self.options.memory_limit);
         let peak = self.floe_peak_rss();
         let validate = median(&self.validate.iter().map(|d| ms(*d)).collect::<Vec<_>>());
         vec![
             Target {
                 name: "whole pipeline (process wall; baseline: Σ of its stage processes)",
-                floe: time(self.floe_wall_ms()),
+                floe: match failure {
+                    None => time(self.floe_wall_ms()),
+                    Some(_) => format!("failed after {}", time(self.floe_wall_ms())),
+                },
                 baseline: self.baseline_wall_ms().map_or("–".into(), time),
                 ratio: whole,
                 target: "≤ 1.0× (at 10M)",
@@ -253,7 +266,7 @@ impl Report<'_> {
             group("SQL steps (Σ of `kind: sql` steps)", "sql", "≤ 1.25×", 1.25),
             group("CSV ingest via WASM (Σ of ingest steps; baseline with `_row`)", "ingest", "≤ 1.25×", 1.25),
             {
-                let floe = sum("ingest", &|r| Some(r.floe_ms));
+                let floe = sum("ingest", &|r| r.floe.as_ref().map(|f| f.ms));
                 let plain = sum("ingest", &|r| r.baseline.as_ref().and_then(|b| b.reference.as_ref()).map(|x| x.1));
                 let r = floe.zip(plain).and_then(|(a, b)| ratio(a, b));
                 Target {
@@ -275,11 +288,11 @@ impl Report<'_> {
             },
             Target {
                 name: "run finished",
-                floe: "yes".into(),
+                floe: failure.map_or_else(|| "yes".into(), |f| format!("no: {f}")),
                 baseline: if self.baseline.is_empty() { "not run".into() } else { "yes".into() },
                 ratio: None,
                 target: "finishes (at 50M, spilling)",
-                met: Some(true),
+                met: Some(failure.is_none()),
             },
             Target {
                 name: "`floe-host validate` (median)",
@@ -336,31 +349,40 @@ impl Report<'_> {
         let _ = writeln!(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
         for r in &rows {
             let b = r.baseline.as_ref();
+            let f = r.floe.as_ref();
+            let dash = || "–".to_owned();
             let _ = writeln!(
                 w,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.step,
                 r.kind,
-                r.rows_in,
-                r.rows_out,
-                time(r.floe_ms),
-                b.map_or("–".into(), |b| time(b.ms)),
-                show_ratio(b.and_then(|b| ratio(r.floe_ms, b.ms))),
-                rate(r.rows_in, r.floe_ms),
-                b.map_or("–".into(), |b| rate(b.rows_in, b.ms)),
-                mib(r.floe_rss),
-                b.map_or("–".into(), |b| mib(b.rss)),
-                b.map_or("–".into(), |b| b.what.clone()),
+                f.map_or_else(|| b.map_or_else(dash, |b| b.rows_in.to_string()), |f| f.rows_in.to_string()),
+                f.map_or_else(|| b.map_or_else(dash, |b| b.rows_out.to_string()), |f| f.rows_out.to_string()),
+                f.map_or_else(|| "not committed".into(), |f| time(f.ms)),
+                b.map_or_else(dash, |b| time(b.ms)),
+                show_ratio(f.zip(b).and_then(|(f, b)| ratio(f.ms, b.ms))),
+                f.map_or_else(dash, |f| rate(f.rows_in, f.ms)),
+                b.map_or_else(dash, |b| rate(b.rows_in, b.ms)),
+                f.map_or_else(dash, |f| mib(f.rss)),
+                b.map_or_else(dash, |b| mib(b.rss)),
+                b.map_or_else(dash, |b| b.what.clone()),
             );
         }
         let csv_rows = d.customers_lines + d.orders_lines;
         let _ = writeln!(
             w,
             "| **whole pipeline**² | | {csv_rows} CSV | | {} | {} | {} | {} | {} | {} | {} | |",
-            time(self.floe_wall_ms()),
+            match self.failure() {
+                None => time(self.floe_wall_ms()),
+                Some(_) => format!("failed after {}", time(self.floe_wall_ms())),
+            },
             self.baseline_wall_ms().map_or("–".into(), time),
-            show_ratio(self.baseline_wall_ms().and_then(|b| ratio(self.floe_wall_ms(), b))),
-            rate(csv_rows, self.floe_wall_ms()),
+            show_ratio(
+                self.baseline_wall_ms()
+                    .and_then(|b| ratio(self.floe_wall_ms(), b))
+                    .filter(|_| self.failure().is_none())
+            ),
+            if self.failure().is_none() { rate(csv_rows, self.floe_wall_ms()) } else { "–".into() },
             self.baseline_wall_ms().map_or("–".into(), |b| rate(csv_rows, b)),
             mib(self.floe_peak_rss()),
             mib(self.baseline_peak_rss()),
@@ -377,7 +399,10 @@ impl Report<'_> {
 
         let references: Vec<_> = rows
             .iter()
-            .filter_map(|r| Some((r, r.baseline.as_ref()?, r.baseline.as_ref()?.reference.as_ref()?)))
+            .filter_map(|r| {
+                let b = r.baseline.as_ref()?;
+                Some((r.step.as_str(), r.floe.as_ref()?, b, b.reference.as_ref()?))
+            })
             .collect();
         if !references.is_empty() {
             let _ = writeln!(w, "\n## CSV ingest against both DuckDB references\n");
@@ -392,16 +417,16 @@ impl Report<'_> {
                 "| step | floe-host | DuckDB with `_row` | ratio | DuckDB without `_row` | ratio | its peak RSS |"
             );
             let _ = writeln!(w, "|---|--:|--:|--:|--:|--:|--:|");
-            for (r, b, (_, ms, rss)) in references {
+            for (step, f, b, (_, ms, rss)) in references {
                 let _ = writeln!(
                     w,
                     "| {} | {} | {} | {} | {} | {} | {} |",
-                    r.step,
-                    time(r.floe_ms),
+                    step,
+                    time(f.ms),
                     time(b.ms),
-                    show_ratio(ratio(r.floe_ms, b.ms)),
+                    show_ratio(ratio(f.ms, b.ms)),
                     time(*ms),
-                    show_ratio(ratio(r.floe_ms, *ms)),
+                    show_ratio(ratio(f.ms, *ms)),
                     mib(*rss)
                 );
             }
@@ -413,17 +438,17 @@ impl Report<'_> {
             "| step | total | in the plugin call³ | plugin compile | the rest: read, DuckDB load + query, write, commit | files |"
         );
         let _ = writeln!(w, "|---|--:|--:|--:|--:|--:|");
-        for r in &rows {
-            let plugin = r.plugin_ms.unwrap_or(0.0);
+        for (step, f) in rows.iter().filter_map(|r| Some((&r.step, r.floe.as_ref()?))) {
+            let plugin = f.plugin_ms.unwrap_or(0.0);
             let _ = writeln!(
                 w,
                 "| {} | {} | {} | {} | {} | {} |",
-                r.step,
-                time(r.floe_ms),
-                r.plugin_ms.map_or("–".into(), time),
-                if r.compile_ms > 0.0 { time(r.compile_ms) } else { "–".into() },
-                time((r.floe_ms - plugin - r.compile_ms).max(0.0)),
-                r.files
+                step,
+                time(f.ms),
+                f.plugin_ms.map_or("–".into(), time),
+                if f.compile_ms > 0.0 { time(f.compile_ms) } else { "–".into() },
+                time((f.ms - plugin - f.compile_ms).max(0.0)),
+                f.files
             );
         }
         let _ = writeln!(
@@ -463,15 +488,19 @@ impl Report<'_> {
 
         if let Some(checks) = self.verification {
             let _ = writeln!(w, "\n## floe-host's tables against the baselines\n");
-            let _ = writeln!(w, "| step | floe-host rows | baseline rows | data files | sums | same rows and values |");
+            let _ = writeln!(
+                w,
+                "| step | floe-host rows | baseline rows | data files | sums (baseline) | same rows and values |"
+            );
             let _ = writeln!(w, "|---|--:|--:|--:|---|---|");
             for c in checks {
-                let sums = c.floe.sums.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+                let sums = c.baseline.sums.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
                 let equal = if c.equal() { "yes".to_owned() } else { format!("**no**: {}", c.difference()) };
+                let floe_rows = c.floe.as_ref().map_or_else(|| "–".into(), |f| f.rows.to_string());
                 let _ = writeln!(
                     w,
                     "| {} | {} | {} | {} | {sums} | {equal} |",
-                    c.step, c.floe.rows, c.baseline.rows, c.floe_files
+                    c.step, floe_rows, c.baseline.rows, c.floe_files
                 );
             }
         } else {
@@ -490,11 +519,11 @@ impl Report<'_> {
                 json!({
                     "step": r.step,
                     "kind": r.kind,
-                    "floe_host": {
-                        "rows_in": r.rows_in, "rows_out": r.rows_out, "files": r.files,
-                        "duration_ms": r.floe_ms, "plugin_call_ms": r.plugin_ms, "plugin_compile_ms": r.compile_ms,
-                        "peak_rss_bytes_sampled": r.floe_rss,
-                    },
+                    "floe_host": r.floe.as_ref().map(|f| json!({
+                        "rows_in": f.rows_in, "rows_out": f.rows_out, "files": f.files,
+                        "duration_ms": f.ms, "plugin_call_ms": f.plugin_ms, "plugin_compile_ms": f.compile_ms,
+                        "peak_rss_bytes_sampled": f.rss,
+                    })),
                     "baseline": r.baseline.as_ref().map(|b| json!({
                         "what": b.what, "rows_in": b.rows_in, "rows_out": b.rows_out,
                         "duration_ms": b.ms, "process_wall_ms": b.wall_ms, "peak_rss_bytes": b.rss,
@@ -502,7 +531,7 @@ impl Report<'_> {
                             "what": what, "duration_ms": ms, "peak_rss_bytes": rss,
                         })),
                     })),
-                    "ratio": r.baseline.as_ref().and_then(|b| ratio(r.floe_ms, b.ms)),
+                    "ratio": r.floe.as_ref().zip(r.baseline.as_ref()).and_then(|(f, b)| ratio(f.ms, b.ms)),
                 })
             })
             .collect();
@@ -532,6 +561,7 @@ impl Report<'_> {
                 "process_wall_ms": self.floe.iter().map(|r| ms(r.wall)).collect::<Vec<_>>(),
                 "run_duration_ms": self.floe.iter().map(|r| r.run_ms).collect::<Vec<_>>(),
                 "peak_rss_bytes": self.floe_peak_rss(),
+                "failure": self.failure(),
             },
             "baseline": {
                 "process_wall_ms": self.baseline.iter().map(|run| run.iter().map(|s| ms(s.wall)).sum::<f64>()).collect::<Vec<_>>(),
@@ -543,7 +573,7 @@ impl Report<'_> {
             "targets": targets,
             "verification": self.verification.map(|checks| checks.iter().map(|c| json!({
                 "step": c.step, "equal": c.equal(), "difference": c.difference(), "floe_host_files": c.floe_files,
-                "floe_host": {"rows": c.floe.rows, "sums": c.floe.sums, "row_hash": c.floe.hash},
+                "floe_host": c.floe.as_ref().map(|f| json!({"rows": f.rows, "sums": f.sums, "row_hash": f.hash})),
                 "baseline": {"rows": c.baseline.rows, "sums": c.baseline.sums, "row_hash": c.baseline.hash},
             })).collect::<Vec<_>>()),
         })

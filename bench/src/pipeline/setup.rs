@@ -187,9 +187,13 @@ layers:
   bronze: {{storage_ref: default, catalog_ref: default, namespace: bronze}}
   silver: {{storage_ref: default, catalog_ref: default, namespace: silver}}
   gold: {{storage_ref: default, catalog_ref: default, namespace: gold}}
-"#,
+{plugins}"#,
         threads = options.threads,
         memory = options.memory_limit,
+        plugins = options
+            .plugin_memory_limit
+            .as_ref()
+            .map_or_else(String::new, |limit| format!("plugins: {{memory_limit: \"{limit}\"}}\n")),
     )
 }
 

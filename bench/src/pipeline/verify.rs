@@ -26,19 +26,21 @@ pub struct Fingerprint {
 pub struct Check {
     pub step: String,
     pub floe_files: usize,
-    pub floe: Fingerprint,
+    /// None: floe-host did not commit the step (its run failed before).
+    pub floe: Option<Fingerprint>,
     pub baseline: Fingerprint,
 }
 
 impl Check {
     pub fn equal(&self) -> bool {
         // An empty output has no data file on floe-host's side, so no columns.
-        self.floe.rows == self.baseline.rows && (self.floe.rows == 0 || self.floe == self.baseline)
+        self.floe.as_ref().is_some_and(|f| f.rows == self.baseline.rows && (f.rows == 0 || *f == self.baseline))
     }
 
     /// What differs, for the report.
     pub fn difference(&self) -> String {
-        let (a, b) = (&self.floe, &self.baseline);
+        let Some(a) = &self.floe else { return "floe-host did not commit the step".into() };
+        let b = &self.baseline;
         if a.rows != b.rows {
             return format!("rows {} vs {}", a.rows, b.rows);
         }
@@ -55,14 +57,19 @@ impl Check {
     }
 }
 
-pub fn compare(steps: &[Step], project: &Project) -> Result<Vec<Check>, String> {
+/// `committed`: the steps floe-host committed (all of them, unless it failed).
+pub fn compare(steps: &[Step], committed: &[&str], project: &Project) -> Result<Vec<Check>, String> {
     let conn = Connection::open_in_memory().map_err(|e| format!("DuckDB: {e}"))?;
     steps
         .iter()
         .map(|step| {
             let mut files = Vec::new();
             parquet_files(&step.data_dir, &mut files)?;
-            let floe = fingerprint(&conn, &files).map_err(|e| format!("step `{}`, floe-host table: {e}", step.name))?;
+            let floe = committed
+                .contains(&step.name.as_str())
+                .then(|| fingerprint(&conn, &files))
+                .transpose()
+                .map_err(|e| format!("step `{}`, floe-host table: {e}", step.name))?;
             let baseline = fingerprint(&conn, &[output_file(project, step)])
                 .map_err(|e| format!("step `{}`, baseline: {e}", step.name))?;
             Ok(Check { step: step.name.clone(), floe_files: files.len(), floe, baseline })
