@@ -293,9 +293,7 @@ impl Drop for PrivateServices {
 fn run_with_fault(args: &[&str], env: &[(&str, &str)], fault: impl FnOnce()) -> (Option<i32>, String) {
     use std::io::BufRead;
 
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_floe-host"))
-        .args(args)
-        .envs(env.iter().copied())
+    let mut child = crate::support::floe_host_command(args, env)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::{Value, json};
 
@@ -421,15 +420,11 @@ pub fn concurrent_partition_runs(
     let children: Vec<_> = days
         .iter()
         .map(|(day, _)| {
-            let child = Command::new(env!("CARGO_BIN_EXE_floe-host"))
-                .args(["run", project_dir.to_str().unwrap(), "--state-dir", state.to_str().unwrap()])
-                .args(["--partition", day, "--run-id", &format!("run-{day}"), "--log-format", "text"])
-                .args(args)
-                .envs(env.iter().copied())
-                .env_remove("FLOE_PLATFORM_FILE")
-                .env_remove("FLOE_PLATFORM_ENV")
-                .env_remove("FLOE_STATE_DIR")
-                .env_remove("FLOE_RUN_ID")
+            let run_id = format!("run-{day}");
+            let mut all = vec!["run", project_dir.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
+            all.extend(["--partition", day, "--run-id", &run_id, "--log-format", "text"]);
+            all.extend_from_slice(args);
+            let child = crate::support::floe_host_command(&all, env)
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()

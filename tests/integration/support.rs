@@ -60,16 +60,21 @@ pub fn floe_host(args: &[&str]) -> Run {
 
 /// [`floe_host`] with extra environment variables.
 pub fn floe_host_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_floe-host"))
+    Run::from(floe_host_command(args, env).output().expect("floe-host runs"))
+}
+
+/// The `floe-host` command with `args` and `env`, and no platform variables
+/// from the test's own environment; for runs a test spawns and watches.
+pub fn floe_host_command(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_floe-host"));
+    command
         .args(args)
         .envs(env.iter().copied())
         .env_remove("FLOE_PLATFORM_FILE")
         .env_remove("FLOE_PLATFORM_ENV")
         .env_remove("FLOE_STATE_DIR")
-        .env_remove("FLOE_RUN_ID")
-        .output()
-        .expect("floe-host runs");
-    Run::from(output)
+        .env_remove("FLOE_RUN_ID");
+    command
 }
 
 /// Runs a Python test peer script from `tests/py` and parses its JSON output.
