@@ -178,16 +178,18 @@ impl TransformPlugin {
             }
             for slice in slices(&batch) {
                 input.write(&slice).map_err(|e| input_error(format!("encoding the input: {e}")))?;
-                let fragment = std::mem::take(input.get_mut());
+                // One buffer for every push: cleared, not reallocated.
+                let fragment = input.get_mut();
                 rows_in += slice.num_rows() as u64;
                 bytes_in += fragment.len() as u64;
                 pushes += 1;
                 call.arm(&mut store);
                 let out = transform
                     .transformer()
-                    .call_push(&mut store, transformer, &fragment)
+                    .call_push(&mut store, transformer, fragment)
                     .map_err(|e| call.died(&store, e))?
                     .map_err(|e| call.plugin_error(e))?;
+                fragment.clear();
                 deliver(&mut output, out)?;
             }
         }
