@@ -1,13 +1,15 @@
-//! Ephemeral DuckDB compute: one in-memory (or file) database per run. The
-//! host loads each step's input tables as Arrow and reads the result back as
-//! Arrow; DuckDB never touches a catalog, a bucket or a credential.
+//! Ephemeral DuckDB compute: one in-memory (or file) database per run. Each
+//! input table of a step becomes a view over its local Parquet data files
+//! (which the host lists from the snapshot), or a table the host appends
+//! Arrow batches to; the result streams back as Arrow. DuckDB never touches
+//! a catalog, a bucket or a credential.
 
 mod resources;
 mod types;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use duckdb::Connection;
+use duckdb::{Appender, Connection};
 
 pub use resources::default_memory_limit;
 
@@ -33,8 +35,13 @@ pub enum ComputeError {
     },
     #[error("table `{table}` column `{column}` has type {data_type}, which floe-host cannot hand to DuckDB yet")]
     UnsupportedType { table: String, column: String, data_type: String },
+    #[error("table `{table}` column `{column}` has no Iceberg field id, so DuckDB cannot map its data files")]
+    NoFieldId { table: String, column: String },
     #[error("{0}")]
     Query(#[source] duckdb::Error),
+    /// The consumer of a streamed result refused a batch.
+    #[error("{0}")]
+    Sink(String),
 }
 
 /// A DuckDB database for one run.
@@ -85,39 +92,169 @@ impl Session {
         })
     }
 
-    /// Creates (or replaces) `schema.table` from Arrow batches.
+    /// Drops `schema.table`, whether a view or a table, so that a step can
+    /// define it again (an earlier step of the run may have read the same
+    /// table the other way).
+    fn drop_existing(&self, schema: &str, table: &str) -> Result<(), duckdb::Error> {
+        let kind: Option<String> = self
+            .conn
+            .prepare("SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?")?
+            .query_map([schema, table], |row| row.get(0))?
+            .next()
+            .transpose()?;
+        let (schema, table) = (quote(schema), quote(table));
+        match kind.as_deref() {
+            Some("VIEW") => self.conn.execute_batch(&format!("DROP VIEW {schema}.{table}")),
+            Some(_) => self.conn.execute_batch(&format!("DROP TABLE {schema}.{table}")),
+            None => self.conn.execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")),
+        }
+    }
+
+    /// Whether every column of these Parquet files carries a field id. Files
+    /// written by Iceberg writers do; files added from elsewhere may not, and
+    /// DuckDB would read their columns as NULL when mapping by id.
+    pub fn parquet_has_field_ids(&self, paths: &[String]) -> Result<bool, ComputeError> {
+        if paths.is_empty() {
+            return Ok(true);
+        }
+        let sql = format!(
+            "SELECT count(*) FROM parquet_schema({}) WHERE field_id IS NULL AND num_children IS NULL",
+            path_list(paths)
+        );
+        let missing: i64 = self.conn.query_row(&sql, [], |row| row.get(0)).map_err(ComputeError::Query)?;
+        Ok(missing == 0)
+    }
+
+    /// Defines `schema.table` as a view over Parquet data files, read by
+    /// DuckDB in parallel with projection pushdown. Columns map by Iceberg
+    /// field id (the `PARQUET:field_id` of each field of `arrow_schema`, the
+    /// table's schema): a file written before a column was added reads it
+    /// as NULL, as Iceberg requires.
+    pub fn register_parquet(
+        &self,
+        schema: &str,
+        table: &str,
+        arrow_schema: &SchemaRef,
+        paths: &[String],
+    ) -> Result<(), ComputeError> {
+        let qualified = format!("{schema}.{table}");
+        if paths.is_empty() {
+            return self.load_table(schema, table, arrow_schema, std::iter::empty());
+        }
+        let mut mapping = Vec::with_capacity(arrow_schema.fields().len());
+        for field in arrow_schema.fields() {
+            let id = field
+                .metadata()
+                .get(parquet::arrow::PARQUET_FIELD_ID_META_KEY)
+                .and_then(|id| id.parse::<i32>().ok())
+                .ok_or_else(|| ComputeError::NoFieldId { table: qualified.clone(), column: field.name().clone() })?;
+            let sql_type = types::column_type(field, &qualified)?;
+            mapping.push(format!("{id}: {{name: {}, type: '{sql_type}', default_value: NULL}}", literal(field.name())));
+        }
+        let load_error = |source| ComputeError::Load { table: qualified.clone(), source };
+        self.drop_existing(schema, table).map_err(load_error)?;
+        self.conn
+            .execute_batch(&format!(
+                "CREATE VIEW {}.{} AS SELECT * FROM read_parquet({}, schema = MAP {{{}}})",
+                quote(schema),
+                quote(table),
+                path_list(paths),
+                mapping.join(", ")
+            ))
+            .map_err(load_error)
+    }
+
+    /// Creates (or replaces) `schema.table` from Arrow batches, appended as
+    /// they come: DuckDB holds them in its buffer pool, which spills.
     pub fn load_table(
         &self,
         schema: &str,
         table: &str,
         arrow_schema: &SchemaRef,
-        batches: Vec<RecordBatch>,
+        batches: impl IntoIterator<Item = RecordBatch>,
     ) -> Result<(), ComputeError> {
+        let mut loader = self.loader(schema, table, arrow_schema)?;
+        for batch in batches {
+            loader.append(batch)?;
+        }
+        loader.finish()
+    }
+
+    /// Creates (or replaces) `schema.table`, empty, for batches to be
+    /// appended one by one.
+    pub fn loader(&self, schema: &str, table: &str, arrow_schema: &SchemaRef) -> Result<Loader<'_>, ComputeError> {
         let qualified = format!("{schema}.{table}");
         let columns = types::column_definitions(arrow_schema, &qualified)?;
         let load_error = |source| ComputeError::Load { table: qualified.clone(), source };
+        self.drop_existing(schema, table).map_err(load_error)?;
         self.conn
-            .execute_batch(&format!(
-                "CREATE SCHEMA IF NOT EXISTS \"{schema}\"; CREATE OR REPLACE TABLE \"{schema}\".\"{table}\" ({columns});"
-            ))
+            .execute_batch(&format!("CREATE TABLE {}.{} ({columns});", quote(schema), quote(table)))
             .map_err(load_error)?;
-        let mut appender = self.conn.appender_to_db(table, schema).map_err(load_error)?;
-        for batch in batches {
-            appender.append_record_batch(batch).map_err(load_error)?;
-        }
-        appender.flush().map_err(load_error)?;
-        Ok(())
+        let appender = self.conn.appender_to_db(table, schema).map_err(load_error)?;
+        Ok(Loader { table: qualified, appender })
     }
 
     /// Runs one query and returns its result as Arrow.
     pub fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), ComputeError> {
-        let sql = sql.trim().trim_end_matches(';');
-        let mut statement = self.conn.prepare(sql).map_err(ComputeError::Query)?;
-        let arrow = statement.query_arrow([]).map_err(ComputeError::Query)?;
-        let schema = arrow.get_schema();
-        let batches = arrow.collect();
+        let mut batches = Vec::new();
+        let schema = self.stream(sql, &mut |batch| {
+            batches.push(batch);
+            Ok(())
+        })?;
         Ok((schema, batches))
     }
+
+    /// Runs one query and hands its result to `on_batch` chunk by chunk as
+    /// DuckDB produces it, so the result is never held whole; returns its
+    /// schema. An error from `on_batch` stops the query.
+    pub fn stream(
+        &self,
+        sql: &str,
+        on_batch: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
+    ) -> Result<SchemaRef, ComputeError> {
+        let sql = sql.trim().trim_end_matches(';');
+        let mut statement = self.conn.prepare(sql).map_err(ComputeError::Query)?;
+        let schema = statement.stream_arrow([]).map_err(ComputeError::Query)?.get_schema();
+        // `step` rather than the iterator, which panics on a failed fetch.
+        while let Some(chunk) = statement.step().map_err(ComputeError::Query)? {
+            on_batch(RecordBatch::from(&chunk)).map_err(ComputeError::Sink)?;
+        }
+        Ok(schema)
+    }
+}
+
+/// A table being filled batch by batch (`Session::loader`).
+pub struct Loader<'a> {
+    table: String,
+    appender: Appender<'a>,
+}
+
+impl Loader<'_> {
+    pub fn append(&mut self, batch: RecordBatch) -> Result<(), ComputeError> {
+        let table = &self.table;
+        self.appender.append_record_batch(batch).map_err(|source| ComputeError::Load { table: table.clone(), source })
+    }
+
+    pub fn finish(mut self) -> Result<(), ComputeError> {
+        let table = &self.table;
+        self.appender.flush().map_err(|source| ComputeError::Load { table: table.clone(), source })
+    }
+}
+
+/// A quoted SQL identifier.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A SQL string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// `['a', 'b']`, a SQL list of paths.
+fn path_list(paths: &[String]) -> String {
+    let items: Vec<String> = paths.iter().map(|p| literal(p)).collect();
+    format!("[{}]", items.join(", "))
 }
 
 #[cfg(test)]

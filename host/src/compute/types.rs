@@ -1,6 +1,6 @@
 //! Arrow → DuckDB column types, for the tables the host loads.
 
-use arrow_schema::{DataType, SchemaRef, TimeUnit};
+use arrow_schema::{DataType, Field, SchemaRef, TimeUnit};
 
 use super::ComputeError;
 
@@ -8,14 +8,19 @@ use super::ComputeError;
 pub fn column_definitions(schema: &SchemaRef, table: &str) -> Result<String, ComputeError> {
     let mut columns = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
-        let sql_type = duckdb_type(field.data_type()).ok_or_else(|| ComputeError::UnsupportedType {
-            table: table.to_string(),
-            column: field.name().clone(),
-            data_type: field.data_type().to_string(),
-        })?;
+        let sql_type = column_type(field, table)?;
         columns.push(format!("\"{}\" {sql_type}", field.name().replace('"', "\"\"")));
     }
     Ok(columns.join(", "))
+}
+
+/// The DuckDB type of one column of `table`.
+pub fn column_type(field: &Field, table: &str) -> Result<String, ComputeError> {
+    duckdb_type(field.data_type()).ok_or_else(|| ComputeError::UnsupportedType {
+        table: table.to_string(),
+        column: field.name().clone(),
+        data_type: field.data_type().to_string(),
+    })
 }
 
 fn duckdb_type(data_type: &DataType) -> Option<String> {
@@ -47,7 +52,7 @@ fn duckdb_type(data_type: &DataType) -> Option<String> {
 mod tests {
     use std::sync::Arc;
 
-    use arrow_schema::{Field, Schema};
+    use arrow_schema::Schema;
 
     use super::*;
 

@@ -7,6 +7,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
+use iceberg::io::FileIO;
+use iceberg::spec::TableMetadataBuilder;
 use iceberg::table::Table;
 use iceberg::{
     Catalog, CatalogBuilder, ErrorKind, MetadataLocation, NamespaceIdent, TableCreation, TableIdent, TableRequirement,
@@ -33,6 +35,9 @@ enum Backend {
     Sql {
         catalog: Arc<dyn Catalog>,
         pointer: SqlPointer,
+        /// The warehouse URI, under which new tables go by default.
+        warehouse: String,
+        file_io: FileIO,
     },
     Rest(RestCatalog),
 }
@@ -52,7 +57,7 @@ impl OpenCatalog {
                 let (factory, props) = storage::factory(storage);
                 let catalog = SqlCatalogBuilder::default()
                     .uri(uri.clone())
-                    .warehouse_location(warehouse)
+                    .warehouse_location(warehouse.clone())
                     .sql_bind_style(SqlBindStyle::QMark)
                     .with_storage_factory(factory)
                     .load(name, props)
@@ -60,7 +65,7 @@ impl OpenCatalog {
                     .map_err(catalog_error("cannot open the SQL catalog"))?;
                 let pointer =
                     SqlPointer::connect(&uri, name).await.map_err(catalog_error("cannot open the SQL catalog"))?;
-                Backend::Sql { catalog: Arc::new(catalog), pointer }
+                Backend::Sql { catalog: Arc::new(catalog), pointer, warehouse, file_io: storage::file_io(storage) }
             }
             CatalogSpec::Rest(rest) => match RestCatalog::connect(rest, storage::file_io(storage)).await {
                 Ok(catalog) => Backend::Rest(catalog),
@@ -146,6 +151,75 @@ impl OpenCatalog {
         pointer.swap(table.identifier(), &current, &location.to_string()).await
     }
 
+    /// The table to write to: loaded (checked as `load_or_create_table`
+    /// does), or, if it does not exist in a SQL catalog, staged: its
+    /// metadata made here, at `location` or where the catalog would place it,
+    /// so data files can be written before the table exists. The commit
+    /// creates a staged table (`load_or_create_table` with its location), so a
+    /// step that fails leaves no table. A REST catalog places its tables
+    /// itself, so there the table is created now. Returns whether it is staged.
+    pub async fn load_or_stage_table(
+        &self,
+        table: &TableRef,
+        produced: &SchemaRef,
+        partition_by: &[PartitionField],
+        location: Option<&str>,
+    ) -> Result<(Table, bool), LakehouseError> {
+        let Backend::Sql { catalog, warehouse, file_io, .. } = &self.backend else {
+            return Ok((self.load_or_create_table(table, produced, partition_by, location).await?, false));
+        };
+        if let Some(existing) = self.load_table(table).await? {
+            partition::check_spec(&existing, table, partition_by)?;
+            return Ok((existing, false));
+        }
+        let location = match location {
+            Some(location) => location.to_string(),
+            None => {
+                // As the SQL catalog places it: under the namespace's location, or the warehouse.
+                let namespace = NamespaceIdent::new(table.namespace.to_string());
+                let namespace_location = match catalog.get_namespace(&namespace).await {
+                    Ok(found) => found.properties().get("location").cloned(),
+                    Err(e) if e.kind() == ErrorKind::NamespaceNotFound => None,
+                    Err(e) => return Err(Self::table_error(table, "cannot look up the namespace")(e)),
+                };
+                let base = namespace_location.unwrap_or_else(|| format!("{warehouse}/{}", table.namespace));
+                format!("{}/{}", base.trim_end_matches('/'), table.name)
+            }
+        };
+        let creation = Self::creation(table, produced, partition_by, Some(&location))?;
+        let staged = TableMetadataBuilder::from_table_creation(creation)
+            .and_then(|builder| builder.build())
+            .and_then(|built| {
+                let runtime = iceberg::Runtime::try_current()?;
+                Table::builder()
+                    .metadata(built.metadata)
+                    .identifier(Self::ident(table))
+                    .file_io(file_io.clone())
+                    .runtime(runtime)
+                    .build()
+            })
+            .map_err(Self::table_error(table, "cannot prepare the new table"))?;
+        Ok((staged, true))
+    }
+
+    /// What creating `table` with the schema of `produced` takes.
+    fn creation(
+        table: &TableRef,
+        produced: &SchemaRef,
+        partition_by: &[PartitionField],
+        location: Option<&str>,
+    ) -> Result<TableCreation, LakehouseError> {
+        let iceberg_schema = schema::iceberg_schema(produced)
+            .map_err(Self::table_error(table, "cannot derive an Iceberg schema from the step's output"))?;
+        let spec = partition::unbound_spec(table, partition_by, &iceberg_schema)?;
+        Ok(TableCreation::builder()
+            .name(table.name.to_string())
+            .schema(iceberg_schema)
+            .partition_spec(spec)
+            .location_opt(location.map(str::to_string))
+            .build())
+    }
+
     /// Loads the table, checking that it is partitioned by `partition_by`,
     /// or creates it (and its namespace) with the schema of `produced` and that
     /// partitioning, at `location` if given. Whether an existing table can
@@ -184,15 +258,7 @@ impl OpenCatalog {
                 Err(e) => return Err(Self::table_error(table, "cannot create the namespace")(e)),
             }
         }
-        let iceberg_schema = schema::iceberg_schema(produced)
-            .map_err(Self::table_error(table, "cannot derive an Iceberg schema from the step's output"))?;
-        let spec = partition::unbound_spec(table, partition_by, &iceberg_schema)?;
-        let creation = TableCreation::builder()
-            .name(table.name.to_string())
-            .schema(iceberg_schema)
-            .partition_spec(spec)
-            .location_opt(location.map(str::to_string))
-            .build();
+        let creation = Self::creation(table, produced, partition_by, location)?;
         let created = match &self.backend {
             Backend::Sql { catalog, .. } => catalog.create_table(&namespace, creation).await,
             Backend::Rest(rest) => rest.create_table(&namespace, creation).await,

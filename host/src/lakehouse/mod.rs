@@ -25,11 +25,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use futures::{StreamExt, TryStreamExt};
 use tracing::Instrument;
 use tracing::field::Empty;
 
 pub use commit::CommitInfo;
 pub use partition::Partitioning;
+pub use read::Input;
 
 use crate::config::{PartitionField, SchemaEvolution, WriteMode};
 use crate::plan::{CatalogSpec, StorageSpec, TableRef};
@@ -92,6 +94,13 @@ pub enum LakehouseError {
     /// retrying will not help.
     #[error("catalog `{catalog}`: {message}")]
     Refused { catalog: String, message: String },
+    #[error(
+        "table `{table}`: another writer changed the table's schema while this step wrote its data files; \
+         run the step again"
+    )]
+    SchemaChangedMeanwhile { table: String },
+    #[error("table `{table}`: the data file writer stopped: {message}")]
+    WriterStopped { table: String, message: String },
     #[error("table `{table}`: commit still conflicting after {attempts} attempts (another writer keeps committing)")]
     CommitConflict { table: String, attempts: u32 },
     #[error("table `{table}`: {message}")]
@@ -124,7 +133,7 @@ impl LakehouseError {
         match self {
             LakehouseError::Catalog { source, .. } | LakehouseError::Table { source, .. } => source.retryable(),
             LakehouseError::Storage { .. } => true,
-            LakehouseError::CommitConflict { .. } => true,
+            LakehouseError::CommitConflict { .. } | LakehouseError::SchemaChangedMeanwhile { .. } => true,
             _ => false,
         }
     }
@@ -133,9 +142,14 @@ impl LakehouseError {
 impl LakehouseError {
     /// Names the storage in a table error that is a failed file read or write.
     fn on_storage(self, catalog: &OpenCatalog) -> Self {
+        self.on_storage_named(&catalog.storage)
+    }
+
+    /// `on_storage`, with the storage as messages name it.
+    fn on_storage_named(self, storage: &str) -> Self {
         match self {
             LakehouseError::Table { table, message, source } if storage::is_io_failure(&source) => {
-                LakehouseError::Storage { table, message, storage: catalog.storage.clone(), source }
+                LakehouseError::Storage { table, message, storage: storage.to_string(), source }
             }
             other => other,
         }
@@ -214,35 +228,29 @@ impl Lakehouse {
 
     /// Reads a table's current snapshot as Arrow.
     pub async fn read(&self, catalog: &str, table: &TableRef) -> Result<(SchemaRef, Vec<RecordBatch>), LakehouseError> {
-        self.read_with_bytes(catalog, table).await.map(|(schema, batches, _)| (schema, batches))
+        let input = self.read_input(catalog, table, None, false).await?;
+        let (schema, batches, _) = input.collect().await.map_err(|e| e.on_storage(self.catalog(catalog)))?;
+        Ok((schema, batches))
     }
 
-    /// `read`, also returning the size in bytes of the snapshot's data files
-    /// (its summary's `total-files-size`; 0 for a table without snapshots or
-    /// a summary without it).
-    pub async fn read_with_bytes(
-        &self,
-        catalog: &str,
-        table: &TableRef,
-    ) -> Result<(SchemaRef, Vec<RecordBatch>, u64), LakehouseError> {
-        self.read_input(catalog, table, None).await
-    }
-
-    /// `read_with_bytes` for a step that replaces one partition (`partition`:
-    /// its field and the value): an input partitioned on the same column is
-    /// scanned for that partition's rows only, which prunes its other data
-    /// files, and the bytes are those of the files scanned. Other inputs are
-    /// read whole.
+    /// Opens a step's input table for reading. For a step that replaces one
+    /// partition (`partition`: its field and the value), an input partitioned
+    /// on the same column is scanned for that partition's rows only, which
+    /// prunes its other data files; other inputs are read whole. With
+    /// `files_allowed`, an input DuckDB can read itself comes back as its
+    /// list of local Parquet files.
     pub async fn read_input(
         &self,
         catalog: &str,
         table: &TableRef,
         partition: Option<(&PartitionField, &str)>,
-    ) -> Result<(SchemaRef, Vec<RecordBatch>, u64), LakehouseError> {
-        // Traced as a `read` span (observe/traces.rs): table, snapshot id, rows, bytes.
+        files_allowed: bool,
+    ) -> Result<Input, LakehouseError> {
+        // Traced as a `read` span (observe/traces.rs): table, snapshot id,
+        // rows (counted as the batches are pulled), bytes.
         let span = tracing::info_span!(crate::observe::traces::READ, %catalog, %table,
             snapshot_id = Empty, rows = Empty, bytes = Empty, otel.status_code = Empty, otel.status_message = Empty);
-        let result: Result<(SchemaRef, Vec<RecordBatch>, u64), LakehouseError> = async {
+        let result: Result<Input, LakehouseError> = async {
             let open = self.catalog(catalog);
             let loaded = open.load_table(table).await?.ok_or_else(|| LakehouseError::NoSuchTable {
                 catalog: catalog.to_string(),
@@ -255,18 +263,31 @@ impl Lakehouse {
             if let Some(filter) = &filter {
                 tracing::info!(%table, %filter, "Reading only the partition's rows.");
             }
-            read::scan(&loaded, table, filter).await
+            read::open(&loaded, table, filter, files_allowed).await
         }
         .instrument(span.clone())
         .await
         .map_err(|e: LakehouseError| e.on_storage(self.catalog(catalog)));
-        match &result {
-            Ok((_, batches, bytes)) => span
-                .record("rows", batches.iter().map(|b| b.num_rows() as i64).sum::<i64>())
-                .record("bytes", *bytes as i64),
-            Err(error) => span.record("otel.status_code", "ERROR").record("otel.status_message", error.to_string()),
-        };
-        result
+        match result {
+            Ok(Input::Files { schema, paths, rows, bytes }) => {
+                span.record("rows", rows as i64).record("bytes", bytes as i64);
+                Ok(Input::Files { schema, paths, rows, bytes })
+            }
+            Ok(Input::Batches { schema, batches, bytes }) => {
+                span.record("bytes", bytes as i64);
+                let storage = self.catalog(catalog).storage.clone();
+                let mut read = RowsRead { span, rows: 0 };
+                let batches = batches
+                    .inspect_ok(move |batch| read.add(batch.num_rows()))
+                    .map_err(move |e| e.on_storage_named(&storage))
+                    .boxed();
+                Ok(Input::Batches { schema, batches, bytes })
+            }
+            Err(error) => {
+                span.record("otel.status_code", "ERROR").record("otel.status_message", error.to_string());
+                Err(error)
+            }
+        }
     }
 
     /// The snapshot in which this run (`tags`) already committed its step to
@@ -294,13 +315,98 @@ impl Lakehouse {
         Ok(Some((history::commit_info(snapshot), schema)))
     }
 
-    /// Writes `batches` to `table` (created on first write, at `location`
-    /// if given, partitioned as `spec.partitioning` declares) and commits one
-    /// snapshot: the whole table replaced (`overwrite`), extended (`append`),
-    /// upserted by key (`merge`), or some partitions replaced
-    /// (`partition_overwrite`: the one `partitioning.value` names, or else
-    /// every partition the batches hold), unless this run already committed
-    /// the step (then the result says `already_committed`).
+    /// Begins a write of the step's output (`schema`) to `table`, created on
+    /// first write (at `location` if given, partitioned as
+    /// `spec.partitioning` declares): the data files are then written as the
+    /// step produces its batches (`PendingWrite::write_files`) and committed
+    /// once it is done (`commit_write`). Not for `merge`, which needs the
+    /// whole output first (`write`).
+    pub async fn begin_write(
+        &self,
+        catalog: &str,
+        table: &TableRef,
+        location: Option<&str>,
+        schema: &SchemaRef,
+        spec: WriteSpec<'_>,
+    ) -> Result<PendingWrite, LakehouseError> {
+        debug_assert!(spec.mode != WriteMode::Merge, "a merge is written by `write`");
+        let open = self.catalog(catalog);
+        async {
+            let (loaded, staged) = open.load_or_stage_table(table, schema, spec.partitioning.fields, location).await?;
+            let only = match (spec.mode, spec.partitioning.value) {
+                (WriteMode::PartitionOverwrite, Some(value)) => {
+                    Some(partition::partition_value(&loaded, table, value)?)
+                }
+                _ => None,
+            };
+            let target = schema::target(&loaded, table, schema, spec.schema_evolution)?;
+            if !target.added.is_empty() {
+                tracing::info!(%table, columns = %target.added.join(", "),
+                    "Adding the step's new columns to the table (schema_evolution: add_columns).");
+            }
+            Ok(PendingWrite {
+                catalog: catalog.to_string(),
+                storage: open.storage.clone(),
+                table_ref: table.clone(),
+                table: loaded,
+                staged,
+                output: schema.clone(),
+                target,
+                only,
+            })
+        }
+        .await
+        .map_err(|e: LakehouseError| e.on_storage(open))
+    }
+
+    /// Commits the data files of a begun write as one snapshot: the whole
+    /// table replaced (`overwrite`), extended (`append`), or some partitions
+    /// replaced (`partition_overwrite`: the one `partitioning.value` names,
+    /// or else every partition the files hold), unless this run already
+    /// committed the step (then the result says `already_committed`).
+    pub async fn commit_write(
+        &self,
+        pending: PendingWrite,
+        files: WrittenFiles,
+        spec: WriteSpec<'_>,
+        tags: &CommitTags,
+    ) -> Result<CommitInfo, LakehouseError> {
+        let open = self.catalog(&pending.catalog);
+        let span = commit_span(&pending.catalog, &pending.table_ref, spec.mode);
+        let PendingWrite { table_ref, table: loaded, staged, output, target: written, only, .. } = pending;
+        let table = &table_ref;
+        let result = async {
+            // Created only now, right before its first snapshot, where the
+            // data files were written; or another writer's, if one came first.
+            let location = loaded.metadata().location().to_string();
+            let loaded = match staged {
+                true => open.load_or_create_table(table, &output, spec.partitioning.fields, Some(&location)).await?,
+                false => loaded,
+            };
+            let prepare = async |state: &iceberg::table::Table| -> Result<Change, LakehouseError> {
+                let target = schema::target(state, table, &output, spec.schema_evolution)?;
+                if target.schema.as_struct() != written.schema.as_struct() {
+                    return Err(LakehouseError::SchemaChangedMeanwhile { table: table.to_string() });
+                }
+                let removed = match spec.mode {
+                    WriteMode::Append => Removed::Nothing,
+                    WriteMode::PartitionOverwrite => Removed::Partitions(partition::replaced(only.clone(), &files.0)),
+                    WriteMode::Overwrite | WriteMode::Merge => Removed::Everything,
+                };
+                Ok(Change { added: files.0.clone(), removed, target, properties: Vec::new() })
+            };
+            commit::commit_with_retry(open, table, loaded, spec.mode, tags, prepare).await
+        }
+        .instrument(span.clone())
+        .await
+        .map_err(|e: LakehouseError| e.on_storage(open));
+        record_commit(&span, &result);
+        result
+    }
+
+    /// Writes `batches` to `table` and commits one snapshot, as
+    /// `begin_write` and `commit_write` do, or upserts them by key
+    /// (`merge`: the files holding a matched key are rewritten).
     #[allow(clippy::too_many_arguments)]
     pub async fn write(
         &self,
@@ -312,76 +418,121 @@ impl Lakehouse {
         spec: WriteSpec<'_>,
         tags: &CommitTags,
     ) -> Result<CommitInfo, LakehouseError> {
-        // Traced as a `commit` span (data files and the snapshot): table,
-        // mode, rows, files, bytes and the new snapshot id.
-        let span = tracing::info_span!(crate::observe::traces::COMMIT, %catalog, %table, mode = spec.mode.as_str(),
-            snapshot_id = Empty, rows = Empty, files = Empty, bytes = Empty,
-            otel.status_code = Empty, otel.status_message = Empty);
+        if spec.mode != WriteMode::Merge {
+            let pending = self.begin_write(catalog, table, location, schema, spec).await?;
+            let files = pending.write_files(futures::stream::iter(batches), tags).await?;
+            return self.commit_write(pending, files, spec, tags).await;
+        }
+        let span = commit_span(catalog, table, spec.mode);
+        let open = self.catalog(catalog);
         let result = async {
-            let open = self.catalog(catalog);
-            if spec.mode == WriteMode::Merge {
-                merge::check_output(table, schema, &batches, spec.merge_keys)?;
-            }
-            let partitioning = spec.partitioning;
-            let loaded = open.load_or_create_table(table, schema, partitioning.fields, location).await?;
-            let only = match (spec.mode, partitioning.value) {
-                (WriteMode::PartitionOverwrite, Some(value)) => {
-                    Some(partition::partition_value(&loaded, table, value)?)
-                }
-                _ => None,
-            };
-            // Append, overwrite and partition-overwrite files hold the step's
-            // output only, so they are reused on every attempt written with
-            // the same schema.
-            let mut written: Option<(schema::Target, Vec<iceberg::spec::DataFile>)> = None;
+            merge::check_output(table, schema, &batches, spec.merge_keys)?;
+            let loaded = open.load_or_create_table(table, schema, spec.partitioning.fields, location).await?;
+            // The merge depends on the table's rows, so every attempt merges again.
             let prepare = async |state: &iceberg::table::Table| -> Result<Change, LakehouseError> {
                 let target = schema::target(state, table, schema, spec.schema_evolution)?;
                 if !target.added.is_empty() {
                     tracing::info!(%table, columns = %target.added.join(", "),
                         "Adding the step's new columns to the table (schema_evolution: add_columns).");
                 }
-                if spec.mode == WriteMode::Merge {
-                    let merged = merge::merge(state, table, &batches, spec.merge_keys).await?;
-                    tracing::info!(%table, updated = merged.updated, inserted = merged.inserted,
-                        rewritten = merged.rewritten, files_replaced = merged.replaced_files.len(),
-                        "Merged the step's output into the table.");
-                    let added = write::data_files(state, table, &target.schema, merged.batches, tags, None).await?;
-                    let properties = vec![
-                        ("floe.merge.updated-records".to_string(), merged.updated.to_string()),
-                        ("floe.merge.inserted-records".to_string(), merged.inserted.to_string()),
-                    ];
-                    return Ok(Change { added, removed: Removed::Files(merged.replaced_files), target, properties });
-                }
-                let added = match &written {
-                    Some((used, files)) if used.schema.as_struct() == target.schema.as_struct() => files.clone(),
-                    _ => {
-                        let files =
-                            write::data_files(state, table, &target.schema, batches.clone(), tags, only.as_ref())
-                                .await?;
-                        written = Some((target.clone(), files.clone()));
-                        files
-                    }
-                };
-                let removed = match spec.mode {
-                    WriteMode::Append => Removed::Nothing,
-                    WriteMode::PartitionOverwrite => Removed::Partitions(partition::replaced(only.clone(), &added)),
-                    WriteMode::Overwrite | WriteMode::Merge => Removed::Everything,
-                };
-                Ok(Change { added, removed, target, properties: Vec::new() })
+                let merged = merge::merge(state, table, &batches, spec.merge_keys).await?;
+                tracing::info!(%table, updated = merged.updated, inserted = merged.inserted,
+                    rewritten = merged.rewritten, files_replaced = merged.replaced_files.len(),
+                    "Merged the step's output into the table.");
+                let rows = futures::stream::iter(merged.batches);
+                let added = write::data_files(state, table, &target.schema, rows, tags, None).await?;
+                let properties = vec![
+                    ("floe.merge.updated-records".to_string(), merged.updated.to_string()),
+                    ("floe.merge.inserted-records".to_string(), merged.inserted.to_string()),
+                ];
+                Ok(Change { added, removed: Removed::Files(merged.replaced_files), target, properties })
             };
             commit::commit_with_retry(open, table, loaded, spec.mode, tags, prepare).await
         }
         .instrument(span.clone())
         .await
-        .map_err(|e: LakehouseError| e.on_storage(self.catalog(catalog)));
-        match &result {
-            Ok(info) => span
-                .record("snapshot_id", info.snapshot_id)
-                .record("rows", info.rows as i64)
-                .record("files", info.files as i64)
-                .record("bytes", info.bytes as i64),
-            Err(error) => span.record("otel.status_code", "ERROR").record("otel.status_message", error.to_string()),
-        };
+        .map_err(|e: LakehouseError| e.on_storage(open));
+        record_commit(&span, &result);
         result
     }
+}
+
+/// Counts the rows of a streamed input, and records them on its `read` span
+/// once the stream is dropped (read through, or abandoned): a span field is
+/// recorded once, since exporters keep every value recorded.
+struct RowsRead {
+    span: tracing::Span,
+    rows: i64,
+}
+
+impl RowsRead {
+    fn add(&mut self, rows: usize) {
+        self.rows += rows as i64;
+    }
+}
+
+impl Drop for RowsRead {
+    fn drop(&mut self) {
+        self.span.record("rows", self.rows);
+    }
+}
+
+/// A write begun on a table (`Lakehouse::begin_write`), not committed yet.
+pub struct PendingWrite {
+    catalog: String,
+    /// The storage, as messages name it.
+    storage: String,
+    table_ref: TableRef,
+    /// The table's state when the write began.
+    table: iceberg::table::Table,
+    /// The table does not exist yet: the commit creates it.
+    staged: bool,
+    /// The step's output schema.
+    output: SchemaRef,
+    /// The schema the data files are written with.
+    target: schema::Target,
+    /// The partition a `partition_overwrite` with `--partition` replaces.
+    only: Option<iceberg::spec::Struct>,
+}
+
+/// Data files written for a pending write, not referenced by any snapshot yet.
+pub struct WrittenFiles(Vec<iceberg::spec::DataFile>);
+
+impl PendingWrite {
+    /// Writes `batches` as data files of the table as they arrive. The future
+    /// owns what it needs, so it can run as a task of its own while the step
+    /// still computes.
+    pub fn write_files(
+        &self,
+        batches: impl futures::Stream<Item = RecordBatch> + Unpin + Send + 'static,
+        tags: &CommitTags,
+    ) -> impl Future<Output = Result<WrittenFiles, LakehouseError>> + Send + 'static {
+        let (table, table_ref, schema) = (self.table.clone(), self.table_ref.clone(), self.target.schema.clone());
+        let (tags, only, storage) = (tags.clone(), self.only.clone(), self.storage.clone());
+        async move {
+            write::data_files(&table, &table_ref, &schema, batches, &tags, only.as_ref())
+                .await
+                .map(WrittenFiles)
+                .map_err(|e| e.on_storage_named(&storage))
+        }
+    }
+}
+
+/// The `commit` span of a write (observe/traces.rs): table, mode, rows,
+/// files, bytes and the new snapshot id.
+fn commit_span(catalog: &str, table: &TableRef, mode: WriteMode) -> tracing::Span {
+    tracing::info_span!(crate::observe::traces::COMMIT, %catalog, %table, mode = mode.as_str(),
+        snapshot_id = Empty, rows = Empty, files = Empty, bytes = Empty,
+        otel.status_code = Empty, otel.status_message = Empty)
+}
+
+fn record_commit(span: &tracing::Span, result: &Result<CommitInfo, LakehouseError>) {
+    match result {
+        Ok(info) => span
+            .record("snapshot_id", info.snapshot_id)
+            .record("rows", info.rows as i64)
+            .record("files", info.files as i64)
+            .record("bytes", info.bytes as i64),
+        Err(error) => span.record("otel.status_code", "ERROR").record("otel.status_message", error.to_string()),
+    };
 }

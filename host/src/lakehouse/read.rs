@@ -1,18 +1,56 @@
-//! Reading a table's current snapshot as Arrow, through iceberg's scan (which
-//! applies the snapshot's own schema and any delete files), whole or only
-//! the rows a filter matches.
+//! Reading a table's current snapshot, through iceberg's scan (which applies
+//! the snapshot's own schema and any delete files), whole or only the rows a
+//! filter matches. A step's input is either streamed as Arrow batches or, when
+//! DuckDB can read it as it is, handed over as its list of local Parquet
+//! files.
+
+use std::collections::BTreeMap;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use futures::TryStreamExt;
-use std::collections::BTreeMap;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 
 use iceberg::expr::Predicate;
 use iceberg::scan::{FileScanTask, TableScan};
+use iceberg::spec::DataFileFormat;
 use iceberg::table::Table;
 
 use super::{LakehouseError, schema};
 use crate::plan::TableRef;
+
+/// Rows per batch a scan yields: a plugin's `push` takes up to this many.
+const BATCH_ROWS: usize = 65_536;
+
+/// A step's input table, as the step reads it.
+pub enum Input {
+    /// Local Parquet data files that DuckDB can read itself: no delete files
+    /// apply to them and no row filter is needed.
+    Files { schema: SchemaRef, paths: Vec<String>, rows: u64, bytes: u64 },
+    /// Batches from iceberg's reader, produced as they are pulled.
+    Batches { schema: SchemaRef, batches: BoxStream<'static, Result<RecordBatch, LakehouseError>>, bytes: u64 },
+}
+
+impl Input {
+    /// The size of the data files the input reads.
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Input::Files { bytes, .. } | Input::Batches { bytes, .. } => *bytes,
+        }
+    }
+
+    /// Every batch of the input, read now.
+    pub async fn collect(self) -> Result<(SchemaRef, Vec<RecordBatch>, u64), LakehouseError> {
+        match self {
+            Input::Files { .. } => unreachable!("collected inputs are opened as batches"),
+            Input::Batches { schema, batches, bytes } => {
+                let batches: Vec<RecordBatch> = batches.try_collect().await?;
+                let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
+                Ok((schema, batches, bytes))
+            }
+        }
+    }
+}
 
 /// The data files a scan will read (after partition and statistics pruning).
 pub(super) async fn plan_files(scan: &TableScan, table_ref: &TableRef) -> Result<Vec<FileScanTask>, LakehouseError> {
@@ -21,34 +59,81 @@ pub(super) async fn plan_files(scan: &TableScan, table_ref: &TableRef) -> Result
     scan.plan_files().await.map_err(error)?.try_collect().await.map_err(error)
 }
 
-/// Reads the table's current snapshot as Arrow; with `filter`, only the rows
-/// it matches, and data files whose partition or column statistics cannot
-/// match are not read at all. Also returns the size of the data files read.
-pub async fn scan(
+/// Opens the table's current snapshot for reading; with `filter`, only the
+/// rows it matches, and data files whose partition or column statistics
+/// cannot match are not read at all. With `files_allowed`, local Parquet
+/// files without deletes are listed rather than read.
+pub async fn open(
     table: &Table,
     table_ref: &TableRef,
     filter: Option<Predicate>,
-) -> Result<(SchemaRef, Vec<RecordBatch>, u64), LakehouseError> {
+    files_allowed: bool,
+) -> Result<Input, LakehouseError> {
     let error = |message: &'static str| {
         let table = table_ref.to_string();
         move |source| LakehouseError::Table { table, message, source }
     };
-    let arrow_schema = schema::table_arrow_schema(table).map_err(error("cannot convert the table schema to Arrow"))?;
+    let schema = schema::table_arrow_schema(table).map_err(error("cannot convert the table schema to Arrow"))?;
     if table.metadata().current_snapshot_id().is_none() {
-        return Ok((arrow_schema, Vec::new(), 0));
+        return Ok(Input::Batches { schema, batches: futures::stream::empty().boxed(), bytes: 0 });
     }
-    let mut builder = table.scan().select_all();
+    let filtered = filter.is_some();
+    let mut builder = table.scan().select_all().with_batch_size(Some(BATCH_ROWS));
     if let Some(filter) = filter {
         builder = builder.with_filter(filter);
     }
     let scan = builder.build().map_err(error("cannot plan the scan"))?;
-    let files: BTreeMap<String, u64> = plan_files(&scan, table_ref)
-        .await?
-        .into_iter()
-        .map(|task| (task.data_file_path, task.file_size_in_bytes))
-        .collect();
-    let stream = scan.to_arrow().await.map_err(error("cannot start the scan"))?;
-    let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(error("cannot read data files"))?;
-    let arrow_schema = batches.first().map(|b| b.schema()).unwrap_or(arrow_schema);
-    Ok((arrow_schema, batches, files.values().sum()))
+    let tasks = plan_files(&scan, table_ref).await?;
+    let sizes: BTreeMap<&str, u64> = tasks.iter().map(|t| (t.data_file_path.as_str(), t.file_size_in_bytes)).collect();
+    let bytes = sizes.values().sum();
+    // A table whose files may lack field ids resolves columns by name.
+    let name_mapped = table.metadata().properties().contains_key("schema.name-mapping.default");
+    let direct = files_allowed
+        && !filtered
+        && !name_mapped
+        && tasks.iter().all(|t| {
+            t.deletes.is_empty()
+                && t.data_file_format == DataFileFormat::Parquet
+                && t.record_count.is_some()
+                && local_path(&t.data_file_path).is_some()
+        });
+    if direct {
+        let paths = sizes.keys().filter_map(|p| local_path(p)).map(str::to_string).collect();
+        let rows = tasks.iter().filter_map(|t| t.record_count).sum();
+        return Ok(Input::Files { schema, paths, rows, bytes });
+    }
+    let table_name = table_ref.to_string();
+    let batches = table
+        .reader_builder()
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .read(Box::pin(futures::stream::iter(tasks.into_iter().map(Ok))))
+        .map_err(error("cannot start the scan"))?
+        .stream()
+        .map_err(move |source| LakehouseError::Table {
+            table: table_name.clone(),
+            message: "cannot read data files",
+            source,
+        })
+        .boxed();
+    Ok(Input::Batches { schema, batches, bytes })
+}
+
+/// The file-system path of a local data file (`file:///a/b` or `/a/b`).
+fn local_path(location: &str) -> Option<&str> {
+    let path = location.strip_prefix("file://").unwrap_or(location);
+    path.starts_with('/').then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn only_local_locations_have_a_path() {
+        assert_eq!(local_path("file:///w/t/data/a.parquet"), Some("/w/t/data/a.parquet"));
+        assert_eq!(local_path("/w/t/data/a.parquet"), Some("/w/t/data/a.parquet"));
+        assert_eq!(local_path("s3://bucket/t/data/a.parquet"), None);
+        assert_eq!(local_path("file:relative.parquet"), None);
+    }
 }

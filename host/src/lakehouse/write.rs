@@ -1,6 +1,6 @@
-//! Writing a step's batches as Parquet data files of the table. Nothing is
-//! visible until `commit` swaps the table's metadata pointer; a failure here
-//! leaves only unreferenced files.
+//! Writing a step's batches as Parquet data files of the table, as the step
+//! produces them. Nothing is visible until `commit` swaps the table's
+//! metadata pointer; a failure here leaves only unreferenced files.
 //!
 //! A partitioned table's rows are split by partition
 //! (`RecordBatchPartitionSplitter`) and written by a `FanoutWriter`, one
@@ -8,6 +8,7 @@
 //! and carries its partition values.
 
 use arrow_array::RecordBatch;
+use futures::{Stream, StreamExt};
 use iceberg::arrow::RecordBatchPartitionSplitter;
 use iceberg::spec::{DataFile, DataFileFormat, SchemaRef, Struct};
 use iceberg::table::Table;
@@ -26,14 +27,15 @@ use super::{CommitTags, LakehouseError, schema};
 use crate::plan::TableRef;
 
 /// Writes `batches` as data files of `table` with the Iceberg `schema` (the
-/// table's current one, or the one a schema evolution will make current).
-/// With `only`, every row must fall in that partition; otherwise nothing is
-/// written.
+/// table's current one, or the one a schema evolution will make current),
+/// as they arrive. With `only`, every row must fall in that partition;
+/// otherwise nothing more is written after the first row outside it, the
+/// rest are counted, and the result is an error.
 pub async fn data_files(
     table: &Table,
     table_ref: &TableRef,
     schema: &SchemaRef,
-    batches: Vec<RecordBatch>,
+    mut batches: impl Stream<Item = RecordBatch> + Unpin,
     tags: &CommitTags,
     only: Option<&Struct>,
 ) -> Result<Vec<DataFile>, LakehouseError> {
@@ -41,9 +43,6 @@ pub async fn data_files(
         let table = table_ref.to_string();
         move |source| LakehouseError::Table { table, message, source }
     };
-    if batches.iter().all(|b| b.num_rows() == 0) {
-        return Ok(Vec::new());
-    }
     let metadata = table.metadata();
     let target = schema::arrow_schema(schema).map_err(error("cannot convert the table schema to Arrow"))?;
     let properties = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
@@ -56,50 +55,67 @@ pub async fn data_files(
     let rolling =
         RollingFileWriterBuilder::new_with_default_file_size(parquet, table.file_io().clone(), locations, names);
     let builder = DataFileWriterBuilder::new(rolling);
-
-    let mut aligned = Vec::with_capacity(batches.len());
-    for batch in batches.into_iter().filter(|b| b.num_rows() > 0) {
-        aligned.push(schema::align(batch, &target).map_err(|e| LakehouseError::Unsupported {
+    let align = |batch: RecordBatch| {
+        schema::align(batch, &target).map_err(|e| LakehouseError::Unsupported {
             table: table_ref.to_string(),
             message: format!("cannot convert the step's output to the table schema: {e}"),
-        })?);
-    }
+        })
+    };
 
     let spec = metadata.default_partition_spec();
     if spec.is_unpartitioned() {
-        let mut writer = builder.build(None).await.map_err(error("cannot start writing"))?;
-        for batch in aligned {
-            writer.write(batch).await.map_err(error("cannot write a data file"))?;
+        // Started on the first row, so that no rows write no file.
+        let mut builder = Some(builder);
+        let mut writer = None;
+        while let Some(batch) = batches.next().await {
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            if let Some(builder) = builder.take() {
+                writer = Some(builder.build(None).await.map_err(error("cannot start writing"))?);
+            }
+            let writer = writer.as_mut().expect("started on the first row");
+            writer.write(align(batch)?).await.map_err(error("cannot write a data file"))?;
         }
-        return writer.close().await.map_err(error("cannot finish a data file"));
+        return match writer {
+            Some(mut writer) => writer.close().await.map_err(error("cannot finish a data file")),
+            None => Ok(Vec::new()),
+        };
     }
 
     let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(schema.clone(), spec.clone())
         .map_err(error("cannot compute partition values"))?;
-    let mut parts = Vec::new();
-    for batch in &aligned {
-        parts.extend(splitter.split(batch).map_err(error("cannot compute partition values"))?);
-    }
-    drop(aligned);
-    if let Some(only) = only {
-        let outside: Vec<_> = parts.iter().filter(|(key, _)| key.data() != only).collect();
-        if let Some((example, _)) = outside.first() {
-            return Err(LakehouseError::OutsidePartition {
-                table: table_ref.to_string(),
-                partition: describe_partition(spec, schema, only),
-                rows: outside.iter().map(|(_, b)| b.num_rows() as u64).sum(),
-                example: describe_partition(spec, schema, example.data()),
-                column: spec
-                    .fields()
-                    .first()
-                    .and_then(|f| schema.field_by_id(f.source_id))
-                    .map_or_else(String::new, |f| f.name.clone()),
-            });
+    let mut writer = FanoutWriter::new(builder);
+    // Rows outside `only`: how many, and the first one's partition.
+    let mut outside: Option<(Struct, u64)> = None;
+    while let Some(batch) = batches.next().await {
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let parts = splitter.split(&align(batch)?).map_err(error("cannot compute partition values"))?;
+        for (key, part) in parts {
+            match only {
+                Some(only) if key.data() != only => {
+                    let (_, rows) = outside.get_or_insert_with(|| (key.data().clone(), 0));
+                    *rows += part.num_rows() as u64;
+                }
+                _ if outside.is_some() => {}
+                _ => writer.write(key, part).await.map_err(error("cannot write a data file"))?,
+            }
         }
     }
-    let mut writer = FanoutWriter::new(builder);
-    for (key, batch) in parts {
-        writer.write(key, batch).await.map_err(error("cannot write a data file"))?;
+    if let (Some((example, rows)), Some(only)) = (outside, only) {
+        return Err(LakehouseError::OutsidePartition {
+            table: table_ref.to_string(),
+            partition: describe_partition(spec, schema, only),
+            rows,
+            example: describe_partition(spec, schema, &example),
+            column: spec
+                .fields()
+                .first()
+                .and_then(|f| schema.field_by_id(f.source_id))
+                .map_or_else(String::new, |f| f.name.clone()),
+        });
     }
     writer.close().await.map_err(error("cannot finish a data file"))
 }

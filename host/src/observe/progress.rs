@@ -1,6 +1,6 @@
 //! Progress of the running step on a terminal: one status line under the
-//! logs (step, rows and bytes so far, a bar when the total is known, elapsed
-//! time), redrawn four times a second once a step has run for a second.
+//! logs (step, rows produced and bytes read so far, a bar when the total is
+//! known, elapsed time), redrawn four times a second once a step has run for a second.
 //!
 //! Steps only bump counters (relaxed atomic adds, per batch or read buffer,
 //! never per row). Drawing happens on a thread of its own, and only after

@@ -6,6 +6,7 @@
 
 pub mod cancel;
 mod plugins;
+mod sink;
 mod steps;
 
 use std::collections::BTreeSet;
@@ -24,6 +25,7 @@ use crate::plan::{Action, Plan, Step};
 use crate::sandbox::{PluginStats, Sandbox, SandboxError};
 use cancel::{Cancel, Signal};
 use plugins::Plugins;
+use sink::TableSink;
 
 /// Per-run settings from the command line.
 #[derive(Clone, Debug, Default)]
@@ -340,21 +342,6 @@ async fn run_step(
             rows = info.rows, "Skipping the step: this run id already committed it, in an earlier attempt.");
         return Ok((info, schema, steps::Usage::default()));
     }
-    let (schema, batches, usage) = match &step.action {
-        Action::Ingest { plugin, source, source_display, config } => {
-            steps::ingest(plugins, step, plugin, source, source_display, config)?
-        }
-        Action::Sql { file, query } => {
-            steps::sql(lakehouse, session, step, &format!("SQL `{}`", file.display()), query).await?
-        }
-        Action::Wasm { plugin, config } => steps::wasm(lakehouse, session, plugins, step, plugin, config).await?,
-    };
-    // Safe point: the step computed, but its write and commit have not begun.
-    // Past this point a signal waits for the commit (see `cancel`).
-    let _committing = cancel.begin_commit().map_err(|signal| {
-        tracing::info!(step = %step.name, signal = signal.name(), "Abandoned the step before its commit.");
-        RunError::Cancelled { signal, abandoned: Some(step.name.to_string()), committed: Vec::new() }
-    })?;
     let spec = WriteSpec {
         mode: step.mode,
         merge_keys: &step.merge_keys,
@@ -364,10 +351,37 @@ async fn run_step(
             value: step.replaced_partition().map(|(_, value)| value),
         },
     };
-    let info = lakehouse
-        .write(&step.catalog, &step.target, step.location.as_deref(), &schema, batches, spec, tags)
-        .await
-        .map_err(lakehouse_error)?;
+    // The output streams into data files as it is produced (see `sink`).
+    let mut sink = TableSink::new(lakehouse, step, spec, tags);
+    let produced = {
+        let mut push = |batch| sink.push(batch);
+        match &step.action {
+            Action::Ingest { plugin, source, source_display, config } => {
+                steps::ingest(plugins, step, plugin, source, source_display, config, &mut push)
+            }
+            Action::Sql { file, query } => {
+                let what = format!("SQL `{}`", file.display());
+                steps::sql(lakehouse, session, step, &what, query, &mut push).await
+            }
+            Action::Wasm { plugin, config } => {
+                steps::wasm(lakehouse, session, plugins, step, plugin, config, &mut push).await
+            }
+        }
+    };
+    let (schema, usage) = match produced {
+        Ok(output) => output,
+        // A step stopped by a refused batch failed because the write did.
+        Err(error) => return Err(sink.failure().await.map_or(error, lakehouse_error)),
+    };
+    let written = sink.finish().await.map_err(lakehouse_error)?;
+    // Safe point: the step computed and its data files are written, but
+    // nothing is committed. Past this point a signal waits for the commit
+    // (see `cancel`).
+    let _committing = cancel.begin_commit().map_err(|signal| {
+        tracing::info!(step = %step.name, signal = signal.name(), "Abandoned the step before its commit.");
+        RunError::Cancelled { signal, abandoned: Some(step.name.to_string()), committed: Vec::new() }
+    })?;
+    let info = written.commit(lakehouse, step, &schema, spec, tags).await.map_err(lakehouse_error)?;
     Ok((info, schema, usage))
 }
 

@@ -1,5 +1,6 @@
-//! What each kind of step computes: the Arrow batches to write. Reading
-//! inputs goes through the lakehouse; nothing here writes.
+//! What each kind of step computes: the Arrow batches to write, handed to a
+//! sink as they are produced. Reading inputs goes through the lakehouse;
+//! nothing here writes.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -9,10 +10,12 @@ use std::path::Path;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
+use futures::{StreamExt, TryStreamExt};
+
 use super::RunError;
 use super::plugins::Plugins;
 use crate::compute::Session;
-use crate::lakehouse::Lakehouse;
+use crate::lakehouse::{Input, Lakehouse};
 use crate::observe::progress;
 use crate::plan::{PluginSpec, Step};
 
@@ -43,8 +46,11 @@ fn in_plugin_span<T, E: std::fmt::Display>(
 }
 use crate::sandbox::PluginStats;
 
-/// A step's output, before it is written, and what the step read and cost.
-pub(super) type Output = (SchemaRef, Vec<RecordBatch>, Usage);
+/// Takes each batch of a step's output as it is produced; an error stops the step.
+pub(super) type Sink<'a> = dyn FnMut(RecordBatch) -> Result<(), String> + 'a;
+
+/// A step's output schema, and what the step read and cost.
+pub(super) type Output = (SchemaRef, Usage);
 
 /// What a step read, and what its plugin's calls cost.
 #[derive(Clone, Copy, Debug, Default)]
@@ -67,6 +73,7 @@ pub fn ingest(
     source: &Path,
     source_display: &str,
     config: &BTreeMap<String, String>,
+    sink: &mut Sink<'_>,
 ) -> Result<Output, RunError> {
     let plugin = plugins.ingest(step, spec)?;
     let file = File::open(source).map_err(|e| RunError::Source {
@@ -75,21 +82,20 @@ pub fn ingest(
         source: e,
     })?;
     let mut reader = CountingReader { inner: BufReader::with_capacity(1 << 20, file), bytes: 0 };
-    let mut batches = Vec::new();
+    let mut rows_in = 0u64;
     // Plugin calls block; block_in_place keeps the async runtime's other
-    // workers available meanwhile.
+    // workers available meanwhile (the writer runs on one).
     let (schema, stats) = tokio::task::block_in_place(|| {
         in_plugin_span(step, spec, "ingest", || {
             plugin.ingest_with_stats(step.name.as_str(), config, source_display, &mut reader, &mut |batch| {
                 progress::add_rows(batch.num_rows() as u64);
-                batches.push(batch);
-                Ok(())
+                rows_in += batch.num_rows() as u64;
+                sink(batch)
             })
         })
     })?;
-    let rows_in = batches.iter().map(|b| b.num_rows() as u64).sum();
     let usage = Usage { rows_in, bytes_in: reader.bytes, plugin: Some(stats) };
-    Ok((schema, batches, usage))
+    Ok((schema, usage))
 }
 
 /// Counts the bytes read through it.
@@ -107,46 +113,80 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
-/// Loads every input of the step into DuckDB under the names the SQL uses;
-/// returns the rows and data-file bytes read.
+/// Makes every input of the step a DuckDB view or table under the names the
+/// SQL uses: a view over its Parquet files where DuckDB can read them
+/// itself, else a table filled from iceberg's reader batch by batch. Returns
+/// the rows and data-file bytes read.
 pub async fn load_inputs(lakehouse: &Lakehouse, session: &Session, step: &Step) -> Result<Usage, RunError> {
+    let lakehouse_error = |source| RunError::Lakehouse { step: step.name.to_string(), source };
+    let compute_error =
+        |source| RunError::Compute { step: step.name.to_string(), what: "loading inputs".into(), source };
     let mut usage = Usage::default();
     for input in &step.inputs {
-        let (schema, batches, bytes) = lakehouse
-            .read_input(&input.catalog, &input.table, step.replaced_partition())
-            .await
-            .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
-        let rows = batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-        progress::add_rows(rows);
-        progress::add_bytes(bytes);
+        let (layer, name) = (input.layer.as_str(), input.table.name.as_str());
+        let mut files_allowed = true;
+        let rows = loop {
+            let opened = lakehouse
+                .read_input(&input.catalog, &input.table, step.replaced_partition(), files_allowed)
+                .await
+                .map_err(lakehouse_error)?;
+            let bytes = opened.bytes();
+            match opened {
+                Input::Files { schema, paths, rows, .. } => {
+                    if !session.parquet_has_field_ids(&paths).map_err(compute_error)? {
+                        // Columns must then be resolved as iceberg does.
+                        tracing::debug!(step = %step.name, table = %input.table,
+                            "Some data files lack field ids; reading them through iceberg.");
+                        files_allowed = false;
+                        continue;
+                    }
+                    usage.bytes_in += bytes;
+                    progress::add_bytes(bytes);
+                    session.register_parquet(layer, name, &schema, &paths).map_err(compute_error)?;
+                    break rows;
+                }
+                Input::Batches { schema, mut batches, .. } => {
+                    usage.bytes_in += bytes;
+                    progress::add_bytes(bytes);
+                    let mut loader = session.loader(layer, name, &schema).map_err(compute_error)?;
+                    let mut rows = 0;
+                    while let Some(batch) = batches.try_next().await.map_err(lakehouse_error)? {
+                        rows += batch.num_rows() as u64;
+                        loader.append(batch).map_err(compute_error)?;
+                    }
+                    loader.finish().map_err(compute_error)?;
+                    break rows;
+                }
+            }
+        };
         usage.rows_in += rows;
-        usage.bytes_in += bytes;
-        session.load_table(input.layer.as_str(), input.table.name.as_str(), &schema, batches).map_err(|source| {
-            RunError::Compute { step: step.name.to_string(), what: "loading inputs".into(), source }
-        })?;
     }
     Ok(usage)
 }
 
-/// A SQL model, or the SQL a plugin returned, over the step's inputs.
+/// A SQL model, or the SQL a plugin returned, over the step's inputs; the
+/// result streams into `sink`.
 pub async fn sql(
     lakehouse: &Lakehouse,
     session: &Session,
     step: &Step,
     what: &str,
     query: &str,
+    sink: &mut Sink<'_>,
 ) -> Result<Output, RunError> {
     let usage = load_inputs(lakehouse, session, step).await?;
-    let (schema, batches) = session.query(query).map_err(|source| RunError::Compute {
-        step: step.name.to_string(),
-        what: what.to_string(),
-        source,
-    })?;
-    Ok((schema, batches, usage))
+    let schema = tokio::task::block_in_place(|| {
+        session.stream(query, &mut |batch| {
+            progress::add_rows(batch.num_rows() as u64);
+            sink(batch)
+        })
+    })
+    .map_err(|source| RunError::Compute { step: step.name.to_string(), what: what.to_string(), source })?;
+    Ok((schema, usage))
 }
 
 /// A transform plugin: SQL mode if it returns a query, else streaming over
-/// its single input.
+/// its single input, which a task reads ahead while the plugin runs.
 pub async fn wasm(
     lakehouse: &Lakehouse,
     session: &Session,
@@ -154,6 +194,7 @@ pub async fn wasm(
     step: &Step,
     spec: &PluginSpec,
     config: &BTreeMap<String, String>,
+    sink: &mut Sink<'_>,
 ) -> Result<Output, RunError> {
     let plugin = plugins.transform(step, spec)?.clone();
     let names: Vec<String> = step.inputs.iter().map(|i| format!("{}.{}", i.layer, i.table.name)).collect();
@@ -162,9 +203,9 @@ pub async fn wasm(
     })?;
     if let Some(query) = query {
         tracing::debug!(step = %step.name, plugin = %spec.name, query = %query, "Plugin returned SQL.");
-        let (schema, batches, usage) =
-            sql(lakehouse, session, step, &format!("SQL from plugin `{}`", spec.name), &query).await?;
-        return Ok((schema, batches, Usage { plugin: Some(stats), ..usage }));
+        let what = format!("SQL from plugin `{}`", spec.name);
+        let (schema, usage) = sql(lakehouse, session, step, &what, &query, sink).await?;
+        return Ok((schema, Usage { plugin: Some(stats), ..usage }));
     }
     let [input] = step.inputs.as_slice() else {
         return Err(RunError::Streaming {
@@ -173,21 +214,51 @@ pub async fn wasm(
             inputs: names.len(),
         });
     };
-    let (schema, batches, bytes_in) = lakehouse
-        .read_input(&input.catalog, &input.table, step.replaced_partition())
+    let lakehouse_error = |source| RunError::Lakehouse { step: step.name.to_string(), source };
+    let Input::Batches { schema, mut batches, bytes: bytes_in } = lakehouse
+        .read_input(&input.catalog, &input.table, step.replaced_partition(), false)
         .await
-        .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
-    let rows_in = batches.iter().map(|b| b.num_rows() as u64).sum();
-    let mut output = Vec::new();
-    let (declared, streamed) = tokio::task::block_in_place(|| {
-        in_plugin_span(step, spec, "transform", || {
-            plugin.transform_with_stats(step.name.as_str(), config, &schema, &mut batches.into_iter(), &mut |batch| {
-                progress::add_rows(batch.num_rows() as u64);
-                output.push(batch);
-                Ok(())
+        .map_err(lakehouse_error)?
+    else {
+        unreachable!("opened without files allowed");
+    };
+    // Read ahead on a task of its own, a few batches at most.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        while let Some(item) = batches.next().await {
+            let failed = item.is_err();
+            if sender.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    // The plugin is told the schema of the batches it will get.
+    let first = receiver.recv().await.transpose().map_err(lakehouse_error)?;
+    let input_schema = first.as_ref().map_or(schema, |b| b.schema());
+    let mut failed = None;
+    let mut rows_in = 0u64;
+    let (declared, streamed) = {
+        let mut rest = std::iter::from_fn(|| match receiver.blocking_recv()? {
+            Ok(batch) => Some(batch),
+            Err(error) => {
+                failed = Some(error);
+                None
+            }
+        });
+        let mut input = first.into_iter().chain(&mut rest).inspect(|b| rows_in += b.num_rows() as u64);
+        tokio::task::block_in_place(|| {
+            in_plugin_span(step, spec, "transform", || {
+                plugin.transform_with_stats(step.name.as_str(), config, &input_schema, &mut input, &mut |batch| {
+                    progress::add_rows(batch.num_rows() as u64);
+                    sink(batch)
+                })
             })
-        })
-    })?;
+        })?
+    };
+    // A read that failed ended the plugin's input early: nothing is committed.
+    if let Some(error) = failed {
+        return Err(lakehouse_error(error));
+    }
     stats.merge(streamed);
-    Ok((declared, output, Usage { rows_in, bytes_in, plugin: Some(stats) }))
+    Ok((declared, Usage { rows_in, bytes_in, plugin: Some(stats) }))
 }

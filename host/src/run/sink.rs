@@ -1,0 +1,154 @@
+//! Where a step's output goes while the step computes: into the data files
+//! of its table, written by a task of their own as the batches arrive. The
+//! output is never held whole, and Parquet encoding runs beside the query
+//! or the plugin. A `merge` needs its whole output before it can start, so
+//! its batches are collected.
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::config::WriteMode;
+use crate::lakehouse::{CommitInfo, CommitTags, Lakehouse, LakehouseError, PendingWrite, WriteSpec, WrittenFiles};
+use crate::plan::Step;
+
+/// Batches queued for the writer: enough to keep it busy, few enough that
+/// memory stays bounded by the batches in flight.
+const IN_FLIGHT: usize = 16;
+
+/// The destination of one step's batches.
+pub(super) struct TableSink<'a> {
+    lakehouse: &'a Lakehouse,
+    step: &'a Step,
+    spec: WriteSpec<'a>,
+    tags: &'a CommitTags,
+    state: State,
+}
+
+enum State {
+    /// No batch yet.
+    Idle,
+    /// A merge's output, held whole.
+    Collected(Vec<RecordBatch>),
+    /// Data files being written by `task` from the batches sent to it.
+    Writing {
+        pending: PendingWrite,
+        batches: mpsc::Sender<RecordBatch>,
+        task: JoinHandle<Result<WrittenFiles, LakehouseError>>,
+    },
+    /// The write could not begin: the batches are dropped, and the error is
+    /// the step's unless the step fails on its own first (a plugin that
+    /// breaks its contract is reported as such).
+    Failed(LakehouseError),
+}
+
+/// What a step left to commit.
+pub(super) enum Written {
+    /// Data files, written as the step ran.
+    Files(PendingWrite, WrittenFiles),
+    /// The whole output: a merge's, or no batch at all.
+    Batches(Vec<RecordBatch>),
+}
+
+impl<'a> TableSink<'a> {
+    pub fn new(lakehouse: &'a Lakehouse, step: &'a Step, spec: WriteSpec<'a>, tags: &'a CommitTags) -> Self {
+        let state = if spec.mode == WriteMode::Merge { State::Collected(Vec::new()) } else { State::Idle };
+        TableSink { lakehouse, step, spec, tags, state }
+    }
+
+    /// Takes one batch of the step's output. Called from the step's blocking
+    /// code (inside `block_in_place`); the first batch begins the write. An
+    /// error (the writer stopped) tells the step to stop: `failure` says why.
+    pub fn push(&mut self, batch: RecordBatch) -> Result<(), String> {
+        if let State::Idle = self.state {
+            let handle = Handle::current();
+            let begun = handle.block_on(self.lakehouse.begin_write(
+                &self.step.catalog,
+                &self.step.target,
+                self.step.location.as_deref(),
+                &batch.schema(),
+                self.spec,
+            ));
+            self.state = match begun {
+                Ok(pending) => {
+                    let (sender, receiver) = mpsc::channel(IN_FLIGHT);
+                    let batches = futures::stream::unfold(receiver, |mut receiver| async move {
+                        receiver.recv().await.map(|batch| (batch, receiver))
+                    });
+                    let task = handle.spawn(pending.write_files(Box::pin(batches), self.tags));
+                    State::Writing { pending, batches: sender, task }
+                }
+                Err(error) => State::Failed(error),
+            };
+        }
+        match &mut self.state {
+            State::Collected(batches) => {
+                batches.push(batch);
+                Ok(())
+            }
+            State::Writing { batches, .. } => {
+                batches.blocking_send(batch).map_err(|_| "the table's data file writer stopped".to_string())
+            }
+            State::Failed(_) => Ok(()),
+            State::Idle => unreachable!("the write began above"),
+        }
+    }
+
+    /// Why the writer failed, if it did: the cause to report when the step
+    /// stopped because a batch was refused. Waits for the writer to stop.
+    pub async fn failure(self) -> Option<LakehouseError> {
+        match self.state {
+            State::Writing { batches, task, .. } => {
+                drop(batches);
+                finished(task, &self.step.target.to_string()).await.err()
+            }
+            State::Idle | State::Collected(_) | State::Failed(_) => None,
+        }
+    }
+
+    /// Waits for the last data file, once the step has produced everything.
+    pub async fn finish(self) -> Result<Written, LakehouseError> {
+        match self.state {
+            State::Idle => Ok(Written::Batches(Vec::new())),
+            State::Collected(batches) => Ok(Written::Batches(batches)),
+            State::Writing { pending, batches, task } => {
+                drop(batches);
+                let files = finished(task, &self.step.target.to_string()).await?;
+                Ok(Written::Files(pending, files))
+            }
+            State::Failed(error) => Err(error),
+        }
+    }
+}
+
+impl Written {
+    /// Commits what the step wrote (`schema`: its output schema) as one snapshot.
+    pub async fn commit(
+        self,
+        lakehouse: &Lakehouse,
+        step: &Step,
+        schema: &SchemaRef,
+        spec: WriteSpec<'_>,
+        tags: &CommitTags,
+    ) -> Result<CommitInfo, LakehouseError> {
+        match self {
+            Written::Files(pending, files) => lakehouse.commit_write(pending, files, spec, tags).await,
+            Written::Batches(batches) => {
+                lakehouse
+                    .write(&step.catalog, &step.target, step.location.as_deref(), schema, batches, spec, tags)
+                    .await
+            }
+        }
+    }
+}
+
+async fn finished(
+    task: JoinHandle<Result<WrittenFiles, LakehouseError>>,
+    table: &str,
+) -> Result<WrittenFiles, LakehouseError> {
+    task.await.unwrap_or_else(|join| {
+        Err(LakehouseError::WriterStopped { table: table.to_string(), message: join.to_string() })
+    })
+}
