@@ -71,12 +71,17 @@ impl Project {
         file
     }
 
-    fn new() -> Self {
+    /// A project whose state directory holds no table yet.
+    fn empty() -> Self {
         let dir = temp_dir();
         std::fs::write(dir.path().join("events.csv"), CSV).unwrap();
         std::fs::create_dir_all(dir.path().join("state")).unwrap();
         std::os::unix::fs::symlink(shared_compile_cache(), dir.path().join("state/component-cache")).unwrap();
-        let mut project = Project { dir, baseline: 0 };
+        Project { dir, baseline: 0 }
+    }
+
+    fn new() -> Self {
+        let mut project = Project::empty();
         let good = project.write_pipeline("good.yaml", "csv-ingest", &plugin("csv_ingest.wasm"), &[]);
         let run = project.run(&good, &[]).expect_code(0);
         project.baseline = summary_snapshot(&run.stdout);
@@ -148,6 +153,27 @@ fn assert_violation(name: &str, config: &[(&str, &str)], code: i32, expected: &[
     }
     assert_eq!(project.snapshot(&file), project.baseline, "evil-{name} must not commit a snapshot");
     run
+}
+
+/// The step's first batch starts writing data files before the plugin fails:
+/// the new table still never appears, because it is created only in the
+/// commit of its first snapshot.
+#[test]
+fn a_failed_first_step_leaves_no_table() {
+    let project = Project::empty();
+    let (file, run) = project.run_evil("schema-lie", &[], &[]);
+    run.expect_code(3);
+    let state = project.state();
+    let show = floe_host_with_env(
+        &["show", "bronze.raw_events", "-f", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        show.stderr.contains("table `bronze.raw_events` does not exist"),
+        "exit {:?}, stderr:\n{}",
+        show.code,
+        show.stderr
+    );
 }
 
 #[test]
