@@ -7,6 +7,8 @@
 mod resources;
 mod types;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use duckdb::{Appender, Connection};
@@ -110,57 +112,77 @@ impl Session {
         }
     }
 
-    /// Whether every column of these Parquet files carries a field id. Files
-    /// written by Iceberg writers do; files added from elsewhere may not, and
-    /// DuckDB would read their columns as NULL when mapping by id.
-    pub fn parquet_has_field_ids(&self, paths: &[String]) -> Result<bool, ComputeError> {
+    /// How DuckDB can read a table's Parquet data files (`arrow_schema`: the
+    /// table's schema, each field with its `PARQUET:field_id`), or `None` if
+    /// some column of a file has no field id: files added from elsewhere may
+    /// lack them, and DuckDB would read such columns as NULL.
+    pub fn parquet_layout(&self, arrow_schema: &SchemaRef, paths: &[String]) -> Result<Option<Layout>, ComputeError> {
         if paths.is_empty() {
-            return Ok(true);
+            return Ok(Some(Layout::Same));
         }
+        let expected: BTreeSet<(String, Option<i32>)> =
+            arrow_schema.fields().iter().map(|f| (f.name().clone(), field_id(f))).collect();
         let sql = format!(
-            "SELECT count(*) FROM parquet_schema({}) WHERE field_id IS NULL AND num_children IS NULL",
+            "SELECT file_name, name, field_id FROM parquet_schema({}) WHERE num_children IS NULL",
             path_list(paths)
         );
-        let missing: i64 = self.conn.query_row(&sql, [], |row| row.get(0)).map_err(ComputeError::Query)?;
-        Ok(missing == 0)
+        let mut statement = self.conn.prepare(&sql).map_err(ComputeError::Query)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<i32>>(2)?))
+            })
+            .map_err(ComputeError::Query)?;
+        let mut files: BTreeMap<String, BTreeSet<(String, Option<i32>)>> = BTreeMap::new();
+        for row in rows {
+            let (file, name, id) = row.map_err(ComputeError::Query)?;
+            if id.is_none() {
+                return Ok(None);
+            }
+            files.entry(file).or_default().insert((name, id));
+        }
+        let same = files.len() == paths.len() && files.values().all(|columns| *columns == expected);
+        Ok(Some(if same { Layout::Same } else { Layout::ByFieldId }))
     }
 
     /// Defines `schema.table` as a view over Parquet data files, read by
-    /// DuckDB in parallel with projection pushdown. Columns map by Iceberg
-    /// field id (the `PARQUET:field_id` of each field of `arrow_schema`, the
-    /// table's schema): a file written before a column was added reads it
-    /// as NULL, as Iceberg requires.
+    /// DuckDB in parallel with projection pushdown, with the column types of
+    /// `arrow_schema` (the table's schema). With `Layout::ByFieldId`, columns
+    /// map by Iceberg field id (the `PARQUET:field_id` of each field): a file
+    /// written before a column was added reads it as NULL, as Iceberg
+    /// requires. That mapping costs DuckDB its projection pushdown, so files
+    /// that all hold exactly the table's columns are read by name.
     pub fn register_parquet(
         &self,
         schema: &str,
         table: &str,
         arrow_schema: &SchemaRef,
         paths: &[String],
+        layout: Layout,
     ) -> Result<(), ComputeError> {
         let qualified = format!("{schema}.{table}");
         if paths.is_empty() {
             return self.load_table(schema, table, arrow_schema, std::iter::empty());
         }
         let mut mapping = Vec::with_capacity(arrow_schema.fields().len());
+        let mut columns = Vec::with_capacity(arrow_schema.fields().len());
         for field in arrow_schema.fields() {
-            let id = field
-                .metadata()
-                .get(parquet::arrow::PARQUET_FIELD_ID_META_KEY)
-                .and_then(|id| id.parse::<i32>().ok())
+            let id = field_id(field)
                 .ok_or_else(|| ComputeError::NoFieldId { table: qualified.clone(), column: field.name().clone() })?;
             let sql_type = types::column_type(field, &qualified)?;
+            let name = quote(field.name());
+            columns.push(format!("CAST({name} AS {sql_type}) AS {name}"));
             mapping.push(format!("{id}: {{name: {}, type: '{sql_type}', default_value: NULL}}", literal(field.name())));
         }
+        let source = match layout {
+            Layout::Same => format!("SELECT {} FROM read_parquet({})", columns.join(", "), path_list(paths)),
+            Layout::ByFieldId => {
+                format!("SELECT * FROM read_parquet({}, schema = MAP {{{}}})", path_list(paths), mapping.join(", "))
+            }
+        };
         let load_error = |source| ComputeError::Load { table: qualified.clone(), source };
         self.drop_existing(schema, table).map_err(load_error)?;
         self.conn
-            .execute_batch(&format!(
-                "CREATE VIEW {}.{} AS SELECT * FROM read_parquet({}, schema = MAP {{{}}})",
-                quote(schema),
-                quote(table),
-                path_list(paths),
-                mapping.join(", ")
-            ))
+            .execute_batch(&format!("CREATE VIEW {}.{} AS {source}", quote(schema), quote(table)))
             .map_err(load_error)
     }
 
@@ -223,6 +245,21 @@ impl Session {
     }
 }
 
+/// How a table's Parquet files relate to its schema (`Session::parquet_layout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Every file holds exactly the table's columns, by name and field id.
+    Same,
+    /// Some file differs (written before a column was added, for example):
+    /// columns must be matched by field id.
+    ByFieldId,
+}
+
+/// The Iceberg field id an Arrow field carries.
+fn field_id(field: &arrow_schema::Field) -> Option<i32> {
+    field.metadata().get(parquet::arrow::PARQUET_FIELD_ID_META_KEY).and_then(|id| id.parse().ok())
+}
+
 /// A table being filled batch by batch (`Session::loader`).
 pub struct Loader<'a> {
     table: String,
@@ -259,8 +296,59 @@ fn path_list(paths: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use arrow_array::Int64Array;
+
+    /// A table's files as DuckDB reads them: by name when all hold the
+    /// table's columns, by field id when one predates a column (which then
+    /// reads as NULL), and not at all when a file lacks field ids.
+    #[test]
+    fn parquet_views_match_columns_by_field_id() {
+        use arrow_array::{Array, StringArray};
+        use arrow_schema::{DataType, Field, Schema};
+        use std::collections::HashMap;
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str| dir.path().join(name).display().to_string();
+        let session = Session::open(&DuckdbProperties::default()).unwrap();
+        session
+            .conn
+            .execute_batch(&format!(
+                "COPY (SELECT 1::BIGINT AS id, 'a' AS name) TO '{}' (FIELD_IDS {{id: 1, name: 2}});
+                 COPY (SELECT 2::BIGINT AS id) TO '{}' (FIELD_IDS {{id: 1}});
+                 COPY (SELECT 3::BIGINT AS id, 'c' AS name) TO '{}';",
+                file("both.parquet"),
+                file("old.parquet"),
+                file("no-ids.parquet"),
+            ))
+            .unwrap();
+        let with_id = |name: &str, data_type: DataType, id: i32| {
+            Field::new(name, data_type, true)
+                .with_metadata(HashMap::from([(parquet::arrow::PARQUET_FIELD_ID_META_KEY.into(), id.to_string())]))
+        };
+        let schema = Arc::new(Schema::new(vec![with_id("id", DataType::Int64, 1), with_id("name", DataType::Utf8, 2)]));
+        let names = |paths: &[String]| {
+            let layout = session.parquet_layout(&schema, paths).unwrap().expect("field ids");
+            session.register_parquet("silver", "t", &schema, paths, layout).unwrap();
+            let (_, batches) = session.query("SELECT name FROM silver.t ORDER BY id").unwrap();
+            let values: Vec<Option<String>> = batches
+                .iter()
+                .flat_map(|b| {
+                    let column = b.column(0).as_any().downcast_ref::<StringArray>().unwrap().clone();
+                    (0..column.len()).map(move |i| column.is_valid(i).then(|| column.value(i).to_string()))
+                })
+                .collect();
+            (layout, values)
+        };
+        assert_eq!(names(&[file("both.parquet")]), (Layout::Same, vec![Some("a".to_string())]));
+        assert_eq!(
+            names(&[file("both.parquet"), file("old.parquet")]),
+            (Layout::ByFieldId, vec![Some("a".to_string()), None])
+        );
+        assert_eq!(session.parquet_layout(&schema, &[file("both.parquet"), file("no-ids.parquet")]).unwrap(), None);
+    }
 
     /// A step that needs more memory than `memory_limit` spills to
     /// `temp_directory` and finishes, rather than failing.

@@ -133,16 +133,16 @@ pub async fn load_inputs(lakehouse: &Lakehouse, session: &Session, step: &Step) 
             let bytes = opened.bytes();
             match opened {
                 Input::Files { schema, paths, rows, .. } => {
-                    if !session.parquet_has_field_ids(&paths).map_err(compute_error)? {
+                    let Some(layout) = session.parquet_layout(&schema, &paths).map_err(compute_error)? else {
                         // Columns must then be resolved as iceberg does.
                         tracing::debug!(step = %step.name, table = %input.table,
                             "Some data files lack field ids; reading them through iceberg.");
                         files_allowed = false;
                         continue;
-                    }
+                    };
                     usage.bytes_in += bytes;
                     progress::add_bytes(bytes);
-                    session.register_parquet(layer, name, &schema, &paths).map_err(compute_error)?;
+                    session.register_parquet(layer, name, &schema, &paths, layout).map_err(compute_error)?;
                     break rows;
                 }
                 Input::Batches { schema, mut batches, .. } => {
