@@ -22,14 +22,14 @@ fn main() -> ProcessExit {
     let mut telemetry = init_logging(cli.log_format);
     let code = match cli.command {
         Command::Validate { config } => load_plan(&config).map(|plan| {
-            println!("ok: {} steps", plan.steps.len());
+            out(&format!("ok: {} steps\n", plan.steps.len()));
             ExitCode::Success
         }),
         Command::Plan { config, json } => load_plan(&config).map(|plan| {
             if json {
-                println!("{}", serde_json::to_string_pretty(&plan).expect("a plan serializes"));
+                out(&format!("{}\n", serde_json::to_string_pretty(&plan).expect("a plan serializes")));
             } else {
-                print!("{}", plan.render());
+                out(&plan.render());
             }
             ExitCode::Success
         }),
@@ -50,7 +50,7 @@ fn main() -> ProcessExit {
         }),
         Command::Show { config, table, limit } => load_plan(&config).map(|plan| match show::show(&plan, &table, limit) {
             Ok(text) => {
-                print!("{text}");
+                out(&text);
                 ExitCode::Success
             }
             Err(error) => {
@@ -77,7 +77,7 @@ fn main() -> ProcessExit {
             let mut observers = observers(&plan, &args, pipes);
             match run::run(&plan, &options, &mut observers) {
                 Ok(report) => {
-                    print!("{}", run::summary_table(&report));
+                    out(&run::summary_table(&report));
                     ExitCode::Success
                 }
                 Err(error) => {
@@ -94,4 +94,17 @@ fn main() -> ProcessExit {
     // Every path ends here: send the last spans, whether the run succeeded or not.
     telemetry.shutdown();
     ProcessExit::from(code.code() as u8)
+}
+
+/// Writes a command's output to stdout. A reader that stops early (`| head`)
+/// closes the pipe; that ends the output quietly rather than in a panic,
+/// as `print!` would.
+fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(error) => eprintln!("error: cannot write to stdout: {error}"),
+    }
 }

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::support::{floe_host, plugin, temp_dir};
+use crate::support::{floe_host, floe_host_command, plugin, temp_dir};
 
 /// Writes a one-step-per-layer project whose floe.yaml is `floe_yaml` with
 /// `PLUGIN` replaced by the built csv-ingest component.
@@ -63,6 +63,25 @@ fn sql_reading_a_table_no_step_produces_names_the_sql_file_and_key() {
             "tables in layer `silver`: silver.clean_customers",
         ],
     );
+}
+
+/// `floe-host plan --json | head -1`: the reader closes the pipe after one
+/// line; floe-host stops writing quietly instead of panicking.
+#[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    let dir = temp_dir();
+    project(dir.path(), &format!("{HEADER}{INGEST}"));
+    let mut child = floe_host_command(&["plan", "--json", dir.path().to_str().unwrap()], &[])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before floe-host writes: its first write fails with EPIPE.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "stderr:\n{stderr}");
 }
 
 #[test]
