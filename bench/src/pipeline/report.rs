@@ -435,7 +435,7 @@ impl Report<'_> {
         let _ = writeln!(w, "\n## Where floe-host's step time goes\n");
         let _ = writeln!(
             w,
-            "| step | total | in the plugin call³ | plugin compile | the rest: read, DuckDB load + query, write, commit | files |"
+            "| step | total | in the plugin call³ | plugin compile | the rest: read, DuckDB query, last writes, commit | files |"
         );
         let _ = writeln!(w, "|---|--:|--:|--:|--:|--:|");
         for (step, f) in rows.iter().filter_map(|r| Some((&r.step, r.floe.as_ref()?))) {
@@ -454,7 +454,8 @@ impl Report<'_> {
         let _ = writeln!(
             w,
             "\n³ `elapsed_ms` of the host's log line for the ingest or streaming transform call (IPC, \
-             the guest's work and the host's checks). A plugin in SQL mode shows –: DuckDB runs its query."
+             the guest's work and the host's checks). The step's data files are written on another thread \
+             meanwhile, so most of its write is inside this time. A plugin in SQL mode shows –: DuckDB runs its query."
         );
 
         let _ = writeln!(w, "\n## Against the targets\n");

@@ -6,6 +6,7 @@
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use arrow_select::coalesce::BatchCoalescer;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -17,6 +18,13 @@ use crate::plan::Step;
 /// Batches queued for the writer: enough to keep it busy, few enough that
 /// memory stays bounded by the batches in flight.
 const IN_FLIGHT: usize = 16;
+
+/// Small batches (a selective filter leaves a few rows of each DuckDB chunk)
+/// are gathered up to this many rows before they go to the writer, which
+/// pays a fixed cost per batch and column. Batches above `SMALL_ROWS` go as
+/// they are, without a copy.
+const GATHER_ROWS: usize = 8192;
+const SMALL_ROWS: usize = 1024;
 
 /// The destination of one step's batches.
 pub(super) struct TableSink<'a> {
@@ -35,6 +43,7 @@ enum State {
     /// Data files being written by `task` from the batches sent to it.
     Writing {
         pending: PendingWrite,
+        small: BatchCoalescer,
         batches: mpsc::Sender<RecordBatch>,
         task: JoinHandle<Result<WrittenFiles, LakehouseError>>,
     },
@@ -78,7 +87,9 @@ impl<'a> TableSink<'a> {
                         receiver.recv().await.map(|batch| (batch, receiver))
                     });
                     let task = handle.spawn(pending.write_files(Box::pin(batches), self.tags));
-                    State::Writing { pending, batches: sender, task }
+                    let small = BatchCoalescer::new(batch.schema(), GATHER_ROWS)
+                        .with_biggest_coalesce_batch_size(Some(SMALL_ROWS));
+                    State::Writing { pending, small, batches: sender, task }
                 }
                 Err(error) => State::Failed(error),
             };
@@ -88,8 +99,9 @@ impl<'a> TableSink<'a> {
                 batches.push(batch);
                 Ok(())
             }
-            State::Writing { batches, .. } => {
-                batches.blocking_send(batch).map_err(|_| "the table's data file writer stopped".to_string())
+            State::Writing { small, batches, .. } => {
+                small.push_batch(batch).map_err(|e| format!("cannot gather the step's batches: {e}"))?;
+                send_completed(small, batches)
             }
             State::Failed(_) => Ok(()),
             State::Idle => unreachable!("the write began above"),
@@ -113,9 +125,13 @@ impl<'a> TableSink<'a> {
         match self.state {
             State::Idle => Ok(Written::Batches(Vec::new())),
             State::Collected(batches) => Ok(Written::Batches(batches)),
-            State::Writing { pending, batches, task } => {
+            State::Writing { pending, mut small, batches, task } => {
+                let table = self.step.target.to_string();
+                let flushed = small.finish_buffered_batch().map_err(|e| e.to_string());
+                let sent = tokio::task::block_in_place(|| flushed.and_then(|()| send_completed(&mut small, &batches)));
                 drop(batches);
-                let files = finished(task, &self.step.target.to_string()).await?;
+                let files = finished(task, &table).await?;
+                sent.map_err(|message| LakehouseError::WriterStopped { table, message })?;
                 Ok(Written::Files(pending, files))
             }
             State::Failed(error) => Err(error),
@@ -142,6 +158,14 @@ impl Written {
             }
         }
     }
+}
+
+/// Sends the coalescer's completed batches to the writer.
+fn send_completed(small: &mut BatchCoalescer, batches: &mpsc::Sender<RecordBatch>) -> Result<(), String> {
+    while let Some(batch) = small.next_completed_batch() {
+        batches.blocking_send(batch).map_err(|_| "the table's data file writer stopped".to_string())?;
+    }
+    Ok(())
 }
 
 async fn finished(
