@@ -76,22 +76,16 @@ impl Session {
     }
 
     fn set(&self, setting: &'static str, value: &str) -> Result<(), ComputeError> {
-        let quoted = value.replace('\'', "''");
-        self.conn.execute_batch(&format!("SET {setting} = '{quoted}'")).map_err(|source| ComputeError::Setting {
-            setting,
-            value: value.to_string(),
-            source,
-        })
+        self.conn
+            .execute_batch(&format!("SET {setting} = {}", literal(value)))
+            .map_err(|source| ComputeError::Setting { setting, value: value.to_string(), source })
     }
 
     /// Sets a DuckDB variable that SQL reads with `getvariable('name')`.
     pub fn set_variable(&self, name: &'static str, value: &str) -> Result<(), ComputeError> {
-        let quoted = value.replace('\'', "''");
-        self.conn.execute_batch(&format!("SET VARIABLE {name} = '{quoted}'")).map_err(|source| ComputeError::Setting {
-            setting: name,
-            value: value.to_string(),
-            source,
-        })
+        self.conn
+            .execute_batch(&format!("SET VARIABLE {name} = {}", literal(value)))
+            .map_err(|source| ComputeError::Setting { setting: name, value: value.to_string(), source })
     }
 
     /// Drops `schema.table`, whether a view or a table, so that a step can
@@ -163,20 +157,24 @@ impl Session {
         if paths.is_empty() {
             return self.load_table(schema, table, arrow_schema, std::iter::empty());
         }
-        let mut mapping = Vec::with_capacity(arrow_schema.fields().len());
+        // Layout::Same: each column by name, cast to its type; ByFieldId: the
+        // field id → name and type map.
         let mut columns = Vec::with_capacity(arrow_schema.fields().len());
         for field in arrow_schema.fields() {
             let id = field_id(field)
                 .ok_or_else(|| ComputeError::NoFieldId { table: qualified.clone(), column: field.name().clone() })?;
             let sql_type = types::column_type(field, &qualified)?;
-            let name = quote(field.name());
-            columns.push(format!("CAST({name} AS {sql_type}) AS {name}"));
-            mapping.push(format!("{id}: {{name: {}, type: '{sql_type}', default_value: NULL}}", literal(field.name())));
+            columns.push(match layout {
+                Layout::Same => format!("CAST({name} AS {sql_type}) AS {name}", name = quote(field.name())),
+                Layout::ByFieldId => {
+                    format!("{id}: {{name: {}, type: '{sql_type}', default_value: NULL}}", literal(field.name()))
+                }
+            });
         }
         let source = match layout {
             Layout::Same => format!("SELECT {} FROM read_parquet({})", columns.join(", "), path_list(paths)),
             Layout::ByFieldId => {
-                format!("SELECT * FROM read_parquet({}, schema = MAP {{{}}})", path_list(paths), mapping.join(", "))
+                format!("SELECT * FROM read_parquet({}, schema = MAP {{{}}})", path_list(paths), columns.join(", "))
             }
         };
         let load_error = |source| ComputeError::Load { table: qualified.clone(), source };

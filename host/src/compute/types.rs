@@ -9,7 +9,7 @@ pub fn column_definitions(schema: &SchemaRef, table: &str) -> Result<String, Com
     let mut columns = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         let sql_type = column_type(field, table)?;
-        columns.push(format!("\"{}\" {sql_type}", field.name().replace('"', "\"\"")));
+        columns.push(format!("{} {sql_type}", super::quote(field.name())));
     }
     Ok(columns.join(", "))
 }

@@ -340,10 +340,7 @@ impl Lakehouse {
                 _ => None,
             };
             let target = schema::target(&loaded, table, schema, spec.schema_evolution)?;
-            if !target.added.is_empty() {
-                tracing::info!(%table, columns = %target.added.join(", "),
-                    "Adding the step's new columns to the table (schema_evolution: add_columns).");
-            }
+            log_added_columns(table, &target);
             Ok(PendingWrite {
                 catalog: catalog.to_string(),
                 storage: open.storage.clone(),
@@ -371,11 +368,10 @@ impl Lakehouse {
         spec: WriteSpec<'_>,
         tags: &CommitTags,
     ) -> Result<CommitInfo, LakehouseError> {
-        let open = self.catalog(&pending.catalog);
-        let span = commit_span(&pending.catalog, &pending.table_ref, spec.mode);
-        let PendingWrite { table_ref, table: loaded, staged, output, target: written, only, .. } = pending;
+        let PendingWrite { catalog, table_ref, table: loaded, staged, output, target: written, only, .. } = pending;
+        let open = self.catalog(&catalog);
         let table = &table_ref;
-        let result = async {
+        self.traced_commit(&catalog, table, spec.mode, async {
             // Created only now, right before its first snapshot, where the
             // data files were written; or another writer's, if one came first.
             let location = loaded.metadata().location().to_string();
@@ -396,12 +392,8 @@ impl Lakehouse {
                 Ok(Change { added: files.0.clone(), removed, target, properties: Vec::new() })
             };
             commit::commit_with_retry(open, table, loaded, spec.mode, tags, prepare).await
-        }
-        .instrument(span.clone())
+        })
         .await
-        .map_err(|e: LakehouseError| e.on_storage(open));
-        record_commit(&span, &result);
-        result
     }
 
     /// Writes `batches` to `table` and commits one snapshot, as
@@ -423,18 +415,14 @@ impl Lakehouse {
             let files = pending.write_files(futures::stream::iter(batches), tags).await?;
             return self.commit_write(pending, files, spec, tags).await;
         }
-        let span = commit_span(catalog, table, spec.mode);
         let open = self.catalog(catalog);
-        let result = async {
+        self.traced_commit(catalog, table, spec.mode, async {
             merge::check_output(table, schema, &batches, spec.merge_keys)?;
             let loaded = open.load_or_create_table(table, schema, spec.partitioning.fields, location).await?;
             // The merge depends on the table's rows, so every attempt merges again.
             let prepare = async |state: &iceberg::table::Table| -> Result<Change, LakehouseError> {
                 let target = schema::target(state, table, schema, spec.schema_evolution)?;
-                if !target.added.is_empty() {
-                    tracing::info!(%table, columns = %target.added.join(", "),
-                        "Adding the step's new columns to the table (schema_evolution: add_columns).");
-                }
+                log_added_columns(table, &target);
                 let merged = merge::merge(state, table, &batches, spec.merge_keys).await?;
                 tracing::info!(%table, updated = merged.updated, inserted = merged.inserted,
                     rewritten = merged.rewritten, files_replaced = merged.replaced_files.len(),
@@ -448,12 +436,41 @@ impl Lakehouse {
                 Ok(Change { added, removed: Removed::Files(merged.replaced_files), target, properties })
             };
             commit::commit_with_retry(open, table, loaded, spec.mode, tags, prepare).await
-        }
-        .instrument(span.clone())
+        })
         .await
-        .map_err(|e: LakehouseError| e.on_storage(open));
-        record_commit(&span, &result);
+    }
+
+    /// Runs `commit` inside a `commit` span (observe/traces.rs: table, mode,
+    /// rows, files, bytes and the new snapshot id), names the storage in a
+    /// failed file read or write, and records the outcome on the span.
+    async fn traced_commit(
+        &self,
+        catalog: &str,
+        table: &TableRef,
+        mode: WriteMode,
+        commit: impl Future<Output = Result<CommitInfo, LakehouseError>>,
+    ) -> Result<CommitInfo, LakehouseError> {
+        let span = tracing::info_span!(crate::observe::traces::COMMIT, %catalog, %table, mode = mode.as_str(),
+            snapshot_id = Empty, rows = Empty, files = Empty, bytes = Empty,
+            otel.status_code = Empty, otel.status_message = Empty);
+        let result = commit.instrument(span.clone()).await.map_err(|e| e.on_storage(self.catalog(catalog)));
+        match &result {
+            Ok(info) => span
+                .record("snapshot_id", info.snapshot_id)
+                .record("rows", info.rows as i64)
+                .record("files", info.files as i64)
+                .record("bytes", info.bytes as i64),
+            Err(error) => span.record("otel.status_code", "ERROR").record("otel.status_message", error.to_string()),
+        };
         result
+    }
+}
+
+/// Logs the columns a schema evolution (`add_columns`) adds to the table.
+fn log_added_columns(table: &TableRef, target: &schema::Target) {
+    if !target.added.is_empty() {
+        tracing::info!(%table, columns = %target.added.join(", "),
+            "Adding the step's new columns to the table (schema_evolution: add_columns).");
     }
 }
 
@@ -516,23 +533,4 @@ impl PendingWrite {
                 .map_err(|e| e.on_storage_named(&storage))
         }
     }
-}
-
-/// The `commit` span of a write (observe/traces.rs): table, mode, rows,
-/// files, bytes and the new snapshot id.
-fn commit_span(catalog: &str, table: &TableRef, mode: WriteMode) -> tracing::Span {
-    tracing::info_span!(crate::observe::traces::COMMIT, %catalog, %table, mode = mode.as_str(),
-        snapshot_id = Empty, rows = Empty, files = Empty, bytes = Empty,
-        otel.status_code = Empty, otel.status_message = Empty)
-}
-
-fn record_commit(span: &tracing::Span, result: &Result<CommitInfo, LakehouseError>) {
-    match result {
-        Ok(info) => span
-            .record("snapshot_id", info.snapshot_id)
-            .record("rows", info.rows as i64)
-            .record("files", info.files as i64)
-            .record("bytes", info.bytes as i64),
-        Err(error) => span.record("otel.status_code", "ERROR").record("otel.status_message", error.to_string()),
-    };
 }
