@@ -57,11 +57,24 @@ pub fn load_plan(config: &ConfigArgs) -> Result<plan::Plan, config::ConfigErrors
     Ok(plan)
 }
 
+/// Plugins compile in a bounded child of this executable; if its path cannot
+/// be found, in process (with a warning, since compilation is then unbounded).
+pub fn compiler() -> floe_host::sandbox::Compiler {
+    match std::env::current_exe() {
+        Ok(exe) => floe_host::sandbox::Compiler::Child(exe),
+        Err(error) => {
+            tracing::warn!(%error, "Cannot find the floe-host executable; plugins compile in process, without compile limits.");
+            floe_host::sandbox::Compiler::InProcess
+        }
+    }
+}
+
 pub fn plugin_command(command: PluginCommand) -> ExitCode {
     match command {
         PluginCommand::Inspect { wasm } => {
             let result = std::fs::read(&wasm).map_err(|e| e.to_string()).and_then(|bytes| {
-                let sandbox = floe_host::sandbox::Sandbox::new(Default::default(), None).map_err(|e| e.to_string())?;
+                let sandbox = floe_host::sandbox::Sandbox::with_compiler(Default::default(), None, compiler())
+                    .map_err(|e| e.to_string())?;
                 let name = wasm.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin");
                 sandbox.inspect(name, &bytes).map_err(|e| e.to_string())
             });
@@ -91,7 +104,7 @@ pub fn plugin_command(command: PluginCommand) -> ExitCode {
         },
         PluginCommand::Test { wasm, input, config, limit, out } => {
             let config = config.into_iter().collect();
-            match plugin_tool::trial(&wasm, &input, &config, Default::default()) {
+            match plugin_tool::trial(&wasm, &input, &config, Default::default(), compiler()) {
                 Ok(output) => {
                     print!("{}", plugin_tool_text::trial(&output, limit));
                     if let Some(out) = out {

@@ -18,6 +18,12 @@ use commands::{export_schema, load_plan, observers, plugin_command, prepare_run}
 use logging::init_logging;
 
 fn main() -> ProcessExit {
+    // A compile child (sandbox/compile.rs): not a command users type, so it
+    // is dispatched before the command line is parsed and never listed.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(floe_host::sandbox::COMPILE_CHILD_ARG) {
+        return ProcessExit::from(floe_host::sandbox::compile_child_main(&args[2..]) as u8);
+    }
     let cli = Cli::parse();
     let mut telemetry = init_logging(cli.log_format);
     let code = match cli.command {
@@ -67,6 +73,7 @@ fn main() -> ProcessExit {
             let options = RunOptions {
                 run_id: args.run_id.clone(),
                 component_cache: Some(plan.state_dir.join("component-cache")),
+                compiler: commands::compiler(),
                 cancel: Default::default(),
                 partition,
             };

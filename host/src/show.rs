@@ -45,8 +45,10 @@ pub fn show(plan: &Plan, table: &str, limit: usize) -> Result<String, ShowError>
             shown.push(batch.slice(0, take));
             remaining -= take;
         }
+        // Cells hold whatever a plugin wrote: escape them, so that no value
+        // can move the terminal's cursor or forge a line.
         let table_text = arrow_cast::pretty::pretty_format_batches(&shown)
-            .map(|t| t.to_string())
+            .map(|t| crate::sandbox::text::escaped_lines(&t.to_string()).join("\n"))
             .unwrap_or_else(|e| format!("(cannot format rows: {e})"));
         let snapshot = snapshot.map_or("none".to_string(), |s| s.to_string());
         Ok(format!("{} ({total} rows, snapshot {snapshot})\n{table_text}\n", step.target))

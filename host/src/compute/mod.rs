@@ -1,9 +1,19 @@
-//! Ephemeral DuckDB compute: one in-memory (or file) database per run. Each
+//! Ephemeral DuckDB compute: one in-memory (or file) database per step. Each
 //! input table of a step becomes a view over its local Parquet data files
 //! (which the host lists from the snapshot), or a table the host appends
 //! Arrow batches to; the result streams back as Arrow. DuckDB never touches
 //! a catalog, a bucket or a credential.
+//!
+//! SQL that the host did not write (a model's, a plugin's) runs only after
+//! [`Session::lock_down`]: DuckDB's own switches then deny every file but
+//! the step's input files (and, for models, the directories the platform
+//! allows), extension loading and any change of settings, and
+//! [`Session::stream_select`] runs a query only if DuckDB's parser finds
+//! exactly one SELECT in it. A database per step means a query sees only its
+//! step's inputs, and nothing one step defines (a macro, a view) survives
+//! into the next.
 
+mod database;
 mod resources;
 mod types;
 
@@ -11,7 +21,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use duckdb::{Appender, Connection};
+use duckdb::Appender;
+
+use database::{Database, Refusal};
 
 pub use resources::default_memory_limit;
 
@@ -21,7 +33,7 @@ use crate::config::DuckdbProperties;
 #[derive(Debug, thiserror::Error)]
 pub enum ComputeError {
     #[error("cannot start DuckDB: {0}")]
-    Open(#[source] duckdb::Error),
+    Setup(String),
     #[error("invalid DuckDB setting `{setting}` = `{value}`: {source}")]
     Setting {
         setting: &'static str,
@@ -41,26 +53,98 @@ pub enum ComputeError {
     NoFieldId { table: String, column: String },
     #[error("{0}")]
     Query(#[source] duckdb::Error),
+    /// The SQL is not one read-only query, or DuckDB cannot parse or bind it.
+    #[error("{0}")]
+    Refused(String),
+    /// The query ran past its deadline and was interrupted.
+    #[error("the query ran longer than its time budget ({0:?}) and was stopped")]
+    TimedOut(std::time::Duration),
     /// The consumer of a streamed result refused a batch.
     #[error("{0}")]
     Sink(String),
 }
 
-/// A DuckDB database for one run.
-pub struct Session {
-    conn: Connection,
+/// How each step's database is made: the platform's DuckDB settings and the
+/// run's variables (`getvariable('partition')`).
+#[derive(Clone, Debug, Default)]
+pub struct Setup {
+    pub properties: DuckdbProperties,
+    pub variables: Vec<(&'static str, String)>,
 }
 
-impl Session {
-    /// Opens the database with the profile's settings, defaulting the memory
-    /// limit to about 67% of the container limit.
-    pub fn open(properties: &DuckdbProperties) -> Result<Self, ComputeError> {
-        let conn = match properties.path.as_deref() {
-            None | Some(":memory:") | Some("") => Connection::open_in_memory(),
-            Some(path) => Connection::open(path),
+impl Setup {
+    /// A fresh database for one step.
+    pub fn open(&self) -> Result<Session, ComputeError> {
+        let session = Session::open(&self.properties)?;
+        for (name, value) in &self.variables {
+            session.set_variable(name, value)?;
         }
-        .map_err(ComputeError::Open)?;
-        let session = Session { conn };
+        Ok(session)
+    }
+}
+
+/// A DuckDB database for one step.
+pub struct Session {
+    db: Database,
+}
+
+/// Longest SQL text accepted from a plugin or a model, in bytes.
+pub const MAX_SQL_BYTES: usize = 1 << 20;
+
+/// Table functions any locked-down query may call: they compute, and touch
+/// nothing outside the query.
+const PURE_TABLE_FUNCTIONS: &[&str] = &["range", "generate_series", "unnest", "generate_subscripts"];
+/// Table functions that read files, which a model may call on the files its
+/// platform allows (`allowed_directories`); DuckDB checks every path.
+const FILE_TABLE_FUNCTIONS: &[&str] = &[
+    "read_csv",
+    "read_csv_auto",
+    "read_parquet",
+    "parquet_scan",
+    "read_json",
+    "read_json_auto",
+    "read_ndjson",
+    "read_ndjson_auto",
+    "read_json_objects",
+    "read_text",
+    "read_blob",
+    "glob",
+];
+
+impl Session {
+    /// Opens a fresh database with the profile's settings, defaulting the
+    /// memory limit to about 67% of the container limit. A database `path`
+    /// is removed first: it is the step's scratch space, not a store.
+    pub fn open(properties: &DuckdbProperties) -> Result<Self, ComputeError> {
+        let path = properties.path.as_deref().filter(|p| !p.is_empty() && *p != ":memory:");
+        if let Some(path) = path {
+            // Only ever delete a DuckDB database (its magic `DUCK` at byte 8):
+            // a `path` that names any other file is a mistake to report.
+            if let Ok(mut file) = std::fs::File::open(path) {
+                use std::io::Read;
+                let mut header = [0u8; 12];
+                let is_duckdb = file.read_exact(&mut header).is_ok() && &header[8..12] == b"DUCK";
+                if !is_duckdb {
+                    return Err(ComputeError::Setup(format!(
+                        "the DuckDB `path` {path} is a file that is not a DuckDB database; floe-host recreates \
+                         that file for every step, so point `path` at a file of its own"
+                    )));
+                }
+            }
+            for file in [path.to_owned(), format!("{path}.wal")] {
+                match std::fs::remove_file(&file) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(ComputeError::Setup(format!("cannot remove the old database {file}: {e}"))),
+                }
+            }
+        }
+        let db = Database::open(path).map_err(ComputeError::Setup)?;
+        let session = Session { db };
+        // No extension is ever installed or loaded behind the host's back
+        // (the ones it needs, parquet above all, are built in).
+        session.set("autoinstall_known_extensions", "false")?;
+        session.set("autoload_known_extensions", "false")?;
         let memory_limit =
             properties.memory_limit.clone().or_else(|| default_memory_limit().map(|b| format!("{}MB", b / 1_000_000)));
         if let Some(limit) = memory_limit {
@@ -75,15 +159,43 @@ impl Session {
         Ok(session)
     }
 
+    fn conn(&self) -> &duckdb::Connection {
+        self.db.conn()
+    }
+
     fn set(&self, setting: &'static str, value: &str) -> Result<(), ComputeError> {
-        self.conn
-            .execute_batch(&format!("SET {setting} = {}", literal(value)))
-            .map_err(|source| ComputeError::Setting { setting, value: value.to_string(), source })
+        self.set_raw(setting, &literal(value), value)
+    }
+
+    /// `SET setting = sql_value`, where `sql_value` is already SQL (a list).
+    fn set_raw(&self, setting: &'static str, sql_value: &str, shown: &str) -> Result<(), ComputeError> {
+        self.conn().execute_batch(&format!("SET {setting} = {sql_value}")).map_err(|source| ComputeError::Setting {
+            setting,
+            value: shown.to_string(),
+            source,
+        })
+    }
+
+    /// Locks the database down before SQL the host did not write runs in it:
+    /// only `files` (the step's input data files) and the files under
+    /// `directories` can be read, nothing can be written outside DuckDB's
+    /// own spill directory, no extension can be installed or loaded, no
+    /// database attached, and no setting changed (`lock_configuration`).
+    /// Irreversible for this database.
+    pub fn lock_down(&self, files: &[String], directories: &[String]) -> Result<(), ComputeError> {
+        let list = |items: &[String]| format!("[{}]", items.iter().map(|i| literal(i)).collect::<Vec<_>>().join(", "));
+        // The allow-lists first: DuckDB refuses to change them once external
+        // access is off.
+        self.set_raw("allowed_paths", &list(files), &format!("{} input files", files.len()))?;
+        self.set_raw("allowed_directories", &list(directories), &directories.join(", "))?;
+        self.set("enable_external_access", "false")?;
+        self.set("allow_community_extensions", "false")?;
+        self.set("lock_configuration", "true")
     }
 
     /// Sets a DuckDB variable that SQL reads with `getvariable('name')`.
     pub fn set_variable(&self, name: &'static str, value: &str) -> Result<(), ComputeError> {
-        self.conn
+        self.conn()
             .execute_batch(&format!("SET VARIABLE {name} = {}", literal(value)))
             .map_err(|source| ComputeError::Setting { setting: name, value: value.to_string(), source })
     }
@@ -93,16 +205,16 @@ impl Session {
     /// table the other way).
     fn drop_existing(&self, schema: &str, table: &str) -> Result<(), duckdb::Error> {
         let kind: Option<String> = self
-            .conn
+            .conn()
             .prepare("SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?")?
             .query_map([schema, table], |row| row.get(0))?
             .next()
             .transpose()?;
         let (schema, table) = (quote(schema), quote(table));
         match kind.as_deref() {
-            Some("VIEW") => self.conn.execute_batch(&format!("DROP VIEW {schema}.{table}")),
-            Some(_) => self.conn.execute_batch(&format!("DROP TABLE {schema}.{table}")),
-            None => self.conn.execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")),
+            Some("VIEW") => self.conn().execute_batch(&format!("DROP VIEW {schema}.{table}")),
+            Some(_) => self.conn().execute_batch(&format!("DROP TABLE {schema}.{table}")),
+            None => self.conn().execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")),
         }
     }
 
@@ -120,7 +232,7 @@ impl Session {
             "SELECT file_name, name, field_id FROM parquet_schema({}) WHERE num_children IS NULL",
             path_list(paths)
         );
-        let mut statement = self.conn.prepare(&sql).map_err(ComputeError::Query)?;
+        let mut statement = self.conn().prepare(&sql).map_err(ComputeError::Query)?;
         let rows = statement
             .query_map([], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<i32>>(2)?))
@@ -179,7 +291,7 @@ impl Session {
         };
         let load_error = |source| ComputeError::Load { table: qualified.clone(), source };
         self.drop_existing(schema, table).map_err(load_error)?;
-        self.conn
+        self.conn()
             .execute_batch(&format!("CREATE VIEW {}.{} AS {source}", quote(schema), quote(table)))
             .map_err(load_error)
     }
@@ -207,39 +319,124 @@ impl Session {
         let columns = types::column_definitions(arrow_schema, &qualified)?;
         let load_error = |source| ComputeError::Load { table: qualified.clone(), source };
         self.drop_existing(schema, table).map_err(load_error)?;
-        self.conn
+        self.conn()
             .execute_batch(&format!("CREATE TABLE {}.{} ({columns});", quote(schema), quote(table)))
             .map_err(load_error)?;
-        let appender = self.conn.appender_to_db(table, schema).map_err(load_error)?;
+        let appender = self.conn().appender_to_db(table, schema).map_err(load_error)?;
         Ok(Loader { table: qualified, appender })
     }
 
-    /// Runs one query and returns its result as Arrow.
+    /// Runs one query and returns its result as Arrow (see `stream_select`).
     pub fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), ComputeError> {
         let mut batches = Vec::new();
-        let schema = self.stream(sql, &mut |batch| {
+        let schema = self.stream_select(sql, Reads::Files, None, &mut |batch| {
             batches.push(batch);
             Ok(())
         })?;
         Ok((schema, batches))
     }
 
-    /// Runs one query and hands its result to `on_batch` chunk by chunk as
-    /// DuckDB produces it, so the result is never held whole; returns its
-    /// schema. An error from `on_batch` stops the query.
-    pub fn stream(
+    /// Runs `sql` if it is exactly one SELECT, and hands its result to
+    /// `on_batch` chunk by chunk as DuckDB produces it, so the result is
+    /// never held whole; returns its schema. An error from `on_batch` stops
+    /// the query, and so does `timeout`, if given, once it has passed.
+    pub fn stream_select(
         &self,
         sql: &str,
+        reads: Reads,
+        timeout: Option<std::time::Duration>,
         on_batch: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
     ) -> Result<SchemaRef, ComputeError> {
-        let sql = sql.trim().trim_end_matches(';');
-        let mut statement = self.conn.prepare(sql).map_err(ComputeError::Query)?;
-        let schema = statement.stream_arrow([]).map_err(ComputeError::Query)?.get_schema();
-        // `step` rather than the iterator, which panics on a failed fetch.
-        while let Some(chunk) = statement.step().map_err(ComputeError::Query)? {
-            on_batch(RecordBatch::from(&chunk)).map_err(ComputeError::Sink)?;
+        if sql.len() > MAX_SQL_BYTES {
+            return Err(ComputeError::Refused(format!(
+                "the query has {} bytes, over the {MAX_SQL_BYTES} accepted",
+                sql.len()
+            )));
         }
-        Ok(schema)
+        let refused = |refusal| {
+            ComputeError::Refused(match refusal {
+                Refusal::Invalid(message) => message,
+                Refusal::Count(0) => "there is no statement to run".to_owned(),
+                Refusal::Count(n) => format!("it holds {n} statements; only one SELECT may run"),
+                Refusal::NotSelect(kind) => format!("it is {kind}, not a SELECT; only one SELECT may run"),
+            })
+        };
+        // Parse before binding: the parse tree names the table functions
+        // without running any (binding `read_text` would already open its file,
+        // which the lock then refuses, but with a less direct message).
+        let functions = match self.db.table_functions(sql) {
+            Ok(functions) => functions,
+            Err(refusal) => {
+                // Not one SELECT: say which statement it is, if DuckDB can.
+                self.db.check_select(sql).map_err(refused)?;
+                return Err(refused(refusal));
+            }
+        };
+        let allowed = |name: &str| {
+            PURE_TABLE_FUNCTIONS.contains(&name) || (reads == Reads::Files && FILE_TABLE_FUNCTIONS.contains(&name))
+        };
+        if let Some(name) = functions.iter().find(|name| !allowed(name)) {
+            let also = if reads == Reads::Files { ", and the file readers" } else { "" };
+            return Err(ComputeError::Refused(format!(
+                "it calls the table function `{}`, which is not allowed here (allowed: {}{also})",
+                crate::sandbox::text::escape(name),
+                PURE_TABLE_FUNCTIONS.join(", ")
+            )));
+        }
+        self.db.check_select(sql).map_err(refused)?;
+        let watchdog = timeout.map(|limit| Watchdog::start(self.conn().interrupt_handle(), limit));
+        let result = (|| {
+            // One statement (checked above), so duckdb-rs runs nothing before it.
+            let mut statement = self.conn().prepare(sql).map_err(ComputeError::Query)?;
+            let schema = statement.stream_arrow([]).map_err(ComputeError::Query)?.get_schema();
+            // `step` rather than the iterator, which panics on a failed fetch.
+            while let Some(chunk) = statement.step().map_err(ComputeError::Query)? {
+                on_batch(RecordBatch::from(&chunk)).map_err(ComputeError::Sink)?;
+            }
+            Ok(schema)
+        })();
+        match watchdog.map(Watchdog::stop) {
+            Some(Some(limit)) if result.is_err() => Err(ComputeError::TimedOut(limit)),
+            _ => result,
+        }
+    }
+}
+
+/// Which table functions a query may call besides the pure ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reads {
+    /// Only the step's inputs: SQL from a plugin.
+    InputsOnly,
+    /// Also the file readers, on what the database allows: models and the
+    /// host's own queries.
+    Files,
+}
+
+/// Interrupts the connection's query once `limit` has passed, unless
+/// stopped first.
+struct Watchdog {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<bool>,
+    limit: std::time::Duration,
+}
+
+impl Watchdog {
+    fn start(handle: std::sync::Arc<duckdb::InterruptHandle>, limit: std::time::Duration) -> Self {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let fired = matches!(stopped.recv_timeout(limit), Err(std::sync::mpsc::RecvTimeoutError::Timeout));
+            if fired {
+                handle.interrupt();
+            }
+            fired
+        });
+        Watchdog { stop, thread, limit }
+    }
+
+    /// Stops the watchdog; returns the limit if it had fired.
+    fn stop(self) -> Option<std::time::Duration> {
+        let _ = self.stop.send(());
+        self.thread.join().unwrap_or(false).then_some(self.limit)
     }
 }
 
@@ -312,7 +509,7 @@ mod tests {
         let file = |name: &str| dir.path().join(name).display().to_string();
         let session = Session::open(&DuckdbProperties::default()).unwrap();
         session
-            .conn
+            .conn()
             .execute_batch(&format!(
                 "COPY (SELECT 1::BIGINT AS id, 'a' AS name) TO '{}' (FIELD_IDS {{id: 1, name: 2}});
                  COPY (SELECT 2::BIGINT AS id) TO '{}' (FIELD_IDS {{id: 1}});
@@ -358,6 +555,7 @@ mod tests {
             threads: Some(1),
             memory_limit: Some("100MB".into()),
             temp_directory: Some(temp.display().to_string()),
+            allowed_directories: Vec::new(),
         };
         let session = Session::open(&properties).unwrap();
         // About 400 MB of rows to sort: four times the limit.

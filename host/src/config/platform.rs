@@ -74,6 +74,13 @@ pub struct DuckdbProperties {
     /// `FLOE_STATE_DIR`), which is writable wherever floe-host runs.
     #[serde(default)]
     pub temp_directory: Option<String>,
+    /// Directories whose files SQL models may read themselves (`read_csv`,
+    /// `read_parquet`, …), for example `[/data/reference]`. Default: none;
+    /// a model reads its declared inputs only. SQL returned by a plugin never
+    /// gets these. The state directory and the secrets directory cannot be
+    /// allowed.
+    #[serde(default)]
+    pub allowed_directories: Vec<String>,
 }
 
 /// An Iceberg catalog.
@@ -270,15 +277,55 @@ pub struct Observability {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PluginLimits {
-    /// Memory cap per plugin instance (default `1GiB`).
+    /// Memory cap per plugin instance: all its linear memories and tables
+    /// together (default `1GiB`).
     #[serde(default)]
     pub memory_limit: Option<ByteSize>,
     /// Wall-clock deadline per plugin call (default `60s`).
     #[serde(default)]
     pub call_timeout: Option<HumanDuration>,
+    /// Wall-clock budget of all the calls of one plugin run in a step: an
+    /// ingest, a streaming transform, or the query a SQL-mode plugin returned
+    /// (default `1h`).
+    #[serde(default)]
+    pub step_timeout: Option<HumanDuration>,
+    /// Wall-clock budget of every plugin call of a run, counted from its
+    /// start (default `6h`).
+    #[serde(default)]
+    pub run_timeout: Option<HumanDuration>,
     /// Largest output of one plugin call (default `256MiB`).
     #[serde(default)]
     pub max_output_bytes: Option<ByteSize>,
+    /// Largest plugin component accepted (default `128MiB`).
+    #[serde(default)]
+    pub max_component_size: Option<ByteSize>,
+    /// Memory the compiler may use for one plugin, in its own process
+    /// (default `2GiB`).
+    #[serde(default)]
+    pub compile_memory_limit: Option<ByteSize>,
+    /// Wall-clock limit for compiling one plugin (default `120s`).
+    #[serde(default)]
+    pub compile_timeout: Option<HumanDuration>,
+}
+
+impl PluginLimits {
+    /// The sandbox limits, each key absent taking its default.
+    pub fn limits(&self) -> crate::sandbox::Limits {
+        let d = crate::sandbox::Limits::default();
+        let bytes = |v: Option<ByteSize>, default: u64| v.map_or(default, |b| b.0);
+        let time = |v: Option<HumanDuration>, default| v.map_or(default, |t| t.0);
+        crate::sandbox::Limits {
+            memory_bytes: bytes(self.memory_limit, d.memory_bytes),
+            call_timeout: time(self.call_timeout, d.call_timeout),
+            step_timeout: time(self.step_timeout, d.step_timeout),
+            run_timeout: time(self.run_timeout, d.run_timeout),
+            max_output_bytes: bytes(self.max_output_bytes, d.max_output_bytes),
+            max_component_bytes: bytes(self.max_component_size, d.max_component_bytes),
+            compile_memory_bytes: bytes(self.compile_memory_limit, d.compile_memory_bytes),
+            compile_timeout: time(self.compile_timeout, d.compile_timeout),
+            chunk_bytes: d.chunk_bytes,
+        }
+    }
 }
 
 impl PlatformFile {

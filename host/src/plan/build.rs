@@ -13,7 +13,7 @@ use crate::config::{
     CatalogCredentials, CatalogProfile, ClientId, ComputeProfile, ConfigError, ConfigErrors, Ident, Project, Secret,
     SecretSource, StorageCredentials, StorageProfile, TransformKind,
 };
-use crate::sandbox::{Limits, sha256_hex};
+use crate::sandbox::sha256_hex;
 
 /// Resolves and checks everything, secrets included; returns every error found.
 pub fn build(project: &Project, secrets: &SecretSource) -> Result<Plan, ConfigErrors> {
@@ -43,6 +43,52 @@ impl Checker<'_> {
         let mut error = ConfigError::new(self.project.platform_display(), key, message).at(position);
         error.help = help;
         self.errors.push(error);
+    }
+
+    /// Models may read files under `allowed_directories`, but never the
+    /// host's own state (catalog, compile cache) or the secrets: a directory
+    /// that holds either, or lies inside either, is refused.
+    fn check_allowed_directories(&mut self, compute: &str, directories: &[String]) {
+        let protected = [
+            ("the state directory", self.project.state_dir.clone()),
+            ("the secrets directory", self.secrets.secrets_dir.clone()),
+        ];
+        for (i, dir) in directories.iter().enumerate() {
+            let key = format!("compute.{compute}.properties.allowed_directories[{i}]");
+            let path = std::path::Path::new(dir);
+            if !path.is_absolute() {
+                self.platform_error(
+                    key,
+                    format!("`{dir}` is not an absolute path"),
+                    Some("write for example `/data/reference`".into()),
+                );
+                continue;
+            }
+            // Lexically, `..` resolved, as DuckDB compares paths.
+            let clean = |p: &std::path::Path| -> std::path::PathBuf {
+                let mut out = std::path::PathBuf::new();
+                for part in p.components() {
+                    match part {
+                        std::path::Component::ParentDir => {
+                            out.pop();
+                        }
+                        std::path::Component::CurDir => {}
+                        other => out.push(other),
+                    }
+                }
+                out
+            };
+            for (what, protected) in &protected {
+                let (a, b) = (clean(path), clean(&std::path::absolute(protected).unwrap_or(protected.clone())));
+                if a.starts_with(&b) || b.starts_with(&a) {
+                    self.platform_error(
+                        key.clone(),
+                        format!("`{dir}` overlaps {what} ({}), which SQL must never read", protected.display()),
+                        Some("allow only the folders of reference data that models read".into()),
+                    );
+                }
+            }
+        }
     }
 
     fn build(&mut self) -> Option<Plan> {
@@ -329,16 +375,12 @@ impl Checker<'_> {
             Some(ComputeProfile::Duckdb { properties }) => properties.clone(),
             None => return None,
         };
+        self.check_allowed_directories(&floe.compute, &compute.allowed_directories);
         let catalogs =
             platform.catalogs.iter().map(|(name, profile)| (name.clone(), self.catalog_spec(profile))).collect();
         let storage =
             platform.storage.iter().map(|(name, profile)| (name.clone(), self.storage_spec(profile))).collect();
-        let limits = Limits {
-            memory_bytes: platform.plugins.memory_limit.map_or(Limits::default().memory_bytes, |b| b.0),
-            call_timeout: platform.plugins.call_timeout.map_or(Limits::default().call_timeout, |d| d.0),
-            max_output_bytes: platform.plugins.max_output_bytes.map_or(Limits::default().max_output_bytes, |b| b.0),
-            ..Limits::default()
-        };
+        let limits = platform.plugins.limits();
 
         if !self.errors.is_empty() {
             return None;

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
-use crate::compute::{ComputeError, Session};
+use crate::compute::{ComputeError, Reads, Session};
 use crate::config::DuckdbProperties;
-use crate::sandbox::{Limits, Sandbox, SandboxError};
+use crate::sandbox::{Compiler, Limits, Sandbox, SandboxError};
 
 /// The name a transform's input has in `plugin test` (for SQL mode).
 pub const TRIAL_INPUT: &str = "trial.input";
@@ -41,7 +41,7 @@ pub enum TrialError {
     NotAPlugin(SandboxError),
     #[error("reading the input with DuckDB: {0}")]
     Input(#[source] ComputeError),
-    #[error("running the plugin's SQL: {0}")]
+    #[error("running the plugin's SQL: {}", crate::sandbox::text::escape(&.0.to_string()))]
     Sql(#[source] ComputeError),
 }
 
@@ -50,6 +50,8 @@ impl TrialError {
     pub fn is_contract_violation(&self) -> bool {
         match self {
             TrialError::Plugin(e) | TrialError::NotAPlugin(e) => e.is_contract_violation(),
+            // The plugin's SQL is the plugin's, as in a run.
+            TrialError::Sql(_) => true,
             _ => false,
         }
     }
@@ -61,6 +63,7 @@ pub fn trial(
     input: &Path,
     config: &BTreeMap<String, String>,
     limits: Limits,
+    compiler: Compiler,
 ) -> Result<TrialOutput, TrialError> {
     let read_error = |path: &Path| {
         let path = path.to_path_buf();
@@ -68,7 +71,7 @@ pub fn trial(
     };
     let bytes = std::fs::read(wasm).map_err(read_error(wasm))?;
     let name = wasm.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin").to_string();
-    let sandbox = Sandbox::new(limits, None)?;
+    let sandbox = Sandbox::with_compiler(limits, None, compiler)?;
     let inspection = sandbox.inspect(&name, &bytes)?;
     let step = "plugin test";
     match inspection.world {
@@ -97,7 +100,15 @@ pub fn trial(
             if let Some(sql) = plugin.sql(step, config, &[TRIAL_INPUT.to_string()])? {
                 let (schema_name, table) = TRIAL_INPUT.split_once('.').expect("a qualified name");
                 session.load_table(schema_name, table, &input_schema, input_batches).map_err(TrialError::Input)?;
-                let (schema, batches) = session.query(&sql).map_err(TrialError::Sql)?;
+                // As in a run: the plugin's SQL sees its input table and nothing else.
+                session.lock_down(&[], &[]).map_err(TrialError::Input)?;
+                let mut batches = Vec::new();
+                let schema = session
+                    .stream_select(&sql, Reads::InputsOnly, None, &mut |b| {
+                        batches.push(b);
+                        Ok(())
+                    })
+                    .map_err(TrialError::Sql)?;
                 return Ok(TrialOutput { world, sql: Some(sql), schema, batches });
             }
             let mut batches = Vec::new();

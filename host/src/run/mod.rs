@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use crate::compute::{ComputeError, Session};
+use crate::compute::{ComputeError, Setup};
 use crate::exit::ExitCode;
 use arrow_schema::SchemaRef;
 
 use crate::lakehouse::{CommitInfo, CommitTags, Lakehouse, LakehouseError, Partitioning, WriteSpec};
 use crate::observe::{Observers, RunInfo};
 use crate::plan::{Action, Plan, Step};
-use crate::sandbox::{PluginStats, Sandbox, SandboxError};
+use crate::sandbox::{Compiler, PluginStats, Sandbox, SandboxError};
 use cancel::{Cancel, Signal};
 use plugins::Plugins;
 use sink::TableSink;
@@ -34,6 +34,8 @@ pub struct RunOptions {
     pub run_id: Option<String>,
     /// Where compiled plugins are cached.
     pub component_cache: Option<PathBuf>,
+    /// Where plugins are compiled: the binary compiles in a bounded child.
+    pub compiler: Compiler,
     /// Checked at every safe point; `main` routes SIGTERM/SIGINT to it.
     pub cancel: Cancel,
     /// The partition of this run (`--partition`), for reporting; the plan's
@@ -116,6 +118,13 @@ pub enum RunError {
         #[source]
         source: ComputeError,
     },
+    /// The SQL a plugin returned was refused or failed in DuckDB: the
+    /// plugin's fault (exit 3). `message` is escaped: it quotes the SQL.
+    #[error("step `{step}`: the SQL from plugin `{plugin}` {message}")]
+    PluginSql { step: String, plugin: String, message: String },
+    /// A SQL model is not one read-only query: fix the file (exit 2).
+    #[error("step `{step}`: SQL `{file}` cannot run: {message}")]
+    ModelRefused { step: String, file: String, message: String },
     #[error("cannot start the run: {0}")]
     Setup(String),
     /// The platform's settings cannot be used (refused credentials, an
@@ -164,7 +173,8 @@ impl RunError {
             RunError::Plugin(e) | RunError::PluginLoad { source: e, .. } if e.is_contract_violation() => {
                 ExitCode::PluginViolation
             }
-            RunError::PluginChanged { .. } => ExitCode::Config,
+            RunError::PluginSql { .. } => ExitCode::PluginViolation,
+            RunError::PluginChanged { .. } | RunError::ModelRefused { .. } => ExitCode::Config,
             // `--partition` names no partition of the table: a usage error.
             RunError::Lakehouse { source: LakehouseError::PartitionValue { .. }, .. } => ExitCode::Config,
             RunError::Config(_) => ExitCode::Config,
@@ -219,16 +229,19 @@ async fn run_async(
     let lakehouse = Lakehouse::open(&plan.catalogs, &plan.storage, used).await.map_err(RunError::opening)?;
     // DuckDB spills under the state directory unless told otherwise: its own
     // default (`.tmp` in the working directory) is read-only in most pods.
-    let mut compute = plan.compute.clone();
-    compute.temp_directory.get_or_insert_with(|| plan.state_dir.join("duckdb-tmp").display().to_string());
-    let session = Session::open(&compute).map_err(|e| RunError::Setup(e.to_string()))?;
+    let mut compute = Setup { properties: plan.compute.clone(), variables: Vec::new() };
+    compute.properties.temp_directory.get_or_insert_with(|| plan.state_dir.join("duckdb-tmp").display().to_string());
     // SQL can narrow inputs that are not partitioned like its table itself:
     // `WHERE CAST(order_ts AS DATE) = getvariable('partition')::DATE`.
     if let Some(partition) = &options.partition {
-        session.set_variable("partition", partition).map_err(|e| RunError::Setup(e.to_string()))?;
+        compute.variables.push(("partition", partition.clone()));
     }
-    let sandbox = Sandbox::new(plan.limits.clone(), options.component_cache.clone())
-        .map_err(|e| RunError::Setup(e.to_string()))?;
+    // Each step that computes in DuckDB gets a database of its own; this one
+    // only proves the settings before the first step.
+    drop(compute.open().map_err(|e| RunError::Setup(e.to_string()))?);
+    let sandbox =
+        Sandbox::with_compiler(plan.limits.clone(), options.component_cache.clone(), options.compiler.clone())
+            .map_err(|e| RunError::Setup(e.to_string()))?;
     let mut plugins = Plugins::new(sandbox);
 
     let mut reports = Vec::with_capacity(plan.steps.len());
@@ -262,7 +275,7 @@ async fn run_async(
         );
         crate::observe::progress::step_started(step.name.as_str(), source_size(&step.action));
         let outcome =
-            run_step(&lakehouse, &session, &mut plugins, step, &tags, &options.cancel).instrument(span.clone()).await;
+            run_step(&lakehouse, &compute, &mut plugins, step, &tags, &options.cancel).instrument(span.clone()).await;
         crate::observe::progress::step_finished();
         match &outcome {
             Ok((info, ..)) => span
@@ -328,7 +341,7 @@ fn action_kind(action: &Action) -> &'static str {
 /// committed it (exactly once: see `lakehouse::history`).
 async fn run_step(
     lakehouse: &Lakehouse,
-    session: &Session,
+    compute: &Setup,
     plugins: &mut Plugins,
     step: &Step,
     tags: &CommitTags,
@@ -360,11 +373,11 @@ async fn run_step(
                 steps::ingest(plugins, step, plugin, source, source_display, config, &mut push)
             }
             Action::Sql { file, query } => {
-                let what = format!("SQL `{}`", file.display());
-                steps::sql(lakehouse, session, step, &what, query, &mut push).await
+                let author = steps::SqlAuthor::Model { file };
+                steps::sql(lakehouse, compute, step, &author, query, &mut push).await
             }
             Action::Wasm { plugin, config } => {
-                steps::wasm(lakehouse, session, plugins, step, plugin, config, &mut push).await
+                steps::wasm(lakehouse, compute, plugins, step, plugin, config, &mut push).await
             }
         }
     };

@@ -20,6 +20,10 @@ impl Plugins {
         Plugins { sandbox, ingest: BTreeMap::new(), transform: BTreeMap::new() }
     }
 
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
     pub fn ingest(&mut self, step: &Step, spec: &PluginSpec) -> Result<&IngestPlugin, RunError> {
         if !self.ingest.contains_key(&spec.name) {
             let wasm = read_verified(step, spec)?;

@@ -14,7 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::RunError;
 use super::plugins::Plugins;
-use crate::compute::Session;
+use crate::compute::{ComputeError, Reads, Session, Setup};
 use crate::lakehouse::{Input, Lakehouse};
 use crate::observe::progress;
 use crate::plan::{PluginSpec, Step};
@@ -116,12 +116,18 @@ impl<R: Read> Read for CountingReader<R> {
 /// Makes every input of the step a DuckDB view or table under the names the
 /// SQL uses: a view over its Parquet files where DuckDB can read them
 /// itself, else a table filled from iceberg's reader batch by batch. Returns
-/// the rows and data-file bytes read.
-pub async fn load_inputs(lakehouse: &Lakehouse, session: &Session, step: &Step) -> Result<Usage, RunError> {
+/// the rows and data-file bytes read, and the files the views read (which
+/// the locked-down database must still allow).
+pub async fn load_inputs(
+    lakehouse: &Lakehouse,
+    session: &Session,
+    step: &Step,
+) -> Result<(Usage, Vec<String>), RunError> {
     let lakehouse_error = |source| RunError::Lakehouse { step: step.name.to_string(), source };
     let compute_error =
         |source| RunError::Compute { step: step.name.to_string(), what: "loading inputs".into(), source };
     let mut usage = Usage::default();
+    let mut files = Vec::new();
     for input in &step.inputs {
         let (layer, name) = (input.layer.as_str(), input.table.name.as_str());
         let mut files_allowed = true;
@@ -143,6 +149,7 @@ pub async fn load_inputs(lakehouse: &Lakehouse, session: &Session, step: &Step) 
                     usage.bytes_in += bytes;
                     progress::add_bytes(bytes);
                     session.register_parquet(layer, name, &schema, &paths, layout).map_err(compute_error)?;
+                    files.extend(paths);
                     break rows;
                 }
                 Input::Batches { schema, mut batches, .. } => {
@@ -161,35 +168,94 @@ pub async fn load_inputs(lakehouse: &Lakehouse, session: &Session, step: &Step) 
         };
         usage.rows_in += rows;
     }
-    Ok(usage)
+    Ok((usage, files))
 }
 
-/// A SQL model, or the SQL a plugin returned, over the step's inputs; the
-/// result streams into `sink`.
+/// Who wrote the SQL a step runs, which decides what it may read and whose
+/// fault a refusal is.
+pub enum SqlAuthor<'a> {
+    /// A data engineer's model: its inputs and the platform's
+    /// `allowed_directories`.
+    Model { file: &'a Path },
+    /// A plugin (SQL mode): its inputs only, within the rest of its budget.
+    Plugin {
+        name: &'a str,
+        /// What is left of its budget when the query starts.
+        timeout: std::time::Duration,
+        /// The budget that ends first, and its configured length.
+        budget: crate::sandbox::Budget,
+        limit: std::time::Duration,
+    },
+}
+
+/// A SQL model, or the SQL a plugin returned, over the step's inputs, in a
+/// database of the step's own that is locked down before the query runs;
+/// the result streams into `sink`.
 pub async fn sql(
     lakehouse: &Lakehouse,
-    session: &Session,
+    compute: &Setup,
     step: &Step,
-    what: &str,
+    author: &SqlAuthor<'_>,
     query: &str,
     sink: &mut Sink<'_>,
 ) -> Result<Output, RunError> {
-    let usage = load_inputs(lakehouse, session, step).await?;
-    let schema = tokio::task::block_in_place(|| {
-        session.stream(query, &mut |batch| {
+    let setup_error = |source| RunError::Compute { step: step.name.to_string(), what: "opening DuckDB".into(), source };
+    let session = compute.open().map_err(setup_error)?;
+    let (usage, files) = load_inputs(lakehouse, &session, step).await?;
+    let (directories, reads, timeout) = match author {
+        SqlAuthor::Model { .. } => (compute.properties.allowed_directories.as_slice(), Reads::Files, None),
+        SqlAuthor::Plugin { timeout, .. } => (&[][..], Reads::InputsOnly, Some(*timeout)),
+    };
+    session.lock_down(&files, directories).map_err(setup_error)?;
+    let result = tokio::task::block_in_place(|| {
+        session.stream_select(query, reads, timeout, &mut |batch| {
             progress::add_rows(batch.num_rows() as u64);
             sink(batch)
         })
-    })
-    .map_err(|source| RunError::Compute { step: step.name.to_string(), what: what.to_string(), source })?;
+    });
+    let schema = result.map_err(|source| sql_error(step, author, source))?;
     Ok((schema, usage))
+}
+
+/// Whose fault a failed query is: a plugin's SQL is always the plugin's
+/// (exit 3, its text escaped, since it quotes the SQL); a model that is not
+/// one SELECT needs fixing (exit 2); other model failures are step failures.
+fn sql_error(step: &Step, author: &SqlAuthor<'_>, source: ComputeError) -> RunError {
+    let step_name = step.name.to_string();
+    match (author, source) {
+        (_, source @ ComputeError::Sink(_)) => {
+            RunError::Compute { step: step_name, what: "writing the result".into(), source }
+        }
+        (SqlAuthor::Plugin { name, budget, limit, .. }, ComputeError::TimedOut(_)) => {
+            RunError::Plugin(crate::sandbox::SandboxError::Budget {
+                step: step_name,
+                plugin: name.to_string(),
+                budget: budget.key(),
+                limit: *limit,
+            })
+        }
+        (SqlAuthor::Plugin { name, .. }, source) => {
+            let what = match &source {
+                ComputeError::Refused(_) => "was refused",
+                _ => "failed in DuckDB",
+            };
+            let text = crate::sandbox::text::escape(&source.to_string()).into_owned();
+            RunError::PluginSql { step: step_name, plugin: name.to_string(), message: format!("{what}: {text}") }
+        }
+        (SqlAuthor::Model { file }, ComputeError::Refused(message)) => {
+            RunError::ModelRefused { step: step_name, file: file.display().to_string(), message }
+        }
+        (SqlAuthor::Model { file }, source) => {
+            RunError::Compute { step: step_name, what: format!("SQL `{}`", file.display()), source }
+        }
+    }
 }
 
 /// A transform plugin: SQL mode if it returns a query, else streaming over
 /// its single input, which a task reads ahead while the plugin runs.
 pub async fn wasm(
     lakehouse: &Lakehouse,
-    session: &Session,
+    compute: &Setup,
     plugins: &mut Plugins,
     step: &Step,
     spec: &PluginSpec,
@@ -197,14 +263,20 @@ pub async fn wasm(
     sink: &mut Sink<'_>,
 ) -> Result<Output, RunError> {
     let plugin = plugins.transform(step, spec)?.clone();
+    let started = std::time::Instant::now();
     let names: Vec<String> = step.inputs.iter().map(|i| format!("{}.{}", i.layer, i.table.name)).collect();
     let (query, mut stats) = tokio::task::block_in_place(|| {
         in_plugin_span(step, spec, "sql", || plugin.sql_with_stats(step.name.as_str(), config, &names))
     })?;
     if let Some(query) = query {
-        tracing::debug!(step = %step.name, plugin = %spec.name, query = %query, "Plugin returned SQL.");
-        let what = format!("SQL from plugin `{}`", spec.name);
-        let (schema, usage) = sql(lakehouse, session, step, &what, &query, sink).await?;
+        // `?` quotes and escapes it: the text is the plugin's.
+        tracing::debug!(step = %step.name, plugin = %spec.name, query = ?query, "Plugin returned SQL.");
+        // The query runs on what is left of the plugin's budgets.
+        let (ends, budget) = plugins.sandbox().budget_ends(started);
+        let timeout = ends.saturating_duration_since(std::time::Instant::now());
+        let limit = budget.limit(plugins.sandbox().limits());
+        let author = SqlAuthor::Plugin { name: &spec.name, timeout, budget, limit };
+        let (schema, usage) = sql(lakehouse, compute, step, &author, &query, sink).await?;
         return Ok((schema, Usage { plugin: Some(stats), ..usage }));
     }
     let [input] = step.inputs.as_slice() else {

@@ -1,18 +1,28 @@
 //! The on-disk cache of compiled components: `<dir>/<sha256 of the wasm>-<wasmtime
 //! version>.cwasm`, written atomically. Any cache failure falls back to
 //! compiling, with a warning; the cache never makes a load fail.
+//!
+//! A compiled artifact is native code that wasmtime maps and runs without
+//! checking it, so the cache must hold only what this host compiled. Every
+//! entry ends with an HMAC-SHA256 tag over the component's digest and the
+//! artifact, keyed by a random key the host creates in the cache directory
+//! (0600, the directory 0700) on first use. A file that a plugin, a SQL model
+//! or another tenant wrote or swapped in, and any file from before the tags,
+//! fails the check and is compiled again. The tag is checked on the bytes in
+//! memory that are then deserialized, so the file cannot change in between.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use wasmtime::Engine;
-use wasmtime::component::Component;
-
-use super::SandboxError;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 /// The wasmtime version compiled artifacts are tied to (the cache key's suffix).
 const WASMTIME_VERSION: &str = "48.0.8";
+/// The key's file name in the cache directory.
+const KEY_FILE: &str = "cache.key";
+const KEY_BYTES: usize = 32;
+const TAG_BYTES: usize = 32;
 
 pub(super) struct CompileCache {
     dir: PathBuf,
@@ -27,50 +37,93 @@ impl CompileCache {
         self.dir.join(format!("{sha256}-{WASMTIME_VERSION}.cwasm"))
     }
 
-    fn load(&self, engine: &Engine, path: &Path) -> Option<Component> {
+    /// The artifact cached for the component with digest `sha256`, if there
+    /// is one and its tag proves that this host wrote it.
+    pub(super) fn load(&self, sha256: &str) -> Option<Vec<u8>> {
+        let path = self.path_for(sha256);
         if !path.is_file() {
             return None;
         }
-        // SAFETY: `deserialize_file` trusts the file to be a wasmtime artifact.
-        // Files in this directory are written only by `store` below: serialized
-        // by this wasmtime version, written to a temporary name and renamed
-        // into place, so a reader never sees a partial file. The directory is
-        // created private to the host user (0700) and its path comes from the
-        // platform operator, not from a pipeline or a plugin. wasmtime itself
-        // still checks the header (version, engine settings) and rejects
-        // artifacts made for another configuration; those fall back to a compile.
-        // The file is memory-mapped for as long as the component lives, so it
-        // must never be modified in place (that is SIGBUS territory): entries are
-        // only ever replaced by rename, and deleting one is safe.
-        match unsafe { Component::deserialize_file(engine, path) } {
-            Ok(component) => Some(component),
+        let key = match self.key() {
+            Ok(key) => key,
             Err(err) => {
-                tracing::warn!(path = %path.display(), error = %format!("{err:#}"),
-                    "Ignoring an unusable compiled plugin in the cache; recompiling.");
-                None
+                tracing::warn!(dir = %self.dir.display(), error = %err,
+                    "Cannot read the compile cache's key; compiling the plugin instead.");
+                return None;
             }
+        };
+        let mut bytes = std::fs::read(&path).ok()?;
+        if bytes.len() < TAG_BYTES {
+            return None;
         }
+        let tag = bytes.split_off(bytes.len() - TAG_BYTES);
+        if mac(&key, sha256, &bytes).verify_slice(&tag).is_err() {
+            tracing::warn!(path = %path.display(),
+                "Ignoring a compiled plugin in the cache that this host did not write (its tag does not match); recompiling.");
+            return None;
+        }
+        Some(bytes)
     }
 
-    fn store(&self, component: &Component, path: &Path) -> std::io::Result<()> {
-        let bytes = component.serialize().map_err(std::io::Error::other)?;
+    /// Writes `artifact` for the component with digest `sha256`, tagged.
+    pub(super) fn store(&self, sha256: &str, artifact: &[u8]) -> std::io::Result<()> {
         create_private_dir(&self.dir)?;
-        let tmp = self.dir.join(format!(
-            ".{}.{}.tmp",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("component"),
-            std::process::id()
-        ));
+        let key = self.key()?;
+        let tag = mac(&key, sha256, artifact).finalize().into_bytes();
+        let path = self.path_for(sha256);
+        let tmp = self.dir.join(format!(".{sha256}.{}.tmp", std::process::id()));
         let result = (|| {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&bytes)?;
+            let mut file = private_file(&tmp)?;
+            file.write_all(artifact)?;
+            file.write_all(&tag)?;
             file.sync_all()?;
-            std::fs::rename(&tmp, path)
+            std::fs::rename(&tmp, &path)
         })();
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
         result
     }
+
+    /// The cache's key, created on first use. Two hosts that start at once
+    /// race on a hard link, which only one wins; the other reads its key.
+    fn key(&self) -> std::io::Result<[u8; KEY_BYTES]> {
+        let path = self.dir.join(KEY_FILE);
+        if let Ok(bytes) = std::fs::read(&path)
+            && let Ok(key) = <[u8; KEY_BYTES]>::try_from(bytes.as_slice())
+        {
+            return Ok(key);
+        }
+        create_private_dir(&self.dir)?;
+        let mut key = [0u8; KEY_BYTES];
+        getrandom::fill(&mut key).map_err(|e| std::io::Error::other(format!("no randomness for the key: {e}")))?;
+        let tmp = self.dir.join(format!(".{KEY_FILE}.{}.tmp", std::process::id()));
+        let mut file = private_file(&tmp)?;
+        file.write_all(&key)?;
+        file.sync_all()?;
+        drop(file);
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(key),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let bytes = std::fs::read(&path)?;
+                <[u8; KEY_BYTES]>::try_from(bytes.as_slice())
+                    .map_err(|_| std::io::Error::other(format!("{} is not a cache key", path.display())))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn mac(key: &[u8; KEY_BYTES], sha256: &str, artifact: &[u8]) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(sha256.as_bytes());
+    mac.update(&[0]);
+    mac.update(WASMTIME_VERSION.as_bytes());
+    mac.update(&[0]);
+    mac.update(artifact);
+    mac
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -84,40 +137,15 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-/// Compiles `wasm`, or loads its compiled form from `cache`.
-pub(super) fn load_component(
-    engine: &Engine,
-    cache: Option<&CompileCache>,
-    plugin: &str,
-    wasm: &[u8],
-) -> Result<Component, SandboxError> {
-    let sha256 = super::sha256_hex(wasm);
-    let path = cache.map(|c| c.path_for(&sha256));
-    if let (Some(cache), Some(path)) = (cache, &path)
-        && let Some(component) = cache.load(engine, path)
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
     {
-        tracing::debug!(plugin, sha256, "Loaded the compiled plugin from the cache.");
-        return Ok(component);
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
     }
-
-    let started = Instant::now();
-    let component = Component::new(engine, wasm)
-        .map_err(|e| SandboxError::Compile { plugin: plugin.to_owned(), message: format!("{e:#}") })?;
-    tracing::info!(
-        plugin,
-        sha256,
-        bytes = wasm.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "Compiled the plugin."
-    );
-
-    if let (Some(cache), Some(path)) = (cache, &path)
-        && let Err(err) = cache.store(&component, path)
-    {
-        tracing::warn!(plugin, path = %path.display(), error = %err,
-            "Cannot write the compiled plugin to the cache; it will be compiled again next time.");
-    }
-    Ok(component)
+    options.open(path)
 }
 
 #[cfg(test)]
@@ -130,5 +158,45 @@ mod tests {
         let lock = include_str!("../../../Cargo.lock");
         let needle = format!("name = \"wasmtime\"\nversion = \"{WASMTIME_VERSION}\"");
         assert!(lock.contains(&needle), "update WASMTIME_VERSION to the wasmtime in Cargo.lock");
+    }
+
+    /// What the host wrote reads back; a swapped or edited file, or one
+    /// tagged under another key, does not.
+    #[test]
+    fn only_entries_this_host_wrote_are_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(dir.path().join("cache"));
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        assert_eq!(cache.load(&a), None);
+        cache.store(&a, b"compiled a").unwrap();
+        cache.store(&b, b"compiled b").unwrap();
+        assert_eq!(cache.load(&a).as_deref(), Some(&b"compiled a"[..]));
+
+        // Another component's entry under this digest's name.
+        std::fs::copy(cache.path_for(&b), cache.path_for(&a)).unwrap();
+        assert_eq!(cache.load(&a), None);
+        // An artifact edited in place, tag kept.
+        cache.store(&a, b"compiled a").unwrap();
+        let mut bytes = std::fs::read(cache.path_for(&a)).unwrap();
+        bytes[0] ^= 1;
+        std::fs::write(cache.path_for(&a), &bytes).unwrap();
+        assert_eq!(cache.load(&a), None);
+        // A file written without the key, as a plugin or model would have to.
+        std::fs::write(cache.path_for(&a), [b"evil".as_slice(), &[0u8; TAG_BYTES]].concat()).unwrap();
+        assert_eq!(cache.load(&a), None);
+        // A new key (the key file replaced) invalidates every entry.
+        cache.store(&a, b"compiled a").unwrap();
+        std::fs::remove_file(dir.path().join("cache").join(KEY_FILE)).unwrap();
+        assert_eq!(cache.load(&a), None);
+
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            cache.store(&a, b"compiled a").unwrap();
+            assert_eq!(mode(&dir.path().join("cache")), 0o700);
+            assert_eq!(mode(&dir.path().join("cache").join(KEY_FILE)), 0o600);
+            assert_eq!(mode(&cache.path_for(&a)), 0o600);
+        }
     }
 }

@@ -3,6 +3,9 @@
 //! turns whatever ends a call into a `SandboxError` naming the step and the
 //! plugin.
 
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -12,8 +15,9 @@ use super::ipc::IpcError;
 use super::limits::Limiter;
 use super::log::{Level, PluginLog, truncate};
 use super::stats::{Meter, PluginStats};
+use super::text::escape;
 use super::wasi::{CallDeadline, HasCallDeadline};
-use super::{Sandbox, SandboxError, engine, wasi};
+use super::{Budget, Sandbox, SandboxError, engine, wasi};
 
 /// Host bindings of the two worlds. Both import the same interfaces (`log`,
 /// `types` and WASI), so one linker serves both, and the transform bindings
@@ -37,7 +41,7 @@ pub(super) mod bindings {
         });
     }
 
-    pub(in crate::sandbox) use ingest::floe::plugin::types::{PluginError, PluginKind};
+    pub(in crate::sandbox) use ingest::floe::plugin::types::{PluginError, PluginInfo, PluginKind};
 }
 
 use bindings::PluginError;
@@ -123,23 +127,53 @@ pub(super) fn instantiate_pre(
     })
 }
 
-pub(super) fn plugin_kind(kind: PluginKind) -> super::PluginKind {
-    match kind {
-        PluginKind::Ingest => super::PluginKind::Ingest,
-        PluginKind::Transform => super::PluginKind::Transform,
+/// What `meta.info` returned, as the host keeps it: every string cut and
+/// escaped, the config schema on one line.
+pub(super) fn plugin_info(info: bindings::PluginInfo) -> super::PluginInfo {
+    let clean = |text: &str| escape(&truncate(text, MAX_ERROR_BYTES)).into_owned();
+    let schema = info.config_schema.split_whitespace().collect::<Vec<_>>().join(" ");
+    super::PluginInfo {
+        name: clean(&info.name),
+        version: clean(&info.version),
+        kind: match info.kind {
+            PluginKind::Ingest => super::PluginKind::Ingest,
+            PluginKind::Transform => super::PluginKind::Transform,
+        },
+        config_schema: escape(&schema).into_owned(),
     }
 }
 
 use bindings::PluginKind;
 
-/// Who is calling: the names errors carry.
+/// Who is calling: the names errors carry, and the budgets of one plugin
+/// run (every call of an ingest, a transform or a `sql` call).
 pub(super) struct Call<'a> {
     pub(super) step: &'a str,
     pub(super) plugin: &'a str,
     pub(super) sandbox: &'a Sandbox,
+    /// When the earlier of the step's and the run's budgets runs out.
+    budget_ends: (Instant, Budget),
+    /// Which budget bounds the call in progress, when one bounds it more
+    /// tightly than `call_timeout`: a deadline hit is then reported as that
+    /// budget running out.
+    bound_by: Cell<Option<Budget>>,
 }
 
-impl Call<'_> {
+impl<'a> Call<'a> {
+    pub(super) fn new(step: &'a str, plugin: &'a str, sandbox: &'a Sandbox) -> Self {
+        let budget_ends = sandbox.budget_ends(Instant::now());
+        Call { step, plugin, sandbox, budget_ends, bound_by: Cell::new(None) }
+    }
+
+    /// How long the next call may run, and which budget bounds it if not
+    /// `call_timeout`.
+    fn next_timeout(&self) -> (Duration, Option<Budget>) {
+        let call_timeout = self.sandbox.limits().call_timeout;
+        let (ends, budget) = self.budget_ends;
+        let left = ends.saturating_duration_since(Instant::now());
+        if left < call_timeout { (left, Some(budget)) } else { (call_timeout, None) }
+    }
+
     /// A fresh store for one run, under the sandbox's limits.
     pub(super) fn store(&self, engine: &Engine) -> Store<HostState> {
         let limits = self.sandbox.limits();
@@ -173,7 +207,8 @@ impl Call<'_> {
     /// Gives the next call into the plugin its deadline: in wasm code (epoch)
     /// and in blocking WASI calls (`CallDeadline`).
     pub(super) fn arm(&self, store: &mut Store<HostState>) {
-        let timeout = self.sandbox.limits().call_timeout;
+        let (timeout, bound_by) = self.next_timeout();
+        self.bound_by.set(bound_by);
         store.data_mut().meter.count_call();
         store.data_mut().deadline.arm(timeout);
         store.set_epoch_deadline(engine::deadline_ticks(timeout));
@@ -188,7 +223,10 @@ impl Call<'_> {
             return SandboxError::Memory { step, plugin, limit: limits.memory_bytes, report };
         }
         if store.data().deadline.hit_in_host() || err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            return SandboxError::Deadline { step, plugin, limit: limits.call_timeout, report };
+            return match self.bound_by.get() {
+                None => SandboxError::Deadline { step, plugin, limit: limits.call_timeout, report },
+                Some(budget) => self.out_of_budget(budget),
+            };
         }
         let message = match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
             Some(exit) => format!("the plugin called exit({})", exit.0),
@@ -201,9 +239,15 @@ impl Call<'_> {
         SandboxError::Trap { step, plugin, message, report }
     }
 
+    /// The error for a plugin run that used up `budget`.
+    pub(super) fn out_of_budget(&self, budget: Budget) -> SandboxError {
+        self.sandbox.out_of_budget(self.step, self.plugin, budget)
+    }
+
     pub(super) fn plugin_error(&self, err: PluginError) -> SandboxError {
         let (step, plugin) = (self.step.to_owned(), self.plugin.to_owned());
-        let cut = |m: String| truncate(&m, MAX_ERROR_BYTES).into_owned();
+        // Cut (bounded work), then escape: the message becomes one printable line.
+        let cut = |m: String| escape(&truncate(&m, MAX_ERROR_BYTES)).into_owned();
         let err = match err {
             PluginError::InvalidConfig(m) => PluginError::InvalidConfig(cut(m)),
             PluginError::InvalidInput(m) => PluginError::InvalidInput(cut(m)),
@@ -234,6 +278,7 @@ impl Call<'_> {
         match err {
             IpcError::Malformed(message) => SandboxError::MalformedOutput { step, plugin, message },
             IpcError::SchemaChanged(message) => SandboxError::SchemaChanged { step, plugin, message },
+            IpcError::Refused(message) => SandboxError::OutputRefused { step, plugin, message },
         }
     }
 

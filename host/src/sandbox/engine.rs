@@ -14,17 +14,23 @@ pub(super) struct SandboxEngine {
     engine: Engine,
 }
 
+/// The engine configuration. The compile child (`compile.rs`) builds its
+/// engine from the same function, so that what it serializes loads here.
+pub(super) fn config() -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        // Deadlines: generated code checks the epoch at function entries and
+        // loop back-edges; the ticker below advances it.
+        .epoch_interruption(true)
+        .cranelift_opt_level(OptLevel::Speed)
+        .parallel_compilation(true);
+    config
+}
+
 impl SandboxEngine {
     pub(super) fn new() -> Result<Self, SandboxError> {
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            // Deadlines: generated code checks the epoch at function entries and
-            // loop back-edges; the ticker below advances it.
-            .epoch_interruption(true)
-            .cranelift_opt_level(OptLevel::Speed)
-            .parallel_compilation(true);
-        let engine = Engine::new(&config).map_err(|e| SandboxError::Engine { message: format!("{e:#}") })?;
+        let engine = Engine::new(&config()).map_err(|e| SandboxError::Engine { message: format!("{e:#}") })?;
         spawn_ticker(&engine)?;
         Ok(Self { engine })
     }

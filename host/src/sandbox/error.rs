@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 /// The last plugin log lines and captured stdout/stderr, attached to errors
-/// about a plugin that died, so that its author sees why.
+/// about a plugin that died, so that its author sees why. Log lines are
+/// escaped when logged; the output tail is escaped line by line when
+/// printed, each line behind `| ` so that no line of it can pass for a line
+/// of the host's own (or for JSON that a Pipes reader would parse).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PluginReport {
     pub log_lines: Vec<String>,
@@ -23,8 +26,8 @@ impl std::fmt::Display for PluginReport {
         let tail = self.output_tail.trim_end();
         if !tail.is_empty() {
             write!(f, "\n  plugin stdout/stderr (tail):")?;
-            for line in tail.lines() {
-                write!(f, "\n    {line}")?;
+            for line in super::text::escaped_lines(tail) {
+                write!(f, "\n    | {line}")?;
             }
         }
         Ok(())
@@ -38,6 +41,9 @@ pub enum SandboxError {
 
     #[error("plugin `{plugin}` is not a valid WebAssembly component: {message}")]
     Compile { plugin: String, message: String },
+
+    #[error("plugin `{plugin}` cannot be compiled within its limits: {message}")]
+    CompileLimit { plugin: String, message: String },
 
     #[error(
         "plugin `{plugin}` imports `{import}`, which the host does not provide \
@@ -56,6 +62,12 @@ pub enum SandboxError {
 
     #[error("step `{step}`: plugin `{plugin}` exceeded its deadline ({limit:?} per call){report}")]
     Deadline { step: String, plugin: String, limit: Duration, report: Box<PluginReport> },
+
+    #[error(
+        "step `{step}`: plugin `{plugin}` used up its time budget (`plugins.{budget}`: {limit:?}); \
+         raise it in platform.yaml if the step needs longer"
+    )]
+    Budget { step: String, plugin: String, budget: &'static str, limit: Duration },
 
     #[error("step `{step}`: plugin `{plugin}` exceeded its memory limit ({limit} bytes){report}")]
     Memory { step: String, plugin: String, limit: u64, report: Box<PluginReport> },
@@ -77,6 +89,9 @@ pub enum SandboxError {
 
     #[error("step `{step}`: plugin `{plugin}` returned malformed Arrow IPC: {message}")]
     MalformedOutput { step: String, plugin: String, message: String },
+
+    #[error("step `{step}`: plugin `{plugin}` returned output the host does not accept: {message}")]
+    OutputRefused { step: String, plugin: String, message: String },
 
     #[error("step `{step}`: plugin `{plugin}` changed its output schema mid-stream: {message}")]
     SchemaChanged { step: String, plugin: String, message: String },
@@ -105,14 +120,17 @@ impl SandboxError {
     pub fn is_contract_violation(&self) -> bool {
         match self {
             SandboxError::Compile { .. }
+            | SandboxError::CompileLimit { .. }
             | SandboxError::MissingImport { .. }
             | SandboxError::Link { .. }
             | SandboxError::WrongWorld { .. }
             | SandboxError::Trap { .. }
             | SandboxError::Deadline { .. }
+            | SandboxError::Budget { .. }
             | SandboxError::Memory { .. }
             | SandboxError::OutputTooLarge { .. }
             | SandboxError::MalformedOutput { .. }
+            | SandboxError::OutputRefused { .. }
             | SandboxError::SchemaChanged { .. }
             | SandboxError::OutputSchema { .. } => true,
             SandboxError::Engine { .. }
@@ -129,17 +147,20 @@ impl SandboxError {
         match self {
             SandboxError::Engine { .. } => None,
             SandboxError::Compile { plugin, .. }
+            | SandboxError::CompileLimit { plugin, .. }
             | SandboxError::MissingImport { plugin, .. }
             | SandboxError::Link { plugin, .. }
             | SandboxError::WrongWorld { plugin, .. }
             | SandboxError::Trap { plugin, .. }
             | SandboxError::Deadline { plugin, .. }
+            | SandboxError::Budget { plugin, .. }
             | SandboxError::Memory { plugin, .. }
             | SandboxError::OutputTooLarge { plugin, .. }
             | SandboxError::InvalidConfig { plugin, .. }
             | SandboxError::InvalidInput { plugin, .. }
             | SandboxError::PluginInternal { plugin, .. }
             | SandboxError::MalformedOutput { plugin, .. }
+            | SandboxError::OutputRefused { plugin, .. }
             | SandboxError::SchemaChanged { plugin, .. }
             | SandboxError::OutputSchema { plugin, .. }
             | SandboxError::Input { plugin, .. }

@@ -42,16 +42,11 @@ impl IngestPlugin {
 
     /// Asks the plugin about itself, in a throwaway instance.
     pub fn info(&self) -> Result<PluginInfo, SandboxError> {
-        let call = Call { step: "plugin inspect", plugin: &self.name, sandbox: &self.sandbox };
+        let call = Call::new("plugin inspect", &self.name, &self.sandbox);
         let (mut store, instance) = self.instantiate(&call)?;
         call.arm(&mut store);
         let info = instance.floe_plugin_meta().call_info(&mut store).map_err(|e| call.died(&store, e))?;
-        Ok(PluginInfo {
-            name: info.name,
-            version: info.version,
-            kind: call::plugin_kind(info.kind),
-            config_schema: info.config_schema,
-        })
+        Ok(call::plugin_info(info))
     }
 
     /// Streams `input` into the plugin in chunks of `Limits::chunk_bytes` and
@@ -78,7 +73,7 @@ impl IngestPlugin {
         input: &mut dyn Read,
         on_batch: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
     ) -> Result<(SchemaRef, PluginStats), SandboxError> {
-        let call = Call { step, plugin: &self.name, sandbox: &self.sandbox };
+        let call = Call::new(step, &self.name, &self.sandbox);
         let limits = self.sandbox.limits();
         let started = Instant::now();
         let (mut store, instance) = self.instantiate(&call)?;

@@ -4,7 +4,7 @@
 
 use wasmtime::component::Component;
 
-use super::{IngestPlugin, PluginInfo, Sandbox, SandboxError, TransformPlugin, cache};
+use super::{IngestPlugin, PluginInfo, Sandbox, SandboxError, TransformPlugin};
 
 /// The facts `plugin inspect` prints.
 #[derive(Debug)]
@@ -25,7 +25,7 @@ impl Sandbox {
     /// neither world is still described (imports and exports), with the reason.
     pub fn inspect(&self, plugin: &str, wasm: &[u8]) -> Result<Inspection, SandboxError> {
         let engine = self.inner.engine.engine();
-        let component = cache::load_component(engine, self.inner.cache.as_ref(), plugin, wasm)?;
+        let component = self.component(plugin, wasm)?;
         let ty = component.component_type();
         let imports = ty.imports(engine).map(|(name, _)| name.to_string()).collect();
         let exports = ty.exports(engine).map(|(name, _)| name.to_string()).collect();

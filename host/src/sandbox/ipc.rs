@@ -2,6 +2,14 @@
 //! frames messages itself before decoding them, so that it can bound the size
 //! of every message (from its declared length, before buffering it), notice a
 //! second schema message, and reject bytes after the end-of-stream marker.
+//!
+//! Every message is checked before arrow-ipc sees it, because arrow-ipc trusts
+//! its input: a schema with an odd bit width or no field list, or a buffer
+//! that points past the body, makes it panic. The schema must meet
+//! `guard::check_schema` (flat types whose decoded size is bounded by the
+//! wire); dictionary batches and compressed bodies are refused; every field
+//! node and buffer of a record batch must fit its body, and the row count
+//! its body size. Batches come out without the plugin's metadata.
 
 use arrow_array::RecordBatch;
 use arrow_ipc::reader::StreamDecoder;
@@ -14,6 +22,8 @@ const CONTINUATION: [u8; 4] = [0xff; 4];
 pub(super) enum IpcError {
     Malformed(String),
     SchemaChanged(String),
+    /// Well-formed, but not what the host accepts from a plugin (`guard`).
+    Refused(String),
 }
 
 /// One output stream being decoded.
@@ -21,7 +31,9 @@ pub(super) struct IpcStream {
     /// Bytes of a message that is not complete yet.
     pending: Vec<u8>,
     decoder: StreamDecoder,
-    schema: Option<SchemaRef>,
+    /// The schema as the plugin sent it (for comparing a repeated one) and
+    /// as batches leave (without metadata).
+    schema: Option<(arrow_schema::Schema, SchemaRef)>,
     ended: bool,
     max_message: usize,
 }
@@ -34,6 +46,8 @@ struct Frame {
     /// The schema, if this is a schema message.
     schema: Option<arrow_schema::Schema>,
 }
+
+use super::guard;
 
 impl Frame {
     fn total(&self) -> usize {
@@ -73,7 +87,7 @@ impl IpcStream {
         let mut complete = Vec::new();
         let mut at = 0;
         while at < data.len() {
-            let Some(frame) = frame(&data[at..], self.max_message)? else {
+            let Some(frame) = frame(&data[at..], self.max_message, self.schema.as_ref().map(|(sent, _)| sent))? else {
                 break;
             };
             if frame.meta_len == 0 {
@@ -94,11 +108,14 @@ impl IpcStream {
             }
             if let Some(new) = frame.schema {
                 match &self.schema {
-                    None => self.schema = Some(std::sync::Arc::new(new)),
-                    Some(old) if **old == new => {
+                    None => {
+                        let clean = std::sync::Arc::new(guard::without_metadata(&new));
+                        self.schema = Some((new, clean));
+                    }
+                    Some((old, _)) if *old == new => {
                         return Err(IpcError::Malformed("the schema message is repeated".to_owned()));
                     }
-                    Some(old) => {
+                    Some((old, _)) => {
                         return Err(IpcError::SchemaChanged(format!(
                             "first {}, then {}",
                             describe(old),
@@ -124,12 +141,18 @@ impl IpcStream {
         let mut data = data;
         data.truncate(at);
         let shared = same_type(&arrow_array::builder::BufferBuilder::<u8>::new(0).finish(), data.into());
+        let clean = self.schema.as_ref().map(|(_, clean)| clean.clone());
         for (start, len) in complete {
             let mut message = shared.slice_with_length(start, len);
             while !message.is_empty() {
-                let decoded = self.decoder.decode(&mut message).map_err(|e| IpcError::Malformed(e.to_string()))?;
+                // The checks in `frame` keep arrow-ipc off its panicking paths;
+                // should one remain, it fails the plugin, not the host.
+                let decoded =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.decoder.decode(&mut message)))
+                        .map_err(|_| IpcError::Malformed("the Arrow IPC decoder could not read a message".to_owned()))?
+                        .map_err(|e| IpcError::Malformed(e.to_string()))?;
                 if let Some(batch) = decoded {
-                    batches.push(batch);
+                    batches.push(without_metadata(batch, clean.as_ref())?);
                 }
             }
         }
@@ -146,14 +169,17 @@ impl IpcStream {
             }));
         }
         self.decoder.finish().map_err(|e| IpcError::Malformed(e.to_string()))?;
-        self.schema.clone().ok_or_else(|| IpcError::Malformed("the stream has no schema message".to_owned()))
+        self.schema
+            .as_ref()
+            .map(|(_, clean)| clean.clone())
+            .ok_or_else(|| IpcError::Malformed("the stream has no schema message".to_owned()))
     }
 }
 
 /// Reads the framing of the message at the start of `buf`: `None` if not even
 /// its metadata is complete yet. Length limits are checked here, from the
 /// declared lengths, before the body is buffered.
-fn frame(buf: &[u8], max_message: usize) -> Result<Option<Frame>, IpcError> {
+fn frame(buf: &[u8], max_message: usize, schema: Option<&arrow_schema::Schema>) -> Result<Option<Frame>, IpcError> {
     if buf.len() < 4 {
         return Ok(None);
     }
@@ -193,16 +219,213 @@ fn frame(buf: &[u8], max_message: usize) -> Result<Option<Frame>, IpcError> {
             max_message
         )));
     }
-    let schema = if message.header_type() == MessageHeader::Schema {
-        let schema = message
-            .header_as_schema()
-            .map(arrow_ipc::convert::fb_to_schema)
-            .ok_or_else(|| IpcError::Malformed("schema message without a schema".to_owned()))?;
-        Some(schema)
-    } else {
-        None
+    let schema = match message.header_type() {
+        MessageHeader::Schema => {
+            let fb = message
+                .header_as_schema()
+                .ok_or_else(|| IpcError::Malformed("schema message without a schema".to_owned()))?;
+            check_fb_schema(fb)?;
+            let schema = arrow_ipc::convert::fb_to_schema(fb);
+            guard::check_schema(&schema).map_err(IpcError::Refused)?;
+            Some(schema)
+        }
+        MessageHeader::RecordBatch => {
+            let batch = message
+                .header_as_record_batch()
+                .ok_or_else(|| IpcError::Malformed("record batch message without a record batch".to_owned()))?;
+            let schema = schema
+                .ok_or_else(|| IpcError::Malformed("a record batch comes before the schema message".to_owned()))?;
+            check_batch(batch, schema, body_len as u64)?;
+            None
+        }
+        MessageHeader::DictionaryBatch => {
+            return Err(IpcError::Refused(
+                "the stream holds a dictionary batch: dictionary-encoded columns are not accepted".to_owned(),
+            ));
+        }
+        other => return Err(IpcError::Malformed(format!("unexpected message type {other:?}"))),
     };
     Ok(Some(Frame { prefix, meta_len, body_len, schema }))
+}
+
+/// Checks a schema message's flatbuffer before arrow-ipc converts it (which
+/// panics on what it does not expect): little-endian, a field list, and for
+/// each field a name and a flat type whose parameters arrow knows, no
+/// dictionary and no children. `guard::check_schema` then applies the host's
+/// own rules to the converted schema.
+fn check_fb_schema(fb: arrow_ipc::Schema<'_>) -> Result<(), IpcError> {
+    use arrow_ipc::{DateUnit, Endianness, Precision, TimeUnit, Type};
+    let refused = |m: String| Err(IpcError::Refused(m));
+    if fb.endianness() != Endianness::Little {
+        return refused("the schema is big-endian; plugin output must be little-endian".to_owned());
+    }
+    let Some(fields) = fb.fields() else {
+        return Err(IpcError::Malformed("the schema message has no field list".to_owned()));
+    };
+    if fields.len() > guard::MAX_COLUMNS {
+        return refused(format!(
+            "the schema has {} columns, more than the {} accepted",
+            fields.len(),
+            guard::MAX_COLUMNS
+        ));
+    }
+    for (i, field) in fields.iter().enumerate() {
+        let name = field.name().ok_or_else(|| IpcError::Malformed(format!("column {} has no name", i + 1)))?;
+        let type_name = format!("{:?}", field.type_type());
+        if field.dictionary().is_some() {
+            return refused(guard::unaccepted(name, &format!("Dictionary({type_name})"), guard::DICTIONARY));
+        }
+        let why = match field.type_type() {
+            Type::Utf8View | Type::BinaryView => Some(guard::VIEW),
+            Type::RunEndEncoded => Some(guard::RUN_END),
+            Type::Null => Some(guard::NULL),
+            Type::List
+            | Type::LargeList
+            | Type::FixedSizeList
+            | Type::ListView
+            | Type::LargeListView
+            | Type::Struct_
+            | Type::Map
+            | Type::Union => Some(guard::NESTED),
+            _ if field.children().is_some_and(|c| !c.is_empty()) => Some(guard::NESTED),
+            _ => None,
+        };
+        if let Some(why) = why {
+            return refused(guard::unaccepted(name, &type_name, why));
+        }
+        let known = match field.type_type() {
+            Type::Bool | Type::Utf8 | Type::LargeUtf8 | Type::Binary | Type::LargeBinary => true,
+            Type::Int => field.type_as_int().is_some_and(|t| matches!(t.bitWidth(), 8 | 16 | 32 | 64)),
+            Type::FloatingPoint => field
+                .type_as_floating_point()
+                .is_some_and(|t| matches!(t.precision(), Precision::HALF | Precision::SINGLE | Precision::DOUBLE)),
+            Type::Date => {
+                field.type_as_date().is_some_and(|t| matches!(t.unit(), DateUnit::DAY | DateUnit::MILLISECOND))
+            }
+            Type::Time => field.type_as_time().is_some_and(|t| {
+                matches!(
+                    (t.unit(), t.bitWidth()),
+                    (TimeUnit::SECOND | TimeUnit::MILLISECOND, 32) | (TimeUnit::MICROSECOND | TimeUnit::NANOSECOND, 64)
+                )
+            }),
+            Type::Timestamp => field.type_as_timestamp().is_some_and(|t| {
+                matches!(
+                    t.unit(),
+                    TimeUnit::SECOND | TimeUnit::MILLISECOND | TimeUnit::MICROSECOND | TimeUnit::NANOSECOND
+                )
+            }),
+            Type::Decimal => field.type_as_decimal().is_some_and(|t| {
+                t.bitWidth() == 128 && (1..=38).contains(&t.precision()) && (0..=t.precision()).contains(&t.scale())
+            }),
+            _ => false,
+        };
+        if !known {
+            return refused(guard::unaccepted(name, &type_name, guard::NOT_STORABLE));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a record batch message against the stream's (flat, checked)
+/// schema before arrow-ipc reads it: uncompressed, one field node per column
+/// with the batch's length and a null count within it, the buffers each type
+/// has, every buffer inside the body, and no more rows than the body can
+/// hold (`guard::max_rows`).
+fn check_batch(
+    batch: arrow_ipc::RecordBatch<'_>,
+    schema: &arrow_schema::Schema,
+    body_len: u64,
+) -> Result<(), IpcError> {
+    let malformed = |m: String| Err(IpcError::Malformed(m));
+    if batch.compression().is_some() {
+        return Err(IpcError::Refused("a record batch is compressed; plugin output must be uncompressed".to_owned()));
+    }
+    if batch.variadicBufferCounts().is_some_and(|c| !c.is_empty()) {
+        return malformed("a record batch has variadic buffer counts, but no column has a view type".to_owned());
+    }
+    let rows = batch.length();
+    if rows < 0 {
+        return malformed(format!("a record batch has {rows} rows"));
+    }
+    if rows as u64 > guard::max_rows(body_len) {
+        return malformed(format!("a record batch claims {rows} rows in a body of {body_len} bytes"));
+    }
+    let nodes = batch.nodes().map(|n| n.len()).unwrap_or(0);
+    if nodes != schema.fields().len() {
+        return malformed(format!("a record batch has {nodes} field nodes for {} columns", schema.fields().len()));
+    }
+    for node in batch.nodes().into_iter().flatten() {
+        if node.length() != rows || node.null_count() < 0 || node.null_count() > rows {
+            return malformed(format!(
+                "a field node has length {} and {} nulls in a batch of {rows} rows",
+                node.length(),
+                node.null_count()
+            ));
+        }
+    }
+    let expected: usize = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            arrow_schema::DataType::Utf8
+            | arrow_schema::DataType::LargeUtf8
+            | arrow_schema::DataType::Binary
+            | arrow_schema::DataType::LargeBinary => 3,
+            _ => 2,
+        })
+        .sum();
+    let buffers = batch.buffers().map(|b| b.len()).unwrap_or(0);
+    if buffers != expected {
+        return malformed(format!("a record batch has {buffers} buffers where its columns have {expected}"));
+    }
+    for buffer in batch.buffers().into_iter().flatten() {
+        let (offset, length) = (buffer.offset(), buffer.length());
+        let fits =
+            offset >= 0 && length >= 0 && (offset as u64).checked_add(length as u64).is_some_and(|end| end <= body_len);
+        if !fits {
+            return malformed(format!(
+                "a buffer at offset {offset} of {length} bytes lies outside the {body_len}-byte body"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `batch` under the metadata-free schema the stream hands out.
+fn without_metadata(batch: RecordBatch, clean: Option<&SchemaRef>) -> Result<RecordBatch, IpcError> {
+    let Some(clean) = clean else { return Ok(batch) };
+    if std::sync::Arc::ptr_eq(&batch.schema(), clean) {
+        return Ok(batch);
+    }
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(clean.clone(), batch.columns().to_vec(), &options)
+        .map_err(|e| IpcError::Malformed(e.to_string()))
+}
+
+/// What the fuzz target (`fuzz/boundary`, `guest_output`) and the corpus
+/// replay test run: `data` is cut into fragments whose sizes come from its
+/// own bytes (so the fuzzer explores framing too) and decoded as one stream
+/// under a 1 MiB message limit. Must never panic, whatever `data` is; every
+/// batch it yields must have the accepted schema. Returns the rows decoded.
+#[allow(dead_code)] // Called by the fuzz target (which includes this file) and tests.
+pub(super) fn decode_fragments(data: &[u8]) -> Result<usize, IpcError> {
+    let Some((&cut, mut rest)) = data.split_first() else {
+        return Ok(0);
+    };
+    let piece = usize::from(cut).max(1) * 16;
+    let mut stream = IpcStream::new(1 << 20);
+    let mut rows = 0;
+    while !rest.is_empty() {
+        let (fragment, tail) = rest.split_at(piece.min(rest.len()));
+        rest = tail;
+        for batch in stream.push(fragment.to_vec())? {
+            guard::check_schema(&batch.schema()).expect("a decoded batch has an accepted schema");
+            assert!(batch.schema().metadata().is_empty(), "metadata reached a batch");
+            rows += batch.num_rows();
+        }
+    }
+    stream.finish()?;
+    Ok(rows)
 }
 
 fn same_type<T>(_witness: &T, value: T) -> T {
@@ -293,6 +516,57 @@ mod tests {
 
         let mut ipc = IpcStream::new(1 << 20);
         assert!(ipc.push(vec![0xff, 0xff, 0xff, 0xff, 8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]).is_err());
+    }
+
+    /// Every input the fuzzer saved (`fuzz/corpus/guest_output`, and the
+    /// crashes it once found under `fuzz/regressions/guest_output`) decodes
+    /// without a panic.
+    #[test]
+    fn replays_the_fuzz_corpus() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+        let mut replayed = 0;
+        for dir in ["corpus/guest_output", "regressions/guest_output"] {
+            let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                let _ = decode_fragments(&std::fs::read(&path).unwrap());
+                replayed += 1;
+            }
+        }
+        assert!(replayed > 0, "no fuzz corpus under {}", root.display());
+        // A well-formed stream decodes whole, under any fragmentation.
+        let bytes = stream(&[batch(1), batch(3)]);
+        for cut in [0u8, 1, 7, 255] {
+            let data = [&[cut][..], &bytes].concat();
+            assert_eq!(decode_fragments(&data), Ok(4), "fragments of {}", usize::from(cut).max(1) * 16);
+        }
+    }
+
+    /// Streams written by another implementation (pyarrow, the seeds of the
+    /// fuzz corpus) land on the right side of the boundary.
+    #[test]
+    fn pyarrow_streams_are_accepted_or_refused_as_the_rules_say() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/guest_output");
+        let decode = |name: &str| decode_fragments(&std::fs::read(dir.join(name)).unwrap());
+        assert_eq!(decode("flat_two_batches"), Ok(6));
+        assert_eq!(decode("every_accepted_type"), Ok(2));
+        assert_eq!(decode("metadata"), Ok(3));
+        assert_eq!(decode("schema_only"), Ok(0));
+        for (name, why) in [
+            ("dictionary", "dictionary-encoded"),
+            ("view", "view types"),
+            ("nested", "nested types"),
+            ("null_type", "type Null"),
+            ("tz_mars", "cannot be stored"),
+            ("dup_names", "both named `X`"),
+            ("compressed", "compressed"),
+        ] {
+            match decode(name) {
+                Err(IpcError::Refused(message)) => assert!(message.contains(why), "{name}: {message}"),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        assert!(matches!(decode("garbage"), Err(IpcError::Malformed(_))));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Plugin output the host keeps: log lines from the `floe:plugin/log` import
-//! (forwarded to `tracing`, bounded, and kept in a ring for error reports) and
-//! the tail of the plugin's stdout/stderr.
+//! (forwarded to `tracing`, bounded, escaped, and kept in a ring for error
+//! reports) and the tail of the plugin's stdout/stderr.
 
 use std::collections::VecDeque;
 use std::io;
@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use super::error::PluginReport;
+use super::text::escape;
 
 /// Log lines kept for error reports.
 const RING_LINES: usize = 20;
@@ -61,7 +62,8 @@ impl PluginLog {
     }
 
     pub(super) fn log(&mut self, level: Level, message: &str) {
-        let message = truncate(message, MAX_LINE_BYTES);
+        // Cut first (bounded work), then escape: one printable line.
+        let message = escape(&truncate(message, MAX_LINE_BYTES)).into_owned();
         let (step, plugin) = (self.step.as_str(), self.plugin.as_str());
         if !self.dropping
             && (self.forwarded >= MAX_FORWARDED_LINES

@@ -14,21 +14,25 @@
 
 mod cache;
 mod call;
+mod compile;
 mod engine;
 mod error;
+mod guard;
 mod ingest;
 mod inspect;
 mod ipc;
 mod limits;
 mod log;
 mod stats;
+pub mod text;
 mod transform;
 mod wasi;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+pub use compile::{CHILD_ARG as COMPILE_CHILD_ARG, Compiler, child_main as compile_child_main};
 pub use error::{PluginReport, SandboxError};
 pub use ingest::IngestPlugin;
 pub use inspect::Inspection;
@@ -38,12 +42,27 @@ pub use transform::TransformPlugin;
 /// Resource limits applied to every plugin store and call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest size, in bytes, of any one linear memory of a plugin instance.
+    /// Most bytes that all linear memories and tables of one plugin instance
+    /// may hold together (a component can carry many of each).
     pub memory_bytes: u64,
     /// Wall-clock deadline for each call into the plugin (instantiation, `open`,
     /// every `push` and `finish`), enforced with epoch interruption at a 10 ms
     /// granularity.
     pub call_timeout: Duration,
+    /// Wall-clock budget of all the calls of one plugin run (an ingest of a
+    /// source, a streaming transform, a SQL-mode query): a plugin that uses
+    /// most of `call_timeout` on every call cannot stretch a step to hours.
+    pub step_timeout: Duration,
+    /// Wall-clock budget of every plugin call of a run, counted from the
+    /// start of the run (the sandbox's creation).
+    pub run_timeout: Duration,
+    /// Largest component file accepted for compilation, in bytes.
+    pub max_component_bytes: u64,
+    /// Memory the compiler may use for one component (compiled in a child
+    /// process where the host can, see `compile.rs`).
+    pub compile_memory_bytes: u64,
+    /// Wall-clock limit for compiling one component.
+    pub compile_timeout: Duration,
     /// Largest IPC fragment, in bytes, that one call may return.
     pub max_output_bytes: u64,
     /// Size of the input chunks handed to an ingest plugin's `push`: every chunk
@@ -56,8 +75,39 @@ impl Default for Limits {
         Self {
             memory_bytes: 1 << 30,
             call_timeout: Duration::from_secs(60),
+            step_timeout: Duration::from_secs(3600),
+            run_timeout: Duration::from_secs(6 * 3600),
+            max_component_bytes: 128 << 20,
+            compile_memory_bytes: 2 << 30,
+            compile_timeout: Duration::from_secs(120),
             max_output_bytes: 256 << 20,
             chunk_bytes: 1 << 20,
+        }
+    }
+}
+
+/// A wall-clock budget larger than one call (`Limits::step_timeout`,
+/// `Limits::run_timeout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budget {
+    Step,
+    Run,
+}
+
+impl Budget {
+    /// Its key under `plugins:` in platform.yaml.
+    pub fn key(self) -> &'static str {
+        match self {
+            Budget::Step => "step_timeout",
+            Budget::Run => "run_timeout",
+        }
+    }
+
+    /// Its length under `limits`.
+    pub fn limit(self, limits: &Limits) -> Duration {
+        match self {
+            Budget::Step => limits.step_timeout,
+            Budget::Run => limits.run_timeout,
         }
     }
 }
@@ -87,39 +137,78 @@ pub struct Sandbox {
 
 struct Inner {
     engine: engine::SandboxEngine,
+    /// When the run began: the start of `Limits::run_timeout`.
+    started: Instant,
     /// One linker for both worlds: they import the same interfaces.
     linker: wasmtime::component::Linker<call::HostState>,
     limits: Limits,
     cache: Option<cache::CompileCache>,
+    compiler: Compiler,
 }
 
 impl Sandbox {
     /// Builds the engine and linker. With `cache_dir`, compiled components are
-    /// kept there (created if missing) and reused across runs.
+    /// kept there (created if missing) and reused across runs. Components are
+    /// compiled in process; see [`Sandbox::with_compiler`].
     pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> Result<Self, SandboxError> {
+        Self::with_compiler(limits, cache_dir, Compiler::InProcess)
+    }
+
+    /// [`Sandbox::new`], compiling components where `compiler` says: the
+    /// `floe-host` binary compiles in a bounded child of itself.
+    pub fn with_compiler(limits: Limits, cache_dir: Option<PathBuf>, compiler: Compiler) -> Result<Self, SandboxError> {
         if limits.chunk_bytes == 0 {
             return Err(SandboxError::Engine { message: "`chunk_bytes` must be at least 1".to_owned() });
         }
         let engine = engine::SandboxEngine::new()?;
         let linker = call::linker(engine.engine())?;
         let cache = cache_dir.map(cache::CompileCache::new);
-        Ok(Self { inner: Arc::new(Inner { engine, linker, limits, cache }) })
+        let started = Instant::now();
+        Ok(Self { inner: Arc::new(Inner { engine, started, linker, limits, cache, compiler }) })
     }
 
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
     }
 
+    /// When the budgets of a plugin run that starts at `started` run out:
+    /// the earlier of its step's (`step_timeout`) and the run's
+    /// (`run_timeout`), and which one that is.
+    pub fn budget_ends(&self, started: Instant) -> (Instant, Budget) {
+        let later = |start: Instant, budget: Duration| {
+            start.checked_add(budget).unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 24 * 3600))
+        };
+        let step = later(started, self.inner.limits.step_timeout);
+        let run = later(self.inner.started, self.inner.limits.run_timeout);
+        if step <= run { (step, Budget::Step) } else { (run, Budget::Run) }
+    }
+
+    /// The error for a plugin run of `step` that used up `budget`.
+    pub fn out_of_budget(&self, step: &str, plugin: &str, budget: Budget) -> SandboxError {
+        let limit = budget.limit(&self.inner.limits);
+        SandboxError::Budget { step: step.to_owned(), plugin: plugin.to_owned(), budget: budget.key(), limit }
+    }
+
     /// Compiles (or loads from cache) and links an ingest component.
     pub fn load_ingest(&self, plugin: &str, wasm: &[u8]) -> Result<IngestPlugin, SandboxError> {
-        let component = cache::load_component(self.inner.engine.engine(), self.inner.cache.as_ref(), plugin, wasm)?;
-        IngestPlugin::new(self.clone(), plugin, component)
+        IngestPlugin::new(self.clone(), plugin, self.component(plugin, wasm)?)
     }
 
     /// Compiles (or loads from cache) and links a transform component.
     pub fn load_transform(&self, plugin: &str, wasm: &[u8]) -> Result<TransformPlugin, SandboxError> {
-        let component = cache::load_component(self.inner.engine.engine(), self.inner.cache.as_ref(), plugin, wasm)?;
-        TransformPlugin::new(self.clone(), plugin, component)
+        TransformPlugin::new(self.clone(), plugin, self.component(plugin, wasm)?)
+    }
+
+    fn component(&self, plugin: &str, wasm: &[u8]) -> Result<wasmtime::component::Component, SandboxError> {
+        let inner = &self.inner;
+        compile::load_component(
+            inner.engine.engine(),
+            &inner.compiler,
+            inner.cache.as_ref(),
+            &inner.limits,
+            plugin,
+            wasm,
+        )
     }
 }
 

@@ -55,12 +55,7 @@ impl TransformPlugin {
         let (mut store, instance) = self.instantiate(&call)?;
         call.arm(&mut store);
         let info = instance.floe_plugin_meta().call_info(&mut store).map_err(|e| call.died(&store, e))?;
-        Ok(PluginInfo {
-            name: info.name,
-            version: info.version,
-            kind: call::plugin_kind(info.kind),
-            config_schema: info.config_schema,
-        })
+        Ok(call::plugin_info(info))
     }
 
     /// SQL mode: the DuckDB query the plugin builds over `inputs`
@@ -229,7 +224,7 @@ impl TransformPlugin {
     }
 
     fn call<'a>(&'a self, step: &'a str) -> Call<'a> {
-        Call { step, plugin: &self.name, sandbox: &self.sandbox }
+        Call::new(step, &self.name, &self.sandbox)
     }
 
     fn instantiate(&self, call: &Call<'_>) -> Result<(Store<HostState>, bindings::TransformPlugin), SandboxError> {
