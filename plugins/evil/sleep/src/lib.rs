@@ -3,6 +3,8 @@
 //! blocked on with `wasi:io/poll` (`pollable.block`), or with `mode: poll`,
 //! wasi-libc's `poll(2)` with no descriptors (`wasi:io/poll.poll`). Epoch
 //! interruption cannot stop either, since no wasm code runs meanwhile.
+//! With `ms: N` it sleeps N milliseconds in every `push` and goes on: a
+//! plugin that stays inside each call's deadline but stretches its step.
 
 wit_bindgen::generate!({
     path: "../../../wit",
@@ -49,6 +51,12 @@ struct Parser {
 
 impl ingest::GuestParser for Parser {
     fn push(&self, _chunk: Vec<u8>) -> Result<IpcFragment, PluginError> {
+        if let Some(ms) = config_value(&self.config, "ms") {
+            let ms: u64 =
+                ms.parse().map_err(|_| PluginError::InvalidConfig(format!("`ms`: `{ms}` is not a number")))?;
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            return Ok(Vec::new());
+        }
         if config_value(&self.config, "mode") == Some("poll") {
             // SAFETY: poll(2) with no descriptors only waits for the timeout.
             let rc = unsafe { poll(std::ptr::null_mut(), 0, 3_600_000) };
