@@ -24,7 +24,7 @@ use arrow_array::types::Int64Type;
 use arrow_array::{Array, RecordBatch};
 use floe_host::sandbox::{IngestPlugin, Limits, Sandbox, SandboxError};
 
-use crate::support::{Run, floe_host_with_env, plugin, temp_dir};
+use crate::support::{Run, floe_host_measured, floe_host_with_env, plugin, temp_dir};
 
 const STEP: &str = "raw_events";
 const CSV: &str = "id,name\n1,alpha\n2,beta\n";
@@ -554,4 +554,212 @@ fn one_sandbox_survives_every_evil_plugin() {
         .flat_map(|b| b.column_by_name("_row").unwrap().as_primitive::<Int64Type>().values().to_vec())
         .collect();
     assert_eq!(rows, [1, 2]);
+}
+
+// ---------------------------------------------------------------------------
+// Crafted Arrow: small on the wire, huge or broken once decoded or cast.
+
+/// `evil-ipc-bomb` sends one crafted stream per `attack`: each must be
+/// refused with exit 3 before the host decodes it into anything large, in
+/// seconds, and leave the table at its snapshot.
+#[test]
+fn crafted_arrow_is_refused_before_it_costs_anything() {
+    let project = Project::new();
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("attack", "view-bomb")], "view types are not accepted"),
+        (&[("attack", "binary-view-bomb")], "view types are not accepted"),
+        (&[("attack", "dictionary")], "dictionary-encoded columns are not accepted"),
+        (&[("attack", "delta-dictionary")], "dictionary-encoded columns are not accepted"),
+        (&[("attack", "null-rows")], "columns of type Null are not accepted"),
+        (&[("attack", "empty-struct")], "nested types are not accepted"),
+        (&[("attack", "fsl-zero")], "nested types are not accepted"),
+        // arrow's flatbuffer verifier stops at 64 levels, before any check of ours.
+        (
+            &[("attack", "deep")],
+            "returned malformed Arrow IPC: invalid message metadata: Nested table depth limit reached",
+        ),
+        (&[("attack", "names"), ("names", "id,id")], "columns 1 and 2 are both named `id`"),
+        (&[("attack", "names"), ("names", "ID,id")], "both named `id` (names must be unique, ignoring case)"),
+        (&[("attack", "names"), ("names", ",x")], "column 1 has an empty name"),
+        (&[("attack", "names"), ("names", "a\\0b")], "control character: `a\\u{0}b`"),
+        (&[("attack", "names"), ("names", "a\\nb")], "control character: `a\\nb`"),
+        (&[("attack", "many-columns")], "more than the 4096 accepted"),
+    ];
+    for (config, expected) in cases {
+        let started = Instant::now();
+        let file = project.write_pipeline("evil.yaml", "evil-ipc-bomb", &evil("ipc-bomb"), config);
+        let state = project.state();
+        let (run, peak) =
+            floe_host_measured(&["run", "-f", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()], &[]);
+        let took = started.elapsed();
+        let run = run.expect_code(3);
+        // What the host may hold: the plugin's output (17 MB here), its
+        // instance and the host's own few hundred MiB; far below what any of
+        // these streams costs once decoded or cast (from gigabytes to a TiB).
+        assert!(peak < 1 << 30, "{config:?}: the host peaked at {} MiB", peak >> 20);
+        let refused = if expected.contains("malformed") { "" } else { "returned output the host does not accept" };
+        for piece in [&format!("step `{STEP}`"), "plugin `evil-ipc-bomb`", refused, expected] {
+            assert!(run.stderr.contains(piece), "{config:?}: stderr lacks {piece:?}:\n{}", run.stderr);
+        }
+        assert!(took < Duration::from_secs(60), "{config:?} took {took:?}");
+        assert_eq!(project.snapshot(&file), project.baseline, "{config:?} must not commit a snapshot");
+    }
+}
+
+/// Field ids and schema metadata from a plugin do not reach the writer: the
+/// column lands under its own name with the plugin's values.
+#[test]
+fn plugin_metadata_is_dropped_at_the_boundary() {
+    let project = Project::empty();
+    let (file, run) = project.run_evil("ipc-bomb", &[("attack", "field-id")], &[]);
+    run.expect_code(0);
+    let show = project.show(&file).stdout;
+    assert!(show.contains("(3 rows,"), "{show}");
+    let values: Vec<&str> = show.lines().skip(1).flat_map(|l| l.split('|')).map(str::trim).collect();
+    for value in ["id", "1", "2", "3"] {
+        assert!(values.contains(&value), "{value} missing:\n{show}");
+    }
+}
+
+/// In process, the same stream bombs end as `OutputRefused` naming the
+/// plugin, and the sandbox goes on to ingest a CSV exactly.
+#[test]
+fn one_sandbox_refuses_every_crafted_stream() {
+    // Room for the full-size bombs (17 MB on the wire), so that the guard,
+    // not the output limit, is what stops them.
+    let limits = Limits { max_output_bytes: 64 << 20, ..Limits::default() };
+    let sandbox = Sandbox::new(limits, Some(shared_compile_cache())).unwrap();
+    let bomb = load(&sandbox, "evil-ipc-bomb", &evil("ipc-bomb")).unwrap();
+    for attack in ["view-bomb", "dictionary", "delta-dictionary", "null-rows", "empty-struct", "run-end"] {
+        let err = ingest(&bomb, &[("attack", attack)], CSV.as_bytes()).expect_err(attack);
+        assert!(err.is_contract_violation(), "{attack}: {err:?}");
+        assert!(matches!(err, SandboxError::OutputRefused { .. }), "{attack}: {err:?}");
+        assert!(err.to_string().starts_with(&format!("step `{STEP}`: plugin `evil-ipc-bomb` ")), "{err}");
+    }
+    let csv = load(&sandbox, "csv-ingest", &plugin("csv_ingest.wasm")).unwrap();
+    let rows: usize = ingest(&csv, &[], CSV.as_bytes()).unwrap().iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 2);
+}
+
+// ---------------------------------------------------------------------------
+// Compilation happens before any sandbox limit: the binary compiles in a
+// bounded child process, and every bound ends in exit 3 naming the plugin.
+
+#[test]
+fn compilation_is_bounded_in_size_memory_and_time() {
+    let cases = [
+        ("max_component_size: 1KiB", "over `plugins.max_component_size` (1024 bytes)"),
+        ("compile_memory_limit: 1MiB", "cannot be compiled within its limits"),
+        ("compile_timeout: 1ms", "compiling took longer than `plugins.compile_timeout` (1ms)"),
+    ];
+    for (limit, expected) in cases {
+        // A state directory of its own: nothing is in its compile cache.
+        let dir = temp_dir();
+        std::fs::write(dir.path().join("events.csv"), CSV).unwrap();
+        let project = Project { dir, baseline: 0 };
+        let file = project.write_pipeline("good.yaml", "csv-ingest", &plugin("csv_ingest.wasm"), &[]);
+        let platform = tight_platform(&project);
+        let yaml = std::fs::read_to_string(&platform).unwrap().replace("plugins:\n", &format!("plugins:\n  {limit}\n"));
+        std::fs::write(&platform, yaml).unwrap();
+        let state = project.state();
+        let run = floe_host_with_env(
+            &[
+                "run",
+                "-f",
+                file.to_str().unwrap(),
+                "--platform",
+                platform.to_str().unwrap(),
+                "--state-dir",
+                state.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .expect_code(3);
+        for piece in ["plugin `csv-ingest`", expected] {
+            assert!(run.stderr.contains(piece), "{limit}: stderr lacks {piece:?}:\n{}", run.stderr);
+        }
+        // Nothing was cached for a compile that did not finish.
+        let cached = std::fs::read_dir(state.join("component-cache"))
+            .map(|d| d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "cwasm")).count())
+            .unwrap_or(0);
+        assert_eq!(cached, 0, "{limit}");
+    }
+}
+
+/// A compiled artifact that the host did not write (here: csv-ingest's,
+/// copied over evil-loop's entry, as a hostile step once could) is not run:
+/// the pinned plugin is compiled again from its own bytes.
+#[test]
+fn a_swapped_cache_entry_is_not_trusted() {
+    let dir = temp_dir();
+    std::fs::write(dir.path().join("events.csv"), CSV).unwrap();
+    let project = Project { dir, baseline: 0 };
+    let state = project.state();
+    // Both plugins compiled once into this project's own cache.
+    let good = project.write_pipeline("good.yaml", "csv-ingest", &plugin("csv_ingest.wasm"), &[]);
+    project.run(&good, &[]).expect_code(0);
+    let (evil_file, _) = project.run_evil("exit", &[], &[]);
+    let cache = state.join("component-cache");
+    let entry = |wasm: &Path| {
+        let digest = floe_host::sandbox::sha256_hex(&std::fs::read(wasm).unwrap());
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&digest))
+            .unwrap_or_else(|| panic!("no cache entry for {}", wasm.display()))
+    };
+    // evil-exit's entry now holds csv-ingest's compiled code and tag.
+    std::fs::copy(entry(&plugin("csv_ingest.wasm")), entry(&evil("exit"))).unwrap();
+    let run = project.run(&evil_file, &[]).expect_code(3);
+    assert!(run.stderr.contains("the plugin called exit(1)"), "evil-exit must run as itself:\n{}", run.stderr);
+    assert!(run.stderr.contains("did not write") || !run.stderr.is_empty());
+}
+
+/// A plugin that spends most of each call's deadline on every call cannot
+/// stretch its step: all its calls share `plugins.step_timeout`.
+#[test]
+fn a_step_ends_at_its_budget_however_the_calls_are_spread() {
+    let project = Project::new();
+    let platform = tight_platform(&project);
+    let yaml = std::fs::read_to_string(&platform).unwrap().replace("plugins:\n", "plugins:\n  step_timeout: 2s\n");
+    std::fs::write(&platform, yaml).unwrap();
+    // Eight 1 MiB chunks: eight pushes of 400 ms each, under the 500 ms call
+    // deadline, 3.2 s in all.
+    let line = "1,alpha\n".repeat(1 << 17);
+    std::fs::write(project.dir.path().join("events.csv"), format!("id,name\n{}", line.repeat(8))).unwrap();
+    let file = project.write_pipeline("evil.yaml", "evil-sleep", &evil("sleep"), &[("ms", "400")]);
+    let state = project.state();
+    let started = Instant::now();
+    let run = floe_host_with_env(
+        &[
+            "run",
+            "-f",
+            file.to_str().unwrap(),
+            "--platform",
+            platform.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .expect_code(3);
+    let took = started.elapsed();
+    assert!(
+        run.stderr.contains("plugin `evil-sleep` used up its time budget (`plugins.step_timeout`: 2s)"),
+        "{}",
+        run.stderr
+    );
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    assert_eq!(project.snapshot(&file), project.baseline);
+
+    // In process: the same, with 4-byte chunks (seven pushes of 300 ms), under a 1 s budget.
+    let limits =
+        Limits { call_timeout: TIGHT, step_timeout: Duration::from_secs(1), chunk_bytes: 4, ..Limits::default() };
+    let sandbox = Sandbox::new(limits, Some(shared_compile_cache())).unwrap();
+    let sleepy = load(&sandbox, "evil-sleep", &evil("sleep")).unwrap();
+    let started = Instant::now();
+    let err = ingest(&sleepy, &[("ms", "300")], CSV.as_bytes()).unwrap_err();
+    assert!(matches!(err, SandboxError::Budget { budget: "step_timeout", .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }

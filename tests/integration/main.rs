@@ -7,6 +7,7 @@ mod demo;
 mod deploy;
 mod examples;
 mod golden;
+mod hostile_sql;
 mod lineage;
 mod partitions;
 mod pipes;

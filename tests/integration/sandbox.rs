@@ -232,8 +232,10 @@ fn compiled_component_is_cached_on_disk() {
     let cache = dir.path().join("cache");
     let sandbox = Sandbox::new(Limits::default(), Some(cache.clone())).unwrap();
     let cached = || -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> =
-            std::fs::read_dir(&cache).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+        // Compiled components; the cache's key (`cache.key`) sits beside them.
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&cache)
+            .map(|d| d.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "cwasm")).collect())
+            .unwrap_or_default();
         files.sort();
         files
     };
@@ -253,8 +255,8 @@ fn compiled_component_is_cached_on_disk() {
     let (_, batches) = run(&plugin, &[], b"a\nx\n").unwrap();
     assert_eq!(strings(&batches, "a"), [s("x")]);
 
-    // A damaged cache entry is ignored and rewritten, never fatal.
-    // (Replaced by rename, as the host writes: the loaded plugins map the old file.)
+    // A damaged cache entry (its tag no longer matches) is ignored and
+    // rewritten, never fatal.
     let damaged = dir.path().join("damaged");
     std::fs::write(&damaged, b"not a compiled component").unwrap();
     std::fs::rename(&damaged, &files[0]).unwrap();

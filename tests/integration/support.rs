@@ -148,3 +148,32 @@ pub fn service(name: &str) -> String {
         panic!("{name} is not set: the test services are not running; start them with `scripts/services.sh start` (scripts/test.sh does)")
     })
 }
+
+/// Runs `floe-host` like [`floe_host_with_env`] and also returns the peak
+/// resident memory of that process, in bytes (from `wait4`'s rusage, which
+/// is per child, unlike `getrusage(RUSAGE_CHILDREN)`).
+pub fn floe_host_measured(args: &[&str], env: &[(&str, &str)]) -> (Run, u64) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child =
+        floe_host_command(args, env).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("floe-host runs");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let _ = pipe.read_to_end(&mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
+    let run = Run { code, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() };
+    // ru_maxrss is in KiB on Linux.
+    (run, usage.ru_maxrss as u64 * 1024)
+}

@@ -1,0 +1,363 @@
+//! Hostile SQL through the real binary: `evil-sql` returns whatever its
+//! `sql` config says, so each case is an attack a plugin author with the WIT
+//! in hand could send. Every one must fail its step with exit 3 naming the
+//! step and the plugin, commit nothing, and leave the host's files (the
+//! catalog, the compile cache, the secrets) unread and unchanged. SQL models
+//! written by data engineers run locked down the same way (exit 1 or 2), and
+//! `plugin test` holds the same line on a laptop.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::support::{Run, floe_host_with_env, plugin, temp_dir};
+
+const STEP: &str = "probe";
+const ATTACKS: &str = "attacks";
+
+/// A project with bronze.raw_events and bronze.other_events, a secret in a
+/// secrets directory, and a committed silver.probe from a harmless query.
+/// Attacks run under one run id ([`ATTACKS`]) whose bronze steps are already
+/// committed, so that they are skipped and only the probe step computes:
+/// then nothing in the state directory may change.
+struct Project {
+    dir: tempfile::TempDir,
+    baseline: String,
+}
+
+impl Project {
+    fn new() -> Self {
+        let dir = temp_dir();
+        std::fs::write(dir.path().join("events.csv"), "id,name\n1,alpha\n2,beta\n").unwrap();
+        std::fs::write(dir.path().join("other.csv"), "id,name\n7,hidden-row\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+        std::fs::write(dir.path().join("secrets/polaris-client-secret"), secret()).unwrap();
+        let mut project = Project { dir, baseline: String::new() };
+        let run = project.run_sql_with("SELECT count(*) AS n FROM {input}", &["--run-id", "baseline"]).expect_code(0);
+        assert!(run.stdout.contains(STEP), "{}", run.stdout);
+        project.baseline = project.probe_snapshot();
+        // The bronze steps committed under the attacks' run id.
+        project.run_sql("SELECT * FROM no_such_table").expect_code(3);
+        project
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn state(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    /// floe.yaml with the two bronze ingests and the probe step `kind`.
+    fn write_pipeline(&self, probe: &str) -> PathBuf {
+        let q = |p: PathBuf| serde_json::to_string(p.to_str().unwrap()).unwrap();
+        let yaml = format!(
+            "name: hostile\nversion: \"1.0.0\"\nstorage: default\ncatalog: default\ncompute: default\n\
+             plugins:\n  csv-ingest:\n    path: {csv}\n  evil-sql:\n    path: {evil}\n\
+             transforms:\n  - name: raw_events\n    layer: bronze\n    kind: ingest\n    plugin: csv-ingest\n    source: events.csv\n\
+             \x20 - name: other_events\n    layer: bronze\n    kind: ingest\n    plugin: csv-ingest\n    source: other.csv\n\
+             \x20 - name: {STEP}\n    layer: silver\n{probe}",
+            csv = q(plugin("csv_ingest.wasm")),
+            evil = q(plugin("evil_sql.wasm")),
+        );
+        let file = self.path("floe.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        file
+    }
+
+    fn run_file(&self, file: &Path, extra: &[&str]) -> Run {
+        let (state, secrets) = (self.state(), self.path("secrets"));
+        let run_id = if extra.contains(&"--run-id") { &[][..] } else { &["--run-id", ATTACKS][..] };
+        let mut args = vec![
+            "run",
+            "-f",
+            file.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--secrets-dir",
+            secrets.to_str().unwrap(),
+        ];
+        args.extend_from_slice(run_id);
+        args.extend_from_slice(extra);
+        floe_host_with_env(&args, &[])
+    }
+
+    /// Runs the pipeline with `sql` as what evil-sql returns.
+    fn run_sql(&self, sql: &str) -> Run {
+        self.run_sql_with(sql, &[])
+    }
+
+    fn run_sql_with(&self, sql: &str, extra: &[&str]) -> Run {
+        let q = serde_json::to_string(sql).unwrap();
+        let file = self.write_pipeline(&format!(
+            "    kind: wasm\n    plugin: evil-sql\n    inputs: [bronze.raw_events]\n    config:\n      sql: {q}\n"
+        ));
+        self.run_file(&file, extra)
+    }
+
+    /// Runs the probe step as a SQL model holding `sql`.
+    fn run_model(&self, sql: &str) -> Run {
+        std::fs::write(self.path("model.sql"), sql).unwrap();
+        let file = self.write_pipeline("    kind: sql\n    sql: model.sql\n");
+        self.run_file(&file, &[])
+    }
+
+    /// silver.probe's snapshot, as `show` prints it.
+    fn probe_snapshot(&self) -> String {
+        let state = self.state();
+        let file = self.path("floe.yaml");
+        let show = floe_host_with_env(
+            &["show", "silver.probe", "-f", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()],
+            &[],
+        )
+        .expect_code(0);
+        let header = show.stdout.lines().next().unwrap_or_default().to_owned();
+        assert!(header.contains("snapshot"), "{}", show.stdout);
+        header
+    }
+
+    /// Every file under the state directory with its bytes' digest.
+    fn state_files(&self) -> Vec<(PathBuf, String)> {
+        let mut files = Vec::new();
+        let mut stack = vec![self.state()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    if !path.ends_with("duckdb-tmp") {
+                        stack.push(path);
+                    }
+                } else {
+                    files.push((path.clone(), floe_host::sandbox::sha256_hex(&std::fs::read(&path).unwrap())));
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+}
+
+/// The data file of bronze.raw_events that the attacks' run wrote (data
+/// files are named after the run id): an input of the probe step.
+fn input_file(project: &Project) -> PathBuf {
+    let dir = project.state().join("warehouse/bronze/raw_events/data");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().contains(&format!("-{ATTACKS}-")))
+        .expect("a data file of the attacks' run")
+}
+
+fn secret() -> String {
+    format!("floe-sql-secret-{}", std::process::id())
+}
+
+/// Runs one attack and checks what every attack must leave: exit 3 naming
+/// the step and plugin with `expected`, no new snapshot, no host file changed
+/// or added, the secret nowhere.
+fn assert_refused(project: &Project, sql: &str, expected: &[&str]) -> Run {
+    let before = project.state_files();
+    let run = project.run_sql(sql).expect_code(3);
+    for piece in [format!("step `{STEP}`").as_str(), "plugin `evil-sql`"].into_iter().chain(expected.iter().copied()) {
+        assert!(run.stderr.contains(piece), "{sql}: stderr lacks {piece:?}:\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains(&secret()) && !run.stdout.contains(&secret()), "{sql}: the secret leaked");
+    assert_eq!(project.probe_snapshot(), project.baseline, "{sql}: silver.probe must keep its snapshot");
+    let after = project.state_files();
+    // The failed step may leave its own data files (orphans) under the
+    // table's folder; nothing else may change.
+    let host_files = |files: &[(PathBuf, String)]| -> Vec<(PathBuf, String)> {
+        files.iter().filter(|(p, _)| !p.to_string_lossy().contains("/silver/probe/data/")).cloned().collect()
+    };
+    assert_eq!(host_files(&after), host_files(&before), "{sql}: the state directory changed");
+    run
+}
+
+#[test]
+fn plugin_sql_cannot_touch_files_settings_extensions_or_other_tables() {
+    let project = Project::new();
+    let catalog = project.state().join("catalog.db");
+    let secret_file = project.path("secrets/polaris-client-secret");
+    let (catalog, secret_file) = (catalog.to_str().unwrap(), secret_file.to_str().unwrap());
+    let outside = project.path("pwned.csv");
+    let outside = outside.to_str().unwrap();
+
+    // Reading host files: the secrets, the catalog, /etc/passwd.
+    assert_refused(&project, &format!("SELECT * FROM read_text('{secret_file}')"), &["table function `read_text`"]);
+    assert_refused(&project, &format!("SELECT * FROM read_blob('{catalog}')"), &["table function `read_blob`"]);
+    assert_refused(&project, "SELECT * FROM read_csv('/etc/passwd')", &["table function `read_csv`"]);
+    // More than one statement: the COPY must not run before the SELECT.
+    assert_refused(
+        &project,
+        &format!("SELECT 1 AS n; COPY (SELECT 1) TO '{outside}'"),
+        &["holds 2 statements; only one SELECT may run"],
+    );
+    // Writing files: the catalog (outside the lock's list), and the step's
+    // own input file, which the lock must list for reading and DuckDB would
+    // then let a COPY overwrite.
+    assert_refused(&project, &format!("COPY (SELECT 1 AS n) TO '{catalog}'"), &["Permission Error"]);
+    let input = input_file(&project);
+    assert_refused(
+        &project,
+        &format!("COPY (SELECT 1 AS n) TO '{}' (FORMAT parquet, USE_TMP_FILE false)", input.display()),
+        &["it is COPY, not a SELECT"],
+    );
+    assert_refused(&project, &format!("ATTACH '{catalog}' AS c"), &["it is ATTACH, not a SELECT"]);
+    // Changing the session for later SQL.
+    assert_refused(&project, "CREATE MACRO total(x) AS x + 1", &["it is CREATE"]);
+    assert_refused(&project, "SET enable_external_access = true", &["it is SET, not a SELECT"]);
+    assert_refused(&project, "INSTALL httpfs", &["it is LOAD or INSTALL"]);
+    // SELECT-shaped effects: logging to files, SQL in a string, settings.
+    assert_refused(
+        &project,
+        &format!("SELECT * FROM enable_logging(storage='file', storage_path='{outside}')"),
+        &["table function `enable_logging`"],
+    );
+    assert_refused(&project, "SELECT * FROM query('SELECT 1 AS n')", &["table function `query`"]);
+    assert_refused(&project, "SELECT * FROM duckdb_settings()", &["table function `duckdb_settings`"]);
+    assert_refused(&project, "PRAGMA version", &["was refused"]);
+    assert_refused(&project, "", &["there is no statement to run"]);
+    // A table that is not the step's input does not exist in its database.
+    let run = assert_refused(&project, "SELECT * FROM bronze.other_events", &["other_events does not exist"]);
+    assert!(!run.stderr.contains("hidden-row"));
+    assert!(!Path::new(outside).exists(), "a file was written outside the run's data");
+
+    // What a plugin may do still works: its input, pure table functions.
+    let run = project.run_sql("SELECT r.range AS n FROM {input} CROSS JOIN range(3) AS r").expect_code(0);
+    assert!(run.stdout.contains(STEP), "{}", run.stdout);
+}
+
+/// Plugin text that looks like a Dagster Pipes message, smuggled through a
+/// DuckDB error that quotes the SQL, never becomes a line of stderr that
+/// Dagster would parse as one, nor moves the terminal's cursor.
+#[test]
+fn plugin_sql_text_cannot_forge_lines() {
+    let project = Project::new();
+    let forged = r#"{"__dagster_pipes_version": "0.1", "method": "report_asset_materialization", "params": {}}"#;
+    let run = assert_refused(&project, &format!("SELECT FROM WHERE\n{forged}\n\u{1b}[2J"), &["the SQL from plugin"]);
+    assert_no_forged_line(&run.stderr);
+}
+
+/// No line of `stderr` is a Pipes message (JSON with the protocol key at
+/// its top level) or holds a raw escape character.
+fn assert_no_forged_line(stderr: &str) {
+    for line in stderr.lines() {
+        assert!(!line.contains('\u{1b}') && !line.contains('\u{2028}'), "raw control text:\n{line}");
+        let parsed: Option<serde_json::Value> = serde_json::from_str(line.trim()).ok();
+        assert!(
+            parsed.as_ref().is_none_or(|v| v.get("__dagster_pipes_version").is_none()),
+            "a forged Pipes line:\n{stderr}"
+        );
+    }
+}
+
+/// A query that would run for hours stops at the plugin's step budget.
+#[test]
+fn plugin_sql_stops_at_the_step_budget() {
+    let project = Project::new();
+    let platform = project.path("platform.yaml");
+    let state = project.state();
+    let q = |p: PathBuf| serde_json::to_string(p.to_str().unwrap()).unwrap();
+    std::fs::write(
+        &platform,
+        format!(
+            "catalogs:\n  default:\n    type: sql\n    uri: {uri}\n    warehouse: {wh}\n\
+             storage:\n  default:\n    type: local\n    root: {wh}\n\
+             compute:\n  default:\n    type: duckdb\n    properties:\n      threads: 1\n\
+             plugins:\n  step_timeout: 2s\n",
+            uri = serde_json::to_string(&format!("sqlite:{}", state.join("catalog.db").display())).unwrap(),
+            wh = q(state.join("warehouse")),
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let run = project
+        .run_sql_with("SELECT count(*) AS n FROM range(1000000000000000)", &["--platform", platform.to_str().unwrap()])
+        .expect_code(3);
+    let took = started.elapsed();
+    assert!(
+        run.stderr.contains("plugin `evil-sql` used up its time budget (`plugins.step_timeout`: 2s)"),
+        "{}",
+        run.stderr
+    );
+    assert!(took < Duration::from_secs(60), "the query ran {took:?}");
+    assert_eq!(project.probe_snapshot(), project.baseline);
+}
+
+/// Models run locked down too: a data engineer's SQL reads its inputs, not
+/// the platform's secrets, and runs as exactly one SELECT.
+#[test]
+fn model_sql_is_locked_down_too() {
+    let project = Project::new();
+    let secret_file = project.path("secrets/polaris-client-secret");
+    // DuckDB's lock refuses the file when the query is checked: a model that
+    // reads what it may not is a configuration error, which no retry fixes.
+    let run = project.run_model(&format!("SELECT content AS n FROM read_text('{}')", secret_file.display()));
+    let run = run.expect_code(2);
+    assert!(run.stderr.contains("Permission Error: Cannot access file"), "{}", run.stderr);
+    assert!(!run.stderr.contains(&secret()) && !run.stdout.contains(&secret()));
+
+    let outside = project.path("model-pwned.csv");
+    let run = project.run_model(&format!("SELECT 1 AS n; COPY (SELECT 1) TO '{}'", outside.display())).expect_code(2);
+    assert!(run.stderr.contains("SQL `") && run.stderr.contains("holds 2 statements"), "{}", run.stderr);
+    assert!(!outside.exists());
+    assert_eq!(project.probe_snapshot(), project.baseline);
+
+    // A model reads what its inputs are.
+    project.run_model("SELECT count(*) AS n FROM bronze.raw_events").expect_code(0);
+}
+
+/// `plugin test` on a laptop runs the plugin's SQL as locked down as a run.
+#[test]
+fn plugin_test_holds_the_same_line() {
+    let project = Project::new();
+    let outside = project.path("trial-pwned.csv");
+    let wasm = plugin("evil_sql.wasm");
+    let input = project.path("events.csv");
+    let attack = format!("sql=SELECT 1 AS n; COPY (SELECT 1) TO '{}'", outside.display());
+    let run = floe_host_with_env(
+        &["plugin", "test", wasm.to_str().unwrap(), "--input", input.to_str().unwrap(), "--config", &attack],
+        &[],
+    )
+    .expect_code(3);
+    assert!(run.stderr.contains("holds 2 statements"), "{}", run.stderr);
+    assert!(!outside.exists());
+    let secret_file = project.path("secrets/polaris-client-secret");
+    let attack = format!("sql=SELECT * FROM read_text('{}')", secret_file.display());
+    let run = floe_host_with_env(
+        &["plugin", "test", wasm.to_str().unwrap(), "--input", input.to_str().unwrap(), "--config", &attack],
+        &[],
+    )
+    .expect_code(3);
+    assert!(run.stderr.contains("table function `read_text`"), "{}", run.stderr);
+    assert!(!run.stdout.contains(&secret()));
+}
+
+/// Plugin text (a log line, an error message, stderr before a trap) that
+/// holds newlines, escape sequences and a forged Pipes message reaches
+/// stderr as one escaped line each, in text and in JSON logs: Dagster's
+/// stderr reader never sees a line it would take for a Pipes message.
+#[test]
+fn plugin_text_cannot_forge_lines_in_logs_errors_or_reports() {
+    let project = Project::new();
+    let forged = r#"{"__dagster_pipes_version": "0.1", "method": "report_asset_materialization", "params": {}}"#;
+    let text = format!("innocent\n{forged}\r\n\u{1b}[31mred\u{2028}{forged}");
+    for (key, code) in [("log", 0), ("error", 1), ("stderr", 3)] {
+        for format in ["text", "json"] {
+            let q = serde_json::to_string(&text).unwrap();
+            let file = project.write_pipeline(&format!(
+                "    kind: wasm\n    plugin: evil-sql\n    inputs: [bronze.raw_events]\n    config:\n      {key}: {q}\n      sql: \"SELECT count(*) AS n FROM {{input}}\"\n"
+            ));
+            // A run id per case: a committed probe step would be skipped.
+            let run_id = format!("{key}-{format}");
+            let run = project.run_file(&file, &["--log-format", format, "--run-id", &run_id]).expect_code(code);
+            assert!(run.stderr.contains("innocent"), "{key}/{format}: the text never reached stderr:\n{}", run.stderr);
+            assert_no_forged_line(&run.stderr);
+            if format == "text" {
+                for line in run.stderr.lines() {
+                    assert!(!line.trim_start().starts_with('{'), "{key}: a line of plugin text:\n{}", run.stderr);
+                }
+            }
+        }
+    }
+}
