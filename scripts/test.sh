@@ -22,9 +22,9 @@ source "$FLOE_SERVICES_DIR/services.env"
 set +a
 "$FLOE_VENV/bin/python" tests/py/services_smoke.py
 
-echo "==> cargo test (plugin SDK, on the host target)"
+echo "==> cargo test (plugin SDK and csv-ingest's parser with its fuzz corpus, on the host target)"
 CARGO_TARGET_DIR="$FLOE_CACHE/plugins-host-target" \
-    cargo test --manifest-path plugins/Cargo.toml -p floe-plugin-sdk
+    cargo test --manifest-path plugins/Cargo.toml -p floe-plugin-sdk -p csv-ingest
 echo "==> cargo test"
 cargo test --workspace --no-fail-fast "$@"
 

@@ -18,6 +18,11 @@ use arrow_schema::SchemaRef;
 
 const CONTINUATION: [u8; 4] = [0xff; 4];
 
+/// Panics of arrow-ipc that `IpcStream::push` caught: each is an input the
+/// checks in `frame` should have refused first (the corpus replay asserts
+/// that none happens).
+static DECODER_PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum IpcError {
     Malformed(String),
@@ -140,7 +145,16 @@ impl IpcStream {
         // names the type, and `into` is its zero-copy `From<Vec<u8>>`.)
         let mut data = data;
         data.truncate(at);
-        let shared = same_type(&arrow_array::builder::BufferBuilder::<u8>::new(0).finish(), data.into());
+        let shared = if data.as_ptr().align_offset(8) == 0 {
+            same_type(&arrow_array::builder::BufferBuilder::<u8>::new(0).finish(), data.into())
+        } else {
+            // Every message starts at a multiple of 8 in `data` (the checks
+            // in `frame`); an allocation that is not 8-aligned is copied to
+            // one that is, so that every buffer in it is aligned too.
+            let mut aligned = arrow_array::builder::BufferBuilder::<u8>::new(data.len());
+            aligned.append_slice(&data);
+            aligned.finish()
+        };
         let clean = self.schema.as_ref().map(|(_, clean)| clean.clone());
         for (start, len) in complete {
             let mut message = shared.slice_with_length(start, len);
@@ -149,7 +163,10 @@ impl IpcStream {
                 // should one remain, it fails the plugin, not the host.
                 let decoded =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.decoder.decode(&mut message)))
-                        .map_err(|_| IpcError::Malformed("the Arrow IPC decoder could not read a message".to_owned()))?
+                        .map_err(|_| {
+                            DECODER_PANICS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            IpcError::Malformed("the Arrow IPC decoder could not read a message".to_owned())
+                        })?
                         .map_err(|e| IpcError::Malformed(e.to_string()))?;
                 if let Some(batch) = decoded {
                     batches.push(without_metadata(batch, clean.as_ref())?);
@@ -183,19 +200,22 @@ fn frame(buf: &[u8], max_message: usize, schema: Option<&arrow_schema::Schema>) 
     if buf.len() < 4 {
         return Ok(None);
     }
-    // Current format: continuation marker, then the metadata length. The
-    // pre-1.0 format has the length alone.
-    let (prefix, len_bytes) = if buf[..4] == CONTINUATION {
-        if buf.len() < 8 {
-            return Ok(None);
-        }
-        (8, &buf[4..8])
-    } else {
-        (4, &buf[..4])
-    };
-    let meta_len = i32::from_le_bytes(len_bytes.try_into().expect("4 bytes"));
+    // Current format only: the continuation marker, then the metadata
+    // length. (The pre-1.0 format, the length alone, would leave every later
+    // buffer off its 8-byte alignment.)
+    if buf[..4] != CONTINUATION {
+        return Err(IpcError::Malformed("a message does not start with the continuation marker".to_owned()));
+    }
+    if buf.len() < 8 {
+        return Ok(None);
+    }
+    let prefix = 8;
+    let meta_len = i32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
     let meta_len =
         usize::try_from(meta_len).map_err(|_| IpcError::Malformed(format!("negative metadata length {meta_len}")))?;
+    if meta_len % 8 != 0 {
+        return Err(IpcError::Malformed(format!("the metadata length {meta_len} is not a multiple of 8")));
+    }
     if meta_len == 0 {
         return Ok(Some(Frame { prefix, meta_len: 0, body_len: 0, schema: None }));
     }
@@ -212,6 +232,9 @@ fn frame(buf: &[u8], max_message: usize, schema: Option<&arrow_schema::Schema>) 
         .map_err(|e| IpcError::Malformed(format!("invalid message metadata: {e}")))?;
     let body_len = usize::try_from(message.bodyLength())
         .map_err(|_| IpcError::Malformed(format!("negative body length {}", message.bodyLength())))?;
+    if body_len % 8 != 0 {
+        return Err(IpcError::Malformed(format!("the body length {body_len} is not a multiple of 8")));
+    }
     if meta_len.saturating_add(body_len) > max_message {
         return Err(IpcError::Malformed(format!(
             "a message declares {} bytes, over the output limit ({} bytes)",
@@ -387,6 +410,57 @@ fn check_batch(
                 "a buffer at offset {offset} of {length} bytes lies outside the {body_len}-byte body"
             ));
         }
+        // arrow asserts (panics) on offsets it cannot read as aligned values.
+        if offset % 8 != 0 {
+            return malformed(format!("a buffer at offset {offset} is not aligned to 8 bytes"));
+        }
+    }
+    // Each buffer must be as long as its column's rows need: arrow-ipc
+    // asserts (panics) on a short validity bitmap rather than failing.
+    use arrow_schema::DataType;
+    let variable =
+        |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary);
+    let rows = rows as u64;
+    let bitmap = rows.div_ceil(8);
+    let mut lengths = batch.buffers().into_iter().flatten().map(|b| b.length() as u64);
+    let mut next = || lengths.next().unwrap_or(0);
+    for (field, node) in schema.fields().iter().zip(batch.nodes().into_iter().flatten()) {
+        let validity = next();
+        let values = next();
+        // The width of one value (or offset), and how many bytes the rows need.
+        let (width, need) = match field.data_type() {
+            DataType::Utf8 | DataType::Binary => (4, (rows + 1) * 4),
+            DataType::LargeUtf8 | DataType::LargeBinary => (8, (rows + 1) * 8),
+            DataType::Boolean => (1, bitmap),
+            other => {
+                let width = other.primitive_width().unwrap_or(1) as u64;
+                (width, rows.saturating_mul(width))
+            }
+        };
+        let need = if rows == 0 { 0 } else { need };
+        // arrow reinterprets the bytes as values and asserts the length divides.
+        if values % width != 0 {
+            return malformed(format!(
+                "column `{}` has a values or offsets buffer of {values} bytes, not a multiple of {width}",
+                super::text::escape(field.name())
+            ));
+        }
+        if variable(field.data_type()) {
+            next(); // the value bytes: any length, checked against the offsets by arrow
+        }
+        if node.null_count() > 0 && validity < bitmap {
+            return malformed(format!(
+                "column `{}` has {} nulls but a validity bitmap of {validity} bytes for {rows} rows",
+                super::text::escape(field.name()),
+                node.null_count()
+            ));
+        }
+        if values < need {
+            return malformed(format!(
+                "column `{}` has {values} bytes of values or offsets, fewer than its {rows} rows need ({need})",
+                super::text::escape(field.name())
+            ));
+        }
     }
     Ok(())
 }
@@ -529,7 +603,10 @@ mod tests {
             let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
             for entry in entries {
                 let path = entry.unwrap().path();
+                let panics = DECODER_PANICS.load(std::sync::atomic::Ordering::Relaxed);
                 let _ = decode_fragments(&std::fs::read(&path).unwrap());
+                let after = DECODER_PANICS.load(std::sync::atomic::Ordering::Relaxed);
+                assert_eq!(after, panics, "arrow-ipc panicked on {}: a check in `frame` is missing", path.display());
                 replayed += 1;
             }
         }

@@ -264,3 +264,45 @@ fn header_schema(names: &[&str], row_column: &str, source: &str) -> Result<Schem
     fields.push(Field::new(row_column, DataType::Int64, false));
     Ok(Arc::new(Schema::new(fields)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(data: &[u8], chunk: usize, batch_rows: usize) -> Result<Vec<RecordBatch>, String> {
+        let mut parser = Parser::new(Config { batch_rows, ..Config::default() }, "t.csv".to_owned());
+        let mut batches = Vec::new();
+        for piece in data.chunks(chunk.max(1)) {
+            batches.extend(parser.push(piece).map_err(|e| format!("{e:?}"))?);
+        }
+        batches.extend(parser.finish().map_err(|e| format!("{e:?}"))?);
+        Ok(batches)
+    }
+
+    /// Every input the fuzzer saved (`fuzz/corpus/csv_parser`, and crashes it
+    /// once found under `fuzz/regressions/csv_parser`) parses or fails without
+    /// a panic, the same way whatever the chunking: what the `csv_parser` fuzz
+    /// target checks, replayed on every test run.
+    #[test]
+    fn replays_the_fuzz_corpus() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+        let mut replayed = 0;
+        for dir in ["corpus/csv_parser", "regressions/csv_parser"] {
+            let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+            for entry in entries {
+                let data = std::fs::read(entry.unwrap().path()).unwrap();
+                let Some((&knobs, input)) = data.split_first() else { continue };
+                let (chunk, rows) = (usize::from(knobs & 0x0f) + 1, usize::from(knobs >> 4) + 1);
+                let (cut, whole) = (parse(input, chunk, rows), parse(input, input.len(), rows));
+                assert_eq!(cut.is_ok(), whole.is_ok(), "{cut:?} vs {whole:?}");
+                if let (Ok(cut), Ok(whole)) = (cut, whole) {
+                    assert_eq!(cut, whole);
+                }
+                replayed += 1;
+            }
+        }
+        assert!(replayed > 0, "no fuzz corpus under {}", root.display());
+        let batches = parse(b"\xef\xbb\xbfa,b\r\n1,\"x,y\"\n\n2,\n", 3, 1).unwrap();
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+    }
+}
