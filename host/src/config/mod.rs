@@ -119,6 +119,23 @@ pub fn load(source: &ConfigSource) -> Result<Project, ConfigErrors> {
     }
 }
 
+/// Parses a pipeline and a platform file given as text, as `load` does
+/// (without reading files or resolving paths), and renders every error: what
+/// the `config_files` fuzz target and the corpus replay run. Must never
+/// panic, whatever the texts are.
+pub fn check_texts(floe: &str, platform: &str) -> Result<(), String> {
+    let mut errors = ConfigErrors::default();
+    let parsed_floe = parse_file::<FloeFile>(Path::new("floe.yaml"), floe, FileKind::Pipeline, &mut errors);
+    let parsed_platform =
+        parse_file::<PlatformFile>(Path::new("platform.yaml"), platform, FileKind::Platform, &mut errors);
+    if let Some(mut platform) = parsed_platform {
+        platform.resolve_paths(Path::new("/project"));
+        let _ = platform.secret_refs();
+    }
+    let _ = parsed_floe;
+    if errors.is_empty() { Ok(()) } else { Err(errors.to_string()) }
+}
+
 /// YAML syntax, then floe-platform keys and literal credentials (collected),
 /// then the typed structure (first error).
 fn parse_file<T: serde::de::DeserializeOwned>(
@@ -198,4 +215,30 @@ pub fn pipeline_schema() -> serde_json::Value {
 /// The JSON Schema of platform.yaml.
 pub fn platform_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(PlatformFile)).expect("a schema serializes")
+}
+
+#[cfg(test)]
+mod fuzz_corpus {
+    /// Every input the `config_files` fuzz target saved (`fuzz/corpus`, and
+    /// what once broke it under `fuzz/regressions`) parses or fails with
+    /// errors, without a panic; the shipped examples parse.
+    #[test]
+    fn replays_the_fuzz_corpus() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+        let mut replayed = 0;
+        for dir in ["corpus/config_files", "regressions/config_files"] {
+            let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+                let (floe, platform) = text.split_once('\0').unwrap_or((&text, ""));
+                let result = super::check_texts(floe, platform);
+                if path.file_name().unwrap().to_string_lossy().starts_with("example") {
+                    assert_eq!(result, Ok(()), "{}", path.display());
+                }
+                replayed += 1;
+            }
+        }
+        assert!(replayed > 0, "no fuzz corpus under {}", root.display());
+    }
 }

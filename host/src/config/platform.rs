@@ -308,26 +308,6 @@ pub struct PluginLimits {
     pub compile_timeout: Option<HumanDuration>,
 }
 
-impl PluginLimits {
-    /// The sandbox limits, each key absent taking its default.
-    pub fn limits(&self) -> crate::sandbox::Limits {
-        let d = crate::sandbox::Limits::default();
-        let bytes = |v: Option<ByteSize>, default: u64| v.map_or(default, |b| b.0);
-        let time = |v: Option<HumanDuration>, default| v.map_or(default, |t| t.0);
-        crate::sandbox::Limits {
-            memory_bytes: bytes(self.memory_limit, d.memory_bytes),
-            call_timeout: time(self.call_timeout, d.call_timeout),
-            step_timeout: time(self.step_timeout, d.step_timeout),
-            run_timeout: time(self.run_timeout, d.run_timeout),
-            max_output_bytes: bytes(self.max_output_bytes, d.max_output_bytes),
-            max_component_bytes: bytes(self.max_component_size, d.max_component_bytes),
-            compile_memory_bytes: bytes(self.compile_memory_limit, d.compile_memory_bytes),
-            compile_timeout: time(self.compile_timeout, d.compile_timeout),
-            chunk_bytes: d.chunk_bytes,
-        }
-    }
-}
-
 impl PlatformFile {
     /// The zero-setup default: everything under `state_dir` (normally
     /// `<project>/.floe`): `catalog.db` (SQLite) and `warehouse/`.

@@ -380,7 +380,7 @@ impl Checker<'_> {
             platform.catalogs.iter().map(|(name, profile)| (name.clone(), self.catalog_spec(profile))).collect();
         let storage =
             platform.storage.iter().map(|(name, profile)| (name.clone(), self.storage_spec(profile))).collect();
-        let limits = platform.plugins.limits();
+        let limits = sandbox_limits(&platform.plugins);
 
         if !self.errors.is_empty() {
             return None;
@@ -640,5 +640,24 @@ fn table_location(storage: &StorageProfile, namespace: &Ident, name: &Ident) -> 
             format!("file://{}/{namespace}/{name}", root.display().to_string().trim_end_matches('/'))
         }
         StorageProfile::S3 { bucket, .. } => format!("s3://{bucket}/{namespace}/{name}"),
+    }
+}
+
+/// The sandbox limits of platform.yaml's `plugins:`, each key absent taking
+/// its default.
+fn sandbox_limits(keys: &crate::config::PluginLimits) -> crate::sandbox::Limits {
+    let d = crate::sandbox::Limits::default();
+    let bytes = |v: Option<crate::config::ByteSize>, default: u64| v.map_or(default, |b| b.0);
+    let time = |v: Option<crate::config::HumanDuration>, default| v.map_or(default, |t| t.0);
+    crate::sandbox::Limits {
+        memory_bytes: bytes(keys.memory_limit, d.memory_bytes),
+        call_timeout: time(keys.call_timeout, d.call_timeout),
+        step_timeout: time(keys.step_timeout, d.step_timeout),
+        run_timeout: time(keys.run_timeout, d.run_timeout),
+        max_output_bytes: bytes(keys.max_output_bytes, d.max_output_bytes),
+        max_component_bytes: bytes(keys.max_component_size, d.max_component_bytes),
+        compile_memory_bytes: bytes(keys.compile_memory_limit, d.compile_memory_bytes),
+        compile_timeout: time(keys.compile_timeout, d.compile_timeout),
+        chunk_bytes: d.chunk_bytes,
     }
 }
