@@ -226,7 +226,7 @@ mod fuzz_corpus {
     fn replays_the_fuzz_corpus() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
         let mut replayed = 0;
-        for dir in ["corpus/config_files", "regressions/config_files"] {
+        for dir in ["seeds/config_files", "corpus/config_files", "regressions/config_files"] {
             let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
             for entry in entries {
                 let path = entry.unwrap().path();

@@ -599,7 +599,7 @@ mod tests {
     fn replays_the_fuzz_corpus() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
         let mut replayed = 0;
-        for dir in ["corpus/guest_output", "regressions/guest_output"] {
+        for dir in ["seeds/guest_output", "corpus/guest_output", "regressions/guest_output"] {
             let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
             for entry in entries {
                 let path = entry.unwrap().path();
@@ -623,7 +623,7 @@ mod tests {
     /// fuzz corpus) land on the right side of the boundary.
     #[test]
     fn pyarrow_streams_are_accepted_or_refused_as_the_rules_say() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/guest_output");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/guest_output");
         let decode = |name: &str| decode_fragments(&std::fs::read(dir.join(name)).unwrap());
         assert_eq!(decode("flat_two_batches"), Ok(6));
         assert_eq!(decode("every_accepted_type"), Ok(2));

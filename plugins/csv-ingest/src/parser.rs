@@ -287,7 +287,7 @@ mod tests {
     fn replays_the_fuzz_corpus() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
         let mut replayed = 0;
-        for dir in ["corpus/csv_parser", "regressions/csv_parser"] {
+        for dir in ["seeds/csv_parser", "corpus/csv_parser", "regressions/csv_parser"] {
             let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
             for entry in entries {
                 let data = std::fs::read(entry.unwrap().path()).unwrap();
