@@ -93,6 +93,12 @@ impl Project {
         floe_host_with_env(&["run", "-f", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()], env)
     }
 
+    /// `floe-host run` of `file` under the platform file `platform`.
+    fn run_on(&self, file: &Path, platform: &Path) -> Run {
+        let (file, platform, state) = (file.to_str().unwrap(), platform.to_str().unwrap(), self.state());
+        floe_host_with_env(&["run", "-f", file, "--platform", platform, "--state-dir", state.to_str().unwrap()], &[])
+    }
+
     /// `floe-host show bronze.raw_events` for the pipeline `file`.
     fn show(&self, file: &Path) -> Run {
         let state = self.state();
@@ -290,18 +296,7 @@ fn platform_limits_stop_loops_sleeps_hoards_and_floods_of_output() {
         let file = project.write_pipeline("evil.yaml", &format!("evil-{name}"), &evil(name), config);
         let state = project.state();
         let started = Instant::now();
-        let run = floe_host_with_env(
-            &[
-                "run",
-                "-f",
-                file.to_str().unwrap(),
-                "--platform",
-                platform.to_str().unwrap(),
-                "--state-dir",
-                state.to_str().unwrap(),
-            ],
-            &[],
-        );
+        let run = project.run_on(&file, &platform);
         let took = started.elapsed();
         let run = run.expect_code(3);
         let plugin = format!("plugin `evil-{name}`");
@@ -662,19 +657,7 @@ fn compilation_is_bounded_in_size_memory_and_time() {
         let yaml = std::fs::read_to_string(&platform).unwrap().replace("plugins:\n", &format!("plugins:\n  {limit}\n"));
         std::fs::write(&platform, yaml).unwrap();
         let state = project.state();
-        let run = floe_host_with_env(
-            &[
-                "run",
-                "-f",
-                file.to_str().unwrap(),
-                "--platform",
-                platform.to_str().unwrap(),
-                "--state-dir",
-                state.to_str().unwrap(),
-            ],
-            &[],
-        )
-        .expect_code(3);
+        let run = project.run_on(&file, &platform).expect_code(3);
         for piece in ["plugin `csv-ingest`", expected] {
             assert!(run.stderr.contains(piece), "{limit}: stderr lacks {piece:?}:\n{}", run.stderr);
         }
@@ -731,19 +714,7 @@ fn a_step_ends_at_its_budget_however_the_calls_are_spread() {
     let file = project.write_pipeline("evil.yaml", "evil-sleep", &evil("sleep"), &[("ms", "400")]);
     let state = project.state();
     let started = Instant::now();
-    let run = floe_host_with_env(
-        &[
-            "run",
-            "-f",
-            file.to_str().unwrap(),
-            "--platform",
-            platform.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .expect_code(3);
+    let run = project.run_on(&file, &platform).expect_code(3);
     let took = started.elapsed();
     assert!(
         run.stderr.contains("plugin `evil-sleep` used up its time budget (`plugins.step_timeout`: 2s)"),
