@@ -218,11 +218,15 @@ pub fn segments(path: &str) -> Vec<Segment<'_>> {
         if !key.is_empty() {
             out.push(Segment::Key(key));
         }
-        while let Some(close) = rest.find(']') {
-            if let Ok(index) = rest[1..close].parse() {
+        // `[n]` pairs, in order; a key may itself hold brackets (`a]b[`), so
+        // anything that is not one is skipped.
+        while let Some(open) = rest.find('[') {
+            let after = &rest[open + 1..];
+            let Some(close) = after.find(']') else { break };
+            if let Ok(index) = after[..close].parse() {
                 out.push(Segment::Index(index));
             }
-            rest = &rest[close + 1..];
+            rest = &after[close + 1..];
         }
     }
     out
@@ -350,6 +354,21 @@ transforms:
     kind: sql
     sql: models/two.sql
 ";
+
+    /// Key paths come from what users wrote: a key with brackets in it must
+    /// not make the error report panic (found by the config_files fuzz target).
+    #[test]
+    fn splits_key_paths_whatever_their_brackets() {
+        assert_eq!(
+            segments("transforms[2].source"),
+            [Segment::Key("transforms"), Segment::Index(2), Segment::Key("source")]
+        );
+        assert_eq!(segments("a[1][3]"), [Segment::Key("a"), Segment::Index(1), Segment::Index(3)]);
+        assert_eq!(segments("a[x]b]c[4]"), [Segment::Key("a"), Segment::Index(4)]);
+        assert_eq!(segments("[[[[][[]]]]]]] s[[a[["), []);
+        assert_eq!(segments("]"), [Segment::Key("]")]);
+        assert_eq!(locate("a: 1\n", "[]]]x[[."), None);
+    }
 
     #[test]
     fn locates_keys_and_list_items() {
