@@ -183,11 +183,10 @@ impl Session {
     /// database attached, and no setting changed (`lock_configuration`).
     /// Irreversible for this database.
     pub fn lock_down(&self, files: &[String], directories: &[String]) -> Result<(), ComputeError> {
-        let list = |items: &[String]| format!("[{}]", items.iter().map(|i| literal(i)).collect::<Vec<_>>().join(", "));
         // The allow-lists first: DuckDB refuses to change them once external
         // access is off.
-        self.set_raw("allowed_paths", &list(files), &format!("{} input files", files.len()))?;
-        self.set_raw("allowed_directories", &list(directories), &directories.join(", "))?;
+        self.set_raw("allowed_paths", &path_list(files), &format!("{} input files", files.len()))?;
+        self.set_raw("allowed_directories", &path_list(directories), &directories.join(", "))?;
         self.set("enable_external_access", "false")?;
         self.set("allow_community_extensions", "false")?;
         self.set("lock_configuration", "true")

@@ -182,9 +182,9 @@ pub enum SqlAuthor<'a> {
         name: &'a str,
         /// What is left of its budget when the query starts.
         timeout: std::time::Duration,
-        /// The budget that ends first, and its configured length.
+        /// The budget that ends first, and the sandbox that reports it.
         budget: crate::sandbox::Budget,
-        limit: std::time::Duration,
+        sandbox: &'a crate::sandbox::Sandbox,
     },
 }
 
@@ -226,13 +226,8 @@ fn sql_error(step: &Step, author: &SqlAuthor<'_>, source: ComputeError) -> RunEr
         (_, source @ ComputeError::Sink(_)) => {
             RunError::Compute { step: step_name, what: "writing the result".into(), source }
         }
-        (SqlAuthor::Plugin { name, budget, limit, .. }, ComputeError::TimedOut(_)) => {
-            RunError::Plugin(crate::sandbox::SandboxError::Budget {
-                step: step_name,
-                plugin: name.to_string(),
-                budget: budget.key(),
-                limit: *limit,
-            })
+        (SqlAuthor::Plugin { name, budget, sandbox, .. }, ComputeError::TimedOut(_)) => {
+            RunError::Plugin(sandbox.out_of_budget(&step_name, name, *budget))
         }
         (SqlAuthor::Plugin { name, .. }, source) => {
             let what = match &source {
@@ -274,8 +269,7 @@ pub async fn wasm(
         // The query runs on what is left of the plugin's budgets.
         let (ends, budget) = plugins.sandbox().budget_ends(started);
         let timeout = ends.saturating_duration_since(std::time::Instant::now());
-        let limit = budget.limit(plugins.sandbox().limits());
-        let author = SqlAuthor::Plugin { name: &spec.name, timeout, budget, limit };
+        let author = SqlAuthor::Plugin { name: &spec.name, timeout, budget, sandbox: plugins.sandbox() };
         let (schema, usage) = sql(lakehouse, compute, step, &author, &query, sink).await?;
         return Ok((schema, Usage { plugin: Some(stats), ..usage }));
     }

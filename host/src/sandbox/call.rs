@@ -225,7 +225,7 @@ impl<'a> Call<'a> {
         if store.data().deadline.hit_in_host() || err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             return match self.bound_by.get() {
                 None => SandboxError::Deadline { step, plugin, limit: limits.call_timeout, report },
-                Some(budget) => self.out_of_budget(budget),
+                Some(budget) => self.sandbox.out_of_budget(self.step, self.plugin, budget),
             };
         }
         let message = match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
@@ -237,11 +237,6 @@ impl<'a> Call<'a> {
         };
         tracing::warn!(step = self.step, plugin = self.plugin, error = %message, "The plugin trapped.");
         SandboxError::Trap { step, plugin, message, report }
-    }
-
-    /// The error for a plugin run that used up `budget`.
-    pub(super) fn out_of_budget(&self, budget: Budget) -> SandboxError {
-        self.sandbox.out_of_budget(self.step, self.plugin, budget)
     }
 
     pub(super) fn plugin_error(&self, err: PluginError) -> SandboxError {

@@ -386,17 +386,12 @@ fn check_batch(
             ));
         }
     }
-    let expected: usize = schema
-        .fields()
-        .iter()
-        .map(|f| match f.data_type() {
-            arrow_schema::DataType::Utf8
-            | arrow_schema::DataType::LargeUtf8
-            | arrow_schema::DataType::Binary
-            | arrow_schema::DataType::LargeBinary => 3,
-            _ => 2,
-        })
-        .sum();
+    use arrow_schema::DataType;
+    // Variable-width columns have validity, offsets and values; the others
+    // validity and values.
+    let variable =
+        |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary);
+    let expected: usize = schema.fields().iter().map(|f| if variable(f.data_type()) { 3 } else { 2 }).sum();
     let buffers = batch.buffers().map(|b| b.len()).unwrap_or(0);
     if buffers != expected {
         return malformed(format!("a record batch has {buffers} buffers where its columns have {expected}"));
@@ -417,9 +412,6 @@ fn check_batch(
     }
     // Each buffer must be as long as its column's rows need: arrow-ipc
     // asserts (panics) on a short validity bitmap rather than failing.
-    use arrow_schema::DataType;
-    let variable =
-        |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary);
     let rows = rows as u64;
     let bitmap = rows.div_ceil(8);
     let mut lengths = batch.buffers().into_iter().flatten().map(|b| b.length() as u64);
