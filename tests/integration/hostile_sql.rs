@@ -186,6 +186,12 @@ fn plugin_sql_cannot_touch_files_settings_extensions_or_other_tables() {
     assert_refused(&project, &format!("SELECT * FROM read_text('{secret_file}')"), &["table function `read_text`"]);
     assert_refused(&project, &format!("SELECT * FROM read_blob('{catalog}')"), &["table function `read_blob`"]);
     assert_refused(&project, "SELECT * FROM read_csv('/etc/passwd')", &["table function `read_csv`"]);
+    // A quoted path as a table name would be a replacement scan (read_csv
+    // behind the scenes) that the parse tree shows as a plain table, not a
+    // table function: with external access off DuckDB does not even try it.
+    assert_refused(&project, &format!("SELECT * FROM '{secret_file}'"), &["polaris-client-secret does not exist"]);
+    let secrets_glob = project.path("secrets/*");
+    assert_refused(&project, &format!("SELECT * FROM '{}'", secrets_glob.display()), &["does not exist"]);
     // More than one statement: the COPY must not run before the SELECT.
     assert_refused(
         &project,
@@ -295,6 +301,9 @@ fn model_sql_is_locked_down_too() {
     let run = project.run_model(&format!("SELECT content AS n FROM read_text('{}')", secret_file.display()));
     let run = run.expect_code(2);
     assert!(run.stderr.contains("Permission Error: Cannot access file"), "{}", run.stderr);
+    assert!(!run.stderr.contains(&secret()) && !run.stdout.contains(&secret()));
+    let run = project.run_model(&format!("SELECT * FROM '{}'", secret_file.display())).expect_code(2);
+    assert!(run.stderr.contains("polaris-client-secret does not exist"), "{}", run.stderr);
     assert!(!run.stderr.contains(&secret()) && !run.stdout.contains(&secret()));
 
     let outside = project.path("model-pwned.csv");
