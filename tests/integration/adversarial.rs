@@ -24,6 +24,7 @@ use arrow_array::types::Int64Type;
 use arrow_array::{Array, RecordBatch};
 use floe_host::sandbox::{IngestPlugin, Limits, Sandbox, SandboxError};
 
+use crate::crafted_wasm;
 use crate::support::{Run, floe_host_measured, floe_host_with_env, plugin, temp_dir};
 
 const STEP: &str = "raw_events";
@@ -294,7 +295,6 @@ fn platform_limits_stop_loops_sleeps_hoards_and_floods_of_output() {
     ];
     for (name, config, expected) in cases {
         let file = project.write_pipeline("evil.yaml", &format!("evil-{name}"), &evil(name), config);
-        let state = project.state();
         let started = Instant::now();
         let run = project.run_on(&file, &platform);
         let took = started.elapsed();
@@ -636,6 +636,59 @@ fn one_sandbox_refuses_every_crafted_stream() {
     assert_eq!(rows, 2);
 }
 
+/// A working plugin (csv-ingest) with core instances appended: many
+/// memories that each fit the limit and together do not, a memory count over
+/// the cap, and tables that look small one by one. Each run ends in exit 3
+/// naming the plugin, before the memories cost the host their size, and
+/// commits nothing.
+#[test]
+fn many_memories_and_tables_share_one_limit() {
+    let project = Project::new();
+    let platform = tight_platform(&project); // 64 MiB for all memories and tables
+    let csv_ingest = std::fs::read(plugin("csv_ingest.wasm")).unwrap();
+    let cases = [
+        // 15 memories of 128 MiB, each touched page by page as it is
+        // instantiated: 1.9 GiB of resident memory if nothing counted them.
+        (
+            "memories",
+            crafted_wasm::with_instances(&csv_ingest, &crafted_wasm::memory_toucher(2048), 15),
+            "exceeded its memory limit (67108864 bytes)",
+        ),
+        // 100 memories of one page: within the limit, over the count.
+        (
+            "memory-count",
+            crafted_wasm::with_instances(&csv_ingest, &crafted_wasm::memory_toucher(1), 100),
+            "memory count too high",
+        ),
+        // 8 tables of a million elements: 128 MiB of bookkeeping at 16 bytes each.
+        (
+            "tables",
+            crafted_wasm::with_instances(&csv_ingest, &crafted_wasm::table_holder(1 << 20), 8),
+            "exceeded its memory limit (67108864 bytes)",
+        ),
+    ];
+    for (name, component, expected) in cases {
+        let wasm = project.dir.path().join(format!("{name}.wasm"));
+        std::fs::write(&wasm, &component).unwrap();
+        let file = project.write_pipeline("evil.yaml", &format!("evil-{name}"), &wasm, &[]);
+        let (file_arg, platform_arg, state) = (file.to_str().unwrap(), platform.to_str().unwrap(), project.state());
+        let (run, peak) = floe_host_measured(
+            &["run", "-f", file_arg, "--platform", platform_arg, "--state-dir", state.to_str().unwrap()],
+            &[],
+        );
+        let run = run.expect_code(3);
+        let plugin = format!("plugin `evil-{name}`");
+        for piece in [format!("step `{STEP}`").as_str(), plugin.as_str(), expected] {
+            assert!(run.stderr.contains(piece), "{name}: stderr lacks {piece:?}:\n{}", run.stderr);
+        }
+        // The 64 MiB of the instance and the host's own (about 70 MiB here
+        // in all). With the limit raised to 8 GiB, the 15 memories took the
+        // host past 650 MiB before the 500 ms deadline stopped them.
+        assert!(peak < 256 << 20, "{name}: the host peaked at {} MiB", peak >> 20);
+        assert_eq!(project.snapshot(&file), project.baseline, "{name} must not commit a snapshot");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Compilation happens before any sandbox limit: the binary compiles in a
 // bounded child process, and every bound ends in exit 3 naming the plugin.
@@ -666,6 +719,57 @@ fn compilation_is_bounded_in_size_memory_and_time() {
             .map(|d| d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "cwasm")).count())
             .unwrap_or(0);
         assert_eq!(cached, 0, "{limit}");
+    }
+}
+
+/// Components that are cheap to send and expensive to compile, appended to a
+/// working plugin as modules that never run: each compile is stopped at its
+/// bound, the run exits 3 naming the plugin, and nothing is cached.
+#[test]
+fn compile_bombs_are_stopped_at_their_bounds() {
+    let csv_ingest = std::fs::read(plugin("csv_ingest.wasm")).unwrap();
+    // 200,000 nested blocks: 1.4 MB, and minutes of Cranelift (its time
+    // grows with the square of the depth).
+    let deep = crafted_wasm::with_module(&csv_ingest, &crafted_wasm::nested_blocks(200_000));
+    // Eight functions of two million live values: 48 MB, well under the
+    // component size limit, and about 450 MB for the compiler.
+    let mut wide = csv_ingest.clone();
+    for _ in 0..8 {
+        wide = crafted_wasm::with_module(&wide, &crafted_wasm::wide_stack(2_000_000));
+    }
+    let cases = [
+        ("deep", deep, "compile_timeout: 5s", "compiling took longer than `plugins.compile_timeout` (5s)"),
+        (
+            "wide",
+            wide,
+            "compile_memory_limit: 128MiB",
+            "compiling needed more than `plugins.compile_memory_limit` (134217728 bytes)",
+        ),
+    ];
+    for (name, component, limit, expected) in cases {
+        let dir = temp_dir();
+        std::fs::write(dir.path().join("events.csv"), CSV).unwrap();
+        let project = Project { dir, baseline: 0 };
+        let wasm = project.dir.path().join(format!("{name}.wasm"));
+        std::fs::write(&wasm, &component).unwrap();
+        let file = project.write_pipeline("evil.yaml", &format!("evil-{name}"), &wasm, &[]);
+        let platform = tight_platform(&project);
+        let yaml = std::fs::read_to_string(&platform).unwrap().replace("plugins:\n", &format!("plugins:\n  {limit}\n"));
+        std::fs::write(&platform, yaml).unwrap();
+        let started = Instant::now();
+        let run = project.run_on(&file, &platform).expect_code(3);
+        let took = started.elapsed();
+        for piece in [format!("plugin `evil-{name}` cannot be compiled within its limits").as_str(), expected] {
+            assert!(run.stderr.contains(piece), "{name}: stderr lacks {piece:?}:\n{}", run.stderr);
+        }
+        // A hang check only: the bound, not the bomb, ends the compile.
+        assert!(took < Duration::from_secs(120), "{name} took {took:?}");
+        let cached = std::fs::read_dir(project.state().join("component-cache"))
+            .map(|d| d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "cwasm")).count())
+            .unwrap_or(0);
+        assert_eq!(cached, 0, "{name}");
+        let tables = project.state().join("warehouse/bronze");
+        assert!(!tables.join(STEP).exists(), "{name}: no table may appear");
     }
 }
 
@@ -712,7 +816,6 @@ fn a_step_ends_at_its_budget_however_the_calls_are_spread() {
     let line = "1,alpha\n".repeat(1 << 17);
     std::fs::write(project.dir.path().join("events.csv"), format!("id,name\n{}", line.repeat(8))).unwrap();
     let file = project.write_pipeline("evil.yaml", "evil-sleep", &evil("sleep"), &[("ms", "400")]);
-    let state = project.state();
     let started = Instant::now();
     let run = project.run_on(&file, &platform).expect_code(3);
     let took = started.elapsed();

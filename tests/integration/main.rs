@@ -3,6 +3,7 @@
 mod adversarial;
 mod catalogs;
 mod config_errors;
+mod crafted_wasm;
 mod demo;
 mod deploy;
 mod examples;
