@@ -24,6 +24,10 @@ fn main() -> ProcessExit {
     if args.get(1).map(String::as_str) == Some(floe_host::sandbox::COMPILE_CHILD_ARG) {
         return ProcessExit::from(floe_host::sandbox::compile_child_main(&args[2..]) as u8);
     }
+    // A SQL worker (compute/worker), the same way.
+    if args.get(1).map(String::as_str) == Some(floe_host::compute::WORKER_CHILD_ARG) {
+        return ProcessExit::from(floe_host::compute::worker_child_main(&args[2..]) as u8);
+    }
     let cli = Cli::parse();
     let mut telemetry = init_logging(cli.log_format);
     let code = match cli.command {

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::support::{Run, floe_host_with_env, plugin, temp_dir};
+use crate::support::{Run, floe_host_measured, floe_host_with_env, plugin, temp_dir};
 
 const STEP: &str = "probe";
 const ATTACKS: &str = "attacks";
@@ -288,6 +288,81 @@ fn plugin_sql_stops_at_the_step_budget() {
     );
     assert!(took < Duration::from_secs(60), "the query ran {took:?}");
     assert_eq!(project.probe_snapshot(), project.baseline);
+}
+
+/// SQL that allocates outside DuckDB's buffer manager, where `memory_limit`
+/// does not reach: in the host, `repeat('x', 2000000000)` took it past 5 GB.
+/// A plugin's SQL runs in a worker whose data memory is capped at DuckDB's
+/// limit plus the plugin's, and whose result is read as plugin output: each
+/// case fails its step with exit 3 naming the plugin, the host stays small,
+/// and nothing is committed.
+#[test]
+fn plugin_sql_stays_within_its_memory_and_output_limits() {
+    let project = Project::new();
+    let platform = project.path("platform.yaml");
+    let state = project.state();
+    let q = |p: PathBuf| serde_json::to_string(p.to_str().unwrap()).unwrap();
+    std::fs::write(
+        &platform,
+        format!(
+            "catalogs:\n  default:\n    type: sql\n    uri: {uri}\n    warehouse: {wh}\n\
+             storage:\n  default:\n    type: local\n    root: {wh}\n\
+             compute:\n  default:\n    type: duckdb\n    properties:\n      memory_limit: 256MB\n\
+             plugins:\n  memory_limit: 256MiB\n  max_output_bytes: 1MiB\n",
+            uri = serde_json::to_string(&format!("sqlite:{}", state.join("catalog.db").display())).unwrap(),
+            wh = q(state.join("warehouse")),
+        ),
+    )
+    .unwrap();
+    let cases = [
+        // One 2 GB value: refused by the worker's cap, not by DuckDB's limit.
+        (
+            "SELECT repeat('x', 2000000000) AS n",
+            "failed in DuckDB: Out of Memory Error: failed to allocate data of size 2.0 GiB",
+        ),
+        // 6 GB of values, 100 MB each.
+        ("SELECT repeat('x', 100000000) AS n FROM range(60)", "failed in DuckDB: Out of Memory Error"),
+        // A 2 MB result batch over a 1 MiB output limit, refused from its
+        // declared length.
+        (
+            "SELECT repeat('x', 1000) AS n FROM range(10000)",
+            "was refused: its result is not accepted: a message declares",
+        ),
+        // What the host does not accept from a plugin's streaming output, it
+        // does not accept from its SQL either.
+        ("SELECT 'a'::ENUM('a', 'b') AS n", "dictionary-encoded columns are not accepted"),
+        ("SELECT [1, 2] AS n", "nested types are not accepted from plugins yet"),
+        ("SELECT 1 AS n, 2 AS N", "columns 1 and 2 are both named `N`"),
+    ];
+    for (sql, expected) in cases {
+        let file = project.write_pipeline(&format!(
+            "    kind: wasm\n    plugin: evil-sql\n    inputs: [bronze.raw_events]\n    config:\n      sql: {}\n",
+            serde_json::to_string(sql).unwrap()
+        ));
+        let (file, platform, secrets) = (file.to_str().unwrap(), platform.to_str().unwrap(), project.path("secrets"));
+        let args = [
+            "run",
+            "-f",
+            file,
+            "--platform",
+            platform,
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--secrets-dir",
+            secrets.to_str().unwrap(),
+            "--run-id",
+            ATTACKS,
+        ];
+        let (run, peak) = floe_host_measured(&args, &[]);
+        let run = run.expect_code(3);
+        for piece in ["step `probe`: the SQL from plugin `evil-sql`", expected] {
+            assert!(run.stderr.contains(piece), "{sql}: stderr lacks {piece:?}:\n{}", run.stderr);
+        }
+        // The peak of the host or its worker, whichever is larger: the
+        // worker may hold 256 MB for DuckDB and 256 MiB on top.
+        assert!(peak < 1 << 30, "{sql}: peaked at {} MiB", peak >> 20);
+        assert_eq!(project.probe_snapshot(), project.baseline, "{sql}");
+    }
 }
 
 /// Models run locked down too: a data engineer's SQL reads its inputs, not

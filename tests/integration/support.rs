@@ -150,8 +150,9 @@ pub fn service(name: &str) -> String {
 }
 
 /// Runs `floe-host` like [`floe_host_with_env`] and also returns the peak
-/// resident memory of that process, in bytes (from `wait4`'s rusage, which
-/// is per child, unlike `getrusage(RUSAGE_CHILDREN)`).
+/// resident memory of that process, or of the largest of its own children
+/// (compile children, SQL workers), in bytes. `wait4`'s rusage is the one
+/// process's, with what it reaped, unlike `getrusage(RUSAGE_CHILDREN)`.
 pub fn floe_host_measured(args: &[&str], env: &[(&str, &str)]) -> (Run, u64) {
     use std::io::Read;
     use std::process::Stdio;

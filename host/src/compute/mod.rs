@@ -16,6 +16,7 @@
 mod database;
 mod resources;
 mod types;
+mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,6 +27,7 @@ use duckdb::Appender;
 use database::{Database, Refusal};
 
 pub use resources::default_memory_limit;
+pub use worker::{CHILD_ARG as WORKER_CHILD_ARG, Worker, WorkerLimits, child_main as worker_child_main};
 
 use crate::config::DuckdbProperties;
 
@@ -56,6 +58,9 @@ pub enum ComputeError {
     /// The SQL is not one read-only query, or DuckDB cannot parse or bind it.
     #[error("{0}")]
     Refused(String),
+    /// The SQL worker failed: DuckDB's error, or how the worker died.
+    #[error("{0}")]
+    Worker(String),
     /// The query ran past its deadline and was interrupted.
     #[error("the query ran longer than its time budget ({0:?}) and was stopped")]
     TimedOut(std::time::Duration),
@@ -193,10 +198,20 @@ impl Session {
     }
 
     /// Sets a DuckDB variable that SQL reads with `getvariable('name')`.
-    pub fn set_variable(&self, name: &'static str, value: &str) -> Result<(), ComputeError> {
+    pub fn set_variable(&self, name: &str, value: &str) -> Result<(), ComputeError> {
         self.conn()
-            .execute_batch(&format!("SET VARIABLE {name} = {}", literal(value)))
-            .map_err(|source| ComputeError::Setting { setting: name, value: value.to_string(), source })
+            .execute_batch(&format!("SET VARIABLE {} = {}", quote(name), literal(value)))
+            .map_err(|source| ComputeError::Setting { setting: "VARIABLE", value: format!("{name} = {value}"), source })
+    }
+
+    /// DuckDB's `memory_limit` in bytes, as it applies it.
+    pub fn memory_limit_bytes(&self) -> Result<u64, ComputeError> {
+        let shown: String = self
+            .conn()
+            .query_row("SELECT current_setting('memory_limit')", [], |row| row.get(0))
+            .map_err(ComputeError::Query)?;
+        resources::parse_size(&shown)
+            .ok_or_else(|| ComputeError::Setup(format!("cannot read DuckDB's memory_limit `{shown}`")))
     }
 
     /// Drops `schema.table`, whether a view or a table, so that a step can

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
-use crate::compute::{ComputeError, Reads, Session};
+use crate::compute::{ComputeError, Reads, Session, Setup, Worker};
 use crate::config::DuckdbProperties;
 use crate::sandbox::{Compiler, Limits, Sandbox, SandboxError};
 
@@ -71,7 +71,7 @@ pub fn trial(
     };
     let bytes = std::fs::read(wasm).map_err(read_error(wasm))?;
     let name = wasm.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin").to_string();
-    let sandbox = Sandbox::with_compiler(limits, None, compiler)?;
+    let sandbox = Sandbox::with_compiler(limits.clone(), None, compiler)?;
     let inspection = sandbox.inspect(&name, &bytes)?;
     let step = "plugin test";
     match inspection.world {
@@ -99,16 +99,30 @@ pub fn trial(
                 session.query(&format!("SELECT * FROM {reader}('{path}')")).map_err(TrialError::Input)?;
             if let Some(sql) = plugin.sql(step, config, &[TRIAL_INPUT.to_string()])? {
                 let (schema_name, table) = TRIAL_INPUT.split_once('.').expect("a qualified name");
-                session.load_table(schema_name, table, &input_schema, input_batches).map_err(TrialError::Input)?;
-                // As in a run: the plugin's SQL sees its input table and nothing else.
-                session.lock_down(&[], &[]).map_err(TrialError::Input)?;
                 let mut batches = Vec::new();
-                let schema = session
-                    .stream_select(&sql, Reads::InputsOnly, None, &mut |b| {
-                        batches.push(b);
-                        Ok(())
-                    })
-                    .map_err(TrialError::Sql)?;
+                let mut keep = |b| {
+                    batches.push(b);
+                    Ok(())
+                };
+                // As in a run: the plugin's SQL sees its input table and
+                // nothing else, in a SQL worker when there is an executable
+                // to start one.
+                let schema = if let Some(exe) = sandbox.child_executable() {
+                    let mut setup = Setup::default();
+                    setup.properties.temp_directory =
+                        Some(std::env::temp_dir().join("floe-duckdb-tmp").display().to_string());
+                    let mut worker = Worker::start(exe, &setup, sandbox.worker_limits()).map_err(TrialError::Input)?;
+                    worker.begin_table(schema_name, table, &input_schema).map_err(TrialError::Input)?;
+                    for batch in &input_batches {
+                        worker.append(batch).map_err(TrialError::Input)?;
+                    }
+                    worker.end_table().map_err(TrialError::Input)?;
+                    worker.select(&sql, &[], limits.step_timeout, &mut keep).map_err(TrialError::Sql)?
+                } else {
+                    session.load_table(schema_name, table, &input_schema, input_batches).map_err(TrialError::Input)?;
+                    session.lock_down(&[], &[]).map_err(TrialError::Input)?;
+                    session.stream_select(&sql, Reads::InputsOnly, None, &mut keep).map_err(TrialError::Sql)?
+                };
                 return Ok(TrialOutput { world, sql: Some(sql), schema, batches });
             }
             let mut batches = Vec::new();

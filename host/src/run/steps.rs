@@ -14,7 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::RunError;
 use super::plugins::Plugins;
-use crate::compute::{ComputeError, Reads, Session, Setup};
+use crate::compute::{ComputeError, Reads, Session, Setup, Worker};
 use crate::lakehouse::{Input, Lakehouse};
 use crate::observe::progress;
 use crate::plan::{PluginSpec, Step};
@@ -113,15 +113,24 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
+/// Where a step's inputs are loaded: its own database, or the database of
+/// the SQL worker that runs a plugin's query.
+pub enum Target<'a> {
+    Session(&'a Session),
+    Worker(&'a mut Worker),
+}
+
 /// Makes every input of the step a DuckDB view or table under the names the
-/// SQL uses: a view over its Parquet files where DuckDB can read them
-/// itself, else a table filled from iceberg's reader batch by batch. Returns
-/// the rows and data-file bytes read, and the files the views read (which
-/// the locked-down database must still allow).
+/// SQL uses, in `target`: a view over its Parquet files where DuckDB can read
+/// them itself, else a table filled from iceberg's reader batch by batch.
+/// `session` decides which (it reads the files' field ids). Returns the rows
+/// and data-file bytes read, and the files the views read (which the
+/// locked-down database must still allow).
 pub async fn load_inputs(
     lakehouse: &Lakehouse,
     session: &Session,
     step: &Step,
+    mut target: Target<'_>,
 ) -> Result<(Usage, Vec<String>), RunError> {
     let lakehouse_error = |source| RunError::Lakehouse { step: step.name.to_string(), source };
     let compute_error =
@@ -148,20 +157,40 @@ pub async fn load_inputs(
                     };
                     usage.bytes_in += bytes;
                     progress::add_bytes(bytes);
-                    session.register_parquet(layer, name, &schema, &paths, layout).map_err(compute_error)?;
+                    match &mut target {
+                        Target::Session(session) => session.register_parquet(layer, name, &schema, &paths, layout),
+                        Target::Worker(worker) => worker.register_parquet(layer, name, &schema, &paths, layout),
+                    }
+                    .map_err(compute_error)?;
                     files.extend(paths);
                     break rows;
                 }
                 Input::Batches { schema, mut batches, .. } => {
                     usage.bytes_in += bytes;
                     progress::add_bytes(bytes);
-                    let mut loader = session.loader(layer, name, &schema).map_err(compute_error)?;
+                    let mut loader = match &mut target {
+                        Target::Session(session) => Some(session.loader(layer, name, &schema).map_err(compute_error)?),
+                        Target::Worker(worker) => {
+                            worker.begin_table(layer, name, &schema).map_err(compute_error)?;
+                            None
+                        }
+                    };
                     let mut rows = 0;
                     while let Some(batch) = batches.try_next().await.map_err(lakehouse_error)? {
                         rows += batch.num_rows() as u64;
-                        loader.append(batch).map_err(compute_error)?;
+                        match (&mut loader, &mut target) {
+                            (Some(loader), _) => loader.append(batch),
+                            (None, Target::Worker(worker)) => worker.append(&batch),
+                            (None, Target::Session(_)) => unreachable!("a session always has a loader"),
+                        }
+                        .map_err(compute_error)?;
                     }
-                    loader.finish().map_err(compute_error)?;
+                    match (loader, &mut target) {
+                        (Some(loader), _) => loader.finish(),
+                        (None, Target::Worker(worker)) => worker.end_table(),
+                        (None, Target::Session(_)) => unreachable!("a session always has a loader"),
+                    }
+                    .map_err(compute_error)?;
                     break rows;
                 }
             }
@@ -201,7 +230,23 @@ pub async fn sql(
 ) -> Result<Output, RunError> {
     let setup_error = |source| RunError::Compute { step: step.name.to_string(), what: "opening DuckDB".into(), source };
     let session = compute.open().map_err(setup_error)?;
-    let (usage, files) = load_inputs(lakehouse, &session, step).await?;
+    if let SqlAuthor::Plugin { sandbox, timeout, .. } = author
+        && let Some(exe) = sandbox.child_executable()
+    {
+        // A plugin's SQL runs in a worker process, bounded in memory and time.
+        let mut worker = Worker::start(exe, compute, sandbox.worker_limits()).map_err(setup_error)?;
+        let (usage, files) = load_inputs(lakehouse, &session, step, Target::Worker(&mut worker)).await?;
+        drop(session);
+        let result = tokio::task::block_in_place(|| {
+            worker.select(query, &files, *timeout, &mut |batch| {
+                progress::add_rows(batch.num_rows() as u64);
+                sink(batch)
+            })
+        });
+        let schema = result.map_err(|source| sql_error(step, author, source))?;
+        return Ok((schema, usage));
+    }
+    let (usage, files) = load_inputs(lakehouse, &session, step, Target::Session(&session)).await?;
     let (directories, reads, timeout) = match author {
         SqlAuthor::Model { .. } => (compute.properties.allowed_directories.as_slice(), Reads::Files, None),
         SqlAuthor::Plugin { timeout, .. } => (&[][..], Reads::InputsOnly, Some(*timeout)),

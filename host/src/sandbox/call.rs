@@ -271,7 +271,9 @@ impl<'a> Call<'a> {
     pub(super) fn ipc_error(&self, err: IpcError) -> SandboxError {
         let (step, plugin) = (self.step.to_owned(), self.plugin.to_owned());
         match err {
-            IpcError::Malformed(message) => SandboxError::MalformedOutput { step, plugin, message },
+            IpcError::Malformed(message) | IpcError::TooLarge(message) => {
+                SandboxError::MalformedOutput { step, plugin, message }
+            }
             IpcError::SchemaChanged(message) => SandboxError::SchemaChanged { step, plugin, message },
             IpcError::Refused(message) => SandboxError::OutputRefused { step, plugin, message },
         }

@@ -24,15 +24,27 @@ const CONTINUATION: [u8; 4] = [0xff; 4];
 static DECODER_PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum IpcError {
+pub(crate) enum IpcError {
     Malformed(String),
+    /// A message declares more bytes than the output limit.
+    TooLarge(String),
     SchemaChanged(String),
     /// Well-formed, but not what the host accepts from a plugin (`guard`).
     Refused(String),
 }
 
+impl std::fmt::Display for IpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IpcError::Malformed(message) => write!(f, "malformed Arrow IPC: {message}"),
+            IpcError::SchemaChanged(message) => write!(f, "the schema changed mid-stream: {message}"),
+            IpcError::TooLarge(message) | IpcError::Refused(message) => f.write_str(message),
+        }
+    }
+}
+
 /// One output stream being decoded.
-pub(super) struct IpcStream {
+pub(crate) struct IpcStream {
     /// Bytes of a message that is not complete yet.
     pending: Vec<u8>,
     decoder: StreamDecoder,
@@ -62,7 +74,7 @@ impl Frame {
 
 impl IpcStream {
     /// `max_message` bounds one message (metadata plus body), in bytes.
-    pub(super) fn new(max_message: u64) -> Self {
+    pub(crate) fn new(max_message: u64) -> Self {
         Self {
             pending: Vec::new(),
             decoder: StreamDecoder::new(),
@@ -73,7 +85,7 @@ impl IpcStream {
     }
 
     /// Adds one fragment; returns the batches it completes, in order.
-    pub(super) fn push(&mut self, fragment: Vec<u8>) -> Result<Vec<RecordBatch>, IpcError> {
+    pub(crate) fn push(&mut self, fragment: Vec<u8>) -> Result<Vec<RecordBatch>, IpcError> {
         if fragment.is_empty() {
             return Ok(Vec::new());
         }
@@ -177,7 +189,7 @@ impl IpcStream {
     }
 
     /// Ends the stream: it must have ended with the end-of-stream marker.
-    pub(super) fn finish(&mut self) -> Result<SchemaRef, IpcError> {
+    pub(crate) fn finish(&mut self) -> Result<SchemaRef, IpcError> {
         if !self.ended {
             return Err(IpcError::Malformed(if self.pending.is_empty() {
                 "the stream does not end with the end-of-stream marker".to_owned()
@@ -220,7 +232,7 @@ fn frame(buf: &[u8], max_message: usize, schema: Option<&arrow_schema::Schema>) 
         return Ok(Some(Frame { prefix, meta_len: 0, body_len: 0, schema: None }));
     }
     if meta_len > max_message {
-        return Err(IpcError::Malformed(format!(
+        return Err(IpcError::TooLarge(format!(
             "a message declares {meta_len} bytes of metadata, over the output limit ({} bytes)",
             max_message
         )));
@@ -236,7 +248,7 @@ fn frame(buf: &[u8], max_message: usize, schema: Option<&arrow_schema::Schema>) 
         return Err(IpcError::Malformed(format!("the body length {body_len} is not a multiple of 8")));
     }
     if meta_len.saturating_add(body_len) > max_message {
-        return Err(IpcError::Malformed(format!(
+        return Err(IpcError::TooLarge(format!(
             "a message declares {} bytes, over the output limit ({} bytes)",
             meta_len.saturating_add(body_len),
             max_message
@@ -578,7 +590,7 @@ mod tests {
         assert!(matches!(ipc.push(vec![0; 8]), Err(IpcError::Malformed(m)) if m.contains("after the end")));
 
         let mut ipc = IpcStream::new(16);
-        assert!(matches!(ipc.push(bytes.clone()), Err(IpcError::Malformed(m)) if m.contains("output limit")));
+        assert!(matches!(ipc.push(bytes.clone()), Err(IpcError::TooLarge(m)) if m.contains("output limit")));
 
         let mut ipc = IpcStream::new(1 << 20);
         assert!(ipc.push(vec![0xff, 0xff, 0xff, 0xff, 8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]).is_err());

@@ -36,6 +36,7 @@ pub use compile::{CHILD_ARG as COMPILE_CHILD_ARG, Compiler, child_main as compil
 pub use error::{PluginReport, SandboxError};
 pub use ingest::IngestPlugin;
 pub use inspect::Inspection;
+pub(crate) use ipc::IpcStream as OutputStream;
 pub use stats::PluginStats;
 pub use transform::TransformPlugin;
 
@@ -169,6 +170,21 @@ impl Sandbox {
 
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// The executable that runs a plugin's work in bounded child processes
+    /// (its compiles, and its SQL: `compute::Worker`), if there is one.
+    pub fn child_executable(&self) -> Option<&std::path::Path> {
+        match &self.inner.compiler {
+            Compiler::Child(exe) => Some(exe),
+            Compiler::InProcess => None,
+        }
+    }
+
+    /// How far a worker running this sandbox's plugin SQL may go.
+    pub fn worker_limits(&self) -> crate::compute::WorkerLimits {
+        let limits = &self.inner.limits;
+        crate::compute::WorkerLimits { extra_memory: limits.memory_bytes, max_message: limits.max_output_bytes }
     }
 
     /// When the budgets of a plugin run that starts at `started` run out:

@@ -1,0 +1,301 @@
+//! SQL that a plugin returned runs in a worker process, not in the host.
+//!
+//! Locking the database down (`Session::lock_down`) keeps such SQL away from
+//! files, settings and extensions, but not from memory: DuckDB's
+//! `memory_limit` covers its buffer manager only, and a one-line query
+//! (`SELECT repeat('x', 2000000000)`) took the host past 5 GB. A DuckDB
+//! failure that aborts would take the host with it, too. So the host starts
+//! `floe-host` again as a worker ([`CHILD_ARG`], see `child.rs`), hands it
+//! the step's inputs, and reads its result back as an Arrow IPC stream that
+//! it checks like a plugin's own output (`sandbox::OutputStream`): every
+//! message bounded by `plugins.max_output_bytes` before it is read, flat
+//! types only. The worker's data memory is capped at DuckDB's `memory_limit`
+//! plus `plugins.memory_limit`; the host kills it at the plugin's time budget.
+
+mod child;
+mod protocol;
+
+use std::io::{BufWriter, Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command as Process, Stdio};
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_ipc::writer::StreamWriter;
+use arrow_schema::SchemaRef;
+
+pub use child::{CHILD_ARG, child_main};
+use protocol::{Command, FAILURE_PREFIX, Failure, write_command};
+
+use super::{ComputeError, Layout, Setup};
+
+/// Bounds of a worker, from the plugin limits.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerLimits {
+    /// What the worker may allocate beyond DuckDB's `memory_limit`.
+    pub extra_memory: u64,
+    /// The largest IPC message of the result.
+    pub max_message: u64,
+}
+
+/// A running worker, being handed a step's inputs.
+pub struct Worker {
+    child: Child,
+    stdin: Option<BufWriter<ChildStdin>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+    limits: WorkerLimits,
+}
+
+/// The most of the worker's stderr the host keeps.
+const MAX_STDERR_BYTES: u64 = 64 << 10;
+
+impl Worker {
+    /// Starts `exe` as a worker and opens its database with `setup`.
+    pub fn start(exe: &Path, setup: &Setup, limits: WorkerLimits) -> Result<Self, ComputeError> {
+        let mut child = Process::new(exe)
+            .arg(CHILD_ARG)
+            .env_clear()
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| ComputeError::Setup(format!("cannot start the SQL worker {}: {e}", exe.display())))?;
+        let mut stderr = child.stderr.take().expect("piped");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = (&mut stderr).take(MAX_STDERR_BYTES).read_to_string(&mut text);
+            // Drain the rest, so the worker never blocks on a full pipe.
+            let _ = std::io::copy(&mut stderr, &mut std::io::sink());
+            text
+        });
+        let stdin = child.stdin.take().map(|s| BufWriter::with_capacity(1 << 20, s));
+        let mut worker = Worker { child, stdin, stderr: Some(stderr), limits };
+        let properties = &setup.properties;
+        worker.send(&Command::Open {
+            memory_limit: properties.memory_limit.clone(),
+            threads: properties.threads,
+            temp_directory: properties.temp_directory.clone(),
+            variables: setup.variables.iter().map(|(n, v)| (n.to_string(), v.clone())).collect(),
+            extra_memory: limits.extra_memory,
+        })?;
+        Ok(worker)
+    }
+
+    fn input(&mut self) -> Result<&mut BufWriter<ChildStdin>, ComputeError> {
+        self.stdin.as_mut().ok_or_else(|| ComputeError::Setup("the SQL worker's input is closed".to_owned()))
+    }
+
+    fn send(&mut self, command: &Command) -> Result<(), ComputeError> {
+        let sent = write_command(self.input()?, command);
+        sent.map_err(|e| self.failed(e))
+    }
+
+    /// Sends `schema` and `batches` as one IPC stream.
+    fn send_stream(&mut self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<(), ComputeError> {
+        let input = self.input()?;
+        let sent = (|| {
+            let mut writer = StreamWriter::try_new(&mut *input, schema)?;
+            for batch in batches {
+                writer.write(batch)?;
+            }
+            writer.finish()
+        })();
+        sent.map_err(|e| self.failed(e))
+    }
+
+    /// The error for a write the worker did not take: its own failure if it
+    /// reported one (it stops reading when it fails), else `error`.
+    fn failed(&mut self, error: impl std::fmt::Display) -> ComputeError {
+        self.stdin = None;
+        let _ = self.child.wait();
+        self.reported().unwrap_or_else(|| ComputeError::Setup(format!("cannot hand the SQL worker its input: {error}")))
+    }
+
+    /// The failure the worker reported on stderr, once it has exited.
+    fn reported(&mut self) -> Option<ComputeError> {
+        let text = self.stderr.take()?.join().ok()?;
+        let line = text.lines().rev().find_map(|l| l.strip_prefix(FAILURE_PREFIX))?;
+        Some(match serde_json::from_str(line).ok()? {
+            Failure::Refused(message) => ComputeError::Refused(message),
+            Failure::Setup(message) => ComputeError::Setup(message),
+            Failure::Query(message) => ComputeError::Worker(message),
+        })
+    }
+
+    /// Defines `schema.table` as a view over Parquet files (`Session::register_parquet`).
+    pub fn register_parquet(
+        &mut self,
+        schema: &str,
+        table: &str,
+        arrow_schema: &SchemaRef,
+        paths: &[String],
+        layout: Layout,
+    ) -> Result<(), ComputeError> {
+        let by_field_id = layout == Layout::ByFieldId;
+        self.send(&Command::Parquet {
+            schema: schema.into(),
+            table: table.into(),
+            paths: paths.to_vec(),
+            by_field_id,
+        })?;
+        self.send_stream(arrow_schema, &[])
+    }
+
+    /// Starts `schema.table`, to be filled with [`Worker::append`] and ended
+    /// with [`Worker::end_table`].
+    pub fn begin_table(&mut self, schema: &str, table: &str, arrow_schema: &SchemaRef) -> Result<(), ComputeError> {
+        self.send(&Command::Table { schema: schema.into(), table: table.into() })?;
+        let options = arrow_ipc::writer::IpcWriteOptions::default();
+        let mut tracker = arrow_ipc::writer::DictionaryTracker::new(false);
+        let message = arrow_ipc::writer::IpcDataGenerator::default().schema_to_bytes_with_dictionary_tracker(
+            arrow_schema,
+            &mut tracker,
+            &options,
+        );
+        let input = self.input()?;
+        let written = arrow_ipc::writer::write_message(input, message, &options);
+        written.map(drop).map_err(|e| self.failed(e))
+    }
+
+    /// Appends a batch to the table begun last.
+    pub fn append(&mut self, batch: &RecordBatch) -> Result<(), ComputeError> {
+        let input = self.input()?;
+        let written = (|| {
+            let options = arrow_ipc::writer::IpcWriteOptions::default();
+            let mut tracker = arrow_ipc::writer::DictionaryTracker::new(false);
+            let (dictionaries, message) = arrow_ipc::writer::IpcDataGenerator::default().encode(
+                batch,
+                &mut tracker,
+                &options,
+                &mut Default::default(),
+            )?;
+            for message in dictionaries.into_iter().chain([message]) {
+                arrow_ipc::writer::write_message(&mut *input, message, &options)?;
+            }
+            Ok::<_, arrow_schema::ArrowError>(())
+        })();
+        written.map_err(|e| self.failed(e))
+    }
+
+    /// Ends the table begun last.
+    pub fn end_table(&mut self) -> Result<(), ComputeError> {
+        let input = self.input()?;
+        let ended = input.write_all(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+        ended.map_err(|e| self.failed(e))
+    }
+
+    /// Locks the database down to `allowed_files`, runs `sql` and hands its
+    /// result to `on_batch`, checked and bounded; returns its schema. Past
+    /// `timeout`, the worker is killed.
+    pub fn select(
+        mut self,
+        sql: &str,
+        allowed_files: &[String],
+        timeout: Duration,
+        on_batch: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
+    ) -> Result<SchemaRef, ComputeError> {
+        self.send(&Command::Select { sql: sql.to_owned(), allowed_files: allowed_files.to_vec() })?;
+        if let Some(mut input) = self.stdin.take() {
+            input.flush().map_err(|e| self.failed(e))?;
+        }
+        let mut stdout = self.child.stdout.take().expect("piped");
+        let deadline = Deadline::start(self.child.id(), timeout);
+        let mut stream = crate::sandbox::OutputStream::new(self.limits.max_message);
+        let mut chunk = vec![0u8; 256 << 10];
+        let read = (|| {
+            loop {
+                let n = stdout.read(&mut chunk).map_err(|_| Ended::Io)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                for batch in stream.push(chunk[..n].to_vec()).map_err(|e| Ended::Refused(e.to_string()))? {
+                    on_batch(batch).map_err(Ended::Sink)?;
+                }
+            }
+        })();
+        if read.is_err() {
+            // Stop the worker at once: what it still sends is not wanted.
+            let _ = self.child.kill();
+        }
+        // Stopped before the worker is reaped, so that it never signals a
+        // reused pid. The worker's stdout is closed: it has exited or is
+        // exiting.
+        let timed_out = deadline.stop();
+        let status = self.child.wait();
+        if timed_out {
+            return Err(ComputeError::TimedOut(timeout));
+        }
+        match read {
+            Err(Ended::Sink(message)) => return Err(ComputeError::Sink(message)),
+            Err(Ended::Refused(message)) => {
+                return Err(ComputeError::Refused(format!("its result is not accepted: {message}")));
+            }
+            Err(Ended::Io) | Ok(()) => {}
+        }
+        let status = status.map_err(|e| ComputeError::Setup(format!("waiting for the SQL worker: {e}")))?;
+        if !status.success() {
+            return Err(self.reported().unwrap_or_else(|| ComputeError::Worker(died(status))));
+        }
+        stream.finish().map_err(|e| ComputeError::Worker(format!("the SQL worker's result is incomplete: {e}")))
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // A worker dropped before its query (an input failed to load).
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+enum Ended {
+    /// Reading failed; the worker's exit says why.
+    Io,
+    Refused(String),
+    Sink(String),
+}
+
+/// How the worker ended, when it did not say why.
+fn died(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status.signal() {
+        Some(libc::SIGKILL) => "the SQL worker was killed (SIGKILL), most likely for memory".to_owned(),
+        Some(libc::SIGABRT) => {
+            "DuckDB aborted in the SQL worker (SIGABRT), most likely out of memory under its cap".to_owned()
+        }
+        Some(signal) => format!("the SQL worker died of signal {signal}"),
+        None => format!("the SQL worker failed ({status}) without saying why"),
+    }
+}
+
+/// Kills the worker (by pid) once `limit` has passed, unless stopped first.
+struct Deadline {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<bool>,
+}
+
+impl Deadline {
+    fn start(pid: u32, limit: Duration) -> Self {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let fired = matches!(stopped.recv_timeout(limit), Err(std::sync::mpsc::RecvTimeoutError::Timeout));
+            if fired {
+                // SAFETY: kill takes a pid and a signal. The worker is not
+                // reaped before this thread has been joined (`stop`), so the
+                // pid is still the worker's.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
+            fired
+        });
+        Deadline { stop, thread }
+    }
+
+    /// Stops the deadline; returns whether it had fired.
+    fn stop(self) -> bool {
+        let _ = self.stop.send(());
+        self.thread.join().unwrap_or(false)
+    }
+}
