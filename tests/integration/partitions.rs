@@ -204,7 +204,8 @@ fn partition_overwrite_replaces_only_its_partition_and_reads_only_it() {
     }
     let gold = first["gold.monthly_revenue"]["snapshots"].as_array().unwrap();
     assert_eq!(gold.iter().map(|s| s["summary"]["floe.mode"].as_str().unwrap()).collect::<Vec<_>>(), ["overwrite"; 3]);
-    assert_eq!(gold[2]["summary"].get("floe.partition"), None);
+    // Replaced whole, but the run's partition is part of its exactly-once key.
+    assert_eq!(gold[2]["summary"]["floe.partition"], "2024-01-03");
 
     // The silver step read its partition of bronze only (pruned files), the
     // day-of-timestamp step all of bronze (partitioned on another column),
@@ -380,6 +381,63 @@ fn concurrent_runs_of_different_partitions_all_land() {
     let dir = temp_dir();
     let state = dir.path().join("state");
     concurrent_partition_runs(dir.path(), &[], &[], |tables| read_back(&state, tables));
+}
+
+/// Eight concurrent `run --partition` processes under one run id (as a
+/// Kubernetes Job with a fixed `FLOE_RUN_ID` starts them): the exactly-once
+/// key includes the partition for every step, so no run skips a step because
+/// another partition's run committed it, and the gold table, replaced whole
+/// by every run, ends with all eight days: a run that read silver before
+/// another's partition landed does not commit over a result from newer
+/// silver.
+#[test]
+fn partition_runs_sharing_one_run_id_all_land_gold_included() {
+    let dir = temp_dir();
+    let (project_dir, state) = (dir.path().join("project"), dir.path().join("state"));
+    project(&project_dir, &["raw_orders", "orders", "monthly_revenue"]);
+    let days: Vec<(String, usize)> = (1..=8).map(|d| (format!("2024-01-{d:02}"), d + 1)).collect();
+    for (day, rows) in &days {
+        write_day(&project_dir, day, *rows, "3.00");
+    }
+    // Compile the plugin first, so that the eight runs overlap.
+    run(&project_dir, &state, &["--partition", &days[0].0, "--run-id", "warm-up"]).expect_code(0);
+    let children: Vec<_> = days
+        .iter()
+        .map(|(day, _)| {
+            let args = ["run", project_dir.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
+            let args = [&args[..], &["--partition", day, "--run-id", "shared", "--log-format", "text"]].concat();
+            let child = crate::support::floe_host_command(&args, &[])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (day.clone(), child)
+        })
+        .collect();
+    let mut superseded = 0;
+    for (day, child) in children {
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{day}:\n{stderr}");
+        assert!(!stderr.contains("already committed it"), "{day} skipped a step:\n{stderr}");
+        superseded += stderr.matches("computed from newer inputs").count();
+    }
+    eprintln!("8 runs under one run id: {superseded} gold results were superseded");
+
+    let tables = read_back(&state, &["bronze.raw_orders", "silver.orders", "gold.monthly_revenue"]);
+    let expected: BTreeMap<String, u64> =
+        days.iter().map(|(day, rows)| (format!("order_date={day}"), *rows as u64)).collect();
+    for table in ["bronze.raw_orders", "silver.orders"] {
+        assert_eq!(partition_rows(&tables[table]), expected, "{table}");
+    }
+    // One row per day: all eight days, whatever order the runs committed in.
+    assert_eq!(partition_rows(&tables["gold.monthly_revenue"]), expect_rows(&[("order_date_month=2024-01", 8)]));
+    // Gold's current snapshot says which silver it was computed from: the
+    // last of silver's nine snapshots (the warm-up's, then eight).
+    let gold = tables["gold.monthly_revenue"]["snapshots"].as_array().unwrap();
+    let last = &gold.last().unwrap()["summary"];
+    assert_eq!(last["floe.input.default.silver.orders"], "9", "{last}");
+    assert_eq!(last["floe.run-id"], "shared", "{last}");
 }
 
 /// Eight `run --partition` processes of a two-step project (in `dir`), with

@@ -229,6 +229,7 @@ fn stderr_channel_for_k8s_sends_messages_in_order() {
             "files",
             "floe_already_committed",
             "floe_run_id",
+            "floe_superseded",
         ];
         if key.starts_with("bronze/") {
             // The ingest plugin's cost; a SQL model has none (and no nulls are sent).
@@ -401,6 +402,7 @@ fn summary_json_describes_the_run() {
             "rows_out",
             "snapshot_id",
             "step",
+            "superseded",
             "table"
         ]
     );

@@ -397,7 +397,13 @@ fn table_ref(namespace: &str, name: &str) -> TableRef {
 }
 
 fn tags(run_id: &str, step: &str) -> CommitTags {
-    CommitTags { run_id: run_id.into(), pipeline: "modes".into(), step: step.into(), partition: None }
+    CommitTags {
+        run_id: run_id.into(),
+        pipeline: "modes".into(),
+        step: step.into(),
+        partition: None,
+        inputs: Vec::new(),
+    }
 }
 
 fn batch(rows: &[(i64, &str)]) -> (SchemaRef, Vec<RecordBatch>) {
@@ -425,6 +431,46 @@ async fn write(
         partitioning: Partitioning::default(),
     };
     lakehouse.write("default", table, None, &schema, batches, spec, tags).await.unwrap()
+}
+
+/// An `overwrite` computed from older inputs than the table's current
+/// snapshot is not committed over it (what a slow gold step of one partition
+/// run would do after a faster run committed gold from newer silver); one
+/// from the same or newer inputs is. Appends are not held back.
+#[test]
+fn an_overwrite_from_older_inputs_does_not_replace_one_from_newer_inputs() {
+    let state = temp_dir();
+    let table = table_ref("gold", "totals");
+    let read = |run: &str, silver: i64| CommitTags {
+        inputs: vec![
+            ("floe.input.default.silver.orders".into(), silver),
+            ("floe.input.default.silver.other".into(), 1),
+        ],
+        ..tags(run, "totals")
+    };
+    let ((fresh, stale, again, newer, appended), logs) = block_on(async {
+        let lakehouse = lakehouse(state.path()).await;
+        let fresh = write(&lakehouse, &table, &[(1, "from silver 5")], WriteMode::Overwrite, &[], &read("a", 5)).await;
+        let stale = write(&lakehouse, &table, &[(1, "from silver 4")], WriteMode::Overwrite, &[], &read("b", 4)).await;
+        let again =
+            write(&lakehouse, &table, &[(1, "from silver 5 again")], WriteMode::Overwrite, &[], &read("c", 5)).await;
+        let newer = write(&lakehouse, &table, &[(1, "from silver 6")], WriteMode::Overwrite, &[], &read("d", 6)).await;
+        let appended =
+            write(&lakehouse, &table, &[(2, "appended from silver 3")], WriteMode::Append, &[], &read("e", 3)).await;
+        (fresh, stale, again, newer, appended)
+    });
+    assert!(!fresh.superseded && !fresh.already_committed, "{fresh:?}");
+    // Nothing written: the figures are those of the snapshot that stands.
+    assert!(stale.superseded && stale.already_committed, "{stale:?}");
+    assert_eq!((stale.snapshot_id, stale.rows), (fresh.snapshot_id, 1));
+    assert!(logs.contains("computed from newer inputs than this step read"), "{logs}");
+    assert!(!again.superseded && again.snapshot_id != fresh.snapshot_id, "the same inputs commit: {again:?}");
+    assert!(!newer.superseded, "{newer:?}");
+    assert!(!appended.superseded, "{appended:?}");
+    let totals = table_check(state.path(), "gold.totals", "id");
+    assert_eq!(history(&totals, "floe.run-id"), strings(&["a", "c", "d", "e"]));
+    assert_eq!(history(&totals, "floe.input.default.silver.orders"), strings(&["5", "5", "6", "3"]));
+    assert_eq!(totals["rows"], 2);
 }
 
 /// Rounds of a race until one had the commits conflict: the two writers'

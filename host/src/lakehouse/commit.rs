@@ -50,6 +50,10 @@ pub struct CommitInfo {
     /// same run id, or a twin that won the race): nothing was committed now,
     /// and the figures are those of that snapshot.
     pub already_committed: bool,
+    /// Not committed because the table's current snapshot was computed from
+    /// newer inputs (`history::superseded_by`); the figures are that
+    /// snapshot's, and `already_committed` is set too: nothing was written.
+    pub superseded: bool,
 }
 
 /// What one snapshot changes, prepared on one table state.
@@ -109,6 +113,13 @@ pub(super) async fn commit_with_retry(
                 snapshot_id = snapshot.snapshot_id(),
                 "Not committing: another attempt of this run committed the step meanwhile.");
             return Ok(history::commit_info(snapshot));
+        }
+        if mode == WriteMode::Overwrite
+            && let Some(snapshot) = history::superseded_by(&table, tags)
+        {
+            tracing::info!(table = %table_ref, step = %tags.step, snapshot_id = snapshot.snapshot_id(),
+                "Not committing: the table's current snapshot was computed from newer inputs than this step read.");
+            return Ok(CommitInfo { superseded: true, ..history::commit_info(snapshot) });
         }
         let change = prepare(&table).await?;
         match commit_once(catalog, &table, change, mode, tags).await {
@@ -181,6 +192,7 @@ async fn commit_once(
         files: added.len(),
         bytes: added.iter().map(|f| f.file_size_in_bytes()).sum(),
         already_committed: false,
+        superseded: false,
     };
 
     if !added.is_empty() {
@@ -273,6 +285,9 @@ async fn commit_once(
     }
     if let Some(partition) = &tags.partition {
         properties.insert("floe.partition".into(), partition.clone());
+    }
+    for (key, sequence) in &tags.inputs {
+        properties.insert(key.clone(), sequence.to_string());
     }
     properties.extend(extra_properties);
 

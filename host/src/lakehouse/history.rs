@@ -5,11 +5,16 @@
 //! (after a crash, a retry or a double start) can tell a step it must not
 //! commit again, with no state outside the catalog. A run of another
 //! partition under the same run id is another commit.
+//!
+//! Snapshots also record the version (sequence number) of each input the
+//! step read, so that a table replaced whole never goes back to a result
+//! computed from older inputs than its current one (`superseded_by`).
 
 use iceberg::spec::{MAIN_BRANCH, SnapshotRef};
 use iceberg::table::Table;
 
 use super::{CommitInfo, CommitTags};
+use crate::plan::TableRef;
 
 /// The snapshot of `main`'s history (the current snapshot and its
 /// ancestors) that `tags` committed, if any. Snapshots that are not ancestors
@@ -35,6 +40,26 @@ pub(super) fn committed_by<'a>(table: &'a Table, tags: &CommitTags) -> Option<&'
     None
 }
 
+/// The summary key under which a snapshot records the version of an input.
+pub(super) fn input_key(catalog: &str, table: &TableRef) -> String {
+    format!("floe.input.{catalog}.{table}")
+}
+
+/// The table's current snapshot, if it was computed from a newer version of
+/// one of `tags.inputs` than this step read. Such a snapshot supersedes the
+/// step's result: for a table that is replaced whole, committing over it
+/// would put older data back. (Concurrent `--partition` runs each recompute
+/// a gold table from silver; the last to commit may have read silver before
+/// another run's partition landed in it.)
+pub(super) fn superseded_by<'a>(table: &'a Table, tags: &CommitTags) -> Option<&'a SnapshotRef> {
+    let current = table.metadata().current_snapshot()?;
+    let properties = &current.summary().additional_properties;
+    let newer = |(key, read): &(String, i64)| {
+        properties.get(key).and_then(|v| v.parse::<i64>().ok()).is_some_and(|recorded| recorded > *read)
+    };
+    tags.inputs.iter().any(newer).then_some(current)
+}
+
 /// What an earlier commit did, from its snapshot summary (`added-records`,
 /// `added-data-files`, `added-files-size`).
 pub(super) fn commit_info(snapshot: &SnapshotRef) -> CommitInfo {
@@ -46,5 +71,6 @@ pub(super) fn commit_info(snapshot: &SnapshotRef) -> CommitInfo {
         files: number("added-data-files") as usize,
         bytes: number("added-files-size"),
         already_committed: true,
+        superseded: false,
     }
 }

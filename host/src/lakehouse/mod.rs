@@ -34,7 +34,7 @@ pub use partition::Partitioning;
 pub use read::Input;
 
 use crate::config::{PartitionField, SchemaEvolution, WriteMode};
-use crate::plan::{CatalogSpec, StorageSpec, TableRef};
+use crate::plan::{CatalogSpec, Step, StorageSpec, TableRef};
 use catalog::OpenCatalog;
 use commit::{Change, Removed};
 
@@ -162,8 +162,14 @@ pub struct CommitTags {
     pub run_id: String,
     pub pipeline: String,
     pub step: String,
-    /// The partition a `partition_overwrite` step replaces (`run --partition`).
+    /// The run's partition (`run --partition`): the step it replaces in a
+    /// `partition_overwrite` step, and part of the exactly-once key of every step.
     pub partition: Option<String>,
+    /// The sequence number of each input's current snapshot when the step
+    /// started, under its summary key (`floe.input.<catalog>.<table>`): an
+    /// `overwrite` computed from older inputs than the table's current
+    /// snapshot was is not committed over it (`history::superseded_by`).
+    pub inputs: Vec<(String, i64)>,
 }
 
 /// How a step writes its table.
@@ -288,6 +294,19 @@ impl Lakehouse {
                 Err(error)
             }
         }
+    }
+
+    /// The sequence number of the current snapshot of each of the step's
+    /// inputs (0 for one without snapshots), under its summary key; see
+    /// [`CommitTags::inputs`].
+    pub async fn input_versions(&self, step: &Step) -> Result<Vec<(String, i64)>, LakehouseError> {
+        let mut versions = Vec::with_capacity(step.inputs.len());
+        for input in &step.inputs {
+            let Some(table) = self.catalog(&input.catalog).load_table(&input.table).await? else { continue };
+            let sequence = table.metadata().current_snapshot().map_or(0, |s| s.sequence_number());
+            versions.push((history::input_key(&input.catalog, &input.table), sequence));
+        }
+        Ok(versions)
     }
 
     /// The snapshot in which this run (`tags`) already committed its step to

@@ -329,7 +329,11 @@ impl Observer for Pipes {
         let key = asset_key_of(step);
         if !self.asset_keys.as_ref().is_some_and(|keys| keys.contains(&key)) {
             // Dagster runs an op, not these assets: a log line is all it can take.
-            let verb = if report.already_committed { "already committed by this run id" } else { "committed" };
+            let verb = match (report.superseded, report.already_committed) {
+                (true, _) => "superseded by a result from newer inputs:",
+                (false, true) => "already committed by this run id",
+                (false, false) => "committed",
+            };
             self.log("INFO", format!("{verb} {}: {} rows, snapshot {}", report.table, report.rows, report.snapshot_id));
             return;
         }
@@ -344,6 +348,7 @@ impl Observer for Pipes {
             "duration_ms": {"raw_value": report.duration.as_millis() as u64, "type": "int"},
             "floe_run_id": {"raw_value": run.run_id, "type": "text"},
             "floe_already_committed": {"raw_value": report.already_committed, "type": "bool"},
+            "floe_superseded": {"raw_value": report.superseded, "type": "bool"},
         });
         // Dagster records the run's partition with the materialization; the
         // metadata says which partition of the table was replaced.

@@ -9,7 +9,7 @@
 //!  "steps": [{"step": "raw_customers", "table": "bronze.raw_customers",
 //!             "rows_in": 1055, "bytes_in": 98304,
 //!             "rows_out": 1055, "files": 1, "bytes": 40321,
-//!             "duration_ms": 310, "snapshot_id": 123, "already_committed": false,
+//!             "duration_ms": 310, "snapshot_id": 123, "already_committed": false, "superseded": false,
 //!             "plugin_cpu_ms": 41.7, "plugin_peak_memory_bytes": 2228224,
 //!             "plugin_calls": 4}]}
 //! ```
@@ -19,7 +19,9 @@
 //! `--partition` (or Dagster partition key), null without one.
 //! `already_committed` marks a step that this run id had committed before (a
 //! rerun skips it): its `snapshot_id`, `rows_out`, `files` and `bytes` are
-//! that snapshot's.
+//! that snapshot's. `superseded` marks a whole-table step that did not
+//! commit because the table already held a result from newer inputs
+//! (`already_committed` is then true too, with that snapshot's figures).
 //!
 //! `rows_in`/`bytes_in`: for an ingest, the rows the plugin parsed and the
 //! source file's size; otherwise the rows of the input tables read and the
@@ -79,6 +81,7 @@ pub fn summary(
                 "duration_ms": s.duration.as_millis() as u64,
                 "snapshot_id": s.snapshot_id,
                 "already_committed": s.already_committed,
+                "superseded": s.superseded,
                 "plugin_cpu_ms": s.plugin.map(|p| p.cpu_time.as_micros() as f64 / 1000.0),
                 "plugin_peak_memory_bytes": s.plugin.map(|p| p.peak_memory_bytes),
                 "plugin_calls": s.plugin.map(|p| p.calls),

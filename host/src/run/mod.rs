@@ -67,6 +67,11 @@ pub struct StepReport {
     /// computed but did not commit). `snapshot_id`, `rows`, `files` and
     /// `bytes` are then that snapshot's, from its summary.
     pub already_committed: bool,
+    /// Nothing was committed because the table's current snapshot was
+    /// computed from newer inputs than the step read (a concurrent run
+    /// committed it); `already_committed` is set too, with that snapshot's
+    /// figures.
+    pub superseded: bool,
 }
 
 /// What a run did.
@@ -256,7 +261,8 @@ async fn run_async(
             run_id: run_id.clone(),
             pipeline: plan.pipeline.clone(),
             step: step.name.to_string(),
-            partition: step.replaced_partition().map(|(_, value)| value.to_string()),
+            partition: options.partition.clone(),
+            inputs: Vec::new(),
         };
         tracing::info!(step = %step.name, table = %step.target, "Running step.");
         observers.step_started(run, step);
@@ -300,6 +306,7 @@ async fn run_async(
                     snapshot_id: info.snapshot_id,
                     duration: started.elapsed(),
                     already_committed: info.already_committed,
+                    superseded: info.superseded,
                 };
                 (report, schema)
             }
@@ -355,6 +362,8 @@ async fn run_step(
             rows = info.rows, "Skipping the step: this run id already committed it, in an earlier attempt.");
         return Ok((info, schema, steps::Usage::default()));
     }
+    // Before any input is read: what the step reads is at least this new.
+    let tags = &CommitTags { inputs: lakehouse.input_versions(step).await.map_err(lakehouse_error)?, ..tags.clone() };
     let spec = WriteSpec {
         mode: step.mode,
         merge_keys: &step.merge_keys,
@@ -404,7 +413,11 @@ pub fn summary_table(report: &RunReport) -> String {
     let mut out = format!("run {}\n", report.run_id);
     out.push_str(&format!("{:<24} {:<32} {:>10} {:>20} {:>10}\n", "step", "table", "rows", "snapshot", "duration"));
     for step in &report.steps {
-        let note = if step.already_committed { "  already committed by this run id" } else { "" };
+        let note = match (step.superseded, step.already_committed) {
+            (true, _) => "  superseded: the table holds a result from newer inputs",
+            (false, true) => "  already committed by this run id",
+            (false, false) => "",
+        };
         out.push_str(&format!(
             "{:<24} {:<32} {:>10} {:>20} {:>9.2}s{note}\n",
             step.step,
