@@ -16,6 +16,7 @@ mod plugin_tool;
 mod sandbox;
 mod secrets;
 mod signals;
+mod sources;
 mod support;
 mod terminal;
 mod traces;

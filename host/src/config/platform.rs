@@ -42,6 +42,23 @@ pub struct PlatformFile {
     /// Limits applied to every plugin instance and call.
     #[serde(default)]
     pub plugins: PluginLimits,
+    /// Where ingest steps may read their `source` files.
+    #[serde(default)]
+    pub sources: SourcePolicy,
+}
+
+/// Where ingest steps may read their `source` files: inside the project
+/// directory (the directory of floe.yaml), and inside these roots. A source
+/// is checked after every symlink is resolved; the secrets and state
+/// directories are never readable.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourcePolicy {
+    /// Absolute directories whose files ingest steps may read besides the
+    /// project directory, for example a mounted landing volume
+    /// `[/data/landing]`. Default: none.
+    #[serde(default)]
+    pub allowed_roots: Vec<PathBuf>,
 }
 
 /// A compute profile.

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use super::order::topological;
 use super::partition;
+use super::source::SourceRoots;
 use super::sql_refs::find_refs;
 use super::{Action, CatalogSpec, Input, Plan, PluginSpec, RestAuth, RestSpec, S3Keys, Step, StorageSpec, TableRef};
 use crate::config::{
@@ -134,6 +135,7 @@ impl Checker<'_> {
         }
 
         let plugins = self.plugins();
+        let source_roots = self.source_roots();
         let mut seen = BTreeMap::new();
         for (i, transform) in floe.transforms.iter().enumerate() {
             if let Some(first) = seen.insert(transform.name.clone(), i) {
@@ -187,15 +189,14 @@ impl Checker<'_> {
                             let path = project.root.join(source);
                             match partition::check_source_template(&project.root, source) {
                                 Ok(true) => Some((path, source.display().to_string())),
-                                Ok(false) if path.is_file() => Some((path, source.display().to_string())),
-                                Ok(false) => {
-                                    self.floe_error(
-                                        key("source"),
-                                        format!("source file `{}` does not exist", path.display()),
-                                        Some("paths are relative to the directory of floe.yaml".into()),
-                                    );
-                                    None
-                                }
+                                Ok(false) => match source_roots.check(&path) {
+                                    Ok(()) => Some((path, source.display().to_string())),
+                                    Err(problem) => {
+                                        let help = problem.help().to_owned();
+                                        self.floe_error(key("source"), problem.to_string(), Some(help));
+                                        None
+                                    }
+                                },
                                 Err((message, help)) => {
                                     self.floe_error(key("source"), message, Some(help));
                                     None
@@ -412,7 +413,36 @@ impl Checker<'_> {
             limits,
             observability: platform.observability.clone(),
             state_dir: project.state_dir.clone(),
+            sources: source_roots,
         })
+    }
+
+    /// The project directory and the platform's `sources.allowed_roots`,
+    /// minus the secrets and state directories; a root that is not absolute
+    /// or lies inside either protected directory is refused.
+    fn source_roots(&mut self) -> SourceRoots {
+        let protected = vec![
+            ("the secrets directory".to_owned(), self.secrets.secrets_dir.clone()),
+            ("the state directory".to_owned(), self.project.state_dir.clone()),
+        ];
+        let roots = SourceRoots::new(&self.project.root, &self.project.platform.sources.allowed_roots, protected);
+        for (i, root) in self.project.platform.sources.allowed_roots.iter().enumerate() {
+            let key = format!("sources.allowed_roots[{i}]");
+            if !root.is_absolute() {
+                let message = format!("`{}` is not an absolute path", root.display());
+                self.platform_error(key, message, Some("write for example `/data/landing`".into()));
+                continue;
+            }
+            let allowed = &roots.allowed[i + 1];
+            // A root that holds a protected directory is fine: that directory
+            // stays refused. One inside it allows nothing.
+            if let Some((what, dir)) = roots.protected.iter().find(|(_, dir)| allowed.starts_with(dir)) {
+                let message =
+                    format!("`{}` is inside {what} ({}), which no step may read", root.display(), dir.display());
+                self.platform_error(key, message, Some("allow only the folders that hold source data".into()));
+            }
+        }
+        roots
     }
 
     fn check_profile<'k>(&mut self, kind: &str, name: &str, known: impl Iterator<Item = &'k String> + Clone) {

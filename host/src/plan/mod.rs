@@ -8,6 +8,7 @@ mod order;
 pub mod partition;
 mod render;
 pub mod select;
+pub mod source;
 pub mod sql_refs;
 mod write;
 
@@ -41,6 +42,8 @@ pub struct Plan {
     /// Where the host keeps local state: the embedded catalog and warehouse,
     /// and the compiled-plugin cache.
     pub state_dir: PathBuf,
+    /// Where ingest sources may resolve to.
+    pub sources: source::SourceRoots,
 }
 
 /// One step of the plan.

@@ -21,6 +21,7 @@ use arrow_schema::SchemaRef;
 
 use crate::lakehouse::{CommitInfo, CommitTags, Lakehouse, LakehouseError, Partitioning, WriteSpec};
 use crate::observe::{Observers, RunInfo};
+use crate::plan::source::{SourceProblem, SourceRoots};
 use crate::plan::{Action, Plan, Step};
 use crate::sandbox::{Compiler, PluginStats, Sandbox, SandboxError};
 use cancel::{Cancel, Signal};
@@ -109,6 +110,12 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error("step `{step}`: {problem}; {}", problem.help())]
+    SourceRefused {
+        step: String,
+        #[source]
+        problem: SourceProblem,
+    },
     #[error("step `{step}`: {source}")]
     Lakehouse {
         step: String,
@@ -183,6 +190,8 @@ impl RunError {
             // `--partition` names no partition of the table: a usage error.
             RunError::Lakehouse { source: LakehouseError::PartitionValue { .. }, .. } => ExitCode::Config,
             RunError::Config(_) => ExitCode::Config,
+            // Outside the allowed roots, a secret, not a file: no retry helps.
+            RunError::SourceRefused { problem, .. } if !problem.is_transient() => ExitCode::Config,
             RunError::Cancelled { signal, .. } => signal.exit_code(),
             _ => ExitCode::StepFailed,
         }
@@ -280,8 +289,9 @@ async fn run_async(
             otel.status_message = tracing::field::Empty,
         );
         crate::observe::progress::step_started(step.name.as_str(), source_size(&step.action));
-        let outcome =
-            run_step(&lakehouse, &compute, &mut plugins, step, &tags, &options.cancel).instrument(span.clone()).await;
+        let outcome = run_step(&lakehouse, &compute, &mut plugins, &plan.sources, step, &tags, &options.cancel)
+            .instrument(span.clone())
+            .await;
         crate::observe::progress::step_finished();
         match &outcome {
             Ok((info, ..)) => span
@@ -350,6 +360,7 @@ async fn run_step(
     lakehouse: &Lakehouse,
     compute: &Setup,
     plugins: &mut Plugins,
+    sources: &SourceRoots,
     step: &Step,
     tags: &CommitTags,
     cancel: &Cancel,
@@ -379,7 +390,7 @@ async fn run_step(
         let mut push = |batch| sink.push(batch);
         match &step.action {
             Action::Ingest { plugin, source, source_display, config } => {
-                steps::ingest(plugins, step, plugin, source, source_display, config, &mut push)
+                steps::ingest(plugins, sources, step, plugin, source, source_display, config, &mut push)
             }
             Action::Sql { file, query } => {
                 let author = steps::SqlAuthor::Model { file };

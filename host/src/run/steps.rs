@@ -3,7 +3,6 @@
 //! nothing here writes.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
@@ -17,6 +16,7 @@ use super::plugins::Plugins;
 use crate::compute::{ComputeError, Reads, Session, Setup, Worker};
 use crate::lakehouse::{Input, Lakehouse};
 use crate::observe::progress;
+use crate::plan::source::SourceRoots;
 use crate::plan::{PluginSpec, Step};
 
 /// The span of one plugin invocation (observe/traces.rs): the plugin's name
@@ -66,8 +66,10 @@ pub struct Usage {
 }
 
 /// Bronze ingest: the host reads the file, the plugin parses it.
+#[allow(clippy::too_many_arguments)]
 pub fn ingest(
     plugins: &mut Plugins,
+    sources: &SourceRoots,
     step: &Step,
     spec: &PluginSpec,
     source: &Path,
@@ -76,11 +78,8 @@ pub fn ingest(
     sink: &mut Sink<'_>,
 ) -> Result<Output, RunError> {
     let plugin = plugins.ingest(step, spec)?;
-    let file = File::open(source).map_err(|e| RunError::Source {
-        step: step.name.to_string(),
-        path: source.display().to_string(),
-        source: e,
-    })?;
+    let file =
+        sources.open(source).map_err(|problem| RunError::SourceRefused { step: step.name.to_string(), problem })?;
     let mut reader = CountingReader { inner: BufReader::with_capacity(1 << 20, file), bytes: 0 };
     let mut rows_in = 0u64;
     // Plugin calls block; block_in_place keeps the async runtime's other
