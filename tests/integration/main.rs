@@ -8,6 +8,7 @@ mod demo;
 mod deploy;
 mod examples;
 mod golden;
+mod guards;
 mod hostile_sql;
 mod lineage;
 mod partitions;

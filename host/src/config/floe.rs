@@ -111,6 +111,19 @@ pub struct Transform {
     /// column type fails either way.
     #[serde(default)]
     pub schema_evolution: SchemaEvolution,
+    /// For an `ingest` step: whether a source with no data rows (a header
+    /// only, an empty file) may commit an empty table (whatever
+    /// `max_shrink` says). Default `false`: the step fails with exit 4 and
+    /// the table keeps its data.
+    #[serde(default)]
+    pub allow_empty: bool,
+    /// The largest fraction of its rows a step may remove from what it
+    /// replaces (the table for `overwrite`, the run's partition for
+    /// `partition_overwrite` with `--partition`), from 0 to 1. Default `0.5`:
+    /// an output with less than half the rows it replaces fails the step with
+    /// exit 4 and commits nothing. `1` turns the check off.
+    #[serde(default)]
+    pub max_shrink: Option<f64>,
 }
 
 /// The kinds of step.

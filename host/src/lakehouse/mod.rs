@@ -296,6 +296,30 @@ impl Lakehouse {
         }
     }
 
+    /// The rows a step would replace in `table`: all of them, or with
+    /// `partition` those of that partition (from the data files' record
+    /// counts, after partition pruning). `None` for a table that does not
+    /// exist or has no snapshot yet.
+    pub async fn current_rows(
+        &self,
+        catalog: &str,
+        table: &TableRef,
+        partition: Option<(&PartitionField, &str)>,
+    ) -> Result<Option<u64>, LakehouseError> {
+        let Some(loaded) = self.catalog(catalog).load_table(table).await? else { return Ok(None) };
+        if loaded.metadata().current_snapshot().is_none() {
+            return Ok(None);
+        }
+        let error =
+            |source| LakehouseError::Table { table: table.to_string(), message: "cannot plan the scan", source };
+        let mut builder = loaded.scan().select_all();
+        if let Some(filter) = partition.and_then(|(field, value)| partition::input_filter(&loaded, field, value)) {
+            builder = builder.with_filter(filter);
+        }
+        let tasks = read::plan_files(&builder.build().map_err(error)?, table).await?;
+        Ok(Some(tasks.iter().filter_map(|t| t.record_count).sum()))
+    }
+
     /// The sequence number of the current snapshot of each of the step's
     /// inputs (0 for one without snapshots), under its summary key; see
     /// [`CommitTags::inputs`].

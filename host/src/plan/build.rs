@@ -9,7 +9,9 @@ use super::order::topological;
 use super::partition;
 use super::source::SourceRoots;
 use super::sql_refs::find_refs;
-use super::{Action, CatalogSpec, Input, Plan, PluginSpec, RestAuth, RestSpec, S3Keys, Step, StorageSpec, TableRef};
+use super::{
+    Action, CatalogSpec, Guard, Input, Plan, PluginSpec, RestAuth, RestSpec, S3Keys, Step, StorageSpec, TableRef,
+};
 use crate::config::{
     CatalogCredentials, CatalogProfile, ClientId, ComputeProfile, ConfigError, ConfigErrors, Ident, Project, Secret,
     SecretSource, StorageCredentials, StorageProfile, TransformKind,
@@ -342,6 +344,7 @@ impl Checker<'_> {
                 }
                 _ => None,
             };
+            let guard = self.guard(i, transform);
             steps.push(action.map(|action| Step {
                 name: transform.name.clone(),
                 layer: transform.layer.clone(),
@@ -354,6 +357,7 @@ impl Checker<'_> {
                 partition: None,
                 merge_keys: transform.merge_keys.clone(),
                 schema_evolution: transform.schema_evolution,
+                guard,
                 action,
                 inputs: Vec::new(),
             }));
@@ -415,6 +419,28 @@ impl Checker<'_> {
             state_dir: project.state_dir.clone(),
             sources: source_roots,
         })
+    }
+
+    /// The step's guard: `allow_empty` only on an ingest, `max_shrink` a
+    /// fraction from 0 to 1.
+    fn guard(&mut self, i: usize, transform: &crate::config::Transform) -> Guard {
+        let key = |field: &str| format!("transforms[{i}].{field}");
+        if transform.allow_empty && transform.kind != TransformKind::Ingest {
+            self.floe_error(
+                key("allow_empty"),
+                "`allow_empty` applies to `ingest` steps only".into(),
+                Some("remove it; `max_shrink` bounds how much any step may remove".into()),
+            );
+        }
+        let max_shrink = transform.max_shrink.unwrap_or(Guard::DEFAULT_MAX_SHRINK);
+        if !(0.0..=1.0).contains(&max_shrink) {
+            self.floe_error(
+                key("max_shrink"),
+                format!("`max_shrink` is {max_shrink}, not a fraction from 0 to 1"),
+                Some("for example `max_shrink: 0.9` lets the output lose up to 90% of the rows it replaces; `1` turns the check off".into()),
+            );
+        }
+        Guard { allow_empty: transform.allow_empty, max_shrink }
     }
 
     /// The project directory and the platform's `sources.allowed_roots`,

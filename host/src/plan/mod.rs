@@ -74,9 +74,30 @@ pub struct Step {
     pub merge_keys: Vec<String>,
     /// Whether the step may add columns to its table.
     pub schema_evolution: SchemaEvolution,
+    /// Guards against losing data to a bad input (`run::guard`).
+    pub guard: Guard,
     pub action: Action,
     /// Tables the step reads, produced by earlier steps.
     pub inputs: Vec<Input>,
+}
+
+/// What a step may do to the rows it replaces.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct Guard {
+    /// An ingest may commit zero rows.
+    pub allow_empty: bool,
+    /// The largest fraction of the replaced rows the output may lack.
+    pub max_shrink: f64,
+}
+
+impl Guard {
+    pub const DEFAULT_MAX_SHRINK: f64 = 0.5;
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Guard { allow_empty: false, max_shrink: Self::DEFAULT_MAX_SHRINK }
+    }
 }
 
 impl Step {

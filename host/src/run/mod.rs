@@ -5,6 +5,7 @@
 //! (see `cancel`).
 
 pub mod cancel;
+mod guard;
 mod plugins;
 mod sink;
 mod steps;
@@ -17,6 +18,7 @@ use tracing::Instrument;
 
 use crate::compute::{ComputeError, Setup};
 use crate::exit::ExitCode;
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 use crate::lakehouse::{CommitInfo, CommitTags, Lakehouse, LakehouseError, Partitioning, WriteSpec};
@@ -110,6 +112,17 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "step `{step}`: source `{source_path}` has no data rows, so `{table}` is left as it was; if the source may \
+         be empty, set `allow_empty: true` on the step"
+    )]
+    EmptySource { step: String, table: String, source_path: String },
+    #[error(
+        "step `{step}`: the output has {rows_out} rows where {what} `{table}` has {replaced}, more than \
+         `max_shrink` ({max_shrink}) allows it to lose, so nothing is committed; if the input is right, raise \
+         `max_shrink` on the step (`1` turns the check off)"
+    )]
+    Shrink { step: String, table: String, what: String, replaced: u64, rows_out: u64, max_shrink: f64 },
     #[error("step `{step}`: {problem}; {}", problem.help())]
     SourceRefused {
         step: String,
@@ -190,6 +203,7 @@ impl RunError {
             // `--partition` names no partition of the table: a usage error.
             RunError::Lakehouse { source: LakehouseError::PartitionValue { .. }, .. } => ExitCode::Config,
             RunError::Config(_) => ExitCode::Config,
+            RunError::EmptySource { .. } | RunError::Shrink { .. } => ExitCode::DataRefused,
             // Outside the allowed roots, a secret, not a file: no retry helps.
             RunError::SourceRefused { problem, .. } if !problem.is_transient() => ExitCode::Config,
             RunError::Cancelled { signal, .. } => signal.exit_code(),
@@ -386,8 +400,12 @@ async fn run_step(
     };
     // The output streams into data files as it is produced (see `sink`).
     let mut sink = TableSink::new(lakehouse, step, spec, tags);
+    let mut rows_out = 0u64;
     let produced = {
-        let mut push = |batch| sink.push(batch);
+        let mut push = |batch: RecordBatch| {
+            rows_out += batch.num_rows() as u64;
+            sink.push(batch)
+        };
         match &step.action {
             Action::Ingest { plugin, source, source_display, config } => {
                 steps::ingest(plugins, sources, step, plugin, source, source_display, config, &mut push)
@@ -407,6 +425,7 @@ async fn run_step(
         Err(error) => return Err(sink.failure().await.map_or(error, lakehouse_error)),
     };
     let written = sink.finish().await.map_err(lakehouse_error)?;
+    guard::check(lakehouse, step, rows_out).await?;
     // Safe point: the step computed and its data files are written, but
     // nothing is committed. Past this point a signal waits for the commit
     // (see `cancel`).
