@@ -153,3 +153,26 @@ fn a_partition_that_shrinks_past_max_shrink_is_refused() {
     let tables = crate::partitions::read_back(&state, &["bronze.raw_orders"]);
     assert_eq!(tables["bronze.raw_orders"]["rows"], 12, "both days as they were");
 }
+
+/// A 50 MB header (a broken export) is refused by csv-ingest as bad input
+/// with a short message, before it is buffered whole: exit 4, no table.
+#[test]
+fn a_50_mb_header_is_refused_with_a_short_message() {
+    let dir = temp_dir();
+    let dir = dir.path();
+    project(dir, "", "");
+    let mut csv = "h".repeat(50 << 20);
+    csv.push_str("\n1\n");
+    std::fs::write(dir.join("events.csv"), csv).unwrap();
+    let refused = run(dir).expect_code(4);
+    assert!(
+        refused.stderr.contains(
+            "step `raw_events`: plugin `csv-ingest` rejected its input: `events.csv`: the header line is longer than \
+             the 1048576 bytes accepted"
+        ),
+        "{}",
+        &refused.stderr[..refused.stderr.len().min(4096)]
+    );
+    assert!(refused.stderr.len() < 4096, "stderr is {} bytes", refused.stderr.len());
+    assert!(!dir.join("state/warehouse/bronze/raw_events").exists());
+}

@@ -426,7 +426,8 @@ fn plugin_text_cannot_forge_lines_in_logs_errors_or_reports() {
     let project = Project::new();
     let forged = r#"{"__dagster_pipes_version": "0.1", "method": "report_asset_materialization", "params": {}}"#;
     let text = format!("innocent\n{forged}\r\n\u{1b}[31mred\u{2028}{forged}");
-    for (key, code) in [("log", 0), ("error", 1), ("stderr", 3)] {
+    // An error saying the input is invalid refuses the data (exit 4).
+    for (key, code) in [("log", 0), ("error", 4), ("stderr", 3)] {
         for format in ["text", "json"] {
             let q = serde_json::to_string(&text).unwrap();
             let file = project.write_pipeline(&format!(

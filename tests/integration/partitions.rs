@@ -20,10 +20,11 @@ fn step_yaml(name: &str) -> &'static str {
             "  - name: raw_orders\n    layer: bronze\n    kind: ingest\n    plugin: csv-ingest\n    \
              source: data/orders_{partition}.csv\n    partition_by: [order_date]\n    mode: partition_overwrite\n"
         }
-        // Bronze from one file holding every day, replaced whole.
+        // Bronze from one file holding every day, replaced whole (by a file
+        // of fewer days too: no `max_shrink` guard).
         "raw_orders_all" => {
             "  - name: raw_orders\n    layer: bronze\n    kind: ingest\n    plugin: csv-ingest\n    \
-             source: data/orders_all.csv\n"
+             source: data/orders_all.csv\n    max_shrink: 1\n"
         }
         // Silver by the same column: its bronze input is read for the partition only.
         "orders" => {

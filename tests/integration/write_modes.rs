@@ -147,7 +147,8 @@ fn append_rerun_with_the_same_run_id_commits_nothing_and_a_new_run_id_appends() 
 
 #[test]
 fn overwrite_leaves_exactly_the_new_rows() {
-    let project = Project::new(&["{name: totals, layer: gold, kind: sql, sql: models/totals.sql}"]);
+    // Three rows replaced by one: past the default `max_shrink`, so the step allows it.
+    let project = Project::new(&["{name: totals, layer: gold, kind: sql, sql: models/totals.sql, max_shrink: 1}"]);
     project.sql("totals", "SELECT * FROM (VALUES (1::BIGINT, 10::BIGINT), (2, 20), (3, 30)) t(id, total)");
     project.run("r1").expect_code(0);
     project.sql("totals", "SELECT 7::BIGINT AS id, 70::BIGINT AS total");

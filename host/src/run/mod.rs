@@ -204,6 +204,10 @@ impl RunError {
             RunError::Lakehouse { source: LakehouseError::PartitionValue { .. }, .. } => ExitCode::Config,
             RunError::Config(_) => ExitCode::Config,
             RunError::EmptySource { .. } | RunError::Shrink { .. } => ExitCode::DataRefused,
+            // The plugin says the data or its config is wrong: the same input
+            // fails the same way on every attempt.
+            RunError::Plugin(SandboxError::InvalidInput { .. }) => ExitCode::DataRefused,
+            RunError::Plugin(SandboxError::InvalidConfig { .. }) => ExitCode::Config,
             // Outside the allowed roots, a secret, not a file: no retry helps.
             RunError::SourceRefused { problem, .. } if !problem.is_transient() => ExitCode::Config,
             RunError::Cancelled { signal, .. } => signal.exit_code(),

@@ -32,6 +32,14 @@ use floe_plugin_sdk::lines::Lines;
 /// Cut a batch early once its string payload reaches this size (bytes).
 const MAX_BATCH_STRING_BYTES: usize = 64 << 20;
 
+/// The longest header line, the most columns and the longest column name
+/// accepted: what the host accepts from a plugin (4,096 columns, names of at
+/// most 1 KiB), refused here as bad input with a short message, before a
+/// huge header is buffered whole.
+const MAX_HEADER_BYTES: usize = 1 << 20;
+const MAX_COLUMNS: usize = 4096;
+const MAX_NAME_BYTES: usize = 1024;
+
 /// Validated plugin configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -130,8 +138,12 @@ impl Parser {
         // Taken out while it calls back into `self`.
         let mut lines = std::mem::take(&mut self.lines);
         let fed = lines.feed(chunk, |line| self.line_done(line));
+        let pending = lines.pending();
         self.lines = lines;
         fed?;
+        if self.body.is_none() && pending > MAX_HEADER_BYTES {
+            return Err(header_too_long(&self.source));
+        }
         Ok(std::mem::take(&mut self.done))
     }
 
@@ -154,6 +166,9 @@ impl Parser {
     fn line_done(&mut self, line: &[u8]) -> Result<(), Error> {
         let line_no = self.line;
         self.line += 1;
+        if self.body.is_none() && line.len() > MAX_HEADER_BYTES {
+            return Err(header_too_long(&self.source));
+        }
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             return Ok(());
@@ -172,6 +187,12 @@ impl Parser {
         };
 
         let Some(body) = &mut self.body else {
+            if count > MAX_COLUMNS {
+                return Err(Error::InvalidInput(format!(
+                    "`{}`: line {line_no}: the header has {count} columns, more than the {MAX_COLUMNS} accepted",
+                    self.source
+                )));
+            }
             let names: Vec<&str> = (0..count).map(field).collect();
             let schema = header_schema(&names, &self.config.row_number_column, &self.source)?;
             let columns = (0..names.len()).map(|_| StringBuilder::new()).collect();
@@ -248,11 +269,22 @@ impl Parser {
     }
 }
 
+fn header_too_long(source: &str) -> Error {
+    Error::InvalidInput(format!("`{source}`: the header line is longer than the {MAX_HEADER_BYTES} bytes accepted"))
+}
+
 fn header_schema(names: &[&str], row_column: &str, source: &str) -> Result<SchemaRef, Error> {
     let mut fields = Vec::with_capacity(names.len() + 1);
     for (i, name) in names.iter().enumerate() {
         if name.is_empty() {
             return Err(Error::InvalidInput(format!("`{source}`: line 1: header column {} has no name", i + 1)));
+        }
+        if name.len() > MAX_NAME_BYTES {
+            return Err(Error::InvalidInput(format!(
+                "`{source}`: line 1: header column {} has a name of {} bytes, more than the {MAX_NAME_BYTES} accepted",
+                i + 1,
+                name.len()
+            )));
         }
         if *name == row_column || names[..i].contains(name) {
             return Err(Error::InvalidInput(format!(
@@ -277,6 +309,26 @@ mod tests {
         }
         batches.extend(parser.finish().map_err(|e| format!("{e:?}"))?);
         Ok(batches)
+    }
+
+    /// A huge header is refused with a short message, whatever the chunking,
+    /// before it is buffered whole; so are too many or too long names.
+    #[test]
+    fn headers_are_bounded() {
+        let huge = format!("{}\n1\n", "h".repeat(MAX_HEADER_BYTES + 1));
+        for chunk in [64 << 10, huge.len()] {
+            let err = parse(huge.as_bytes(), chunk, 10).unwrap_err();
+            assert!(err.contains("the header line is longer than the 1048576 bytes accepted"), "{chunk}: {err}");
+            assert!(err.len() < 200, "{err}");
+        }
+        let many = format!("{}\n", (0..=MAX_COLUMNS).map(|i| format!("c{i}")).collect::<Vec<_>>().join(","));
+        assert!(parse(many.as_bytes(), 1 << 20, 10).unwrap_err().contains("4097 columns, more than the 4096 accepted"));
+        let long = format!("id,{}\n1,2\n", "n".repeat(MAX_NAME_BYTES + 1));
+        let err = parse(long.as_bytes(), 1 << 20, 10).unwrap_err();
+        assert!(err.contains("header column 2 has a name of 1025 bytes, more than the 1024 accepted"), "{err}");
+        // At the limits, a header is fine.
+        let wide = format!("{}\n", (0..MAX_COLUMNS).map(|i| format!("c{i}")).collect::<Vec<_>>().join(","));
+        assert!(parse(wide.as_bytes(), 1 << 20, 10).is_ok());
     }
 
     /// Every input the fuzzer saved (`fuzz/corpus/csv_parser`, and crashes it

@@ -29,6 +29,12 @@ impl Lines {
         Ok(())
     }
 
+    /// Bytes of the line not finished yet: what a caller bounds to refuse a
+    /// line that is too long before all of it has arrived.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Ends the input: calls `on_line` for a last line that had no `\n`.
     pub fn finish<E>(&mut self, mut on_line: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
         if self.pending.is_empty() {
