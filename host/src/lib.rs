@@ -10,6 +10,7 @@
 pub mod compute;
 pub mod config;
 pub mod exit;
+pub mod failpoint;
 pub mod init;
 pub mod lakehouse;
 pub mod observe;

@@ -4,6 +4,7 @@ mod adversarial;
 mod catalogs;
 mod config_errors;
 mod crafted_wasm;
+mod crash;
 mod demo;
 mod deploy;
 mod examples;

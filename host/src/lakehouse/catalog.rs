@@ -140,7 +140,20 @@ impl OpenCatalog {
         for requirement in &requirements {
             requirement.check(Some(table.metadata()))?;
         }
-        let current = table.metadata_location_result()?.to_string();
+        let Some(current) = table.metadata_location().map(str::to_string) else {
+            // A staged table (`load_or_stage_table`): created by this commit,
+            // with its first snapshot, in one INSERT.
+            let mut builder = table.metadata().clone().into_builder(None);
+            for update in updates {
+                builder = update.apply(builder)?;
+            }
+            let metadata = builder.build()?.metadata;
+            let location = MetadataLocation::new_with_metadata(metadata.location(), &metadata);
+            metadata.write_to(table.file_io(), &location).await?;
+            crate::failpoint::hit("create-table")
+                .map_err(|e| iceberg::Error::new(ErrorKind::Unexpected, e.to_string()))?;
+            return pointer.create(table.identifier(), &location.to_string()).await;
+        };
         let mut builder = table.metadata().clone().into_builder(Some(current.clone()));
         for update in updates {
             builder = update.apply(builder)?;
@@ -155,9 +168,10 @@ impl OpenCatalog {
     /// does), or, if it does not exist in a SQL catalog, staged: its
     /// metadata made here, at `location` or where the catalog would place it,
     /// so data files can be written before the table exists. The commit
-    /// creates a staged table (`load_or_create_table` with its location), so a
-    /// step that fails leaves no table. A REST catalog places its tables
-    /// itself, so there the table is created now. Returns whether it is staged.
+    /// creates a staged table with its first snapshot in one INSERT
+    /// (`commit`), so a step that fails, or a process killed at any point,
+    /// leaves no table. A REST catalog places its tables itself, so there the
+    /// table is created now. Returns whether it is staged.
     pub async fn load_or_stage_table(
         &self,
         table: &TableRef,
@@ -238,6 +252,28 @@ impl OpenCatalog {
         if let Some(existing) = self.load_table(table).await? {
             return check(existing);
         }
+        let namespace = self.ensure_namespace(table).await?;
+        let creation = Self::creation(table, produced, partition_by, location)?;
+        let created = match &self.backend {
+            Backend::Sql { catalog, .. } => catalog.create_table(&namespace, creation).await,
+            Backend::Rest(rest) => rest.create_table(&namespace, creation).await,
+        };
+        match created {
+            Ok(created) => Ok(created),
+            // Another writer created it meanwhile (the SQL catalog may report
+            // that race as a failed insert): use theirs if it fits.
+            Err(e) => match self.load_table(table).await {
+                Ok(Some(existing)) => check(existing),
+                _ if e.kind() == ErrorKind::TableAlreadyExists => {
+                    Err(LakehouseError::NoSuchTable { catalog: self.name.clone(), table: table.to_string() })
+                }
+                _ => Err(Self::table_error(table, "cannot create table")(e)),
+            },
+        }
+    }
+
+    /// Creates the table's namespace if it does not exist yet; returns it.
+    pub async fn ensure_namespace(&self, table: &TableRef) -> Result<NamespaceIdent, LakehouseError> {
         let namespace = NamespaceIdent::new(table.namespace.to_string());
         let exists = self
             .namespace_exists(&namespace)
@@ -258,23 +294,7 @@ impl OpenCatalog {
                 Err(e) => return Err(Self::table_error(table, "cannot create the namespace")(e)),
             }
         }
-        let creation = Self::creation(table, produced, partition_by, location)?;
-        let created = match &self.backend {
-            Backend::Sql { catalog, .. } => catalog.create_table(&namespace, creation).await,
-            Backend::Rest(rest) => rest.create_table(&namespace, creation).await,
-        };
-        match created {
-            Ok(created) => Ok(created),
-            // Another writer created it meanwhile (the SQL catalog may report
-            // that race as a failed insert): use theirs if it fits.
-            Err(e) => match self.load_table(table).await {
-                Ok(Some(existing)) => check(existing),
-                _ if e.kind() == ErrorKind::TableAlreadyExists => {
-                    Err(LakehouseError::NoSuchTable { catalog: self.name.clone(), table: table.to_string() })
-                }
-                _ => Err(Self::table_error(table, "cannot create table")(e)),
-            },
-        }
+        Ok(namespace)
     }
 }
 

@@ -415,13 +415,13 @@ impl Lakehouse {
         let open = self.catalog(&catalog);
         let table = &table_ref;
         self.traced_commit(&catalog, table, spec.mode, async {
-            // Created only now, right before its first snapshot, where the
-            // data files were written; or another writer's, if one came first.
-            let location = loaded.metadata().location().to_string();
-            let loaded = match staged {
-                true => open.load_or_create_table(table, &output, spec.partitioning.fields, Some(&location)).await?,
-                false => loaded,
-            };
+            // A staged table is created by its first commit, with its first
+            // snapshot (`OpenCatalog::commit`); its namespace must exist first.
+            // If another writer creates the table meanwhile, the commit
+            // conflicts and the retry builds on theirs.
+            if staged {
+                open.ensure_namespace(table).await?;
+            }
             let prepare = async |state: &iceberg::table::Table| -> Result<Change, LakehouseError> {
                 let target = schema::target(state, table, &output, spec.schema_evolution)?;
                 if target.schema.as_struct() != written.schema.as_struct() {

@@ -93,6 +93,42 @@ impl SqlPointer {
         Ok(())
     }
 
+    /// Creates `table` pointing at `location`: the one INSERT that makes a
+    /// new table visible, already with its first snapshot. A table of that
+    /// name made meanwhile by another writer is a retryable conflict.
+    pub async fn create(&self, table: &TableIdent, location: &str) -> iceberg::Result<()> {
+        let mut busy = 0;
+        loop {
+            let result = sqlx::query(
+                "INSERT INTO iceberg_tables
+                 (catalog_name, table_namespace, table_name, metadata_location, iceberg_type)
+                 VALUES (?, ?, ?, ?, 'TABLE')",
+            )
+            .bind(&self.catalog_name)
+            .bind(table.namespace().join("."))
+            .bind(table.name())
+            .bind(location)
+            .execute(&self.pool)
+            .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(e) if is_busy(&e) && busy < BUSY_RETRIES => {
+                    busy += 1;
+                    tokio::time::sleep(Duration::from_millis(50 << busy)).await;
+                }
+                Err(e) => {
+                    // After a BUSY retry, the first attempt may have landed.
+                    if self.current(table).await.as_deref() == Some(location) {
+                        return Ok(());
+                    }
+                    let unique = e.as_database_error().is_some_and(|d| d.is_unique_violation());
+                    let kind = if unique { ErrorKind::CatalogCommitConflicts } else { ErrorKind::Unexpected };
+                    return Err(Error::new(kind, format!("creating table {table} failed: {e}")).with_retryable(true));
+                }
+            }
+        }
+    }
+
     /// Where the table points now (`None` if that cannot be read).
     async fn current(&self, table: &TableIdent) -> Option<String> {
         sqlx::query_scalar(
