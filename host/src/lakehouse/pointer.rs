@@ -45,6 +45,12 @@ impl SqlPointer {
         let unexpected = |e: sqlx::Error| Error::new(ErrorKind::Unexpected, format!("cannot connect to {uri}: {e}"));
         let options = SqliteConnectOptions::from_str(uri).map_err(unexpected)?.busy_timeout(busy_timeout);
         let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.map_err(unexpected)?;
+        // A process killed inside a transaction leaves a hot journal
+        // (`catalog.db-journal`) that read-only readers cannot roll back:
+        // they fail with "attempt to write a readonly database" until a
+        // writer reads the file. This read, on a read-write connection, rolls
+        // it back as soon as floe-host opens the catalog.
+        sqlx::query("SELECT count(*) FROM sqlite_master").execute(&pool).await.map_err(unexpected)?;
         Ok(SqlPointer { pool, catalog_name: catalog_name.to_string() })
     }
 
