@@ -122,7 +122,7 @@ pub fn project(options: &Options, data: &Path) -> Result<Project, String> {
     let spill = root.join("spill");
     create_dir(&state)?;
     let platform = root.join("platform.yaml");
-    std::fs::write(&platform, platform_yaml(options, &state, &spill.join("floe-host")))
+    std::fs::write(&platform, platform_yaml(options, &state, &spill.join("floe-host"), data))
         .map_err(|e| format!("{}: {e}", platform.display()))?;
     let project = Project { baseline: root.join("baseline"), root, dir, platform, state, spill };
     project.clear_tables()?;
@@ -170,8 +170,11 @@ fn absolute_paths(floe_yaml: &str, project: &Path) -> String {
     out
 }
 
-fn platform_yaml(options: &Options, state: &Path, spill: &Path) -> String {
-    let (state, spill) = (state.display(), spill.display());
+/// The generated data lives outside the project (`data/` links to it), so
+/// the platform allows its folder as a source root.
+fn platform_yaml(options: &Options, state: &Path, spill: &Path, data: &Path) -> String {
+    let data = data.canonicalize().unwrap_or_else(|_| data.to_path_buf());
+    let (state, spill, data) = (state.display(), spill.display(), data.display());
     format!(
         r#"# Written by floe-bench pipeline: the embedded default, in the bench's work directory.
 version: "1.1.0"
@@ -187,6 +190,8 @@ layers:
   bronze: {{storage_ref: default, catalog_ref: default, namespace: bronze}}
   silver: {{storage_ref: default, catalog_ref: default, namespace: silver}}
   gold: {{storage_ref: default, catalog_ref: default, namespace: gold}}
+sources:
+  allowed_roots: ["{data}"]
 {plugins}"#,
         threads = options.threads,
         memory = options.memory_limit,
