@@ -228,6 +228,38 @@ fn a_table_pyiceberg_wrote_to_the_rest_catalog_is_read_by_floe_host() {
     }
 }
 
+/// On the REST catalog, a new table is staged (`stage-create`) and created
+/// by its first commit (`assert-create`): a process killed right before that
+/// commit leaves no table, and the rerun creates it with its snapshot.
+#[test]
+fn a_new_table_on_the_rest_catalog_appears_only_with_its_first_snapshot() {
+    let state = temp_dir();
+    let prefix = "staged_";
+    let platform = platform(prefix, Catalog::RestToken, Storage::Local, state.path());
+    let platform_file = platform.write(state.path());
+    let project = example("customer-analytics");
+    let args = demo_args(&project, Path::new(&platform_file), state.path());
+    let mut env = platform.env();
+    env.push(("FLOE_FAILPOINT", "create-table:abort"));
+    let crashed = floe_host_with_env(&args, &env);
+    assert_eq!(crashed.code, -1, "killed by SIGABRT at the failpoint:\n{}", crashed.stderr);
+    assert!(crashed.stderr.contains("failpoint create-table: aborting"), "{}", crashed.stderr);
+    let show = |env: &[(&str, &str)]| {
+        floe_host_with_env(
+            &["show", "bronze.raw_customers", project.to_str().unwrap(), "--platform", &platform_file],
+            env,
+        )
+    };
+    let missing = show(&platform.env());
+    assert_ne!(missing.code, 0, "the table must not exist:\n{}", missing.stdout);
+    assert!(missing.stderr.contains("staged_bronze.raw_customers"), "{}", missing.stderr);
+
+    floe_host_with_env(&args, &platform.env()).expect_code(0);
+    let shown = show(&platform.env()).expect_code(0);
+    assert!(shown.stdout.starts_with("staged_bronze.raw_customers ("), "{}", shown.stdout);
+    assert!(!shown.stdout.contains("(0 rows"), "{}", shown.stdout);
+}
+
 #[test]
 fn a_wrong_oauth2_client_secret_exits_2_naming_the_token_endpoint_and_never_printing_the_secret() {
     let state = temp_dir();

@@ -135,6 +135,15 @@ impl OpenCatalog {
     ) -> iceberg::Result<()> {
         let pointer = match &self.backend {
             Backend::Sql { pointer, .. } => pointer,
+            Backend::Rest(rest) if table.metadata_location().is_none() => {
+                // A staged table: created by this commit, with its first
+                // snapshot, as a create transaction (`assert-create`).
+                let mut all = creation_updates(table.metadata());
+                all.extend(updates);
+                crate::failpoint::hit("create-table")
+                    .map_err(|e| iceberg::Error::new(ErrorKind::Unexpected, e.to_string()))?;
+                return rest.commit(table.identifier(), &[TableRequirement::NotExist], &all).await;
+            }
             Backend::Rest(rest) => return rest.commit(table.identifier(), &requirements, &updates).await,
         };
         for requirement in &requirements {
@@ -180,7 +189,7 @@ impl OpenCatalog {
         location: Option<&str>,
     ) -> Result<(Table, bool), LakehouseError> {
         let Backend::Sql { catalog, warehouse, file_io, .. } = &self.backend else {
-            return Ok((self.load_or_create_table(table, produced, partition_by, location).await?, false));
+            return self.load_or_stage_rest_table(table, produced, partition_by, location).await;
         };
         if let Some(existing) = self.load_table(table).await? {
             partition::check_spec(&existing, table, partition_by)?;
@@ -214,6 +223,37 @@ impl OpenCatalog {
             })
             .map_err(Self::table_error(table, "cannot prepare the new table"))?;
         Ok((staged, true))
+    }
+
+    /// `load_or_stage_table` on a REST catalog: the catalog places the new
+    /// table (`stage-create`), and the commit creates it. A catalog that
+    /// refuses staging gets the table created now, as before, with a warning:
+    /// a step that fails then leaves an empty table.
+    async fn load_or_stage_rest_table(
+        &self,
+        table: &TableRef,
+        produced: &SchemaRef,
+        partition_by: &[PartitionField],
+        location: Option<&str>,
+    ) -> Result<(Table, bool), LakehouseError> {
+        let Backend::Rest(rest) = &self.backend else { unreachable!("called for REST catalogs") };
+        if let Some(existing) = self.load_table(table).await? {
+            partition::check_spec(&existing, table, partition_by)?;
+            return Ok((existing, false));
+        }
+        let namespace = self.ensure_namespace(table).await?;
+        let creation = Self::creation(table, produced, partition_by, location)?;
+        match rest.stage_table(&namespace, creation).await {
+            Ok(staged) => Ok((staged, true)),
+            Err(e) if e.kind() == ErrorKind::TableAlreadyExists => {
+                Ok((self.load_or_create_table(table, produced, partition_by, location).await?, false))
+            }
+            Err(e) => {
+                tracing::warn!(catalog = %self.name, %table, error = %e,
+                    "The catalog does not stage new tables; creating the table now, before its data is committed.");
+                Ok((self.load_or_create_table(table, produced, partition_by, location).await?, false))
+            }
+        }
     }
 
     /// What creating `table` with the schema of `produced` takes.
@@ -322,4 +362,21 @@ fn warehouse_uri(warehouse: &str) -> iceberg::Result<String> {
 
 fn io_error(error: std::io::Error) -> iceberg::Error {
     iceberg::Error::new(ErrorKind::Unexpected, error.to_string())
+}
+
+/// The updates that create a table as `metadata` describes it: what a REST
+/// create transaction sends before the first snapshot's own updates.
+fn creation_updates(metadata: &iceberg::spec::TableMetadata) -> Vec<TableUpdate> {
+    vec![
+        TableUpdate::AssignUuid { uuid: metadata.uuid() },
+        TableUpdate::UpgradeFormatVersion { format_version: metadata.format_version() },
+        TableUpdate::AddSchema { schema: metadata.current_schema().as_ref().clone() },
+        TableUpdate::SetCurrentSchema { schema_id: -1 },
+        TableUpdate::AddSpec { spec: metadata.default_partition_spec().as_ref().clone().into_unbound() },
+        TableUpdate::SetDefaultSpec { spec_id: -1 },
+        TableUpdate::AddSortOrder { sort_order: metadata.default_sort_order().as_ref().clone() },
+        TableUpdate::SetDefaultSortOrder { sort_order_id: -1 },
+        TableUpdate::SetLocation { location: metadata.location().to_string() },
+        TableUpdate::SetProperties { updates: metadata.properties().clone() },
+    ]
 }

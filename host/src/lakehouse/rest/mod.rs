@@ -258,13 +258,30 @@ impl RestCatalog {
     }
 
     pub async fn create_table(&self, namespace: &NamespaceIdent, creation: TableCreation) -> iceberg::Result<Table> {
+        self.post_table(namespace, creation, false).await
+    }
+
+    /// Asks the catalog to place and describe a new table without creating
+    /// it (`stage-create`): the table has metadata and a location, and no
+    /// metadata file; a commit with `assert-create` creates it
+    /// (`OpenCatalog::commit`).
+    pub async fn stage_table(&self, namespace: &NamespaceIdent, creation: TableCreation) -> iceberg::Result<Table> {
+        self.post_table(namespace, creation, true).await
+    }
+
+    async fn post_table(
+        &self,
+        namespace: &NamespaceIdent,
+        creation: TableCreation,
+        stage_create: bool,
+    ) -> iceberg::Result<Table> {
         let request = CreateTableRequest {
             name: &creation.name,
             location: creation.location.as_deref(),
             schema: &creation.schema,
             partition_spec: creation.partition_spec.as_ref(),
             write_order: creation.sort_order.as_ref(),
-            stage_create: false,
+            stage_create,
             properties: &creation.properties,
         };
         let body = serde_json::to_vec(&request).map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))?;
