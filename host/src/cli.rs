@@ -12,7 +12,7 @@ use floe_host::config::{self, ConfigSource};
 /// Exit codes: 0 success, 1 a step failed (retryable), 2 configuration or
 /// usage error, 3 a plugin violated its sandbox or contract, 4 the data was
 /// refused (an empty source, an output that would shrink a table past
-/// `max_shrink`, input a plugin calls invalid), 130/143 stopped by
+/// `max_shrink`, input a plugin calls invalid, a corrupt table file), 130/143 stopped by
 /// SIGINT/SIGTERM at a safe point (nothing half-visible; rerun to finish).
 #[derive(Parser, Debug)]
 #[command(name = "floe-host", version, about, long_about)]

@@ -12,9 +12,10 @@ pub enum ExitCode {
     Config = 2,
     /// A plugin broke its sandbox or contract (trap, limit, malformed output).
     PluginViolation = 3,
-    /// The data was refused: a source with no data rows, or an output that
-    /// would remove more of a table than `max_shrink` allows. Retrying the
-    /// same data cannot help; fix the data or the step's guard.
+    /// The data was refused: a source with no data rows, an output that
+    /// would remove more of a table than `max_shrink` allows, input a plugin
+    /// calls invalid, or a corrupt table file. Retrying the same data cannot
+    /// help; fix the data or the step's guard.
     DataRefused = 4,
     /// Interrupted by SIGINT.
     Interrupted = 130,

@@ -116,3 +116,77 @@ fn a_hot_journal_is_rolled_back_when_floe_host_opens_the_catalog() {
     assert!(!state.join("catalog.db-journal").exists());
     assert_eq!(sqlite(&state, read_only), "[('raw_events',)]");
 }
+
+/// A data file cut short and a metadata file that is not JSON are named in
+/// the error, as corrupt, with exit 4: no retry can fix them. Both through
+/// iceberg's reader (`show`) and through DuckDB (a step reading its input).
+#[test]
+fn corrupt_files_are_named_and_not_retried() {
+    let dir = temp_dir();
+    let dir = dir.path();
+    project(dir);
+    // A second step that reads raw_events through DuckDB.
+    // First broken, so that run `first` commits bronze only.
+    std::fs::write(dir.join("count.sql"), "SELECT nope FROM bronze.raw_events\n").unwrap();
+    let yaml = std::fs::read_to_string(dir.join("floe.yaml")).unwrap()
+        + "  - name: event_count\n    layer: silver\n    kind: sql\n    sql: count.sql\n";
+    std::fs::write(dir.join("floe.yaml"), yaml).unwrap();
+    let state = dir.join("state");
+    let run = |run_id: &str| {
+        floe_host_with_env(
+            &["run", dir.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "--run-id", run_id],
+            &[],
+        )
+    };
+    run("first").expect_code(2);
+    std::fs::write(dir.join("count.sql"), "SELECT count(*) AS n FROM bronze.raw_events\n").unwrap();
+    let data = std::fs::read_dir(state.join("warehouse/bronze/raw_events/data"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .unwrap();
+    let bytes = std::fs::read(&data).unwrap();
+    std::fs::write(&data, &bytes[..100]).unwrap();
+    // Named as the reader names it: a `file://` URI through iceberg, a path through DuckDB.
+    let name = data.file_name().unwrap().to_str().unwrap().to_owned();
+    let expected = format!("{name}` is corrupt (100 bytes, and it does not end with Parquet's `PAR1`)");
+
+    let show = |table: &str| {
+        floe_host_with_env(&["show", table, dir.to_str().unwrap(), "--state-dir", state.to_str().unwrap()], &[])
+    };
+    let shown = show("bronze.raw_events").expect_code(4);
+    assert!(shown.stderr.contains("table `bronze.raw_events`: its data file `file://"), "{}", shown.stderr);
+    assert!(shown.stderr.contains(&expected), "{}", shown.stderr);
+    // The rerun of `first` skips bronze (committed) and computes silver,
+    // which reads the broken file through DuckDB.
+    let failed = run("first").expect_code(4);
+    assert!(
+        failed.stderr.contains("step `event_count`: table `bronze.raw_events`: its data file `/"),
+        "{}",
+        failed.stderr
+    );
+    assert!(failed.stderr.contains(&expected), "{}", failed.stderr);
+    assert!(failed.stderr.contains("no retry can fix it"), "{}", failed.stderr);
+
+    // The table's current metadata file, made unreadable.
+    std::fs::write(&data, &bytes).unwrap();
+    let location = catalog_location(&state);
+    let metadata = location.trim_start_matches("file://");
+    std::fs::write(metadata, "{\"broken").unwrap();
+    let shown = show("bronze.raw_events").expect_code(4);
+    assert!(
+        shown.stderr.contains(&format!("table `bronze.raw_events`: its metadata file `{location}` is corrupt")),
+        "{}",
+        shown.stderr
+    );
+}
+
+/// The metadata location the catalog holds for bronze.raw_events.
+fn catalog_location(state: &Path) -> String {
+    sqlite(
+        state,
+        "import sqlite3, sys\n\
+         db = sqlite3.connect(sys.argv[1])\n\
+         print(db.execute(\"SELECT metadata_location FROM iceberg_tables WHERE table_name = 'raw_events'\").fetchone()[0])\n",
+    )
+}

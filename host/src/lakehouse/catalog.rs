@@ -110,11 +110,25 @@ impl OpenCatalog {
         }
     }
 
-    /// The table, or `None` if it does not exist.
+    /// The table, or `None` if it does not exist. Metadata that cannot be
+    /// parsed is `LakehouseError::Corrupt`, naming the file where the SQL
+    /// catalog says it is.
     pub async fn load_table(&self, table: &TableRef) -> Result<Option<Table>, LakehouseError> {
         match self.load(&Self::ident(table)).await {
             Ok(loaded) => Ok(Some(loaded)),
             Err(e) if matches!(e.kind(), ErrorKind::TableNotFound | ErrorKind::NamespaceNotFound) => Ok(None),
+            Err(e) if e.kind() == ErrorKind::DataInvalid => {
+                let file = match &self.backend {
+                    Backend::Sql { pointer, .. } => pointer.current(&Self::ident(table)).await,
+                    Backend::Rest(_) => None,
+                };
+                Err(LakehouseError::Corrupt {
+                    table: table.to_string(),
+                    what: "its metadata file",
+                    file: file.unwrap_or_else(|| "(the catalog's current metadata)".to_owned()),
+                    message: e.to_string(),
+                })
+            }
             Err(e) => Err(Self::table_error(table, "cannot load table")(e)),
         }
     }

@@ -32,6 +32,7 @@ use tracing::field::Empty;
 pub use commit::CommitInfo;
 pub use partition::Partitioning;
 pub use read::Input;
+pub use read::corrupt_local_file;
 
 use crate::config::{PartitionField, SchemaEvolution, WriteMode};
 use crate::plan::{CatalogSpec, Step, StorageSpec, TableRef};
@@ -66,6 +67,13 @@ pub enum LakehouseError {
     },
     #[error("table `{table}` does not exist in catalog `{catalog}`")]
     NoSuchTable { catalog: String, table: String },
+    /// A file of the table cannot be read as what it should be: no retry
+    /// fixes that (exit 4).
+    #[error(
+        "table `{table}`: {what} `{file}` is corrupt ({message}); no retry can fix it: restore the file, or roll \
+         the table back to a snapshot that does not use it"
+    )]
+    Corrupt { table: String, what: &'static str, file: String, message: String },
     #[error("table `{table}` has columns ({existing}) but the step produces ({produced}); {advice}")]
     SchemaMismatch { table: String, existing: String, produced: String, advice: String },
     #[error(

@@ -136,7 +136,7 @@ impl SqlPointer {
     }
 
     /// Where the table points now (`None` if that cannot be read).
-    async fn current(&self, table: &TableIdent) -> Option<String> {
+    pub(super) async fn current(&self, table: &TableIdent) -> Option<String> {
         sqlx::query_scalar(
             "SELECT metadata_location FROM iceberg_tables
              WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",

@@ -103,6 +103,8 @@ pub async fn open(
         return Ok(Input::Files { schema, paths, rows, bytes });
     }
     let table_name = table_ref.to_string();
+    let paths: std::sync::Arc<Vec<String>> = std::sync::Arc::new(sizes.keys().map(|p| p.to_string()).collect());
+    let file_io = table.file_io().clone();
     let batches = table
         .reader_builder()
         .with_batch_size(BATCH_ROWS)
@@ -110,13 +112,47 @@ pub async fn open(
         .read(Box::pin(futures::stream::iter(tasks.into_iter().map(Ok))))
         .map_err(error("cannot start the scan"))?
         .stream()
-        .map_err(move |source| LakehouseError::Table {
-            table: table_name.clone(),
-            message: "cannot read data files",
-            source,
+        .then(move |item| {
+            let (table, paths, file_io) = (table_name.clone(), paths.clone(), file_io.clone());
+            async move {
+                match item {
+                    Ok(batch) => Ok(batch),
+                    Err(source) => Err(match corrupt_file(&file_io, &paths).await {
+                        Some((file, message)) => {
+                            LakehouseError::Corrupt { table, what: "its data file", file, message }
+                        }
+                        None => LakehouseError::Table { table, message: "cannot read data files", source },
+                    }),
+                }
+            }
         })
         .boxed();
     Ok(Input::Batches { schema, batches, bytes })
+}
+
+/// After a failed read, the first of `paths` that is not a whole Parquet
+/// file (too short, or without the footer it must end with), and why: the
+/// reader's own error does not say which file failed. `None` when every file
+/// looks whole, or cannot be checked (then the failure may be transient).
+async fn corrupt_file(file_io: &iceberg::io::FileIO, paths: &[String]) -> Option<(String, String)> {
+    for path in paths {
+        let Ok(input) = file_io.new_input(path) else { continue };
+        let Ok(metadata) = input.metadata().await else { continue };
+        let size = metadata.size;
+        if size < 12 {
+            return Some((path.clone(), format!("{size} bytes, too short for a Parquet file")));
+        }
+        let Ok(reader) = input.reader().await else { continue };
+        let Ok(tail) = reader.read(size - 8..size).await else { continue };
+        let footer = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
+        if &tail[4..8] != b"PAR1" {
+            return Some((path.clone(), format!("{size} bytes, and it does not end with Parquet's `PAR1`")));
+        }
+        if footer + 12 > size {
+            return Some((path.clone(), format!("{size} bytes, shorter than its footer says ({footer} bytes)")));
+        }
+    }
+    None
 }
 
 /// The file-system path of a local data file (`file:///a/b` or `/a/b`).
@@ -136,4 +172,29 @@ mod tests {
         assert_eq!(local_path("s3://bucket/t/data/a.parquet"), None);
         assert_eq!(local_path("file:relative.parquet"), None);
     }
+}
+
+/// [`corrupt_file`] for local paths, read directly: for an input DuckDB
+/// reads itself, whose error may not say that the file is broken.
+pub fn corrupt_local_file(paths: &[String]) -> Option<(String, String)> {
+    use std::io::{Read, Seek, SeekFrom};
+    for path in paths {
+        let Ok(mut file) = std::fs::File::open(path) else { continue };
+        let Ok(size) = file.metadata().map(|m| m.len()) else { continue };
+        if size < 12 {
+            return Some((path.clone(), format!("{size} bytes, too short for a Parquet file")));
+        }
+        let mut tail = [0u8; 8];
+        if file.seek(SeekFrom::End(-8)).and_then(|_| file.read_exact(&mut tail)).is_err() {
+            continue;
+        }
+        let footer = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
+        if &tail[4..8] != b"PAR1" {
+            return Some((path.clone(), format!("{size} bytes, and it does not end with Parquet's `PAR1`")));
+        }
+        if footer + 12 > size {
+            return Some((path.clone(), format!("{size} bytes, shorter than its footer says ({footer} bytes)")));
+        }
+    }
+    None
 }

@@ -202,6 +202,8 @@ impl RunError {
             RunError::PluginChanged { .. } | RunError::ModelRefused { .. } => ExitCode::Config,
             // `--partition` names no partition of the table: a usage error.
             RunError::Lakehouse { source: LakehouseError::PartitionValue { .. }, .. } => ExitCode::Config,
+            // A corrupt file fails the same way on every attempt.
+            RunError::Lakehouse { source: LakehouseError::Corrupt { .. }, .. } => ExitCode::DataRefused,
             RunError::Config(_) => ExitCode::Config,
             RunError::EmptySource { .. } | RunError::Shrink { .. } => ExitCode::DataRefused,
             // The plugin says the data or its config is wrong: the same input

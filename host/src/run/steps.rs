@@ -147,7 +147,24 @@ pub async fn load_inputs(
             let bytes = opened.bytes();
             match opened {
                 Input::Files { schema, paths, rows, .. } => {
-                    let Some(layout) = session.parquet_layout(&schema, &paths).map_err(compute_error)? else {
+                    // DuckDB reads every footer here: a broken file fails now,
+                    // and is named as corrupt rather than as a DuckDB error.
+                    let layout =
+                        session.parquet_layout(&schema, &paths).map_err(
+                            |e| match crate::lakehouse::corrupt_local_file(&paths) {
+                                Some((file, message)) => RunError::Lakehouse {
+                                    step: step.name.to_string(),
+                                    source: crate::lakehouse::LakehouseError::Corrupt {
+                                        table: input.table.to_string(),
+                                        what: "its data file",
+                                        file,
+                                        message,
+                                    },
+                                },
+                                None => compute_error(e),
+                            },
+                        )?;
+                    let Some(layout) = layout else {
                         // Columns must then be resolved as iceberg does.
                         tracing::debug!(step = %step.name, table = %input.table,
                             "Some data files lack field ids; reading them through iceberg.");
