@@ -190,3 +190,72 @@ fn catalog_location(state: &Path) -> String {
          print(db.execute(\"SELECT metadata_location FROM iceberg_tables WHERE table_name = 'raw_events'\").fetchone()[0])\n",
     )
 }
+
+/// A tmpfs of `bytes`, unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    /// Needs root (CI and this machine run tests as root), like any mount.
+    fn mount(path: &Path, bytes: usize) -> Self {
+        std::fs::create_dir_all(path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs", path.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "mounting a tmpfs needs root: the disk-full test uses a real full disk");
+        SmallDisk(path.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A full disk under the warehouse fails the step with the files it was
+/// writing named, exit 1 (space may come back), and commits nothing.
+#[test]
+fn a_full_disk_names_the_files_it_stopped() {
+    let dir = temp_dir();
+    let dir = dir.path();
+    project(dir);
+    // About 2 MB that compresses poorly: more than the 256 KiB disk holds.
+    let mut csv = "id,name\n".to_owned();
+    let mut x: u64 = 42;
+    for i in 0..50_000 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        csv.push_str(&format!("{i},{x:016x}{:016x}\n", x.rotate_left(17)));
+    }
+    std::fs::write(dir.join("events.csv"), csv).unwrap();
+    // Only the warehouse is on the small disk; the catalog and the compile
+    // cache are not.
+    let state = dir.join("state");
+    let _disk = SmallDisk::mount(&dir.join("disk"), 256 << 10);
+    let warehouse = dir.join("disk/warehouse");
+    let platform = dir.join("platform.yaml");
+    std::fs::write(
+        &platform,
+        format!(
+            "catalogs:\n  default: {{type: sql, uri: \"sqlite:{}/catalog.db\", warehouse: \"{w}\"}}\n\
+             storage:\n  default: {{type: local, root: \"{w}\"}}\ncompute:\n  default: {{type: duckdb}}\n",
+            state.display(),
+            w = warehouse.display(),
+        ),
+    )
+    .unwrap();
+    let args = [
+        "run",
+        dir.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--platform",
+        platform.to_str().unwrap(),
+    ];
+    let failed = floe_host_with_env(&args, &[]).expect_code(1);
+    let error = failed.stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("{}", failed.stderr));
+    assert!(error.contains("step `raw_events`: table `bronze.raw_events`: cannot"), "{error}");
+    assert!(error.contains("disk/warehouse/bronze/raw_events/data/…/raw_events-run-"), "the files are named: {error}");
+    assert!(error.contains("No space left on device"), "{error}");
+    assert_eq!(catalog_rows(&state), "[]");
+}

@@ -56,6 +56,16 @@ pub enum LakehouseError {
         #[source]
         source: iceberg::Error,
     },
+    /// Writing the step's data files failed (a full disk, a refused write):
+    /// `files` names them (their folder and the write's unique prefix).
+    #[error("table `{table}`: {message} {files}: {source}")]
+    WriteFiles {
+        table: String,
+        message: &'static str,
+        files: String,
+        #[source]
+        source: iceberg::Error,
+    },
     /// The object store failed (unreachable, timed out, refused).
     #[error("table `{table}`: {message}: {storage} failed: {source}")]
     Storage {
@@ -157,6 +167,10 @@ impl LakehouseError {
     fn on_storage_named(self, storage: &str) -> Self {
         match self {
             LakehouseError::Table { table, message, source } if storage::is_io_failure(&source) => {
+                LakehouseError::Storage { table, message, storage: storage.to_string(), source }
+            }
+            // An unreachable store, not one file, is what to report.
+            LakehouseError::WriteFiles { table, message, source, .. } if storage::is_io_failure(&source) => {
                 LakehouseError::Storage { table, message, storage: storage.to_string(), source }
             }
             other => other,

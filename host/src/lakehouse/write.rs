@@ -51,6 +51,11 @@ pub async fn data_files(
     // A prefix unique to this write: the default generator numbers files from
     // zero on every write and would otherwise overwrite earlier files.
     let prefix = format!("{}-{}-{}", tags.step, tags.run_id, uuid::Uuid::new_v4().simple());
+    let files = format!("`{}/data/…/{prefix}-*.parquet`", metadata.location());
+    let write_error = |message: &'static str| {
+        let (table, files) = (table_ref.to_string(), files.clone());
+        move |source| LakehouseError::WriteFiles { table, message, files, source }
+    };
     let names = DefaultFileNameGenerator::new(prefix, None, DataFileFormat::Parquet);
     let rolling =
         RollingFileWriterBuilder::new_with_default_file_size(parquet, table.file_io().clone(), locations, names);
@@ -75,10 +80,10 @@ pub async fn data_files(
                 writer = Some(builder.build(None).await.map_err(error("cannot start writing"))?);
             }
             let writer = writer.as_mut().expect("started on the first row");
-            writer.write(align(batch)?).await.map_err(error("cannot write a data file"))?;
+            writer.write(align(batch)?).await.map_err(write_error("cannot write data file"))?;
         }
         return match writer {
-            Some(mut writer) => writer.close().await.map_err(error("cannot finish a data file")),
+            Some(mut writer) => writer.close().await.map_err(write_error("cannot finish data file")),
             None => Ok(Vec::new()),
         };
     }
@@ -100,7 +105,7 @@ pub async fn data_files(
                     *rows += part.num_rows() as u64;
                 }
                 _ if outside.is_some() => {}
-                _ => writer.write(key, part).await.map_err(error("cannot write a data file"))?,
+                _ => writer.write(key, part).await.map_err(write_error("cannot write data file"))?,
             }
         }
     }
@@ -117,5 +122,5 @@ pub async fn data_files(
                 .map_or_else(String::new, |f| f.name.clone()),
         });
     }
-    writer.close().await.map_err(error("cannot finish a data file"))
+    writer.close().await.map_err(write_error("cannot finish data file"))
 }
