@@ -102,6 +102,25 @@ impl Project {
         self.run_file(&file, &[])
     }
 
+    /// `platform.yaml` over the project's state (the embedded default's
+    /// catalog and warehouse) with `compute_properties` and `plugins` (YAML
+    /// lines, indented); returns its path.
+    fn platform(&self, compute_properties: &str, plugins: &str) -> PathBuf {
+        let state = self.state();
+        let q = |p: PathBuf| serde_json::to_string(p.to_str().unwrap()).unwrap();
+        let file = self.path("platform.yaml");
+        let yaml = format!(
+            "catalogs:\n  default:\n    type: sql\n    uri: {uri}\n    warehouse: {wh}\n\
+             storage:\n  default:\n    type: local\n    root: {wh}\n\
+             compute:\n  default:\n    type: duckdb\n    properties:\n{compute_properties}\
+             plugins:\n{plugins}",
+            uri = serde_json::to_string(&format!("sqlite:{}", state.join("catalog.db").display())).unwrap(),
+            wh = q(state.join("warehouse")),
+        );
+        std::fs::write(&file, yaml).unwrap();
+        file
+    }
+
     /// silver.probe's snapshot, as `show` prints it.
     fn probe_snapshot(&self) -> String {
         let state = self.state();
@@ -261,21 +280,7 @@ fn assert_no_forged_line(stderr: &str) {
 #[test]
 fn plugin_sql_stops_at_the_step_budget() {
     let project = Project::new();
-    let platform = project.path("platform.yaml");
-    let state = project.state();
-    let q = |p: PathBuf| serde_json::to_string(p.to_str().unwrap()).unwrap();
-    std::fs::write(
-        &platform,
-        format!(
-            "catalogs:\n  default:\n    type: sql\n    uri: {uri}\n    warehouse: {wh}\n\
-             storage:\n  default:\n    type: local\n    root: {wh}\n\
-             compute:\n  default:\n    type: duckdb\n    properties:\n      threads: 1\n\
-             plugins:\n  step_timeout: 2s\n",
-            uri = serde_json::to_string(&format!("sqlite:{}", state.join("catalog.db").display())).unwrap(),
-            wh = q(state.join("warehouse")),
-        ),
-    )
-    .unwrap();
+    let platform = project.platform("      threads: 1\n", "  step_timeout: 2s\n");
     let started = Instant::now();
     let run = project
         .run_sql_with("SELECT count(*) AS n FROM range(1000000000000000)", &["--platform", platform.to_str().unwrap()])
@@ -299,21 +304,9 @@ fn plugin_sql_stops_at_the_step_budget() {
 #[test]
 fn plugin_sql_stays_within_its_memory_and_output_limits() {
     let project = Project::new();
-    let platform = project.path("platform.yaml");
     let state = project.state();
-    let q = |p: PathBuf| serde_json::to_string(p.to_str().unwrap()).unwrap();
-    std::fs::write(
-        &platform,
-        format!(
-            "catalogs:\n  default:\n    type: sql\n    uri: {uri}\n    warehouse: {wh}\n\
-             storage:\n  default:\n    type: local\n    root: {wh}\n\
-             compute:\n  default:\n    type: duckdb\n    properties:\n      memory_limit: 256MB\n\
-             plugins:\n  memory_limit: 256MiB\n  max_output_bytes: 1MiB\n",
-            uri = serde_json::to_string(&format!("sqlite:{}", state.join("catalog.db").display())).unwrap(),
-            wh = q(state.join("warehouse")),
-        ),
-    )
-    .unwrap();
+    let platform =
+        project.platform("      memory_limit: 256MB\n", "  memory_limit: 256MiB\n  max_output_bytes: 1MiB\n");
     let cases = [
         // One 2 GB value: refused by the worker's cap, not by DuckDB's limit.
         (

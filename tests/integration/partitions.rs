@@ -384,6 +384,43 @@ fn concurrent_runs_of_different_partitions_all_land() {
     concurrent_partition_runs(dir.path(), &[], &[], |tables| read_back(&state, tables));
 }
 
+/// Starts one `run --partition DAY` process per day of `days`, all at once,
+/// with the run id `run_id(day)` and `args`/`env` added; waits for them and
+/// returns each day's stderr. Every run must exit 0.
+fn run_partitions_at_once(
+    project_dir: &Path,
+    state: &Path,
+    days: &[(String, usize)],
+    run_id: impl Fn(&str) -> String,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let children: Vec<_> = days
+        .iter()
+        .map(|(day, _)| {
+            let run_id = run_id(day);
+            let mut all = vec!["run", project_dir.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
+            all.extend(["--partition", day, "--run-id", &run_id, "--log-format", "text"]);
+            all.extend_from_slice(args);
+            let child = crate::support::floe_host_command(&all, env)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (day.clone(), child)
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|(day, child)| {
+            let output = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert_eq!(output.status.code(), Some(0), "{day}:\n{stderr}");
+            (day, stderr)
+        })
+        .collect()
+}
+
 /// Eight concurrent `run --partition` processes under one run id (as a
 /// Kubernetes Job with a fixed `FLOE_RUN_ID` starts them): the exactly-once
 /// key includes the partition for every step, so no run skips a step because
@@ -402,24 +439,8 @@ fn partition_runs_sharing_one_run_id_all_land_gold_included() {
     }
     // Compile the plugin first, so that the eight runs overlap.
     run(&project_dir, &state, &["--partition", &days[0].0, "--run-id", "warm-up"]).expect_code(0);
-    let children: Vec<_> = days
-        .iter()
-        .map(|(day, _)| {
-            let args = ["run", project_dir.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
-            let args = [&args[..], &["--partition", day, "--run-id", "shared", "--log-format", "text"]].concat();
-            let child = crate::support::floe_host_command(&args, &[])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            (day.clone(), child)
-        })
-        .collect();
     let mut superseded = 0;
-    for (day, child) in children {
-        let output = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(0), "{day}:\n{stderr}");
+    for (day, stderr) in run_partitions_at_once(&project_dir, &state, &days, |_| "shared".into(), &[], &[]) {
         assert!(!stderr.contains("already committed it"), "{day} skipped a step:\n{stderr}");
         superseded += stderr.matches("computed from newer inputs").count();
     }
@@ -476,26 +497,8 @@ pub fn concurrent_partition_runs(
     let warm_args: Vec<&str> = warm_args.iter().map(String::as_str).collect();
     crate::support::floe_host_with_env(&warm_args, env).expect_code(0);
 
-    let children: Vec<_> = days
-        .iter()
-        .map(|(day, _)| {
-            let run_id = format!("run-{day}");
-            let mut all = vec!["run", project_dir.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
-            all.extend(["--partition", day, "--run-id", &run_id, "--log-format", "text"]);
-            all.extend_from_slice(args);
-            let child = crate::support::floe_host_command(&all, env)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            (day.clone(), child)
-        })
-        .collect();
     let mut conflicts = 0;
-    for (day, child) in children {
-        let output = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(0), "{day}:\n{stderr}");
+    for (_, stderr) in run_partitions_at_once(&project_dir, &state, &days, |day| format!("run-{day}"), args, env) {
         conflicts += stderr.matches("Commit conflicted with another writer").count();
     }
     eprintln!("8 concurrent runs: {conflicts} commits were rebuilt after a conflict");

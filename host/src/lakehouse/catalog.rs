@@ -188,13 +188,11 @@ impl OpenCatalog {
     }
 
     /// The table to write to: loaded (checked as `load_or_create_table`
-    /// does), or, if it does not exist in a SQL catalog, staged: its
-    /// metadata made here, at `location` or where the catalog would place it,
-    /// so data files can be written before the table exists. The commit
-    /// creates a staged table with its first snapshot in one INSERT
-    /// (`commit`), so a step that fails, or a process killed at any point,
-    /// leaves no table. A REST catalog places its tables itself, so there the
-    /// table is created now. Returns whether it is staged.
+    /// does), or, if it does not exist, staged: its metadata made at
+    /// `location` or where the catalog would place it, so data files can be
+    /// written before the table exists. The commit creates a staged table
+    /// with its first snapshot (`commit`), so a step that fails, or a process
+    /// killed at any point, leaves no table. Returns whether it is staged.
     pub async fn load_or_stage_table(
         &self,
         table: &TableRef,
@@ -202,13 +200,14 @@ impl OpenCatalog {
         partition_by: &[PartitionField],
         location: Option<&str>,
     ) -> Result<(Table, bool), LakehouseError> {
-        let Backend::Sql { catalog, warehouse, file_io, .. } = &self.backend else {
-            return self.load_or_stage_rest_table(table, produced, partition_by, location).await;
-        };
         if let Some(existing) = self.load_table(table).await? {
             partition::check_spec(&existing, table, partition_by)?;
             return Ok((existing, false));
         }
+        let (catalog, warehouse, file_io) = match &self.backend {
+            Backend::Sql { catalog, warehouse, file_io, .. } => (catalog, warehouse, file_io),
+            Backend::Rest(rest) => return self.stage_rest_table(rest, table, produced, partition_by, location).await,
+        };
         let location = match location {
             Some(location) => location.to_string(),
             None => {
@@ -239,22 +238,18 @@ impl OpenCatalog {
         Ok((staged, true))
     }
 
-    /// `load_or_stage_table` on a REST catalog: the catalog places the new
-    /// table (`stage-create`), and the commit creates it. A catalog that
+    /// `load_or_stage_table` of a new table on a REST catalog: the catalog
+    /// places it (`stage-create`), and the commit creates it. A catalog that
     /// refuses staging gets the table created now, as before, with a warning:
     /// a step that fails then leaves an empty table.
-    async fn load_or_stage_rest_table(
+    async fn stage_rest_table(
         &self,
+        rest: &RestCatalog,
         table: &TableRef,
         produced: &SchemaRef,
         partition_by: &[PartitionField],
         location: Option<&str>,
     ) -> Result<(Table, bool), LakehouseError> {
-        let Backend::Rest(rest) = &self.backend else { unreachable!("called for REST catalogs") };
-        if let Some(existing) = self.load_table(table).await? {
-            partition::check_spec(&existing, table, partition_by)?;
-            return Ok((existing, false));
-        }
         let namespace = self.ensure_namespace(table).await?;
         let creation = Self::creation(table, produced, partition_by, location)?;
         match rest.stage_table(&namespace, creation).await {

@@ -139,20 +139,52 @@ async fn corrupt_file(file_io: &iceberg::io::FileIO, paths: &[String]) -> Option
         let Ok(input) = file_io.new_input(path) else { continue };
         let Ok(metadata) = input.metadata().await else { continue };
         let size = metadata.size;
-        if size < 12 {
-            return Some((path.clone(), format!("{size} bytes, too short for a Parquet file")));
-        }
-        let Ok(reader) = input.reader().await else { continue };
-        let Ok(tail) = reader.read(size - 8..size).await else { continue };
-        let footer = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
-        if &tail[4..8] != b"PAR1" {
-            return Some((path.clone(), format!("{size} bytes, and it does not end with Parquet's `PAR1`")));
-        }
-        if footer + 12 > size {
-            return Some((path.clone(), format!("{size} bytes, shorter than its footer says ({footer} bytes)")));
+        let tail = match size {
+            ..12 => Vec::new(),
+            _ => {
+                let Ok(reader) = input.reader().await else { continue };
+                let Ok(tail) = reader.read(size - 8..size).await else { continue };
+                tail.to_vec()
+            }
+        };
+        if let Some(why) = not_parquet(size, &tail) {
+            return Some((path.clone(), why));
         }
     }
     None
+}
+
+/// [`corrupt_file`] for local paths, read directly: for an input DuckDB
+/// reads itself, whose error may not say that the file is broken.
+pub fn corrupt_local_file(paths: &[String]) -> Option<(String, String)> {
+    use std::io::{Read, Seek, SeekFrom};
+    for path in paths {
+        let Ok(mut file) = std::fs::File::open(path) else { continue };
+        let Ok(size) = file.metadata().map(|m| m.len()) else { continue };
+        let mut tail = [0u8; 8];
+        if size >= 12 && file.seek(SeekFrom::End(-8)).and_then(|_| file.read_exact(&mut tail)).is_err() {
+            continue;
+        }
+        if let Some(why) = not_parquet(size, &tail) {
+            return Some((path.clone(), why));
+        }
+    }
+    None
+}
+
+/// Why a file of `size` bytes that ends with `tail` (its last 8 bytes; any
+/// bytes when it is shorter than a Parquet file can be) is not a whole
+/// Parquet file, if it is not: Parquet ends with the footer's length and
+/// `PAR1`.
+fn not_parquet(size: u64, tail: &[u8]) -> Option<String> {
+    if size < 12 {
+        return Some(format!("{size} bytes, too short for a Parquet file"));
+    }
+    if &tail[4..8] != b"PAR1" {
+        return Some(format!("{size} bytes, and it does not end with Parquet's `PAR1`"));
+    }
+    let footer = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
+    (footer + 12 > size).then(|| format!("{size} bytes, shorter than its footer says ({footer} bytes)"))
 }
 
 /// The file-system path of a local data file (`file:///a/b` or `/a/b`).
@@ -166,35 +198,19 @@ mod tests {
     use super::local_path;
 
     #[test]
+    fn a_file_without_its_footer_is_not_parquet() {
+        use super::not_parquet;
+        assert_eq!(not_parquet(11, &[]), Some("11 bytes, too short for a Parquet file".into()));
+        assert_eq!(not_parquet(100, &[4, 0, 0, 0, b'P', b'A', b'R', b'1']), None);
+        assert!(not_parquet(100, &[4, 0, 0, 0, b'x', b'A', b'R', b'1']).unwrap().contains("`PAR1`"));
+        assert!(not_parquet(100, &[200, 0, 0, 0, b'P', b'A', b'R', b'1']).unwrap().contains("(200 bytes)"));
+    }
+
+    #[test]
     fn only_local_locations_have_a_path() {
         assert_eq!(local_path("file:///w/t/data/a.parquet"), Some("/w/t/data/a.parquet"));
         assert_eq!(local_path("/w/t/data/a.parquet"), Some("/w/t/data/a.parquet"));
         assert_eq!(local_path("s3://bucket/t/data/a.parquet"), None);
         assert_eq!(local_path("file:relative.parquet"), None);
     }
-}
-
-/// [`corrupt_file`] for local paths, read directly: for an input DuckDB
-/// reads itself, whose error may not say that the file is broken.
-pub fn corrupt_local_file(paths: &[String]) -> Option<(String, String)> {
-    use std::io::{Read, Seek, SeekFrom};
-    for path in paths {
-        let Ok(mut file) = std::fs::File::open(path) else { continue };
-        let Ok(size) = file.metadata().map(|m| m.len()) else { continue };
-        if size < 12 {
-            return Some((path.clone(), format!("{size} bytes, too short for a Parquet file")));
-        }
-        let mut tail = [0u8; 8];
-        if file.seek(SeekFrom::End(-8)).and_then(|_| file.read_exact(&mut tail)).is_err() {
-            continue;
-        }
-        let footer = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
-        if &tail[4..8] != b"PAR1" {
-            return Some((path.clone(), format!("{size} bytes, and it does not end with Parquet's `PAR1`")));
-        }
-        if footer + 12 > size {
-            return Some((path.clone(), format!("{size} bytes, shorter than its footer says ({footer} bytes)")));
-        }
-    }
-    None
 }
