@@ -89,7 +89,7 @@ fn env<'a>(container: &'a Value, name: &str) -> &'a str {
 }
 
 #[test]
-fn pod_failure_policy_fails_fast_on_2_and_3_and_retries_1() {
+fn pod_failure_policy_fails_fast_on_2_3_and_4_and_retries_1() {
     let docs = manifests();
     let (job, pod, container) = job(&docs);
     assert_eq!(pod["restartPolicy"], "Never", "podFailurePolicy needs restartPolicy: Never");
@@ -103,7 +103,7 @@ fn pod_failure_policy_fails_fast_on_2_and_3_and_retries_1() {
             .collect()
     };
     let fail = codes("FailJob");
-    assert!(fail.contains(&2) && fail.contains(&3), "FailJob on exit 2 and 3: {fail:?}");
+    assert!([2, 3, 4].iter().all(|code| fail.contains(code)), "FailJob on exit 2, 3 and 4: {fail:?}");
     assert!(!fail.contains(&1) && !fail.contains(&143), "exit 1 and 143 are retryable: {fail:?}");
     assert!(codes("Ignore").is_empty(), "no exit code may retry without counting (it could loop forever)");
     for rule in rules.iter().filter(|r| r.get("onExitCodes").is_some()) {
