@@ -176,3 +176,33 @@ fn a_50_mb_header_is_refused_with_a_short_message() {
     assert!(refused.stderr.len() < 4096, "stderr is {} bytes", refused.stderr.len());
     assert!(!dir.join("state/warehouse/bronze/raw_events").exists());
 }
+
+/// A model's column names meet the same bounds as a plugin's (1 KiB, no
+/// control characters, unique, at most 4,096 columns): a step that names a
+/// column with 2,000 bytes fails with exit 2 before any data file is
+/// written, whether or not it has rows.
+#[test]
+fn a_model_column_name_over_the_limit_is_refused() {
+    let dir = temp_dir();
+    let dir = dir.path();
+    project(dir, "", "");
+    std::fs::write(dir.join("events.csv"), rows(3)).unwrap();
+    let name = "n".repeat(2000);
+    for filter in ["", " WHERE false"] {
+        std::fs::write(
+            dir.join("models/events.sql"),
+            format!("SELECT id AS \"{name}\" FROM bronze.raw_events{filter}\n"),
+        )
+        .unwrap();
+        let refused = run(dir).expect_code(2);
+        assert!(
+            refused.stderr.contains(
+                "step `events`: table `silver.events`: the step's output cannot be stored: column 1 has a name of \
+                 2000 bytes, over 1024; name the columns in the step"
+            ),
+            "{filter:?}: {}",
+            refused.stderr
+        );
+        assert!(!dir.join("state/warehouse/silver/events").exists(), "{filter:?}: nothing written");
+    }
+}

@@ -77,6 +77,9 @@ pub enum LakehouseError {
     },
     #[error("table `{table}` does not exist in catalog `{catalog}`")]
     NoSuchTable { catalog: String, table: String },
+    /// The step's output columns cannot become a table's (`check_names`).
+    #[error("table `{table}`: the step's output cannot be stored: {message}; name the columns in the step")]
+    OutputColumns { table: String, message: String },
     /// A file of the table cannot be read as what it should be: no retry
     /// fixes that (exit 4).
     #[error(

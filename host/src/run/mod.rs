@@ -202,6 +202,8 @@ impl RunError {
             RunError::PluginChanged { .. } | RunError::ModelRefused { .. } => ExitCode::Config,
             // `--partition` names no partition of the table: a usage error.
             RunError::Lakehouse { source: LakehouseError::PartitionValue { .. }, .. } => ExitCode::Config,
+            // Column names the step must change.
+            RunError::Lakehouse { source: LakehouseError::OutputColumns { .. }, .. } => ExitCode::Config,
             // A corrupt file fails the same way on every attempt.
             RunError::Lakehouse { source: LakehouseError::Corrupt { .. }, .. } => ExitCode::DataRefused,
             RunError::Config(_) => ExitCode::Config,
@@ -431,6 +433,11 @@ async fn run_step(
         Err(error) => return Err(sink.failure().await.map_or(error, lakehouse_error)),
     };
     let written = sink.finish().await.map_err(lakehouse_error)?;
+    // The sink checked the columns of the first batch; an output with no
+    // batch is checked here.
+    crate::sandbox::check_names(&schema).map_err(|message| {
+        lakehouse_error(LakehouseError::OutputColumns { table: step.target.to_string(), message })
+    })?;
     guard::check(lakehouse, step, rows_out).await?;
     // Safe point: the step computed and its data files are written, but
     // nothing is committed. Past this point a signal waits for the commit

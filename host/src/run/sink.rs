@@ -71,6 +71,14 @@ impl<'a> TableSink<'a> {
     /// code (inside `block_in_place`); the first batch begins the write. An
     /// error (the writer stopped) tells the step to stop: `failure` says why.
     pub fn push(&mut self, batch: RecordBatch) -> Result<(), String> {
+        if let State::Idle = self.state
+            && let Err(message) = crate::sandbox::check_names(batch.schema_ref())
+        {
+            // A model's output (a plugin's was checked at the boundary):
+            // nothing is written for it.
+            let table = self.step.target.to_string();
+            self.state = State::Failed(LakehouseError::OutputColumns { table, message });
+        }
         if let State::Idle = self.state {
             let handle = Handle::current();
             let begun = handle.block_on(self.lakehouse.begin_write(

@@ -29,6 +29,15 @@ pub const MAX_NAME_BYTES: usize = 1024;
 /// Checks a schema a plugin sent (its output, or what `output-schema`
 /// declared); the message says what is wrong and what is accepted.
 pub fn check_schema(schema: &Schema) -> Result<(), String> {
+    check_names(schema)?;
+    schema.fields().iter().try_for_each(|field| check_type(field))
+}
+
+/// Checks what every step's output must meet to become a table, whoever
+/// computed it: at least one and at most [`MAX_COLUMNS`] columns, names
+/// that are non-empty, at most [`MAX_NAME_BYTES`], free of control
+/// characters and unique ignoring case.
+pub fn check_names(schema: &Schema) -> Result<(), String> {
     let fields = schema.fields();
     if fields.is_empty() {
         return Err("the schema has no columns".to_owned());
@@ -47,7 +56,6 @@ pub fn check_schema(schema: &Schema) -> Result<(), String> {
                 super::text::escape(field.name())
             ));
         }
-        check_type(field)?;
     }
     Ok(())
 }

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 pub use compile::{CHILD_ARG as COMPILE_CHILD_ARG, Compiler, child_main as compile_child_main};
 pub use error::{PluginReport, SandboxError};
+pub use guard::check_names;
 pub use ingest::IngestPlugin;
 pub use inspect::Inspection;
 pub(crate) use ipc::IpcStream as OutputStream;
