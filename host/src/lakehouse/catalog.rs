@@ -154,8 +154,7 @@ impl OpenCatalog {
                 // snapshot, as a create transaction (`assert-create`).
                 let mut all = creation_updates(table.metadata());
                 all.extend(updates);
-                crate::failpoint::hit("create-table")
-                    .map_err(|e| iceberg::Error::new(ErrorKind::Unexpected, e.to_string()))?;
+                create_failpoint()?;
                 return rest.commit(table.identifier(), &[TableRequirement::NotExist], &all).await;
             }
             Backend::Rest(rest) => return rest.commit(table.identifier(), &requirements, &updates).await,
@@ -163,28 +162,26 @@ impl OpenCatalog {
         for requirement in &requirements {
             requirement.check(Some(table.metadata()))?;
         }
-        let Some(current) = table.metadata_location().map(str::to_string) else {
-            // A staged table (`load_or_stage_table`): created by this commit,
-            // with its first snapshot, in one INSERT.
-            let mut builder = table.metadata().clone().into_builder(None);
-            for update in updates {
-                builder = update.apply(builder)?;
-            }
-            let metadata = builder.build()?.metadata;
-            let location = MetadataLocation::new_with_metadata(metadata.location(), &metadata);
-            metadata.write_to(table.file_io(), &location).await?;
-            crate::failpoint::hit("create-table")
-                .map_err(|e| iceberg::Error::new(ErrorKind::Unexpected, e.to_string()))?;
-            return pointer.create(table.identifier(), &location.to_string()).await;
-        };
-        let mut builder = table.metadata().clone().into_builder(Some(current.clone()));
+        // `None` for a staged table (`load_or_stage_table`): created by this
+        // commit, with its first snapshot, in one INSERT.
+        let current = table.metadata_location().map(str::to_string);
+        let mut builder = table.metadata().clone().into_builder(current.clone());
         for update in updates {
             builder = update.apply(builder)?;
         }
         let metadata = builder.build()?.metadata;
-        let location = MetadataLocation::from_str(&current)?.with_next_version().with_new_metadata(&metadata);
+        let location = match &current {
+            Some(current) => MetadataLocation::from_str(current)?.with_next_version().with_new_metadata(&metadata),
+            None => MetadataLocation::new_with_metadata(metadata.location(), &metadata),
+        };
         metadata.write_to(table.file_io(), &location).await?;
-        pointer.swap(table.identifier(), &current, &location.to_string()).await
+        match current {
+            Some(current) => pointer.swap(table.identifier(), &current, &location.to_string()).await,
+            None => {
+                create_failpoint()?;
+                pointer.create(table.identifier(), &location.to_string()).await
+            }
+        }
     }
 
     /// The table to write to: loaded (checked as `load_or_create_table`
@@ -371,6 +368,12 @@ fn warehouse_uri(warehouse: &str) -> iceberg::Result<String> {
 
 fn io_error(error: std::io::Error) -> iceberg::Error {
     iceberg::Error::new(ErrorKind::Unexpected, error.to_string())
+}
+
+/// The `create-table` failpoint (`crate::failpoint`): right before the
+/// catalog write that makes a new table visible.
+fn create_failpoint() -> iceberg::Result<()> {
+    crate::failpoint::hit("create-table").map_err(|e| iceberg::Error::new(ErrorKind::Unexpected, e.to_string()))
 }
 
 /// The updates that create a table as `metadata` describes it: what a REST

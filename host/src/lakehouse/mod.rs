@@ -321,9 +321,9 @@ impl Lakehouse {
         }
     }
 
-    /// The rows a step would replace in `table`: all of them, or with
-    /// `partition` those of that partition (from the data files' record
-    /// counts, after partition pruning). `None` for a table that does not
+    /// The rows a step would replace in `table`: all of them (the snapshot's
+    /// `total-records`), or with `partition` those of that partition (from
+    /// the data files' record counts, after partition pruning). `None` for a table that does not
     /// exist or has no snapshot yet.
     pub async fn current_rows(
         &self,
@@ -332,8 +332,11 @@ impl Lakehouse {
         partition: Option<(&PartitionField, &str)>,
     ) -> Result<Option<u64>, LakehouseError> {
         let Some(loaded) = self.catalog(catalog).load_table(table).await? else { return Ok(None) };
-        if loaded.metadata().current_snapshot().is_none() {
-            return Ok(None);
+        let Some(current) = loaded.metadata().current_snapshot() else { return Ok(None) };
+        // The whole table: its snapshot summary says, with no manifest read.
+        let total = current.summary().additional_properties.get("total-records").and_then(|v| v.parse().ok());
+        if let (None, Some(total)) = (partition, total) {
+            return Ok(Some(total));
         }
         let error =
             |source| LakehouseError::Table { table: table.to_string(), message: "cannot plan the scan", source };
