@@ -210,8 +210,8 @@ impl Session {
             .conn()
             .query_row("SELECT current_setting('memory_limit')", [], |row| row.get(0))
             .map_err(ComputeError::Query)?;
-        resources::parse_size(&shown)
-            .ok_or_else(|| ComputeError::Setup(format!("cannot read DuckDB's memory_limit `{shown}`")))
+        crate::config::parse_bytes(&shown)
+            .map_err(|e| ComputeError::Setup(format!("cannot read DuckDB's memory_limit `{shown}`: {e}")))
     }
 
     /// Drops `schema.table`, whether a view or a table, so that a step can

@@ -35,43 +35,9 @@ fn parse_mem_total(meminfo: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// A size as DuckDB shows one (`244.1 MiB`, `1.5 GB`, `512 bytes`), in bytes.
-pub fn parse_size(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let unit = unit.trim().to_ascii_lowercase();
-    let factor: f64 = match unit.as_str() {
-        "" | "b" | "byte" | "bytes" => 1.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "tb" => 1e12,
-        "pb" => 1e15,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        "pib" => 1024.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => return None,
-    };
-    Some((number * factor) as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_read_as_duckdb_shows_them() {
-        assert_eq!(parse_size("244.1 MiB"), Some((244.1 * 1024.0 * 1024.0) as u64));
-        assert_eq!(parse_size("2GB"), Some(2_000_000_000));
-        assert_eq!(parse_size("512 bytes"), Some(512));
-        assert_eq!(parse_size("1.0 TiB"), Some(1 << 40));
-        assert_eq!(parse_size("lots"), None);
-        assert_eq!(parse_size("3 parsecs"), None);
-    }
 
     #[test]
     fn reads_cgroup_and_meminfo_formats() {

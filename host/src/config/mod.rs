@@ -26,7 +26,7 @@ pub use platform::{
     PlatformFile, PluginLimits, RestCatalog, SecretField, SqlCatalog, StorageCredentials, StorageProfile,
 };
 pub use secret::{DEFAULT_SECRETS_DIR, Secret, SecretError, SecretRef, SecretSource};
-pub use units::{ByteSize, HumanDuration};
+pub use units::{ByteSize, HumanDuration, parse_bytes};
 
 use compat::FileKind;
 

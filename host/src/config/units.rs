@@ -15,21 +15,29 @@ pub struct ByteSize(pub u64);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HumanDuration(pub Duration);
 
-fn parse_bytes(text: &str) -> Result<u64, String> {
+/// A size in bytes from text: config values, and DuckDB's own display of a
+/// size (`244.1 MiB`, `512 bytes`).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: f64 =
         number.parse().map_err(|_| format!("`{text}` is not a size; write for example `512MiB` or `2GB`"))?;
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
+        "" | "b" | "bytes" => 1,
         "kb" => 1_000,
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
         "kib" => 1 << 10,
         "mib" => 1 << 20,
         "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit `{other}` in `{text}`; use B, KB, MB, GB, KiB, MiB or GiB")),
+        "tib" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` in `{text}`; use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB"
+            ));
+        }
     };
     Ok((number * factor as f64) as u64)
 }
@@ -130,6 +138,10 @@ mod tests {
         assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
         assert_eq!(parse_bytes("2GB"), Ok(2_000_000_000));
         assert_eq!(parse_bytes("1048576"), Ok(1_048_576));
+        // As DuckDB shows its settings.
+        assert_eq!(parse_bytes("244.1 MiB"), Ok((244.1 * (1u64 << 20) as f64) as u64));
+        assert_eq!(parse_bytes("512 bytes"), Ok(512));
+        assert_eq!(parse_bytes("1.0 TiB"), Ok(1 << 40));
         assert!(parse_bytes("12 parsecs").unwrap_err().contains("unknown size unit `parsecs`"));
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
