@@ -22,6 +22,18 @@ source "$FLOE_SERVICES_DIR/services.env"
 set +a
 "$FLOE_VENV/bin/python" tests/py/services_smoke.py
 
+# The official OpenLineage 2-0-2 schemas (test data, not in the repository):
+# ../shared next to this checkout, or next to the repository it was cloned from.
+if [[ -z "${FLOE_OPENLINEAGE_SCHEMAS:-}" ]]; then
+    for base in "$FLOE_REPO/.." "$(git config --get remote.origin.url 2>/dev/null || true)/.."; do
+        if [[ -f "$base/shared/openlineage/2-0-2/OpenLineage.json" ]]; then
+            export FLOE_OPENLINEAGE_SCHEMAS="$(cd "$base/shared/openlineage/2-0-2" && pwd)"
+            break
+        fi
+    done
+fi
+echo "==> OpenLineage schemas: ${FLOE_OPENLINEAGE_SCHEMAS:-not found (the lineage tests will say so)}"
+
 echo "==> cargo test (plugin SDK and csv-ingest's parser with its fuzz corpus, on the host target)"
 CARGO_TARGET_DIR="$FLOE_CACHE/plugins-host-target" \
     cargo test --manifest-path plugins/Cargo.toml -p floe-plugin-sdk -p csv-ingest

@@ -34,13 +34,13 @@ pub fn observers(plan: &plan::Plan, args: &RunArgs, pipes: Option<Pipes>) -> Obs
 /// when that fails (reported on stderr, and to Dagster): a usage error.
 pub fn prepare_run(plan: plan::Plan, args: &RunArgs) -> Option<(plan::Plan, Option<Pipes>, Option<String>)> {
     let (plan, pipes) = floe_host::observe::pipes::start(plan, args.partition.as_deref())
-        .map_err(|error| eprintln!("error: {error}"))
+        .map_err(|error| crate::logging::report_error(&error.to_string(), ExitCode::Config, Default::default()))
         .ok()?;
     let partition = pipes.as_ref().and_then(|p| p.partition().map(str::to_string)).or_else(|| args.partition.clone());
     match plan.for_partition(partition.as_deref()) {
         Ok(plan) => Some((plan, pipes, partition)),
         Err(error) => {
-            eprintln!("error: {error}");
+            crate::logging::report_error(&error.to_string(), ExitCode::Config, Default::default());
             if let Some(pipes) = pipes {
                 pipes.refuse(&error.to_string());
             }

@@ -1,6 +1,7 @@
 //! Failpoints: named places where a test makes the process stop or fail on
 //! purpose, to prove what a crash or an I/O error at exactly that point
-//! leaves behind (`FLOE_FAILPOINT=<name>:abort` or `<name>:error`). Debug
+//! leaves behind (`FLOE_FAILPOINT=<name>:abort`, `<name>:error` or
+//! `<name>:panic`). Debug
 //! builds only: in a release build `hit` is always `Ok`.
 
 /// Stops the process (`abort`: as a `kill -9` would, with no cleanup) or
@@ -16,6 +17,7 @@ pub fn hit(name: &str) -> std::io::Result<()> {
                 std::process::abort();
             }
             "error" => return Err(std::io::Error::other(format!("failpoint {name}: injected error"))),
+            "panic" => panic!("failpoint {name}: injected panic"),
             _ => {}
         }
     }

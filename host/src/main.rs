@@ -53,10 +53,7 @@ fn main() -> ProcessExit {
                 println!("next: floe-host run {}", dir.display());
                 ExitCode::Success
             }
-            Err(error) => {
-                eprintln!("error: {error}");
-                ExitCode::Config
-            }
+            Err(error) => fail(&error.to_string(), ExitCode::Config),
         }),
         Command::Show { config, table, limit } => load_plan(&config).map(|plan| match show::show(&plan, &table, limit) {
             Ok(text) => {
@@ -64,22 +61,29 @@ fn main() -> ProcessExit {
                 ExitCode::Success
             }
             Err(error) => {
-                eprintln!("error: {error}");
-                match error {
+                let code = match &error {
                     show::ShowError::UnknownTable { .. } => ExitCode::Config,
                     show::ShowError::Run(e) => e.exit_code(),
-                }
+                };
+                fail(&error.to_string(), code)
             }
         }),
         Command::Run { config, run: args } => load_plan(&config).map(|plan| {
             telemetry.start(&plan.observability);
             let Some((plan, pipes, partition)) = prepare_run(plan, &args) else { return ExitCode::Config };
+            // Chosen here rather than by the run, so that the final error names it too.
+            let run_id = args
+                .run_id
+                .clone()
+                .or_else(|| pipes.as_ref().and_then(|p| p.floe_run_id().map(str::to_string)))
+                .unwrap_or_else(run::new_run_id);
             let options = RunOptions {
-                run_id: args.run_id.clone(),
+                run_id: Some(run_id.clone()),
                 component_cache: Some(plan.state_dir.join("component-cache")),
                 compiler: commands::compiler(),
                 cancel: Default::default(),
                 partition,
+                parent: pipes.as_ref().and_then(|p| p.parent_run()),
             };
             // SIGTERM/SIGINT stop the run at its next safe point (run/cancel.rs).
             if let Err(error) = options.cancel.install_signal_handlers() {
@@ -92,19 +96,33 @@ fn main() -> ProcessExit {
                     ExitCode::Success
                 }
                 Err(error) => {
-                    eprintln!("error: {error}");
-                    error.exit_code()
+                    let code = error.exit_code();
+                    let step = error.step();
+                    let table = step.and_then(|name| plan.steps.iter().find(|s| s.name.as_str() == name));
+                    let table = table.map(|s| s.target.to_string());
+                    let failure = logging::Failure {
+                        run_id: Some(&run_id),
+                        pipeline: Some(&plan.pipeline),
+                        step,
+                        table: table.as_deref(),
+                    };
+                    logging::report_error(&error.to_string(), code, failure);
+                    code
                 }
             }
         }),
     };
-    let code = code.unwrap_or_else(|errors| {
-        eprintln!("{errors}");
-        ExitCode::Config
-    });
+    let code = code.unwrap_or_else(|errors| fail(&errors.to_string(), ExitCode::Config));
     // Every path ends here: send the last spans, whether the run succeeded or not.
     telemetry.shutdown();
     ProcessExit::from(code.code() as u8)
+}
+
+/// Reports the error a command ends with (see [`logging::report_error`]) and
+/// returns its exit code.
+fn fail(message: &str, code: ExitCode) -> ExitCode {
+    logging::report_error(message, code, Default::default());
+    code
 }
 
 /// Writes a command's output to stdout. A reader that stops early (`| head`)

@@ -392,8 +392,15 @@ fn demo_args<'a>(project: &'a Path, platform_file: &'a Path, state: &'a Path) ->
     ]
 }
 
-fn error_line(stderr: &str) -> &str {
-    stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line:\n{stderr}"))
+/// The final error of a JSON-logging run, as `error: MESSAGE`.
+fn error_line(stderr: &str) -> String {
+    let last = stderr.lines().last().and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok());
+    match last {
+        Some(record) if record["level"] == "ERROR" && record["exit_code"].is_i64() => {
+            format!("error: {}", record["message"].as_str().unwrap())
+        }
+        _ => panic!("no final error record:\n{stderr}"),
+    }
 }
 
 #[test]

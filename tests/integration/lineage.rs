@@ -1,21 +1,18 @@
-//! OpenLineage: the events of real runs, received over HTTP on 127.0.0.1.
-//!
-//! The official 2-0-2 JSON schemas are not shipped by any package on the
-//! registries this project may use (PyPI, npm, crates.io; the Python client
-//! ships only generated classes), so [`check_event`] checks each event against
-//! the structure of the 2-0-2 `RunEvent` and of every facet floe-host emits,
-//! field by field, with the same required fields and types as those schemas.
+//! OpenLineage: the events of real runs, received over HTTP on 127.0.0.1
+//! (or written to a file), each validated against the official 2-0-2 JSON
+//! schemas (`../shared/openlineage/2-0-2`, through `tests/py/lineage_validate.py`
+//! and Python `jsonschema`), facets included.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Run, example, floe_host_with_env, plugin, temp_dir};
+use crate::support::{
+    HttpReceiver, Run, example, floe_host_with_env, openlineage_schemas, plugin, python_json, temp_dir,
+};
 
 const SCHEMA_URL: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent";
 
@@ -32,73 +29,39 @@ const DEMO_STEPS: [(&str, &str); 9] = [
     ("large_orders", "gold.large_orders"),
 ];
 
-/// A collector on 127.0.0.1: records every POST body and answers 201.
-struct Receiver {
-    port: u16,
-    requests: Arc<Mutex<Vec<(String, String)>>>,
-}
+/// A lineage collector on 127.0.0.1.
+struct Receiver(HttpReceiver);
 
 impl Receiver {
     fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let shared = requests.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                if let Some(request) = read_request(stream) {
-                    shared.lock().unwrap().push(request);
-                }
-            }
-        });
-        Receiver { port, requests }
+        Receiver(HttpReceiver::start())
+    }
+
+    fn port(&self) -> u16 {
+        self.0.port
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/api/v1/lineage", self.port)
+        format!("http://127.0.0.1:{}/api/v1/lineage", self.0.port)
     }
 
+    /// Every event received, in order: JSON POSTs to `/api/v1/lineage`.
     fn events(&self) -> Vec<Value> {
-        let requests = self.requests.lock().unwrap();
-        requests
+        self.0
+            .requests()
             .iter()
-            .map(|(path, body)| {
-                assert_eq!(path, "/api/v1/lineage");
-                serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+            .map(|request| {
+                assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/api/v1/lineage"));
+                assert_eq!(request.content_type.as_deref(), Some("application/json"));
+                serde_json::from_slice(&request.body)
+                    .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&request.body)))
             })
             .collect()
     }
-}
 
-/// Reads one HTTP/1.1 POST (request line, headers, Content-Length body) and answers 201.
-fn read_request(stream: TcpStream) -> Option<(String, String)> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
-    let mut length = 0;
-    let mut json = false;
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':')?;
-        match name.to_ascii_lowercase().as_str() {
-            "content-length" => length = value.trim().parse().ok()?,
-            "content-type" => json = value.trim().starts_with("application/json"),
-            _ => {}
-        }
+    fn authorizations(&self) -> Vec<Option<String>> {
+        self.0.requests().iter().map(|r| r.authorization.clone()).collect()
     }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    let mut stream = reader.into_inner();
-    let (status, ok) = if method == "POST" && json { ("201 Created", true) } else { ("400 Bad Request", false) };
-    let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    ok.then(|| (path, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// A platform.yaml over `state` (the embedded-style SQL catalog) sending lineage to `endpoint`.
@@ -173,302 +136,30 @@ fn summary_rows(stdout: &str) -> BTreeMap<String, u64> {
 
 // ---------- structural validation (the 2-0-2 RunEvent and the facets' schemas) ----------
 
-fn is_uuid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-        && groups.iter().all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
-}
-
-/// JSON Schema `format: date-time` (RFC 3339) for what floe-host writes, with a zone.
-fn is_date_time(s: &str) -> bool {
-    let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
-    b.len() >= 20
-        && digits(0..4)
-        && b[4] == b'-'
-        && digits(5..7)
-        && b[7] == b'-'
-        && digits(8..10)
-        && (b[10] == b'T' || b[10] == b't')
-        && digits(11..13)
-        && b[13] == b':'
-        && digits(14..16)
-        && b[16] == b':'
-        && digits(17..19)
-        && (s.ends_with('Z') || s[19..].contains('+') || s[19..].contains('-'))
-}
-
-fn is_uri(s: &str) -> bool {
-    s.split_once(':').is_some_and(|(scheme, rest)| {
-        !scheme.is_empty()
-            && scheme.chars().next().unwrap().is_ascii_alphabetic()
-            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-            && !rest.is_empty()
-            && !s.contains(char::is_whitespace)
-    })
-}
-
-struct Checker<'a> {
-    errors: Vec<String>,
-    event: &'a str,
-}
-
-impl Checker<'_> {
-    fn fail(&mut self, at: &str, what: impl std::fmt::Display) {
-        self.errors.push(format!("{} at {at}: {what}", self.event));
-    }
-
-    fn string<'v>(&mut self, v: &'v Value, at: &str, key: &str) -> Option<&'v str> {
-        match v.get(key) {
-            Some(Value::String(s)) => Some(s),
-            Some(other) => {
-                self.fail(&format!("{at}.{key}"), format!("not a string: {other}"));
-                None
-            }
-            None => {
-                self.fail(at, format!("missing required `{key}`"));
-                None
-            }
-        }
-    }
-
-    fn object<'v>(&mut self, v: &'v Value, at: &str) -> Option<&'v serde_json::Map<String, Value>> {
-        let object = v.as_object();
-        if object.is_none() {
-            self.fail(at, format!("not an object: {v}"));
-        }
-        object
-    }
-
-    fn integer(&mut self, v: &Value, at: &str, key: &str, required: bool) {
-        match v.get(key) {
-            Some(n) if n.is_i64() || n.is_u64() => {}
-            Some(other) => self.fail(&format!("{at}.{key}"), format!("not an integer: {other}")),
-            None if required => self.fail(at, format!("missing required `{key}`")),
-            None => {}
-        }
-    }
-
-    /// BaseFacet: `_producer` (uri) and `_schemaURL` (uri) required; the URL
-    /// must name the facet's own schema.
-    fn facet(&mut self, v: &Value, at: &str, schema: &str) {
-        if self.object(v, at).is_none() {
-            return;
-        }
-        if let Some(p) = self.string(v, at, "_producer") {
-            if !is_uri(p) {
-                self.fail(&format!("{at}._producer"), "not a URI");
-            }
-        }
-        if let Some(url) = self.string(v, at, "_schemaURL") {
-            let expected = format!("/{schema}.json#/$defs/{schema}");
-            if !is_uri(url) || !url.starts_with("https://openlineage.io/spec/facets/") || !url.ends_with(&expected) {
-                self.fail(&format!("{at}._schemaURL"), format!("`{url}` is not the {schema} schema"));
-            }
-        }
-        if let Some(deleted) = v.get("_deleted") {
-            if !deleted.is_boolean() {
-                self.fail(&format!("{at}._deleted"), "not a boolean");
-            }
-        }
-    }
-
-    fn run_facet(&mut self, name: &str, v: &Value, at: &str) {
-        match name {
-            "parent" => {
-                self.facet(v, at, "ParentRunFacet");
-                match v.get("run") {
-                    Some(run) => {
-                        if let Some(id) = self.string(run, &format!("{at}.run"), "runId") {
-                            if !is_uuid(id) {
-                                self.fail(&format!("{at}.run.runId"), "not a UUID");
-                            }
-                        }
-                    }
-                    None => self.fail(at, "missing required `run`"),
-                }
-                match v.get("job") {
-                    Some(job) => {
-                        self.string(job, &format!("{at}.job"), "namespace");
-                        self.string(job, &format!("{at}.job"), "name");
-                    }
-                    None => self.fail(at, "missing required `job`"),
-                }
-            }
-            "processing_engine" => {
-                self.facet(v, at, "ProcessingEngineRunFacet");
-                self.string(v, at, "version");
-                if v.get("name").is_some_and(|n| !n.is_string()) {
-                    self.fail(at, "`name` is not a string");
-                }
-            }
-            "errorMessage" => {
-                self.facet(v, at, "ErrorMessageRunFacet");
-                self.string(v, at, "message");
-                self.string(v, at, "programmingLanguage");
-            }
-            other => self.fail(at, format!("unexpected run facet `{other}`")),
-        }
-    }
-
-    fn job_facet(&mut self, name: &str, v: &Value, at: &str) {
-        match name {
-            "jobType" => {
-                self.facet(v, at, "JobTypeJobFacet");
-                self.string(v, at, "processingType");
-                self.string(v, at, "integration");
-            }
-            "sql" => {
-                self.facet(v, at, "SQLJobFacet");
-                self.string(v, at, "query");
-            }
-            other => self.fail(at, format!("unexpected job facet `{other}`")),
-        }
-    }
-
-    fn dataset(&mut self, v: &Value, at: &str, output: bool) {
-        if self.object(v, at).is_none() {
-            return;
-        }
-        self.string(v, at, "namespace");
-        self.string(v, at, "name");
-        if let Some(facets) = v.get("facets") {
-            for (name, facet) in self.object(facets, &format!("{at}.facets")).into_iter().flatten() {
-                let at = format!("{at}.facets.{name}");
-                match name.as_str() {
-                    "dataSource" => {
-                        self.facet(facet, &at, "DatasourceDatasetFacet");
-                        self.string(facet, &at, "name");
-                        if let Some(uri) = self.string(facet, &at, "uri") {
-                            if !is_uri(uri) {
-                                self.fail(&format!("{at}.uri"), format!("`{uri}` is not a URI"));
-                            }
-                        }
-                    }
-                    "schema" => {
-                        self.facet(facet, &at, "SchemaDatasetFacet");
-                        match facet.get("fields").and_then(Value::as_array) {
-                            Some(fields) => {
-                                for (i, field) in fields.iter().enumerate() {
-                                    let at = format!("{at}.fields[{i}]");
-                                    self.string(field, &at, "name");
-                                    if field.get("type").is_some_and(|t| !t.is_string()) {
-                                        self.fail(&at, "`type` is not a string");
-                                    }
-                                }
-                            }
-                            None => self.fail(&at, "`fields` is not an array"),
-                        }
-                    }
-                    other => self.fail(&at, format!("unexpected dataset facet `{other}`")),
-                }
-            }
-        }
-        if let Some(facets) = v.get("outputFacets") {
-            if !output {
-                self.fail(at, "outputFacets on an input");
-            }
-            for (name, facet) in self.object(facets, &format!("{at}.outputFacets")).into_iter().flatten() {
-                let at = format!("{at}.outputFacets.{name}");
-                match name.as_str() {
-                    "outputStatistics" => {
-                        self.facet(facet, &at, "OutputStatisticsOutputDatasetFacet");
-                        self.integer(facet, &at, "rowCount", false);
-                        self.integer(facet, &at, "size", false);
-                        self.integer(facet, &at, "fileCount", false);
-                    }
-                    other => self.fail(&at, format!("unexpected output facet `{other}`")),
-                }
-            }
-        }
-        if v.get("inputFacets").is_some() && output {
-            self.fail(at, "inputFacets on an output");
-        }
-    }
-}
-
-/// Every way `event` departs from the 2-0-2 RunEvent (required fields, types,
-/// formats, the eventType enum) and from the schemas of its facets.
-fn check_event(event: &Value) -> Vec<String> {
-    let label = format!(
-        "{} {}",
-        event.get("eventType").and_then(Value::as_str).unwrap_or("?"),
-        event.pointer("/job/name").and_then(Value::as_str).unwrap_or("?")
-    );
-    let mut c = Checker { errors: Vec::new(), event: &label };
-    if c.object(event, "$").is_none() {
-        return c.errors;
-    }
-    if let Some(kind) = c.string(event, "$", "eventType") {
-        if !["START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"].contains(&kind) {
-            c.fail("$.eventType", format!("`{kind}` is not in the enum"));
-        }
-    }
-    if let Some(time) = c.string(event, "$", "eventTime") {
-        if !is_date_time(time) {
-            c.fail("$.eventTime", format!("`{time}` is not a date-time"));
-        }
-    }
-    if let Some(producer) = c.string(event, "$", "producer") {
-        if !is_uri(producer) || !producer.starts_with("https://") {
-            c.fail("$.producer", format!("`{producer}` is not a URL"));
-        }
-    }
-    if let Some(url) = c.string(event, "$", "schemaURL") {
-        if url != SCHEMA_URL {
-            c.fail("$.schemaURL", format!("`{url}`"));
-        }
-    }
-    match event.get("run") {
-        Some(run) => {
-            if let Some(id) = c.string(run, "$.run", "runId") {
-                if !is_uuid(id) {
-                    c.fail("$.run.runId", format!("`{id}` is not a UUID"));
-                }
-            }
-            if let Some(facets) = run.get("facets") {
-                for (name, facet) in c.object(facets, "$.run.facets").into_iter().flatten() {
-                    c.run_facet(name, facet, &format!("$.run.facets.{name}"));
-                }
-            }
-        }
-        None => c.fail("$", "missing required `run`"),
-    }
-    match event.get("job") {
-        Some(job) => {
-            c.string(job, "$.job", "namespace");
-            c.string(job, "$.job", "name");
-            if let Some(facets) = job.get("facets") {
-                for (name, facet) in c.object(facets, "$.job.facets").into_iter().flatten() {
-                    c.job_facet(name, facet, &format!("$.job.facets.{name}"));
-                }
-            }
-        }
-        None => c.fail("$", "missing required `job`"),
-    }
-    for (key, output) in [("inputs", false), ("outputs", true)] {
-        if let Some(list) = event.get(key) {
-            match list.as_array() {
-                Some(list) => {
-                    for (i, dataset) in list.iter().enumerate() {
-                        c.dataset(dataset, &format!("$.{key}[{i}]"), output);
-                    }
-                }
-                None => c.fail(&format!("$.{key}"), "not an array"),
-            }
-        }
-    }
-    c.errors
+/// Every event and facet checked against the 2-0-2 schemas: the violations.
+fn violations(events: &[Value]) -> Vec<String> {
+    let dir = temp_dir();
+    let file = dir.path().join("events.jsonl");
+    let lines: Vec<String> = events.iter().map(Value::to_string).collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let schemas = openlineage_schemas();
+    let report = python_json("lineage_validate.py", &[schemas.to_str().unwrap(), file.to_str().unwrap()]);
+    assert_eq!(report["events"].as_u64(), Some(events.len() as u64));
+    report["violations"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
 }
 
 fn assert_all_valid(events: &[Value]) {
-    let errors: Vec<String> = events.iter().flat_map(check_event).collect();
-    assert!(errors.is_empty(), "invalid OpenLineage events:\n{}", errors.join("\n"));
+    let found = violations(events);
+    assert!(found.is_empty(), "{} schema violations:\n{}", found.len(), found.join("\n"));
 }
 
-/// The events of job `name` with type `kind`.
 fn of<'e>(events: &'e [Value], name: &str, kind: &str) -> Vec<&'e Value> {
     events.iter().filter(|e| e["job"]["name"] == name && e["eventType"] == kind).collect()
+}
+
+fn is_uuid_v7(id: &Value) -> bool {
+    let id = id.as_str().unwrap_or("");
+    id.len() == 36 && id.as_bytes()[14] == b'7' && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 
 #[test]
@@ -478,8 +169,12 @@ fn lineage_demo_run_emits_valid_start_and_complete_per_step() {
     let state = dir.path().join("state");
     let platform = platform(dir.path(), &state, &receiver.url());
     let file = dir.path().join("events.jsonl");
-    let (run, _) =
-        run(&example("customer-analytics"), &state, &platform, &[("FLOE_LINEAGE_FILE", file.to_str().unwrap())]);
+    let (run, _) = run(
+        &example("customer-analytics"),
+        &state,
+        &platform,
+        &[("FLOE_LINEAGE_FILE", file.to_str().unwrap()), ("FLOE_RUN_ID", "lineage-demo")],
+    );
     let run = run.expect_code(0);
     let rows = summary_rows(&run.stdout);
     assert_eq!(rows.len(), 9, "{}", run.stdout);
@@ -498,6 +193,14 @@ fn lineage_demo_run_emits_valid_start_and_complete_per_step() {
     assert_eq!((pipeline_start.len(), pipeline_complete.len()), (1, 1));
     let parent_run = pipeline_start[0]["run"]["runId"].as_str().unwrap();
     assert_eq!(pipeline_complete[0]["run"]["runId"], parent_run);
+    assert!(events.iter().all(|e| is_uuid_v7(&e["run"]["runId"])), "run ids are UUIDv7");
+    // floe's own run id rides along, and no Dagster parent without Dagster.
+    let floe_run = &pipeline_start[0]["run"]["facets"]["floe_run"];
+    assert_eq!(
+        (&floe_run["runId"], &floe_run["pipeline"]),
+        (&Value::from("lineage-demo"), &Value::from("customer-analytics"))
+    );
+    assert!(pipeline_start[0]["run"]["facets"].get("parent").is_none());
     assert_eq!(events.first().unwrap()["eventType"], "START");
     assert_eq!(events.last().unwrap()["job"]["name"], "customer-analytics");
 
@@ -520,6 +223,8 @@ fn lineage_demo_run_emits_valid_start_and_complete_per_step() {
         let output = &outputs[0];
         assert_eq!(output["namespace"], warehouse.as_str(), "{job}");
         assert_eq!(output["name"], table, "{job}");
+        assert_eq!(output["facets"]["catalog"]["framework"], "iceberg", "{job}");
+        assert_eq!(complete["run"]["facets"]["floe_step"]["outcome"], "committed", "{job}");
         let stats = &output["outputFacets"]["outputStatistics"];
         assert_eq!(stats["rowCount"].as_u64(), Some(rows[table]), "{job}: rowCount vs the run summary");
         assert!(stats["size"].as_u64().unwrap() > 0, "{job}");
@@ -633,51 +338,133 @@ fn lineage_silent_endpoint_does_not_stall_the_run() {
 }
 
 #[test]
-fn lineage_https_endpoint_is_reported_and_the_run_goes_on() {
+fn lineage_to_an_https_endpoint_is_attempted_and_a_failure_does_not_fail_the_run() {
     let dir = temp_dir();
     let project = small_project(dir.path(), GOOD_SQL);
     let state = dir.path().join("state");
+    // Nothing listens there: the TLS client tries, fails, and the run goes on.
     let platform = platform(dir.path(), &state, "https://127.0.0.1:9/api/v1/lineage");
     let (run, _) = run(&project, &state, &platform, &[]);
     let run = run.expect_code(0);
-    assert!(run.stderr.contains("https:// lineage endpoints are not supported yet"), "{}", run.stderr);
+    assert!(run.stderr.contains("not delivered to https://127.0.0.1:9/api/v1/lineage"), "{}", run.stderr);
+}
+
+/// A rerun of a failed run with the same floe run id is a new OpenLineage
+/// run of the same jobs; the step it skips says so and reports no rows.
+#[test]
+fn lineage_rerun_is_a_new_run_attempt_and_skipped_steps_report_no_rows() {
+    let receiver = Receiver::start();
+    let dir = temp_dir();
+    let project = small_project(dir.path(), BAD_SQL);
+    let state = dir.path().join("state");
+    let platform = platform(dir.path(), &state, &receiver.url());
+    run(&project, &state, &platform, &[("FLOE_RUN_ID", "nightly-1")]).0.expect_code(1);
+    let first = receiver.events();
+    std::fs::write(project.join("models/things.sql"), GOOD_SQL).unwrap();
+    run(&project, &state, &platform, &[("FLOE_RUN_ID", "nightly-1")]).0.expect_code(0);
+    let all = receiver.events();
+    let second = &all[first.len()..];
+    assert_all_valid(&all);
+
+    // One START and one terminal event per attempt; different run ids, same floe run.
+    let start = |events: &[Value]| of(events, "lineage-small", "START")[0].clone();
+    let (a, b) = (start(&first), start(second));
+    assert_eq!(of(&first, "lineage-small", "FAIL").len(), 1);
+    assert_eq!(of(second, "lineage-small", "COMPLETE").len(), 1);
+    assert_eq!(of(&all, "lineage-small", "START").len(), 2);
+    assert_ne!(a["run"]["runId"], b["run"]["runId"], "a rerun is a new run");
+    assert_eq!(a["job"], b["job"], "of the same job");
+    assert_eq!(a["run"]["facets"]["floe_run"]["runId"], "nightly-1");
+    assert_eq!(b["run"]["facets"]["floe_run"]["runId"], "nightly-1");
+
+    // raw_things was committed by the first attempt: skipped, no rows reported.
+    let skipped = of(second, "lineage-small.raw_things", "COMPLETE");
+    assert_eq!(skipped.len(), 1, "{second:#?}");
+    assert_eq!(skipped[0]["run"]["facets"]["floe_step"]["outcome"], "already_committed");
+    assert!(skipped[0]["outputs"][0].get("outputFacets").is_none(), "{:#}", skipped[0]);
+    let written = of(second, "lineage-small.things", "COMPLETE");
+    assert_eq!(written[0]["run"]["facets"]["floe_step"]["outcome"], "committed");
+    assert_eq!(written[0]["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"], 3);
+    assert_eq!(written[0]["run"]["facets"]["parent"]["run"]["runId"], b["run"]["runId"]);
+}
+
+/// The OpenLineage clients' own variables: OPENLINEAGE_URL (with the API
+/// key as a bearer token), the file transport, and OPENLINEAGE_DISABLED.
+#[test]
+fn lineage_follows_the_openlineage_client_variables() {
+    let receiver = Receiver::start();
+    let dir = temp_dir();
+    let project = small_project(dir.path(), GOOD_SQL);
+    let state = dir.path().join("state");
+    // lineage is off in platform.yaml: the environment alone turns it on.
+    let quiet = dir.path().join("quiet.yaml");
+    let text = std::fs::read_to_string(platform(dir.path(), &state, "http://127.0.0.1:9/unused")).unwrap();
+    std::fs::write(&quiet, text.replace("lineage: true", "lineage: false")).unwrap();
+    let base = format!("http://127.0.0.1:{}/", receiver.port());
+    let file = dir.path().join("lineage.jsonl");
+    let env = [
+        ("OPENLINEAGE_URL", base.as_str()),
+        ("OPENLINEAGE_API_KEY", "k3y-for-lineage"),
+        ("OPENLINEAGE__TRANSPORT__TYPE", "file"),
+        ("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", file.to_str().unwrap()),
+    ];
+    let (run1, _) = run(&project, &state, &quiet, &env);
+    let run1 = run1.expect_code(0);
+    assert!(!run1.stderr.contains("k3y-for-lineage"), "the key is never logged: {}", run1.stderr);
+    let events = receiver.events();
+    assert_eq!(events.len(), 6, "{events:#?}");
+    assert!(receiver.authorizations().iter().all(|a| a.as_deref() == Some("Bearer k3y-for-lineage")));
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines, events, "the file transport holds the same events");
+    assert_all_valid(&events);
+
+    // OPENLINEAGE_DISABLED wins over everything.
+    let mut disabled = env.to_vec();
+    disabled.push(("OPENLINEAGE_DISABLED", "true"));
+    run(&project, &state, &quiet, &disabled).0.expect_code(0);
+    assert_eq!(receiver.events().len(), 6, "no event sent when disabled");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 6, "none written either");
 }
 
 #[test]
-fn lineage_checker_rejects_broken_events() {
-    let facet = |schema: &str| {
+fn lineage_validation_rejects_broken_events() {
+    let facet = |schema: &str, version: &str| {
         serde_json::json!({
             "_producer": "https://example.com/p",
-            "_schemaURL": format!("https://openlineage.io/spec/facets/1-0-0/{schema}.json#/$defs/{schema}"),
+            "_schemaURL": format!("https://openlineage.io/spec/facets/{version}/{schema}.json#/$defs/{schema}"),
         })
     };
-    let mut stats = facet("OutputStatisticsOutputDatasetFacet");
+    let mut stats = facet("OutputStatisticsOutputDatasetFacet", "1-0-2");
     stats["rowCount"] = 3.into();
     let valid = serde_json::json!({
         "eventType": "COMPLETE",
         "eventTime": "2026-11-26T15:42:34.123Z",
         "producer": "https://example.com/p",
         "schemaURL": SCHEMA_URL,
-        "run": { "runId": "a1b89c32-efcb-4810-a5af-102eb31aed7d", "facets": {} },
+        "run": { "runId": "019ad8a2-5c1e-7b3a-9f00-3c2d1e0f4a5b", "facets": {} },
         "job": { "namespace": "n", "name": "n.s" },
         "inputs": [],
         "outputs": [{ "namespace": "file", "name": "/x", "outputFacets": { "outputStatistics": stats } }],
     });
-    assert_eq!(check_event(&valid), Vec::<String>::new());
-    let broken: [(&str, Value); 6] = [
+    assert_eq!(violations(std::slice::from_ref(&valid)), Vec::<String>::new());
+    let broken: [(&str, Value); 7] = [
         ("/eventType", "DONE".into()),
         ("/eventTime", "yesterday".into()),
         ("/run/runId", "run-1".into()),
-        ("/schemaURL", "https://openlineage.io/spec/1-0-0/OpenLineage.json".into()),
+        // A UUID, but version 4.
+        ("/run/runId", "a1b89c32-efcb-4810-a5af-102eb31aed7d".into()),
         ("/outputs/0/outputFacets/outputStatistics/rowCount", "3".into()),
         ("/outputs/0/outputFacets/outputStatistics/_producer", Value::Null),
+        // A facet whose schema is not known.
+        ("/outputs/0/outputFacets/outputStatistics/_schemaURL", "https://example.com/Nope.json#/$defs/Nope".into()),
     ];
     for (pointer, value) in broken {
         let mut event = valid.clone();
-        *event.pointer_mut(pointer).unwrap() = value;
-        assert!(!check_event(&event).is_empty(), "{pointer} accepted");
+        *event.pointer_mut(pointer).unwrap() = value.clone();
+        assert!(!violations(&[event]).is_empty(), "{pointer} = {value} accepted");
     }
     let mut event = valid.clone();
     event.as_object_mut().unwrap().remove("job");
-    assert!(!check_event(&event).is_empty(), "missing job accepted");
+    assert!(!violations(&[event]).is_empty(), "missing job accepted");
 }

@@ -12,6 +12,7 @@ mod golden;
 mod guards;
 mod hostile_sql;
 mod lineage;
+mod logs;
 mod partitions;
 mod pipes;
 mod plugin_tool;

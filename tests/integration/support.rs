@@ -67,13 +67,16 @@ pub fn floe_host_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
 /// from the test's own environment; for runs a test spawns and watches.
 pub fn floe_host_command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_floe-host"));
+    // Text logs unless a test asks for JSON (`--log-format json` or `env`):
+    // error texts read as users see them at a terminal.
+    command.env("FLOE_LOG_FORMAT", "text");
     command
         .args(args)
-        .envs(env.iter().copied())
         .env_remove("FLOE_PLATFORM_FILE")
         .env_remove("FLOE_PLATFORM_ENV")
         .env_remove("FLOE_STATE_DIR")
-        .env_remove("FLOE_RUN_ID");
+        .env_remove("FLOE_RUN_ID")
+        .envs(env.iter().copied());
     command
 }
 
@@ -88,6 +91,21 @@ pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{script} printed no JSON ({e}):\n{stdout}"))
+}
+
+/// The official OpenLineage 2-0-2 JSON schemas: `$FLOE_OPENLINEAGE_SCHEMAS`
+/// (scripts/test.sh sets it), else `../shared/openlineage/2-0-2` next to
+/// the repository.
+pub fn openlineage_schemas() -> PathBuf {
+    let dir = std::env::var_os("FLOE_OPENLINEAGE_SCHEMAS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/openlineage/2-0-2"));
+    assert!(
+        dir.join("OpenLineage.json").is_file(),
+        "no OpenLineage schemas at {}: set FLOE_OPENLINEAGE_SCHEMAS to the shared 2-0-2 folder",
+        dir.display()
+    );
+    dir
 }
 
 /// A fresh temporary directory.
@@ -177,4 +195,75 @@ pub fn floe_host_measured(args: &[&str], env: &[(&str, &str)]) -> (Run, u64) {
     let run = Run { code, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() };
     // ru_maxrss is in KiB on Linux.
     (run, usage.ru_maxrss as u64 * 1024)
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 that records every request and answers
+/// `200 OK` to each (one request per connection): a stand-in collector for
+/// lineage and OTLP senders, which only need a listener that answers.
+pub struct HttpReceiver {
+    pub port: u16,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<HttpRequest>>>,
+}
+
+/// One request as [`HttpReceiver`] saw it.
+#[derive(Clone, Debug)]
+pub struct HttpRequest {
+    pub method: String,
+    pub path: String,
+    pub content_type: Option<String>,
+    pub authorization: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl HttpReceiver {
+    pub fn start() -> HttpReceiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let shared = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                if let Some(request) = read_request(stream) {
+                    shared.lock().unwrap().push(request);
+                }
+            }
+        });
+        HttpReceiver { port, requests }
+    }
+
+    pub fn requests(&self) -> Vec<HttpRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// Reads one request (request line, headers, Content-Length body) and answers 200.
+fn read_request(stream: std::net::TcpStream) -> Option<HttpRequest> {
+    use std::io::{BufRead, Read, Write};
+    let mut reader = std::io::BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
+    let (mut length, mut content_type, mut authorization) = (0, None, None);
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':')?;
+        let value = value.trim().to_string();
+        match name.to_ascii_lowercase().as_str() {
+            "content-length" => length = value.parse().ok()?,
+            "content-type" => content_type = Some(value),
+            "authorization" => authorization = Some(value),
+            _ => {}
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    let mut stream = reader.into_inner();
+    let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    Some(HttpRequest { method, path, content_type, authorization, body })
 }

@@ -151,3 +151,100 @@ fn demo_run_exports_one_trace_with_run_step_read_plugin_and_commit_spans() {
         assert!(calls.contains(call), "no `{call}` plugin span: {calls:?}");
     }
 }
+
+/// A `floe-host init` project in `dir`, with a platform.yaml (embedded-style
+/// SQL catalog under `dir/state`) whose `observability` is `observability`.
+fn traced_project(dir: &std::path::Path, observability: &str) -> (String, String) {
+    let project = dir.join("demo");
+    crate::support::floe_host(&["init", project.to_str().unwrap()]).expect_code(0);
+    let state = dir.join("state");
+    let platform = dir.join("platform.yaml");
+    let q = |s: String| serde_json::to_string(&s).unwrap();
+    let yaml = format!(
+        "catalogs:\n  default:\n    type: sql\n    uri: {uri}\n    warehouse: {warehouse}\n\
+         storage:\n  default:\n    type: local\n    root: {warehouse}\n\
+         compute:\n  default:\n    type: duckdb\n\
+         observability:\n{observability}",
+        uri = q(format!("sqlite:{}", state.join("catalog.db").display())),
+        warehouse = q(state.join("warehouse").display().to_string()),
+    );
+    std::fs::write(&platform, yaml).unwrap();
+    (project.display().to_string(), platform.display().to_string())
+}
+
+fn traced_run(project: &str, platform: &str, state: &std::path::Path, env: &[(&str, &str)]) -> crate::support::Run {
+    let args = ["run", project, "--platform", platform, "--state-dir", state.to_str().unwrap()];
+    crate::support::floe_host_with_env(&args, env)
+}
+
+/// The OpenTelemetry SDK's environment conventions, against a local OTLP/HTTP
+/// receiver: traces on by environment alone, off by `OTEL_SDK_DISABLED` or
+/// `OTEL_TRACES_EXPORTER=none` whatever platform.yaml says, the service name
+/// from `OTEL_SERVICE_NAME`, and a failed step's span carrying its error.
+#[test]
+fn otel_environment_switches_and_failed_spans_reach_a_local_collector() {
+    let receiver = crate::support::HttpReceiver::start();
+    let dir = temp_dir();
+    let endpoint = format!("http://127.0.0.1:{}", receiver.port);
+    let (project, quiet) = traced_project(dir.path(), "  traces: false\n");
+    let state = dir.path().join("state");
+    let bodies = || -> Vec<Vec<u8>> {
+        let requests = receiver.requests();
+        for r in &requests {
+            assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/v1/traces"));
+            assert_eq!(r.content_type.as_deref(), Some("application/x-protobuf"));
+        }
+        requests.into_iter().map(|r| r.body).collect()
+    };
+    let contains = |body: &[u8], text: &str| body.windows(text.len()).any(|w| w == text.as_bytes());
+
+    // platform.yaml says no traces; OTEL_TRACES_EXPORTER=otlp says yes.
+    let on = [
+        ("OTEL_TRACES_EXPORTER", "otlp"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_SERVICE_NAME", "floe-nightly"),
+        ("FLOE_RUN_ID", "otel-on"),
+    ];
+    traced_run(&project, &quiet, &state, &on).expect_code(0);
+    let sent = bodies();
+    assert!(!sent.is_empty(), "no spans exported");
+    let all: Vec<u8> = sent.concat();
+    for text in ["floe-nightly", "otel-on", "raw_customers", "gold.daily_revenue"] {
+        assert!(contains(&all, text), "`{text}` is not in the exported spans");
+    }
+
+    // OTEL_SDK_DISABLED wins over OTEL_TRACES_EXPORTER.
+    let mut off = on.to_vec();
+    off.push(("OTEL_SDK_DISABLED", "true"));
+    traced_run(&project, &quiet, &state, &off).expect_code(0);
+    assert_eq!(bodies().len(), sent.len(), "spans sent with OTEL_SDK_DISABLED=true");
+
+    // platform.yaml says traces; OTEL_TRACES_EXPORTER=none says no.
+    let (_, loud) = traced_project(&dir.path().join("loud"), &format!("  traces: true\n  otlp_endpoint: {endpoint}\n"));
+    traced_run(&project, &loud, &state, &[("OTEL_TRACES_EXPORTER", "none")]).expect_code(0);
+    assert_eq!(bodies().len(), sent.len(), "spans sent with OTEL_TRACES_EXPORTER=none");
+
+    // A failed step: its span and the run's carry the error as the status
+    // message, and an `exception` event with it.
+    let model = std::path::Path::new(&project).join("models/stg_orders.sql");
+    let sql = std::fs::read_to_string(&model).unwrap();
+    std::fs::write(&model, sql.replace("status\n", "no_such_column\n")).unwrap();
+    traced_run(&project, &loud, &state, &[("FLOE_RUN_ID", "otel-fail")]).expect_code(2);
+    let failed: Vec<u8> = bodies()[sent.len()..].concat();
+    assert!(contains(&failed, "otel-fail"), "the failed run's spans were not exported");
+    for text in ["no_such_column", "exception", "exception.message"] {
+        assert!(contains(&failed, text), "`{text}` is not in the failed run's spans");
+    }
+}
+
+#[test]
+fn an_unreachable_collector_is_warned_about_once_and_the_run_goes_on() {
+    let dir = temp_dir();
+    let (project, quiet) = traced_project(dir.path(), "  traces: false\n");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let env = [("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())];
+    let run = traced_run(&project, &quiet, &dir.path().join("state"), &env).expect_code(0);
+    assert_eq!(run.stderr.matches("Cannot send traces to the OTLP collector").count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("{endpoint}/v1/traces")), "{}", run.stderr);
+}

@@ -280,7 +280,7 @@ impl Lakehouse {
         // Traced as a `read` span (observe/traces.rs): table, snapshot id,
         // rows (counted as the batches are pulled), bytes.
         let span = tracing::info_span!(crate::observe::traces::READ, %catalog, %table,
-            snapshot_id = Empty, rows = Empty, bytes = Empty, otel.status_code = Empty, otel.status_message = Empty);
+            snapshot_id = Empty, rows = Empty, bytes = Empty, otel.status_code = Empty, otel.status_description = Empty);
         let result: Result<Input, LakehouseError> = async {
             let open = self.catalog(catalog);
             let loaded = open.load_table(table).await?.ok_or_else(|| LakehouseError::NoSuchTable {
@@ -315,7 +315,7 @@ impl Lakehouse {
                 Ok(Input::Batches { schema, batches, bytes })
             }
             Err(error) => {
-                span.record("otel.status_code", "ERROR").record("otel.status_message", error.to_string());
+                crate::observe::traces::fail(&span, &error);
                 Err(error)
             }
         }
@@ -523,7 +523,7 @@ impl Lakehouse {
     ) -> Result<CommitInfo, LakehouseError> {
         let span = tracing::info_span!(crate::observe::traces::COMMIT, %catalog, %table, mode = mode.as_str(),
             snapshot_id = Empty, rows = Empty, files = Empty, bytes = Empty,
-            otel.status_code = Empty, otel.status_message = Empty);
+            otel.status_code = Empty, otel.status_description = Empty);
         let result = commit.instrument(span.clone()).await.map_err(|e| e.on_storage(self.catalog(catalog)));
         match &result {
             Ok(info) => span
@@ -531,7 +531,7 @@ impl Lakehouse {
                 .record("rows", info.rows as i64)
                 .record("files", info.files as i64)
                 .record("bytes", info.bytes as i64),
-            Err(error) => span.record("otel.status_code", "ERROR").record("otel.status_message", error.to_string()),
+            Err(error) => crate::observe::traces::fail(&span, &error),
         };
         result
     }

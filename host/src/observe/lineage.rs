@@ -4,10 +4,18 @@
 //! - Jobs: namespace = `$OPENLINEAGE_NAMESPACE` or the pipeline name; the
 //!   pipeline run is job `<pipeline>`, each step is job `<pipeline>.<step>`
 //!   (the `{dag_id}.{task_id}` pattern of the naming spec), with a `parent`
-//!   run facet pointing at the pipeline run.
+//!   run facet pointing at the pipeline run. When Dagster launched the run,
+//!   the pipeline run's parent is Dagster's run (namespace `dagster`, its job
+//!   name), which is also the `root` of every step run.
+//! - Runs: every process is a new run attempt with fresh UUIDv7 run ids,
+//!   whatever its floe run id; the `floe_run` run facet carries that id
+//!   (and the partition), so the attempts of one floe run can be joined.
 //! - Events: pipeline START at `run_started`, step START at `step_started`,
 //!   COMPLETE at `step_committed`, FAIL (with `errorMessage`) at
-//!   `step_failed`, and pipeline COMPLETE or FAIL at `run_finished`.
+//!   `step_failed`, and pipeline COMPLETE or FAIL at `run_finished`: one
+//!   START and one terminal event per run. A step that wrote nothing (its
+//!   result was already committed by this floe run id, or superseded) still
+//!   completes, with a `floe_step` facet saying so and no `outputStatistics`.
 //! - Datasets (the naming spec has no Iceberg entry, so this follows its
 //!   rule "namespace = the datasource, name = the path within it", and the
 //!   Trino-style `catalog.schema.table` for names):
@@ -19,14 +27,25 @@
 //!     (the spec's "local file system" row).
 //!   A table is named the same whether a step writes or reads it, so the
 //!   graph joins.
-//! - Facets: `processing_engine` and `parent` (run), `jobType` and `sql` (job),
-//!   `dataSource` and `schema` (datasets; the schema of outputs, from the
-//!   committed Arrow schema), `outputStatistics` (rowCount, size, fileCount),
-//!   `errorMessage` on FAIL.
+//! - Facets: `processing_engine`, `parent`, `floe_run`, `floe_step` (run),
+//!   `jobType` and `sql` (job), `dataSource`, `catalog` (the spec's
+//!   CatalogDatasetFacet: framework `iceberg`, the catalog's type and name)
+//!   and `schema` (datasets; the schema of outputs, from the committed Arrow
+//!   schema), `outputStatistics` (rowCount, size, fileCount), `errorMessage`
+//!   on FAIL. The two `floe_*` facets are described by JSON schemas in
+//!   `schemas/lineage/`.
+//! - Transports: HTTP when `observability.lineage` is on (to
+//!   `lineage_endpoint`), or when `OPENLINEAGE_URL` is set (to that URL plus
+//!   `OPENLINEAGE_ENDPOINT`, default `api/v1/lineage`), with
+//!   `Authorization: Bearer $OPENLINEAGE_API_KEY` when that is set; a file
+//!   with `OPENLINEAGE__TRANSPORT__TYPE=file` and
+//!   `OPENLINEAGE__TRANSPORT__LOG_FILE_PATH` (or `FLOE_LINEAGE_FILE`); none
+//!   at all with `OPENLINEAGE_DISABLED=true`. These are the OpenLineage
+//!   clients' own variables.
 //!
 //! Delivery never fails or stalls the run: events go into a bounded queue
 //! (events that do not fit are dropped and counted) and one background thread
-//! POSTs them, each with a 2 s connect timeout, a 5 s read/write timeout and
+//! POSTs them, each with a 2 s connect timeout, a 5 s deadline per request and
 //! up to 3 attempts. After 2 events in a row fail every attempt, the endpoint
 //! is given up on for the rest of the run. At `run_finished` the host waits
 //! at most 5 s for the queue to drain, then logs what was not delivered and
@@ -46,8 +65,8 @@ use arrow_schema::{DataType, Field, SchemaRef};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::http_post::{self, Endpoint, PostError};
-use super::{Observer, RunInfo};
+use super::http_post::{Endpoint, PostError, Poster};
+use super::{Observer, ParentRun, RunInfo};
 use crate::plan::{Action, CatalogSpec, Plan, Step, TableRef};
 use crate::run::{RunError, RunReport, StepReport};
 
@@ -57,6 +76,13 @@ pub const SCHEMA_URL: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json
 pub const FILE_ENV: &str = "FLOE_LINEAGE_FILE";
 /// Environment variable: the job namespace (the OpenLineage clients' own name for it).
 pub const NAMESPACE_ENV: &str = "OPENLINEAGE_NAMESPACE";
+/// The OpenLineage clients' transport variables (see the module docs).
+pub const URL_ENV: &str = "OPENLINEAGE_URL";
+pub const ENDPOINT_ENV: &str = "OPENLINEAGE_ENDPOINT";
+pub const API_KEY_ENV: &str = "OPENLINEAGE_API_KEY";
+pub const DISABLED_ENV: &str = "OPENLINEAGE_DISABLED";
+const TRANSPORT_TYPE_ENV: &str = "OPENLINEAGE__TRANSPORT__TYPE";
+const LOG_FILE_PATH_ENV: &str = "OPENLINEAGE__TRANSPORT__LOG_FILE_PATH";
 
 const FACET_SCHEMA: &str = "https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet";
 const FACET_DATASOURCE: &str =
@@ -69,6 +95,13 @@ const FACET_ENGINE: &str =
     "https://openlineage.io/spec/facets/1-1-1/ProcessingEngineRunFacet.json#/$defs/ProcessingEngineRunFacet";
 const FACET_JOB_TYPE: &str = "https://openlineage.io/spec/facets/2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet";
 const FACET_SQL: &str = "https://openlineage.io/spec/facets/1-1-0/SQLJobFacet.json#/$defs/SQLJobFacet";
+const FACET_CATALOG: &str =
+    "https://openlineage.io/spec/facets/1-1-0/CatalogDatasetFacet.json#/$defs/CatalogDatasetFacet";
+/// floe-host's own facets, described in this repository's `schemas/lineage/`.
+const FACET_FLOE_RUN: &str =
+    concat!(env!("CARGO_PKG_REPOSITORY"), "/blob/main/schemas/lineage/FloeRunFacet.json#/$defs/FloeRunFacet");
+const FACET_FLOE_STEP: &str =
+    concat!(env!("CARGO_PKG_REPOSITORY"), "/blob/main/schemas/lineage/FloeStepFacet.json#/$defs/FloeStepFacet");
 
 /// Delivery bounds (see the module docs).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -79,12 +112,10 @@ const GIVE_UP_AFTER_FAILED_EVENTS: u32 = 2;
 const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 const QUEUE: usize = 1024;
 
-/// The `producer` of every event and facet: floe-host at this version.
+/// The `producer` of every event and facet: floe-host at this version, at
+/// the repository its Cargo.toml declares.
 pub fn producer() -> String {
-    let repo = option_env!("CARGO_PKG_REPOSITORY")
-        .filter(|r| !r.is_empty())
-        .unwrap_or("https://github.com/floe-host/floe-host");
-    format!("{}/tree/v{}", repo.trim_end_matches('/'), env!("CARGO_PKG_VERSION"))
+    format!("{}/tree/v{}", env!("CARGO_PKG_REPOSITORY").trim_end_matches('/'), env!("CARGO_PKG_VERSION"))
 }
 
 /// Emits OpenLineage events for a run.
@@ -99,48 +130,63 @@ pub struct LineageObserver {
 }
 
 impl LineageObserver {
-    /// The observer the plan and environment ask for, if any: HTTP when
-    /// `observability.lineage` is on, a file when `FLOE_LINEAGE_FILE` is set.
+    /// The observer the plan and environment ask for, if any (see the
+    /// module docs for the variables).
     pub fn from_plan(plan: &Plan) -> Option<LineageObserver> {
-        let file = std::env::var_os(FILE_ENV).filter(|f| !f.is_empty()).map(PathBuf::from);
-        let namespace = std::env::var(NAMESPACE_ENV).ok().filter(|n| !n.is_empty());
-        LineageObserver::new(
-            plan,
-            plan.observability.lineage,
-            plan.observability.lineage_endpoint.as_deref(),
-            file,
-            namespace,
-        )
-    }
-
-    /// An observer sending to `endpoint` (when `enabled`) and writing to `file`.
-    pub fn new(
-        plan: &Plan,
-        enabled: bool,
-        endpoint: Option<&str>,
-        file: Option<PathBuf>,
-        namespace: Option<String>,
-    ) -> Option<LineageObserver> {
-        let http = match (enabled, endpoint) {
-            (false, _) => None,
-            (true, None) => {
+        let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        if var(DISABLED_ENV).is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+            return None;
+        }
+        let from_env = var(URL_ENV).map(|base| {
+            let path = var(ENDPOINT_ENV).unwrap_or_else(|| "api/v1/lineage".to_string());
+            format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+        });
+        let http = match (plan.observability.lineage, plan.observability.lineage_endpoint.as_deref(), from_env) {
+            (true, Some(endpoint), _) => Some(endpoint.to_string()),
+            (_, _, Some(url)) => Some(url),
+            (true, None, None) => {
                 tracing::warn!(
-                    "OpenLineage: `observability.lineage` is on but `lineage_endpoint` is not set; no events are sent"
+                    "OpenLineage: `observability.lineage` is on but neither `lineage_endpoint` nor {URL_ENV} is set; \
+                     no events are sent"
                 );
                 None
             }
-            (true, Some(url)) => match Endpoint::parse(url) {
-                Ok(endpoint) => Some(HttpSender::start(endpoint)),
-                Err(error) => {
-                    tracing::error!("OpenLineage: lineage_endpoint {error}; no events are sent");
-                    None
-                }
-            },
+            (false, _, None) => None,
         };
+        let file = var(FILE_ENV).or_else(|| {
+            var(TRANSPORT_TYPE_ENV).filter(|t| t.eq_ignore_ascii_case("file")).and_then(|_| {
+                let path = var(LOG_FILE_PATH_ENV);
+                if path.is_none() {
+                    tracing::warn!(
+                        "OpenLineage: {TRANSPORT_TYPE_ENV}=file needs {LOG_FILE_PATH_ENV}; no file is written"
+                    );
+                }
+                path
+            })
+        });
+        LineageObserver::new(plan, http.as_deref(), var(API_KEY_ENV), file.map(PathBuf::from), var(NAMESPACE_ENV))
+    }
+
+    /// An observer sending to `endpoint` (with `api_key` as a bearer token)
+    /// and appending to `file`; `None` when it has neither.
+    pub fn new(
+        plan: &Plan,
+        endpoint: Option<&str>,
+        api_key: Option<String>,
+        file: Option<PathBuf>,
+        namespace: Option<String>,
+    ) -> Option<LineageObserver> {
+        let http = endpoint.and_then(|url| match Endpoint::parse(url) {
+            Ok(endpoint) => Some(HttpSender::start(endpoint, api_key)),
+            Err(error) => {
+                tracing::error!("OpenLineage: lineage endpoint {error}; no events are sent");
+                None
+            }
+        });
         let file = file.and_then(|path| match File::options().create(true).append(true).open(&path) {
             Ok(f) => Some((path, f)),
             Err(error) => {
-                tracing::warn!("OpenLineage: cannot open {} ({FILE_ENV}): {error}", path.display());
+                tracing::warn!("OpenLineage: cannot open {}: {error}", path.display());
                 None
             }
         });
@@ -222,13 +268,39 @@ impl LineageObserver {
         let mut facets = serde_json::Map::new();
         facets.insert("processing_engine".into(), self.engine_facet());
         if let Some(parent) = self.pipeline_run {
+            let mut fields = json!({
+                "run": { "runId": parent.to_string() },
+                "job": { "namespace": self.namespace, "name": run.pipeline },
+            });
+            // The root of the hierarchy: Dagster's run when it launched this one.
+            if let Some(root) = dagster_parent(run) {
+                fields["root"] = json!({
+                    "run": { "runId": root.run_id },
+                    "job": { "namespace": root.namespace, "name": root.job },
+                });
+            }
+            facets.insert("parent".into(), self.facet(FACET_PARENT, fields));
+        }
+        facets
+    }
+
+    /// The pipeline run's facets: the engine, floe's run id, Dagster's run as the parent.
+    fn pipeline_run_facets(&self, run: &RunInfo) -> serde_json::Map<String, Value> {
+        let mut facets = serde_json::Map::new();
+        facets.insert("processing_engine".into(), self.engine_facet());
+        let mut floe = json!({ "runId": run.run_id, "pipeline": run.pipeline });
+        if let Some(partition) = &run.partition {
+            floe["partition"] = partition.as_str().into();
+        }
+        facets.insert("floe_run".into(), self.facet(FACET_FLOE_RUN, floe));
+        if let Some(parent) = dagster_parent(run) {
             facets.insert(
                 "parent".into(),
                 self.facet(
                     FACET_PARENT,
                     json!({
-                        "run": { "runId": parent.to_string() },
-                        "job": { "namespace": self.namespace, "name": run.pipeline },
+                        "run": { "runId": parent.run_id },
+                        "job": { "namespace": parent.namespace, "name": parent.job },
                     }),
                 ),
             );
@@ -252,13 +324,32 @@ impl LineageObserver {
         (namespace, name, catalog.to_string())
     }
 
+    /// An Iceberg table as a dataset: its name, `dataSource` and `catalog` facets, plus `facets`.
+    fn table(&self, catalog: &str, table: &TableRef, mut facets: serde_json::Map<String, Value>) -> Value {
+        let fields = match self.catalogs.get(catalog) {
+            Some(CatalogSpec::Sql { warehouse, .. }) => {
+                json!({ "framework": "iceberg", "type": "sql", "name": catalog, "warehouseUri": location_uri(warehouse), "source": "floe-host" })
+            }
+            Some(CatalogSpec::Rest(rest)) => {
+                let mut fields = json!({ "framework": "iceberg", "type": "rest", "name": catalog, "metadataUri": rest.uri, "source": "floe-host" });
+                if let Some(warehouse) = rest.warehouse.as_deref().filter(|w| !w.is_empty()) {
+                    fields["warehouseUri"] = warehouse.into();
+                }
+                fields
+            }
+            None => json!({ "framework": "iceberg", "type": "unknown", "name": catalog, "source": "floe-host" }),
+        };
+        facets.insert("catalog".into(), self.facet(FACET_CATALOG, fields));
+        self.dataset(self.table_name(catalog, table), facets)
+    }
+
     fn inputs(&self, step: &Step) -> Vec<Value> {
         let mut inputs: Vec<Value> = Vec::new();
         if let Action::Ingest { source, .. } = &step.action {
             inputs.push(self.dataset(("file".into(), file_dataset_name(source), "file".into()), Default::default()));
         }
         for input in &step.inputs {
-            inputs.push(self.dataset(self.table_name(&input.catalog, &input.table), Default::default()));
+            inputs.push(self.table(&input.catalog, &input.table, Default::default()));
         }
         inputs
     }
@@ -272,15 +363,17 @@ impl LineageObserver {
     }
 
     fn step_run(&mut self, step: &Step) -> Uuid {
-        *self.step_runs.entry(step.name.to_string()).or_insert_with(Uuid::new_v4)
+        *self.step_runs.entry(step.name.to_string()).or_insert_with(Uuid::now_v7)
     }
 }
 
 impl Observer for LineageObserver {
     fn run_started(&mut self, run: &RunInfo, _plan: &Plan) {
-        let run_id = pipeline_run_uuid(&self.namespace, &run.run_id);
+        // A new attempt, a new run: a retry with the same floe run id is
+        // joined to this one through the `floe_run` facet, not the runId.
+        let run_id = Uuid::now_v7();
         self.pipeline_run = Some(run_id);
-        let facets = json!({ "processing_engine": self.engine_facet() });
+        let facets = Value::Object(self.pipeline_run_facets(run));
         let job = self.job(run.pipeline.clone(), "JOB", None);
         let event = self.event("START", run_id, facets, job, vec![], vec![]);
         self.emit(event);
@@ -288,7 +381,7 @@ impl Observer for LineageObserver {
 
     fn step_started(&mut self, run: &RunInfo, step: &Step) {
         let run_id = self.step_run(step);
-        let output = self.dataset(self.table_name(&step.catalog, &step.target), Default::default());
+        let output = self.table(&step.catalog, &step.target, Default::default());
         let event = self.event(
             "START",
             run_id,
@@ -304,17 +397,30 @@ impl Observer for LineageObserver {
         let run_id = self.step_run(step);
         let mut facets = serde_json::Map::new();
         facets.insert("schema".into(), self.facet(FACET_SCHEMA, json!({ "fields": schema_fields(schema.fields()) })));
-        let mut output = self.dataset(self.table_name(&step.catalog, &step.target), facets);
-        output["outputFacets"] = json!({
-            "outputStatistics": self.facet(
-                FACET_OUTPUT_STATISTICS,
-                json!({ "rowCount": report.rows, "size": report.bytes, "fileCount": report.files }),
-            ),
-        });
+        let mut output = self.table(&step.catalog, &step.target, facets);
+        // Rows are reported only when this run wrote them.
+        let outcome = match (report.superseded, report.already_committed) {
+            (true, _) => "superseded",
+            (false, true) => "already_committed",
+            (false, false) => {
+                output["outputFacets"] = json!({
+                    "outputStatistics": self.facet(
+                        FACET_OUTPUT_STATISTICS,
+                        json!({ "rowCount": report.rows, "size": report.bytes, "fileCount": report.files }),
+                    ),
+                });
+                "committed"
+            }
+        };
+        let mut run_facets = self.step_run_facets(run);
+        run_facets.insert(
+            "floe_step".into(),
+            self.facet(FACET_FLOE_STEP, json!({ "outcome": outcome, "snapshotId": report.snapshot_id.to_string() })),
+        );
         let event = self.event(
             "COMPLETE",
             run_id,
-            Value::Object(self.step_run_facets(run)),
+            Value::Object(run_facets),
             self.step_job(run, step),
             self.inputs(step),
             vec![output],
@@ -326,7 +432,7 @@ impl Observer for LineageObserver {
         let run_id = self.step_run(step);
         let mut facets = self.step_run_facets(run);
         facets.insert("errorMessage".into(), self.error_facet(&error.to_string()));
-        let output = self.dataset(self.table_name(&step.catalog, &step.target), Default::default());
+        let output = self.table(&step.catalog, &step.target, Default::default());
         let event = self.event(
             "FAIL",
             run_id,
@@ -339,9 +445,8 @@ impl Observer for LineageObserver {
     }
 
     fn run_finished(&mut self, run: &RunInfo, result: Result<&RunReport, &RunError>) {
-        let run_id = self.pipeline_run.unwrap_or_else(|| pipeline_run_uuid(&self.namespace, &run.run_id));
-        let mut facets = serde_json::Map::new();
-        facets.insert("processing_engine".into(), self.engine_facet());
+        let run_id = *self.pipeline_run.get_or_insert_with(Uuid::now_v7);
+        let mut facets = self.pipeline_run_facets(run);
         let kind = match result {
             Ok(_) => "COMPLETE",
             Err(error) => {
@@ -399,20 +504,10 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// The pipeline run's UUID: `run_id` itself when it is one, otherwise a
-/// stable UUID (version 8) derived from the namespace and run id, so a
-/// retried run with the same `FLOE_RUN_ID` keeps its lineage run.
-pub fn pipeline_run_uuid(namespace: &str, run_id: &str) -> Uuid {
-    if let Ok(uuid) = Uuid::parse_str(run_id) {
-        return uuid;
-    }
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("floe-host/{namespace}/{run_id}").as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x80;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    Uuid::from_bytes(bytes)
+/// Dagster's run, when it launched this one and its id is a UUID (the
+/// parent facet requires one).
+fn dagster_parent(run: &RunInfo) -> Option<&ParentRun> {
+    run.parent.as_ref().filter(|p| Uuid::parse_str(&p.run_id).is_ok())
 }
 
 /// Arrow fields as schema-facet fields, with Iceberg-style type names.
@@ -500,14 +595,17 @@ struct HttpSender {
 }
 
 impl HttpSender {
-    fn start(endpoint: Endpoint) -> HttpSender {
+    fn start(endpoint: Endpoint, api_key: Option<String>) -> HttpSender {
         let (queue, events) = mpsc::sync_channel::<String>(QUEUE);
         let (done_tx, done) = mpsc::channel();
         let stats = Arc::new(Mutex::new(Stats::default()));
         let shared = stats.clone();
         let target = endpoint.clone();
         let spawned = std::thread::Builder::new().name("openlineage".into()).spawn(move || {
-            deliver(&target, &events, &shared);
+            match Poster::new(CONNECT_TIMEOUT, IO_TIMEOUT, api_key) {
+                Ok(poster) => deliver(&poster, &target, &events, &shared),
+                Err(error) => tracing::warn!("OpenLineage: {error}; no events are sent"),
+            }
             let _ = done_tx.send(());
         });
         if let Err(error) = spawned {
@@ -556,7 +654,7 @@ impl HttpSender {
 }
 
 /// The sender thread: POSTs each event with retries until the queue closes.
-fn deliver(endpoint: &Endpoint, events: &Receiver<String>, stats: &Mutex<Stats>) {
+fn deliver(poster: &Poster, endpoint: &Endpoint, events: &Receiver<String>, stats: &Mutex<Stats>) {
     let mut failed_in_a_row = 0;
     let mut event_no = 0u64;
     for body in events {
@@ -568,7 +666,7 @@ fn deliver(endpoint: &Endpoint, events: &Receiver<String>, stats: &Mutex<Stats>)
         let mut attempt = 0;
         let outcome = loop {
             attempt += 1;
-            match http_post::post_json(endpoint, &body, CONNECT_TIMEOUT, IO_TIMEOUT) {
+            match poster.post_json(endpoint, &body) {
                 Ok(_) => break Ok(()),
                 Err(error) if error.retryable() && attempt < ATTEMPTS => {
                     tracing::debug!("OpenLineage: attempt {attempt}/{ATTEMPTS} to {endpoint} failed: {error}");
@@ -618,16 +716,6 @@ mod tests {
         assert_eq!(rfc3339(t), "2026-11-26T15:42:34.123Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
-    }
-
-    #[test]
-    fn pipeline_run_ids_are_uuids_and_stable() {
-        let a = pipeline_run_uuid("demo", "run-1");
-        assert_eq!(a, pipeline_run_uuid("demo", "run-1"));
-        assert_ne!(a, pipeline_run_uuid("demo", "run-2"));
-        assert_eq!(a.get_version_num(), 8);
-        let given = Uuid::new_v4();
-        assert_eq!(pipeline_run_uuid("demo", &given.to_string()), given);
     }
 
     #[test]

@@ -11,6 +11,9 @@ pub mod progress;
 pub mod summary;
 pub mod traces;
 
+/// RFC 3339 UTC timestamps with milliseconds, as lineage events and JSON logs write them.
+pub use lineage::rfc3339;
+
 use std::time::SystemTime;
 
 use arrow_schema::SchemaRef;
@@ -26,6 +29,18 @@ pub struct RunInfo {
     pub started_at: SystemTime,
     /// The partition the run replaces (`--partition`), if any.
     pub partition: Option<String>,
+    /// The orchestrator's run that launched this one (Dagster's), if known.
+    pub parent: Option<ParentRun>,
+}
+
+/// A run of another system that this run belongs to, as OpenLineage's
+/// parent run facet names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParentRun {
+    pub namespace: String,
+    pub job: String,
+    /// A UUID (Dagster's run ids are).
+    pub run_id: String,
 }
 
 /// Receives the events of a run. Every method has an empty default.

@@ -46,6 +46,8 @@ pub enum PipesError {
     ContextFile { path: String, reason: String },
     #[error("Dagster Pipes: the context is malformed: {0}")]
     Context(String),
+    #[error("Dagster Pipes: the context's extras are not what floe-host takes: {0}")]
+    Extras(String),
     #[error(
         "Dagster Pipes: the context asks for {0}, but floe-host runs one partition at a time; \
          launch one run per partition (for example a backfill with a single-run policy per partition)"
@@ -86,6 +88,10 @@ struct Context {
     partition_time_window: Option<Value>,
     #[serde(default)]
     run_id: Option<String>,
+    #[serde(default)]
+    extras: serde_json::Map<String, Value>,
+    #[serde(default)]
+    job_name: Option<String>,
 }
 
 /// The observer that reports a run to Dagster.
@@ -95,6 +101,11 @@ pub struct Pipes {
     /// (then no materializations are reported, only logs).
     asset_keys: Option<Vec<String>>,
     dagster_run_id: Option<String>,
+    /// The run id to use when none is given: `extras.floe_run_id` (the
+    /// code location passes the root run of a re-execution there), else
+    /// Dagster's run id, so a retried run skips what it committed.
+    floe_run_id: Option<String>,
+    dagster_job: Option<String>,
     /// The context's partition key, or else `--partition`.
     partition: Option<String>,
     opened: bool,
@@ -122,6 +133,8 @@ pub fn start(plan: Plan, cli_partition: Option<&str>) -> Result<(Plan, Option<Pi
         channel,
         asset_keys: None,
         dagster_run_id: None,
+        floe_run_id: None,
+        dagster_job: None,
         partition: None,
         opened: false,
         closed: false,
@@ -217,6 +230,20 @@ impl Pipes {
 
     /// Tells Dagster that the run cannot start (a configuration or usage
     /// error found after the context was read).
+    /// The run id Dagster asks for (see the field); `--run-id` wins over it.
+    pub fn floe_run_id(&self) -> Option<&str> {
+        self.floe_run_id.as_deref()
+    }
+
+    /// Dagster's run, as the parent of this one in lineage (namespace `dagster`).
+    pub fn parent_run(&self) -> Option<super::ParentRun> {
+        Some(super::ParentRun {
+            namespace: "dagster".to_string(),
+            job: self.dagster_job.clone().unwrap_or_else(|| "__ASSET_JOB".to_string()),
+            run_id: self.dagster_run_id.clone()?,
+        })
+    }
+
     pub fn refuse(mut self, message: &str) {
         self.open();
         self.close(Some(message), "ConfigError");
@@ -225,6 +252,14 @@ impl Pipes {
     /// Checks the context and narrows the plan to the selected assets.
     fn apply(&mut self, context: Context, plan: &Plan, cli_partition: Option<&str>) -> Result<Plan, PipesError> {
         self.dagster_run_id = context.run_id.clone();
+        self.dagster_job = context.job_name.clone();
+        self.floe_run_id = match context.extras.get("floe_run_id") {
+            Some(Value::String(id)) if !id.trim().is_empty() => Some(id.clone()),
+            Some(other) => {
+                return Err(PipesError::Extras(format!("`floe_run_id` must be a non-empty string, not {other}")));
+            }
+            None => context.run_id.clone(),
+        };
         // A single-partition run also carries a range (that one key) and, for
         // time partitions, a window: the key says it all.
         let partition = match (&context.partition_key, &context.partition_key_range, &context.partition_time_window) {

@@ -44,6 +44,8 @@ pub struct RunOptions {
     /// The partition of this run (`--partition`), for reporting; the plan's
     /// steps already carry it (`Plan::for_partition`).
     pub partition: Option<String>,
+    /// The orchestrator's run that launched this one, for lineage.
+    pub parent: Option<crate::observe::ParentRun>,
 }
 
 /// What one step did.
@@ -193,6 +195,26 @@ impl RunError {
         }
     }
 
+    /// The step that failed, when the error belongs to one.
+    pub fn step(&self) -> Option<&str> {
+        match self {
+            RunError::Plugin(error) => error.step(),
+            RunError::PluginLoad { step, .. }
+            | RunError::PluginChanged { step, .. }
+            | RunError::Streaming { step, .. }
+            | RunError::Source { step, .. }
+            | RunError::EmptySource { step, .. }
+            | RunError::Shrink { step, .. }
+            | RunError::SourceRefused { step, .. }
+            | RunError::Lakehouse { step, .. }
+            | RunError::Compute { step, .. }
+            | RunError::PluginSql { step, .. }
+            | RunError::ModelRefused { step, .. } => Some(step),
+            RunError::Cancelled { abandoned, .. } => abandoned.as_deref(),
+            RunError::Setup(_) | RunError::Config(_) => None,
+        }
+    }
+
     pub fn exit_code(&self) -> ExitCode {
         match self {
             RunError::Plugin(e) | RunError::PluginLoad { source: e, .. } if e.is_contract_violation() => {
@@ -220,6 +242,11 @@ impl RunError {
     }
 }
 
+/// A fresh run id, for a run that was given none (`run-` and 32 hex digits).
+pub fn new_run_id() -> String {
+    format!("run-{}", uuid::Uuid::new_v4().simple())
+}
+
 /// Runs every step of `plan` in order.
 pub fn run(plan: &Plan, options: &RunOptions, observers: &mut Observers) -> Result<RunReport, RunError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -227,10 +254,11 @@ pub fn run(plan: &Plan, options: &RunOptions, observers: &mut Observers) -> Resu
         .build()
         .map_err(|e| RunError::Setup(format!("cannot start the async runtime: {e}")))?;
     let run = RunInfo {
-        run_id: options.run_id.clone().unwrap_or_else(|| format!("run-{}", uuid::Uuid::new_v4().simple())),
+        run_id: options.run_id.clone().unwrap_or_else(new_run_id),
         pipeline: plan.pipeline.clone(),
         started_at: std::time::SystemTime::now(),
         partition: options.partition.clone(),
+        parent: options.parent.clone(),
     };
     // The root span of the run's trace (observe/traces.rs); every step, read,
     // plugin call and commit is a descendant.
@@ -241,13 +269,13 @@ pub fn run(plan: &Plan, options: &RunOptions, observers: &mut Observers) -> Resu
         steps = plan.steps.len() as i64,
         committed = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
-        otel.status_message = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
     );
     observers.run_started(&run, plan);
     let result = runtime.block_on(run_async(plan, options, &run, observers).instrument(span.clone()));
     match &result {
         Ok(report) => span.record("committed", report.steps.len() as i64),
-        Err(error) => span.record("otel.status_code", "ERROR").record("otel.status_message", error.to_string()),
+        Err(error) => crate::observe::traces::fail(&span, &error),
     };
     observers.run_finished(&run, result.as_ref());
     result
@@ -308,7 +336,7 @@ async fn run_async(
             snapshot_id = tracing::field::Empty,
             already_committed = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
-            otel.status_message = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
         );
         crate::observe::progress::step_started(step.name.as_str(), source_size(&step.action));
         let outcome = run_step(&lakehouse, &compute, &mut plugins, &plan.sources, step, &tags, &options.cancel)
@@ -322,7 +350,7 @@ async fn run_async(
                 .record("bytes", info.bytes as i64)
                 .record("snapshot_id", info.snapshot_id)
                 .record("already_committed", info.already_committed),
-            Err(error) => span.record("otel.status_code", "ERROR").record("otel.status_message", error.to_string()),
+            Err(error) => crate::observe::traces::fail(&span, &error),
         };
         let (report, schema) = match outcome {
             Ok((info, schema, usage)) => {

@@ -27,7 +27,7 @@ fn plugin_span(step: &Step, spec: &PluginSpec, call: &'static str) -> tracing::S
     tracing::info_span!(crate::observe::traces::PLUGIN, step = %step.name, plugin = %spec.name,
         plugin_digest = %spec.sha256, call, rows_in = Empty, rows_out = Empty, batches_out = Empty,
         bytes_in = Empty, bytes_out = Empty, pushes = Empty,
-        otel.status_code = Empty, otel.status_message = Empty)
+        otel.status_code = Empty, otel.status_description = Empty)
 }
 
 /// Runs one plugin invocation `call` inside its span, marked failed on error.
@@ -40,7 +40,7 @@ fn in_plugin_span<T, E: std::fmt::Display>(
     let span = plugin_span(step, spec, call);
     let result = span.in_scope(f);
     if let Err(error) = &result {
-        span.record("otel.status_code", "ERROR").record("otel.status_message", error.to_string());
+        crate::observe::traces::fail(&span, &error);
     }
     result
 }

@@ -112,6 +112,33 @@ pub enum SandboxError {
 }
 
 impl SandboxError {
+    /// The step the plugin was running for; `None` for errors of loading
+    /// or compiling a plugin, which belong to no step yet.
+    pub fn step(&self) -> Option<&str> {
+        match self {
+            SandboxError::Engine { .. }
+            | SandboxError::Compile { .. }
+            | SandboxError::CompileLimit { .. }
+            | SandboxError::MissingImport { .. }
+            | SandboxError::Link { .. }
+            | SandboxError::WrongWorld { .. } => None,
+            SandboxError::Trap { step, .. }
+            | SandboxError::Deadline { step, .. }
+            | SandboxError::Budget { step, .. }
+            | SandboxError::Memory { step, .. }
+            | SandboxError::OutputTooLarge { step, .. }
+            | SandboxError::InvalidConfig { step, .. }
+            | SandboxError::InvalidInput { step, .. }
+            | SandboxError::PluginInternal { step, .. }
+            | SandboxError::MalformedOutput { step, .. }
+            | SandboxError::OutputRefused { step, .. }
+            | SandboxError::SchemaChanged { step, .. }
+            | SandboxError::OutputSchema { step, .. }
+            | SandboxError::Input { step, .. }
+            | SandboxError::Sink { step, .. } => Some(step),
+        }
+    }
+
     /// True when the plugin broke its sandbox or the plugin contract (exit
     /// code 3): traps, deadlines, memory, oversized or malformed output,
     /// output that breaks its declared schema, and components that need more
