@@ -12,9 +12,15 @@ if ! rustup target list --installed | grep -qx "$target"; then
     rustup target add "$target"
 fi
 
+# `--demo`: only the plugins the demo pipeline uses (no adversarial ones).
+packages=(--workspace)
+if [[ "${1:-}" == "--demo" ]]; then
+    shift
+    packages=(-p csv-ingest -p pii-mask -p dedup -p sql-filter)
+fi
 CARGO_TARGET_DIR="$FLOE_PLUGINS_TARGET_DIR" \
     cargo build --manifest-path "$FLOE_REPO/plugins/Cargo.toml" \
-    --workspace --release --target "$target" "$@"
+    "${packages[@]}" --release --target "$target" "$@"
 
 out="$FLOE_PLUGINS_TARGET_DIR/$target/release"
 mkdir -p "$FLOE_PLUGIN_DIST"

@@ -9,7 +9,12 @@
 #   (d) the test services (tests/services/install.sh): the rustberg REST catalog
 #       fixture, built once per source change (6-11 min cold), and the IdP's npm
 #       modules; moto_server came with (c).
+#
+# `setup.sh --demo` stops after (b): the demo needs neither the venv nor the
+# test services (scripts/demo.sh).
 set -euo pipefail
+demo_only=false
+[[ "${1:-}" == "--demo" ]] && demo_only=true
 
 # shellcheck source=scripts/env.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/env.sh"
@@ -45,6 +50,10 @@ else
     rm -rf "$tmp"
     trap - EXIT
     say "libduckdb.so $FLOE_DUCKDB_VERSION: installed from npm $FLOE_DUCKDB_NPM into $DUCKDB_LIB_DIR"
+fi
+
+if $demo_only; then
+    exit 0
 fi
 
 # --- (c) Python venv for the cross-engine checks ----------------------------

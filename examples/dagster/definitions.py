@@ -3,9 +3,17 @@
 Every table of the pipeline is an asset (key `layer/table`, e.g.
 `gold/customer_totals`), read from `floe-host plan --json`, so the asset graph
 follows floe.yaml. One subsettable multi-asset launches
-`floe-host run PROJECT` with `PipesSubprocessClient`; floe-host runs only the
+`floe-host run PROJECT` in a Dagster Pipes session; floe-host runs only the
 steps of the selected assets and reports each committed table back as a
-materialization (row count, snapshot id, table, files, bytes, duration).
+materialization (row count, column schema, table name, snapshot id, files,
+bytes, duration), and its log lines to the event log at their levels.
+
+A failed run still materializes the tables it committed before the failure,
+then fails the step; only exit code 1 (a step failed at run time) lets a
+`RetryPolicy` retry it, since 2, 3 and 4 (configuration, plugin, refused
+data) fail the same way every time. floe-host's run id is Dagster's run id,
+or the root run's for a re-execution, so a retry or a re-execution from
+failure skips the steps that were committed and runs the rest.
 
     FLOE_HOST_BIN=/path/to/floe-host dagster dev -f examples/dagster/definitions.py
 
@@ -23,12 +31,71 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 import dagster as dg
 
 DEMO = Path(__file__).resolve().parents[1] / "customer-analytics"
+
+
+# floe-host's exit codes (README, "Exit codes"); only 1 is worth a retry.
+EXIT_CODES = {
+    1: "a step failed at run time; a retry may help",
+    2: "bad configuration or usage; fix floe.yaml or platform.yaml",
+    3: "a plugin broke its sandbox or contract",
+    4: "the data was refused (empty source, too much shrink, corrupt file)",
+    130: "interrupted (SIGINT)",
+    143: "terminated (SIGTERM)",
+}
+
+
+def floe_run_id(context: dg.AssetExecutionContext) -> str:
+    """Dagster's run id, or the root run's when this run re-executes another:
+    floe-host skips the steps that an earlier attempt of the same id committed."""
+    run = context.run
+    return run.root_run_id or run.tags.get("dagster/root_run_id") or run.run_id
+
+
+def run_floe(
+    context: dg.AssetExecutionContext,
+    client: dg.PipesSubprocessClient,
+    command: list[str],
+):
+    """Runs floe-host in a Pipes session. Yields a MaterializeResult for every
+    table it committed, also when it fails, and then raises `dg.Failure`
+    (retryable only for exit code 1).
+
+    `PipesSubprocessClient.run` raises on a non-zero exit before the results
+    are read, which would drop the materializations of committed tables."""
+    with dg.open_pipes_session(
+        context=context,
+        context_injector=client.context_injector,
+        message_reader=client.message_reader,
+        extras={"floe_run_id": floe_run_id(context)},
+    ) as session:
+        process = subprocess.Popen(
+            command,
+            cwd=client.cwd,
+            env={**os.environ, **client.env, **session.get_bootstrap_env_vars()},
+        )
+        try:
+            code = process.wait()
+        except dg.DagsterExecutionInterruptedError:
+            # floe-host stops at its next safe point: no step is half-committed.
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=120)
+            raise
+    # After a failure, only what floe-host reported: Dagster would otherwise
+    # add an empty materialization for every selected asset it did not commit.
+    yield from session.get_results(implicit_materializations=code == 0)
+    if code != 0:
+        raise dg.Failure(
+            description=f"floe-host exited with code {code}: {EXIT_CODES.get(code, 'unexpected exit')}",
+            metadata={"exit_code": code},
+            allow_retries=code == 1,
+        )
 
 
 def floe_plan(binary: str, project: str | os.PathLike, extra_args: list[str] | None = None) -> dict:
@@ -84,7 +151,7 @@ def floe_assets(
         # floe-host reads the selected asset keys (and the partition key) from
         # the Pipes context and runs only their steps; their inputs must
         # already be committed.
-        return pipes_subprocess_client.run(command=command, context=context).get_results()
+        yield from run_floe(context, pipes_subprocess_client, command)
 
     return _floe
 

@@ -71,6 +71,10 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Versions: floe-host, and the DuckDB in it with the extensions it has
+    /// loaded or installed (a release build has parquet and json compiled in
+    /// and never installs one at run time).
+    Version,
     /// JSON Schemas of the configuration files, for editors.
     Schema {
         #[command(subcommand)]

@@ -44,6 +44,22 @@ fn main() -> ProcessExit {
             ExitCode::Success
         }),
         Command::Schema { command: SchemaCommand::Export { file, out_dir } } => Ok(export_schema(file, out_dir)),
+        Command::Version => Ok(match floe_host::compute::engine_report() {
+            Ok((duckdb, extensions)) => {
+                let mut text = format!("floe-host {}\nduckdb {duckdb}\nextensions (loaded or installed):\n", env!("CARGO_PKG_VERSION"));
+                for (name, loaded, installed, mode) in extensions {
+                    let state = match (loaded, installed) {
+                        (true, true) => "loaded, installed",
+                        (true, false) => "loaded",
+                        (false, _) => "installed, not loaded",
+                    };
+                    text.push_str(&format!("  {name:<16} {state:<18} {mode}\n"));
+                }
+                out(&text);
+                ExitCode::Success
+            }
+            Err(error) => fail(&error.to_string(), ExitCode::StepFailed),
+        }),
         Command::Plugin { command } => Ok(plugin_command(command)),
         Command::Init { dir, plugin } => Ok(match floe_host::init::init(&dir, plugin.as_deref()) {
             Ok(files) => {

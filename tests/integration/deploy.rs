@@ -1,6 +1,9 @@
-//! The deployment files (Dockerfile, deploy/kubernetes/) agree with the host:
-//! exit codes in podFailurePolicy, secret_refs mounted where they resolve,
-//! the pipeline's files mounted where floe.yaml refers to them, non-root, limits.
+//! The deployment files (Dockerfile, deploy/kubernetes/, and the Helm chart
+//! in deploy/helm/floe-host as `helm template` renders it) agree with the
+//! host: exit codes in podFailurePolicy, secret_refs mounted where they
+//! resolve, the pipeline's files mounted where floe.yaml refers to them,
+//! non-root, limits, and DuckDB's and the plugins' memory inside the pod's
+//! limit. Every rendered object is valid for Kubernetes (strict schemas).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -9,24 +12,51 @@ use floe_host::config::{FloeFile, PlatformFile};
 use serde::Deserialize;
 use serde_yaml::Value;
 
-use crate::support::repo;
+use crate::support::{python_json, repo};
 
-/// Every document of every manifest in deploy/kubernetes.
+/// Every document of every manifest in deploy/kubernetes, each valid
+/// against the Kubernetes 1.30 schemas in strict mode.
 fn manifests() -> Vec<Value> {
     let dir = repo().join("deploy/kubernetes");
+    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    paths.sort();
+    let mut args = vec!["--files".to_string(), "1.30".to_string()];
+    args.extend(paths.iter().map(|p| p.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let checked = python_json("helm_check.py", &args);
+    let violations = checked["violations"].as_array().unwrap();
+    assert!(violations.is_empty(), "deploy/kubernetes is not valid Kubernetes: {violations:#?}");
     let mut docs = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            let text = std::fs::read_to_string(&path).unwrap();
-            for doc in serde_yaml::Deserializer::from_str(&text) {
-                let value = Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                assert!(value.get("apiVersion").is_some() && value.get("kind").is_some(), "{}", path.display());
-                docs.push(value);
-            }
+    for path in paths {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value = Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(value.get("apiVersion").is_some() && value.get("kind").is_some(), "{}", path.display());
+            docs.push(value);
         }
     }
     docs
+}
+
+/// The chart rendered with `values` (JSON): its objects, each valid against
+/// the Kubernetes 1.30 schemas in strict mode; or the chart's refusal.
+fn helm(values: serde_json::Value) -> Result<Vec<Value>, String> {
+    let out = python_json("helm_check.py", &[&values.to_string(), "1.30"]);
+    if let Some(error) = out.get("error") {
+        return Err(error.as_str().unwrap().to_string());
+    }
+    let violations = out["violations"].as_array().unwrap();
+    assert!(violations.is_empty(), "rendered objects are not valid Kubernetes: {violations:#?}");
+    Ok(serde_yaml::from_str(&out["objects"].to_string()).unwrap())
+}
+
+/// Both ways to deploy: the plain manifests and the chart with its defaults.
+fn deployments() -> [(&'static str, Vec<Value>); 2] {
+    [("deploy/kubernetes", manifests()), ("the Helm chart", helm(serde_json::json!({})).expect("the chart renders"))]
 }
 
 fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
@@ -43,9 +73,12 @@ fn seq(value: &Value) -> &[Value] {
     value.as_sequence().map(Vec::as_slice).unwrap_or(&[])
 }
 
-/// The Job, its pod spec and its one container.
+/// The Job (or a CronJob's job template), its pod spec and its one container.
 fn job(docs: &[Value]) -> (&Value, &Value, &Value) {
-    let job = docs.iter().find(|d| d["kind"] == "Job").expect("a Job in deploy/kubernetes");
+    let job = match docs.iter().find(|d| d["kind"] == "Job") {
+        Some(job) => job,
+        None => &docs.iter().find(|d| d["kind"] == "CronJob").expect("a Job or CronJob")["spec"]["jobTemplate"],
+    };
     let pod = &job["spec"]["template"]["spec"];
     let containers = seq(&pod["containers"]);
     assert_eq!(containers.len(), 1);
@@ -90,8 +123,15 @@ fn env<'a>(container: &'a Value, name: &str) -> &'a str {
 
 #[test]
 fn pod_failure_policy_fails_fast_on_2_3_and_4_and_retries_1() {
-    let docs = manifests();
-    let (job, pod, container) = job(&docs);
+    for (_, docs) in deployments() {
+        pod_failure_policy(&docs);
+    }
+    // The CronJob's jobs too.
+    pod_failure_policy(&helm(serde_json::json!({"schedule": "0 3 * * *"})).unwrap());
+}
+
+fn pod_failure_policy(docs: &[Value]) {
+    let (job, pod, container) = job(docs);
     assert_eq!(pod["restartPolicy"], "Never", "podFailurePolicy needs restartPolicy: Never");
     assert!(job["spec"]["backoffLimit"].as_u64().is_some_and(|n| n >= 1), "backoffLimit");
     let rules = seq(&job["spec"]["podFailurePolicy"]["rules"]);
@@ -124,8 +164,13 @@ fn pod_failure_policy_fails_fast_on_2_3_and_4_and_retries_1() {
 
 #[test]
 fn the_container_runs_floe_host_run_as_non_root_with_limits() {
-    let docs = manifests();
-    let (_, pod, container) = job(&docs);
+    for (_, docs) in deployments() {
+        non_root_with_limits(&docs);
+    }
+}
+
+fn non_root_with_limits(docs: &[Value]) {
+    let (_, pod, container) = job(docs);
     let command: Vec<&str> = seq(&container["command"]).iter().chain(seq(&container["args"])).map(str_of).collect();
     assert!(command[0].ends_with("floe-host") && command[1] == "run", "{command:?}");
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
@@ -149,8 +194,22 @@ fn the_container_runs_floe_host_run_as_non_root_with_limits() {
 
 #[test]
 fn every_secret_ref_of_the_platform_file_is_mounted_where_it_resolves() {
-    let docs = manifests();
-    let (_, pod, container) = job(&docs);
+    for (name, docs) in deployments() {
+        let platform = secret_refs_are_mounted(&docs);
+        if name == "deploy/kubernetes" {
+            let example = std::fs::read_to_string(repo().join("examples/platforms/kubernetes/platform.yaml")).unwrap();
+            assert_eq!(
+                serde_yaml::from_str::<Value>(&platform).unwrap(),
+                serde_yaml::from_str::<Value>(&example).unwrap(),
+                "the ConfigMap carries examples/platforms/kubernetes/platform.yaml"
+            );
+        }
+    }
+}
+
+/// Checks the secret refs of the platform file the Job mounts; returns that file.
+fn secret_refs_are_mounted(docs: &[Value]) -> String {
+    let (_, pod, container) = job(docs);
     // FLOE_PLATFORM_FILE points at the ConfigMap's platform.yaml.
     let platform_file = env(container, "FLOE_PLATFORM_FILE");
     let configs = mounted_files(pod, container, "configMap");
@@ -158,14 +217,8 @@ fn every_secret_ref_of_the_platform_file_is_mounted_where_it_resolves() {
         .iter()
         .find(|(path, _, _)| path == platform_file)
         .unwrap_or_else(|| panic!("FLOE_PLATFORM_FILE={platform_file} is not a mounted ConfigMap file: {configs:?}"));
-    let text = str_of(&find(&docs, "ConfigMap", configmap)["data"][key.as_str()]);
+    let text = str_of(&find(docs, "ConfigMap", configmap)["data"][key.as_str()]);
     let platform: PlatformFile = serde_yaml::from_str(text).expect("the ConfigMap holds a valid platform.yaml");
-    let example = std::fs::read_to_string(repo().join("examples/platforms/kubernetes/platform.yaml")).unwrap();
-    assert_eq!(
-        serde_yaml::from_str::<Value>(text).unwrap(),
-        serde_yaml::from_str::<Value>(&example).unwrap(),
-        "the ConfigMap carries examples/platforms/kubernetes/platform.yaml"
-    );
 
     let refs = platform.secret_refs();
     assert!(refs.len() >= 3, "{refs:?}");
@@ -179,6 +232,43 @@ fn every_secret_ref_of_the_platform_file_is_mounted_where_it_resolves() {
         });
         assert_eq!(secret, reference.secret_ref.split('/').next().unwrap(), "the Secret is named like the ref");
     }
+    text.to_string()
+}
+
+/// MiB in a Kubernetes quantity (`8Gi`, `8192Mi`) or a floe size (`4GiB`, `4096MiB`).
+fn mebibytes(quantity: &str) -> u64 {
+    let floe = if quantity.ends_with('i') { format!("{quantity}B") } else { quantity.to_string() };
+    let bytes = floe_host::config::parse_bytes(&floe).unwrap_or_else(|e| panic!("{quantity}: {e}"));
+    bytes >> 20
+}
+
+/// DuckDB's memory_limit, one plugin's memory_limit and 1 GiB for the host
+/// fit inside the container's memory limit, in both deployments; the chart
+/// sets them from one budget and refuses one that does not fit.
+#[test]
+fn duckdb_and_plugin_memory_are_budgeted_inside_the_pod_limit() {
+    for (name, docs) in deployments() {
+        let (_, pod, container) = job(&docs);
+        let platform_file = env(container, "FLOE_PLATFORM_FILE");
+        let configs = mounted_files(pod, container, "configMap");
+        let (_, configmap, key) = configs.iter().find(|(path, _, _)| path == platform_file).unwrap();
+        let platform: Value =
+            serde_yaml::from_str(str_of(&find(&docs, "ConfigMap", configmap)["data"][key.as_str()])).unwrap();
+        let duckdb = platform["compute"]["default"]["properties"]["memory_limit"].as_str().unwrap_or_else(|| {
+            panic!("{name}: set DuckDB's memory_limit: its default (67% of the limit) leaves no room for plugins")
+        });
+        let plugins = str_of(&platform["plugins"]["memory_limit"]);
+        let limit = str_of(&container["resources"]["limits"]["memory"]);
+        let need = mebibytes(duckdb) + mebibytes(plugins) + 1024;
+        assert!(need <= mebibytes(limit), "{name}: DuckDB {duckdb} + plugins {plugins} + 1GiB host > limit {limit}");
+    }
+    let over = serde_json::json!({"resources": {"memoryMiB": 4096}});
+    let error = helm(over).expect_err("a budget over the limit is refused");
+    assert!(error.contains("= 7168 MiB, more than the pod's memoryMiB (4096)"), "{error}");
+    // A bigger pod moves DuckDB's share with it.
+    let docs = helm(serde_json::json!({"resources": {"memoryMiB": 16384, "duckdbMemoryMiB": 12288}})).unwrap();
+    let config = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    assert!(str_of(&config["data"]["platform.yaml"]).contains("memory_limit: 12288MiB"));
 }
 
 #[test]

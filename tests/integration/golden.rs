@@ -33,7 +33,7 @@ fn invalid_configurations_match_their_golden_errors() {
         let platform = format!("tests/ui/invalid/{case}.platform.yaml");
         let mut command = Command::new(env!("CARGO_BIN_EXE_floe-host"));
         // A clean environment: no secrets, platform variables or log settings leak in.
-        command.env_clear().current_dir(&root).args(["validate", "-f", &floe]);
+        command.env_clear().current_dir(&root).args(["validate", "-f", &floe, "--log-format", "text"]);
         command.args(["--secrets-dir", "tests/ui/secrets", "--state-dir", state.path().to_str().unwrap()]);
         if root.join(&platform).exists() {
             command.args(["--platform", &platform]);

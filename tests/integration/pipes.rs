@@ -95,6 +95,19 @@ fn dagster_materializes_the_demo_and_a_selection() {
     assert_eq!(result["errors"], json!([]));
     let logs = result["logs"].to_string();
     assert!(logs.contains("floe-host run") && logs.contains("committed 9 tables"), "{logs}");
+    // floe's own log lines reach the event log at their levels.
+    assert!(logs.contains("INFO Committed step. step=stg_orders"), "{logs}");
+    assert!(logs.contains("INFO Running step. step=large_orders table=gold.large_orders"), "{logs}");
+    // Column schema and table name metadata, as Dagster's UI shows them.
+    let totals = &result["materialized"]["gold/customer_totals"];
+    assert_eq!(totals["dagster/table_name"], "default.gold.customer_totals");
+    let columns: Vec<(&str, &str)> = totals["dagster/column_schema"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(&columns[..3], [("customer_id", "long"), ("region", "string"), ("order_count", "long")]);
 
     // A selection runs only its steps, on the tables already committed.
     let result = dagster(&example("customer-analytics"), &state, &["gold/customer_totals", "gold/large_orders"]);
@@ -155,16 +168,72 @@ fn a_failing_step_fails_the_dagster_run_with_its_error() {
     broken_project(&dir.path().join("project"));
     let result = dagster(&dir.path().join("project"), &dir.path().join("state"), &[]);
     assert_eq!(result["success"], false, "{result:#}");
-    // bronze.raw_customers did commit, but Dagster drops what a failed Pipes
-    // step reported (PipesSubprocessClient.run raises before get_results).
-    assert_eq!(row_counts(&result), BTreeMap::new());
+    // bronze.raw_customers committed before the failure: it is materialized.
+    assert_eq!(row_counts(&result), BTreeMap::from([("bronze/raw_customers".to_string(), 3)]));
     let errors = result["errors"].to_string();
     // floe-host's exception (the `closed` message) and the exit code.
     let closed = "pipes closed with exception: StepFailed: step `broken`: SQL `";
     assert!(errors.contains(closed) && errors.contains(BROKEN_SQL_ERROR), "{errors}");
-    assert!(errors.contains("External execution process failed with code 1"), "{errors}");
+    assert!(errors.contains("floe-host exited with code 1: a step failed at run time"), "{errors}");
     let logs = result["logs"].to_string();
     assert!(logs.contains("step `broken` (silver.broken) failed") && logs.contains(BROKEN_SQL_ERROR), "{logs}");
+}
+
+/// A Dagster run that fails at step 5 materializes steps 1-4; its
+/// re-execution (tagged with the failed run as its root, as Dagster tags
+/// one) runs as the same floe run, so it skips steps 1-4 and runs the rest.
+#[test]
+fn a_reexecuted_dagster_run_skips_the_steps_its_failed_run_committed() {
+    let dir = temp_dir();
+    let project = dir.path().join("project");
+    copy_tree(&example("customer-analytics"), &project);
+    // The plugins are found relative to the example; point at them.
+    let yaml = fs::read_to_string(project.join("floe.yaml")).unwrap();
+    let dist = plugin("csv_ingest.wasm").parent().unwrap().display().to_string();
+    fs::write(project.join("floe.yaml"), yaml.replace("../../plugins/dist", &dist)).unwrap();
+    let model = project.join("models/customer_totals.sql");
+    let good = fs::read_to_string(&model).unwrap();
+    fs::write(&model, good.replace("count(*)", &format!("count(*) + CAST(error('{BROKEN_SQL_ERROR}') AS BIGINT)")))
+        .unwrap();
+    let state = dir.path().join("state");
+
+    let failed = dagster(&project, &state, &[]);
+    assert_eq!(failed["success"], false, "{failed:#}");
+    let first_four: BTreeMap<String, u64> = DEMO_ROWS[..4].iter().map(|(k, n)| (k.to_string(), *n)).collect();
+    assert_eq!(row_counts(&failed), first_four, "the steps before the failure are materialized");
+
+    fs::write(&model, good).unwrap();
+    let run_id = failed["run_id"].as_str().unwrap();
+    let retried = dagster_with(&project, &state, &[], &["--reexecute", run_id]);
+    assert_eq!(retried["success"], true, "{retried:#}");
+    let expected: BTreeMap<String, u64> = DEMO_ROWS.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+    assert_eq!(row_counts(&retried), expected);
+    for (key, meta) in retried["materialized"].as_object().unwrap() {
+        let skipped = first_four.contains_key(key);
+        assert_eq!(meta["floe_already_committed"], skipped, "{key}: {meta}");
+        // One floe run across both Dagster runs: the failed run's id.
+        assert_eq!(meta["floe_run_id"], run_id, "{key}");
+        if skipped {
+            let before = &failed["materialized"][key]["snapshot_id"];
+            assert_eq!(&meta["snapshot_id"], before, "{key} was not recomputed");
+        }
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == ".floe" {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to.join(&name));
+        } else {
+            fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
 }
 
 /// The Pipes messages among a process's stderr lines.
@@ -195,7 +264,20 @@ fn stderr_channel_for_k8s_sends_messages_in_order() {
     let project = example("customer-analytics");
     let run = floe_host_with_env(&["run", project.to_str().unwrap(), "--state-dir", state.to_str().unwrap()], &env)
         .expect_code(0);
-    let messages = messages(&run.stderr);
+    let all = messages(&run.stderr);
+    // floe's own log lines go to Dagster too, at their levels.
+    let logged: Vec<&str> = all
+        .iter()
+        .filter(|m| m["method"] == "log" && m["params"]["level"] == "INFO")
+        .map(|m| m["params"]["message"].as_str().unwrap())
+        .collect();
+    assert!(logged.contains(&"Running step. step=stg_customers table=silver.stg_customers"), "{logged:#?}");
+    assert!(logged.iter().any(|m| m.starts_with("Committed step. step=raw_customers rows=1055")), "{logged:#?}");
+    // The rest, in order: the session, the run's own summary lines and the materializations.
+    let messages: Vec<Value> = all
+        .into_iter()
+        .filter(|m| m["method"] != "log" || m["params"]["message"].as_str().unwrap().starts_with("floe-host run"))
+        .collect();
     let methods: Vec<&str> = messages.iter().map(|m| m["method"].as_str().unwrap()).collect();
     assert_eq!(
         methods,
@@ -224,7 +306,9 @@ fn stderr_channel_for_k8s_sends_messages_in_order() {
         let mut want = vec![
             "bytes",
             "bytes_in",
+            "dagster/column_schema",
             "dagster/row_count",
+            "dagster/table_name",
             "duration_ms",
             "files",
             "floe_already_committed",

@@ -4,17 +4,22 @@ prints JSON:
 
     {"success": bool, "materialized": {"gold/customer_totals": {"row_count": 989,
       "snapshot_id": ..., "table": "gold.customer_totals", "partition": null, ...}, ...},
-     "errors": [error messages of the failed run], "logs": [Dagster log messages]}
+     "errors": [error messages of the failed run], "logs": ["LEVEL message", ...],
+     "run_id": Dagster's run id}
 
 `partition` is the partition Dagster recorded for the materialization; a
 `partition` in the metadata is floe-host's (it is prefixed `meta_` here).
 
 Usage: dagster_demo.py FLOE_HOST PROJECT --state-dir DIR [--select gold/customer_totals ...]
-           [--partitions KEY,KEY,... --partition KEY]
+           [--partitions KEY,KEY,... --partition KEY] [--reexecute RUN_ID]
+
+`--reexecute` tags the run as Dagster tags a re-execution of RUN_ID
+(`dagster/root_run_id`, `dagster/parent_run_id`).
 """
 
 import argparse
 import json
+import logging
 import os
 import sys
 import warnings
@@ -36,6 +41,16 @@ def error_messages(error):
     return out
 
 
+def plain(value):
+    """A metadata value as JSON: a TableSchema as its columns."""
+    if isinstance(value, dg.TableSchema):
+        return [
+            {"name": c.name, "type": c.type, "nullable": c.constraints.nullable if c.constraints else None}
+            for c in value.columns
+        ]
+    return value
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("floe_host")
@@ -44,6 +59,7 @@ def main():
     parser.add_argument("--select", action="append", help="asset keys like gold/customer_totals")
     parser.add_argument("--partitions", help="static partition keys of the assets, comma-separated")
     parser.add_argument("--partition", help="the partition key to materialize")
+    parser.add_argument("--reexecute", help="the run this one re-executes")
     args = parser.parse_args()
 
     partitions_def = dg.StaticPartitionsDefinition(args.partitions.split(",")) if args.partitions else None
@@ -60,6 +76,9 @@ def main():
             instance=instance,
             raise_on_error=False,
             partition_key=args.partition,
+            tags={"dagster/root_run_id": args.reexecute, "dagster/parent_run_id": args.reexecute}
+            if args.reexecute
+            else None,
         )
         materialized = {}
         for event in result.get_asset_materialization_events():
@@ -67,7 +86,7 @@ def main():
             materialized[mat.asset_key.to_user_string()] = {
                 "row_count": mat.metadata["dagster/row_count"].value,
                 **{
-                    ("meta_" if k == "partition" else "") + k: v.value
+                    ("meta_" if k == "partition" else "") + k: plain(v.value)
                     for k, v in mat.metadata.items()
                     if k != "dagster/row_count"
                 },
@@ -82,8 +101,16 @@ def main():
                 data = event.engine_event_data
                 if data is not None and data.error is not None:
                     errors += [f"{event.message}: {m}" for m in error_messages(data.error)]
-        logs = [entry.user_message for entry in entries if entry.dagster_event is None]
-        result_json = {"success": result.success, "materialized": materialized, "errors": errors, "logs": logs}
+        logs = [
+            f"{logging.getLevelName(entry.level)} {entry.user_message}" for entry in entries if entry.dagster_event is None
+        ]
+        result_json = {
+            "success": result.success,
+            "materialized": materialized,
+            "errors": errors,
+            "logs": logs,
+            "run_id": result.run_id,
+        }
     json_out.write(json.dumps(result_json) + "\n")
     json_out.flush()
 

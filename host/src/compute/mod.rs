@@ -585,3 +585,26 @@ mod tests {
         let _ = std::fs::remove_dir_all(&temp);
     }
 }
+
+/// DuckDB as this binary has it: its version, and every extension it has
+/// loaded or installed, with how (`STATICALLY_LINKED`, `REPOSITORY`, ...),
+/// for `floe-host version`. A release build shows parquet and json loaded
+/// and statically linked, and nothing installed.
+pub fn engine_report() -> Result<(String, Vec<(String, bool, bool, String)>), ComputeError> {
+    let session = Session::open(&DuckdbProperties::default())?;
+    let setup = |e: duckdb::Error| ComputeError::Setup(format!("cannot read DuckDB's extensions: {e}"));
+    let version: String = session.conn().query_row("SELECT version()", [], |row| row.get(0)).map_err(setup)?;
+    let mut statement = session
+        .conn()
+        .prepare(
+            "SELECT extension_name, loaded, installed, coalesce(CAST(install_mode AS VARCHAR), '') \
+             FROM duckdb_extensions() WHERE loaded OR installed ORDER BY extension_name",
+        )
+        .map_err(setup)?;
+    let rows = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+        .map_err(setup)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(setup)?;
+    Ok((version, rows))
+}

@@ -28,11 +28,14 @@ pub fn init_logging(format: LogFormat) -> Telemetry {
         reload,
     };
     let directives = std::env::var("FLOE_LOG").or_else(|_| std::env::var("RUST_LOG")).ok();
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(filter_directives(directives.as_deref())).unwrap_or_else(|error| {
-            eprintln!("warning: FLOE_LOG/RUST_LOG is not a valid filter ({error}); logging at the default level");
-            tracing_subscriber::EnvFilter::new(filter_directives(None))
-        });
+    let directives = filter_directives(directives.as_deref());
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|error| {
+        eprintln!("warning: FLOE_LOG/RUST_LOG is not a valid filter ({error}); logging at the default level");
+        tracing_subscriber::EnvFilter::new(filter_directives(None))
+    });
+    // The same filter for the lines that go to Dagster's event log.
+    let dagster_filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter_directives(None)));
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,
@@ -71,7 +74,13 @@ pub fn init_logging(format: LogFormat) -> Telemetry {
     } else {
         fmt.with_filter(FilterExt::and(filter, events_only)).boxed()
     };
-    tracing_subscriber::registry().with(traces.with_filter(floe_host::observe::traces::targets())).with(logs).init();
+    let dagster = floe_host::observe::pipes_log::PipesLogs
+        .with_filter(FilterExt::and(dagster_filter, filter_fn(|meta| meta.is_event())));
+    tracing_subscriber::registry()
+        .with(traces.with_filter(floe_host::observe::traces::targets()))
+        .with(logs)
+        .with(dagster)
+        .init();
     Telemetry { handle, provider: None }
 }
 

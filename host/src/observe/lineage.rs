@@ -516,40 +516,11 @@ fn schema_fields(fields: &arrow_schema::Fields) -> Vec<Value> {
 }
 
 fn schema_field(field: &Field) -> Value {
-    let mut out = json!({ "name": field.name(), "type": type_name(field.data_type()) });
+    let mut out = json!({ "name": field.name(), "type": super::iceberg_type_name(field.data_type()) });
     if let DataType::Struct(children) = field.data_type() {
         out["fields"] = Value::Array(schema_fields(children));
     }
     out
-}
-
-fn type_name(data_type: &DataType) -> String {
-    match data_type {
-        DataType::Boolean => "boolean".into(),
-        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 => "int".into(),
-        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => "long".into(),
-        DataType::Float16 | DataType::Float32 => "float".into(),
-        DataType::Float64 => "double".into(),
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "binary".into(),
-        DataType::FixedSizeBinary(n) => format!("fixed[{n}]"),
-        DataType::Date32 | DataType::Date64 => "date".into(),
-        DataType::Time32(_) | DataType::Time64(_) => "time".into(),
-        DataType::Timestamp(_, None) => "timestamp".into(),
-        DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
-        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("decimal({p},{s})"),
-        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-            format!("list<{}>", type_name(f.data_type()))
-        }
-        DataType::Map(entries, _) => match entries.data_type() {
-            DataType::Struct(kv) if kv.len() == 2 => {
-                format!("map<{},{}>", type_name(kv[0].data_type()), type_name(kv[1].data_type()))
-            }
-            other => format!("map<{other}>"),
-        },
-        DataType::Struct(_) => "struct".into(),
-        other => other.to_string().to_lowercase(),
-    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).

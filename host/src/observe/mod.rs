@@ -7,6 +7,7 @@
 mod http_post;
 pub mod lineage;
 pub mod pipes;
+pub mod pipes_log;
 pub mod progress;
 pub mod summary;
 pub mod traces;
@@ -16,7 +17,7 @@ pub use lineage::rfc3339;
 
 use std::time::SystemTime;
 
-use arrow_schema::SchemaRef;
+use arrow_schema::{DataType, SchemaRef};
 
 use crate::plan::{Plan, Step};
 use crate::run::{RunError, RunReport, StepReport};
@@ -80,5 +81,36 @@ impl Observers {
 
     pub fn run_finished(&mut self, run: &RunInfo, result: Result<&RunReport, &RunError>) {
         self.0.iter_mut().for_each(|o| o.run_finished(run, result));
+    }
+}
+
+/// An Arrow type by its Iceberg name (`long`, `decimal(12,2)`,
+/// `timestamptz`), as lineage facets and Dagster column schemas show it.
+pub(crate) fn iceberg_type_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Boolean => "boolean".into(),
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 => "int".into(),
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => "long".into(),
+        DataType::Float16 | DataType::Float32 => "float".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "binary".into(),
+        DataType::FixedSizeBinary(n) => format!("fixed[{n}]"),
+        DataType::Date32 | DataType::Date64 => "date".into(),
+        DataType::Time32(_) | DataType::Time64(_) => "time".into(),
+        DataType::Timestamp(_, None) => "timestamp".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("decimal({p},{s})"),
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            format!("list<{}>", iceberg_type_name(f.data_type()))
+        }
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => {
+                format!("map<{},{}>", iceberg_type_name(kv[0].data_type()), iceberg_type_name(kv[1].data_type()))
+            }
+            other => format!("map<{other}>"),
+        },
+        DataType::Struct(_) => "struct".into(),
+        other => other.to_string().to_lowercase(),
     }
 }

@@ -68,11 +68,32 @@ pub enum PipesError {
 
 /// Where messages go.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Channel {
+pub(super) enum Channel {
     /// Append one JSON line per message.
     File(PathBuf),
     Stderr,
     Stdout,
+}
+
+impl Channel {
+    /// Writes one message, as one line in one write, so that messages from
+    /// several threads (the run's, the log forwarder's) never interleave.
+    pub(super) fn send(&self, method: &str, params: Value) -> std::io::Result<()> {
+        let message = json!({"__dagster_pipes_version": PROTOCOL_VERSION, "method": method, "params": params});
+        let line = format!("{message}\n");
+        match self {
+            Channel::File(path) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| f.write_all(line.as_bytes())),
+            Channel::Stderr => std::io::stderr().lock().write_all(line.as_bytes()),
+            Channel::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(line.as_bytes()).and_then(|()| out.flush())
+            }
+        }
+    }
 }
 
 /// The parts of `PipesContextData` floe-host uses.
@@ -129,6 +150,8 @@ pub fn start(plan: Plan, cli_partition: Option<&str>) -> Result<(Plan, Option<Pi
         (Some(c), Some(m)) => (c, m),
     };
     let channel = channel(&decode_param(MESSAGES_ENV, &messages_var)?)?;
+    // floe's own log lines go to Dagster's event log from here on.
+    super::pipes_log::forward_to(channel.clone());
     let mut pipes = Pipes {
         channel,
         asset_keys: None,
@@ -284,23 +307,7 @@ impl Pipes {
     }
 
     fn send(&mut self, method: &str, params: Value) {
-        let message = json!({"__dagster_pipes_version": PROTOCOL_VERSION, "method": method, "params": params});
-        let line = format!("{message}\n");
-        let written = match &self.channel {
-            Channel::File(path) => std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .and_then(|mut f| f.write_all(line.as_bytes())),
-            // One write per line under the stream's lock, so that log lines
-            // from other threads never split a message.
-            Channel::Stderr => std::io::stderr().lock().write_all(line.as_bytes()),
-            Channel::Stdout => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(line.as_bytes()).and_then(|()| out.flush())
-            }
-        };
-        if let Err(error) = written {
+        if let Err(error) = self.channel.send(method, params) {
             if !self.warned {
                 self.warned = true;
                 tracing::warn!(%error, channel = ?self.channel, "Cannot send Dagster Pipes messages; the run goes on.");
@@ -360,7 +367,7 @@ impl Observer for Pipes {
         );
     }
 
-    fn step_committed(&mut self, run: &RunInfo, step: &Step, report: &StepReport, _schema: &SchemaRef) {
+    fn step_committed(&mut self, run: &RunInfo, step: &Step, report: &StepReport, schema: &SchemaRef) {
         let key = asset_key_of(step);
         if !self.asset_keys.as_ref().is_some_and(|keys| keys.contains(&key)) {
             // Dagster runs an op, not these assets: a log line is all it can take.
@@ -384,6 +391,8 @@ impl Observer for Pipes {
             "floe_run_id": {"raw_value": run.run_id, "type": "text"},
             "floe_already_committed": {"raw_value": report.already_committed, "type": "bool"},
             "floe_superseded": {"raw_value": report.superseded, "type": "bool"},
+            "dagster/table_name": {"raw_value": format!("{}.{}", step.catalog, report.table), "type": "text"},
+            "dagster/column_schema": {"raw_value": column_schema(schema), "type": "table_schema"},
         });
         // Dagster records the run's partition with the materialization; the
         // metadata says which partition of the table was replaced.
@@ -425,6 +434,23 @@ impl Observer for Pipes {
             Err(error) => self.close(Some(&error.to_string()), &format!("{:?}", error.exit_code())),
         }
     }
+}
+
+/// A table's columns as Dagster's `TableSchema` (Pipes' `table_schema`
+/// metadata), with Iceberg type names.
+fn column_schema(schema: &SchemaRef) -> Value {
+    let columns: Vec<Value> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            json!({
+                "name": f.name(),
+                "type": super::iceberg_type_name(f.data_type()),
+                "constraints": {"nullable": f.is_nullable(), "unique": false, "other": []},
+            })
+        })
+        .collect();
+    json!({ "columns": columns })
 }
 
 impl Drop for Pipes {
