@@ -468,3 +468,42 @@ fn lineage_validation_rejects_broken_events() {
     event.as_object_mut().unwrap().remove("job");
     assert!(!violations(&[event]).is_empty(), "missing job accepted");
 }
+
+/// Launched by Dagster (real Dagster, through Pipes), the pipeline run's
+/// parent is Dagster's run, which is also the root of every step run; the
+/// events validate like any others.
+#[test]
+fn lineage_of_a_dagster_launched_run_has_dagster_s_run_as_parent() {
+    let dir = temp_dir();
+    let project = small_project(dir.path(), GOOD_SQL);
+    let state = dir.path().join("state");
+    let file = dir.path().join("lineage.jsonl");
+    let bin = env!("CARGO_BIN_EXE_floe-host");
+    let args = [
+        bin,
+        project.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--lineage-file",
+        file.to_str().unwrap(),
+    ];
+    let result = python_json("dagster_demo.py", &args);
+    assert_eq!(result["success"], true, "{result:#}");
+    let dagster_run = result["run_id"].as_str().unwrap();
+    let events: Vec<Value> =
+        std::fs::read_to_string(&file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 6, "{events:#?}");
+    assert_all_valid(&events);
+    let start = of(&events, "lineage-small", "START")[0];
+    let parent = &start["run"]["facets"]["parent"];
+    assert_eq!(parent["run"]["runId"], dagster_run);
+    assert_eq!(parent["job"]["namespace"], "dagster");
+    assert!(parent["job"]["name"].as_str().is_some_and(|n| !n.is_empty()), "{parent}");
+    // floe's run id is Dagster's too.
+    assert_eq!(start["run"]["facets"]["floe_run"]["runId"], dagster_run);
+    for event in of(&events, "lineage-small.things", "COMPLETE") {
+        let facet = &event["run"]["facets"]["parent"];
+        assert_eq!(facet["run"]["runId"], start["run"]["runId"], "a step's parent is the pipeline run");
+        assert_eq!(facet["root"]["run"]["runId"], dagster_run, "and its root is Dagster's run");
+    }
+}

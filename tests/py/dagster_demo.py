@@ -11,7 +11,7 @@ prints JSON:
 `partition` in the metadata is floe-host's (it is prefixed `meta_` here).
 
 Usage: dagster_demo.py FLOE_HOST PROJECT --state-dir DIR [--select gold/customer_totals ...]
-           [--partitions KEY,KEY,... --partition KEY] [--reexecute RUN_ID]
+           [--partitions KEY,KEY,... --partition KEY] [--reexecute RUN_ID] [--lineage-file F]
 
 `--reexecute` tags the run as Dagster tags a re-execution of RUN_ID
 (`dagster/root_run_id`, `dagster/parent_run_id`).
@@ -60,7 +60,11 @@ def main():
     parser.add_argument("--partitions", help="static partition keys of the assets, comma-separated")
     parser.add_argument("--partition", help="the partition key to materialize")
     parser.add_argument("--reexecute", help="the run this one re-executes")
+    parser.add_argument("--lineage-file", help="floe-host appends its OpenLineage events here")
     args = parser.parse_args()
+    if args.lineage_file:
+        # PipesSubprocessClient passes this process's environment on to floe-host.
+        os.environ["FLOE_LINEAGE_FILE"] = args.lineage_file
 
     partitions_def = dg.StaticPartitionsDefinition(args.partitions.split(",")) if args.partitions else None
     assets = floe_assets(args.floe_host, args.project, state_dir=args.state_dir, partitions_def=partitions_def)
