@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
-# floe-host release image: the static binary (DuckDB compiled in, `--features
-# bundled`) and the bundled plugin components, on a small Debian base, running
-# as a non-root user.
+# floe-host release image: the release binary, DuckDB's official shared
+# library (the build the test suite runs against, with its parquet, json and
+# icu extensions compiled in, so nothing is ever installed at run time) and
+# the bundled plugin components, on a small Debian base, running as a
+# non-root user. scripts/release-check.sh checks this layout offline.
 #
 #   docker build -t floe-host:dev .
 #   docker run --rm floe-host:dev --help
@@ -10,8 +12,9 @@
 # looks there, next to the binary). Pipelines may instead refer to components
 # mounted from a volume (any absolute path in floe.yaml); pin them with sha256.
 #
-# Building the bundled DuckDB compiles its C++ sources: expect ~2,100
-# CPU-seconds for the builder stage on a cold cache.
+# `--features bundled` would compile DuckDB from source into one static file
+# (~2,100 CPU-seconds more) but without icu: libduckdb-sys ships no ICU
+# source.
 
 ARG RUST_VERSION=1.95
 
@@ -20,7 +23,10 @@ WORKDIR /src
 ENV CARGO_TARGET_DIR=/build/target \
     FLOE_PLUGINS_TARGET_DIR=/build/plugins-target \
     FLOE_CACHE=/build/cache
-RUN rustup target add wasm32-wasip2
+RUN rustup target add wasm32-wasip2 \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends npm \
+    && rm -rf /var/lib/apt/lists/*
 COPY . .
 # The plugins (a separate wasm32-wasip2 workspace) into plugins/dist; only the
 # real ones ship, not the adversarial test components (evil_*).
@@ -30,11 +36,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && mkdir -p /out/plugins \
     && cp plugins/dist/*.wasm /out/plugins/ \
     && rm -f /out/plugins/evil_*.wasm
-# The host with DuckDB linked statically: no libduckdb.so at run time.
+# DuckDB's official libduckdb.so (from npm, pinned in scripts/env.sh), then
+# the host linked against it.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/build/target \
-    cargo build --locked --release -p floe-host --features bundled \
-    && install -D -m 0755 /build/target/release/floe-host /out/floe-host
+    scripts/setup.sh --demo \
+    && cargo build --locked --release -p floe-host \
+    && install -D -m 0755 /build/target/release/floe-host /out/floe-host \
+    && install -D -m 0644 /build/cache/duckdb/*/libduckdb.so /out/lib/libduckdb.so
 
 FROM debian:bookworm-slim AS runtime
 # ca-certificates: TLS to catalogs and object stores. libstdc++ (DuckDB) and
@@ -44,6 +53,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 floe \
     && useradd --system --uid 10001 --gid floe --home-dir /nonexistent --shell /usr/sbin/nologin floe
+COPY --from=builder /out/lib/libduckdb.so /usr/local/lib/libduckdb.so
+RUN ldconfig
 COPY --from=builder /out/floe-host /usr/local/bin/floe-host
 COPY --from=builder /out/plugins/ /usr/local/share/floe-host/plugins/
 # Writable places: mount emptyDirs here when the root filesystem is read-only.

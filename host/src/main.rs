@@ -46,14 +46,13 @@ fn main() -> ProcessExit {
         Command::Schema { command: SchemaCommand::Export { file, out_dir } } => Ok(export_schema(file, out_dir)),
         Command::Version => Ok(match floe_host::compute::engine_report() {
             Ok((duckdb, extensions)) => {
-                let mut text = format!("floe-host {}\nduckdb {duckdb}\nextensions (loaded or installed):\n", env!("CARGO_PKG_VERSION"));
-                for (name, loaded, installed, mode) in extensions {
-                    let state = match (loaded, installed) {
-                        (true, true) => "loaded, installed",
-                        (true, false) => "loaded",
-                        (false, _) => "installed, not loaded",
-                    };
-                    text.push_str(&format!("  {name:<16} {state:<18} {mode}\n"));
+                let mut text = format!(
+                    "floe-host {}\nduckdb {duckdb}\nextensions (loaded or installed; STATICALLY_LINKED = compiled in):\n",
+                    env!("CARGO_PKG_VERSION")
+                );
+                for (name, loaded, _, mode) in extensions {
+                    let state = if loaded { "loaded" } else { "not loaded" };
+                    text.push_str(&format!("  {name:<16} {state:<11} {mode}\n"));
                 }
                 out(&text);
                 ExitCode::Success
