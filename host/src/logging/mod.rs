@@ -28,14 +28,14 @@ pub fn init_logging(format: LogFormat) -> Telemetry {
         reload,
     };
     let directives = std::env::var("FLOE_LOG").or_else(|_| std::env::var("RUST_LOG")).ok();
-    let directives = filter_directives(directives.as_deref());
-    let filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|error| {
+    let mut directives = filter_directives(directives.as_deref());
+    if let Err(error) = tracing_subscriber::EnvFilter::try_new(&directives) {
         eprintln!("warning: FLOE_LOG/RUST_LOG is not a valid filter ({error}); logging at the default level");
-        tracing_subscriber::EnvFilter::new(filter_directives(None))
-    });
+        directives = filter_directives(None);
+    }
+    let filter = tracing_subscriber::EnvFilter::new(&directives);
     // The same filter for the lines that go to Dagster's event log.
-    let dagster_filter = tracing_subscriber::EnvFilter::try_new(&directives)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter_directives(None)));
+    let dagster_filter = tracing_subscriber::EnvFilter::new(&directives);
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,
