@@ -47,3 +47,17 @@ cargo test --workspace --no-fail-fast "$@"
 echo "==> pipeline benchmark check (20k orders, debug build)"
 cargo build -p floe-bench -p floe-datagen -p floe-host
 "$CARGO_TARGET_DIR/debug/floe-bench" pipeline --orders 20k --validate-runs 3 --work "$FLOE_CACHE/bench/ci"
+
+# The README's first command, as a new user runs it: its own build (the `demo`
+# profile without S3, TLS and OTLP) must keep building, and its run must write
+# the gold tables the integration tests check in depth.
+echo "==> the demo command (scripts/demo.sh)"
+demo_log="$FLOE_CACHE/demo.log"
+scripts/demo.sh | tee "$demo_log"
+for expected in 'customer_totals +gold\.customer_totals +989 ' 'daily_revenue +gold\.daily_revenue +455 ' \
+    'large_orders +gold\.large_orders +366 '; do
+    if ! grep -Eq "^$expected" "$demo_log"; then
+        echo "test: the demo's summary has no line matching /$expected/ (see $demo_log)" >&2
+        exit 1
+    fi
+done

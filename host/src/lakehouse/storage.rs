@@ -9,7 +9,6 @@ use iceberg::io::{
     FileIO, FileIOBuilder, LocalFsStorageFactory, S3_ACCESS_KEY_ID, S3_ENDPOINT, S3_PATH_STYLE_ACCESS, S3_REGION,
     S3_SECRET_ACCESS_KEY, StorageFactory,
 };
-use iceberg_storage_opendal::OpenDalStorageFactory;
 
 use crate::plan::StorageSpec;
 
@@ -33,9 +32,22 @@ pub(super) fn factory(spec: &StorageSpec) -> (Arc<dyn StorageFactory>, HashMap<S
                 props.insert(S3_ACCESS_KEY_ID.to_string(), keys.access_key_id.expose().to_string());
                 props.insert(S3_SECRET_ACCESS_KEY.to_string(), keys.secret_access_key.expose().to_string());
             }
-            (Arc::new(OpenDalStorageFactory::S3 { customized_credential_load: None }), props)
+            (s3_factory(), props)
         }
     }
+}
+
+#[cfg(feature = "s3")]
+fn s3_factory() -> Arc<dyn StorageFactory> {
+    Arc::new(iceberg_storage_opendal::OpenDalStorageFactory::S3 { customized_credential_load: None })
+}
+
+/// A build without the `s3` feature never gets here: building the plan
+/// refuses S3 storage (`plan/features.rs`). Were it to, the local factory
+/// refuses `s3://` paths with an error rather than touching a local file.
+#[cfg(not(feature = "s3"))]
+fn s3_factory() -> Arc<dyn StorageFactory> {
+    Arc::new(LocalFsStorageFactory)
 }
 
 /// A FileIO over a storage profile.

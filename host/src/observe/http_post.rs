@@ -1,6 +1,6 @@
 //! JSON `POST`s for the OpenLineage sender, over reqwest's blocking client
 //! with rustls (the host's one HTTP stack), so `http://` and `https://`
-//! collectors both work. Every request has a deadline: connecting, and the
+//! collectors both work (`https://` in builds with the `tls` feature). Every request has a deadline: connecting, and the
 //! whole exchange, time out.
 
 use std::fmt;
@@ -16,6 +16,12 @@ impl Endpoint {
         let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL ({e})"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(format!("`{url}` is not an http:// or https:// URL"));
+        }
+        if parsed.scheme() == "https" && !cfg!(feature = "tls") {
+            return Err(format!(
+                "`{url}` needs TLS, and this floe-host was built without it (Cargo feature `tls`); \
+                 use a full build (`cargo build -p floe-host`) or an http:// collector"
+            ));
         }
         if parsed.host_str().is_none_or(str::is_empty) {
             return Err(format!("`{url}` has no host"));

@@ -381,6 +381,17 @@ impl Checker<'_> {
             None => return None,
         };
         self.check_allowed_directories(&floe.compute, &compute.allowed_directories);
+        for missing in super::features::missing(platform) {
+            self.platform_error(
+                missing.key,
+                format!(
+                    "needs {}, and this floe-host was built without it (Cargo feature `{}`; `scripts/demo.sh` builds a \
+                     smaller floe-host with the embedded catalog and local storage only)",
+                    missing.needs, missing.feature
+                ),
+                Some("use a full build: `cargo build -p floe-host` (default features), or the release image".into()),
+            );
+        }
         let catalogs =
             platform.catalogs.iter().map(|(name, profile)| (name.clone(), self.catalog_spec(profile))).collect();
         let storage =

@@ -4,6 +4,7 @@
 //! find every configuration error before anything runs.
 
 mod build;
+mod features;
 mod order;
 pub mod partition;
 mod render;
