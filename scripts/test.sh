@@ -61,3 +61,22 @@ for expected in 'customer_totals +gold\.customer_totals +989 ' 'daily_revenue +g
         exit 1
     fi
 done
+
+# The demo's floe-host lacks S3 and TLS: a platform that needs them fails
+# `validate` (exit 2) naming each key, not a run at its first request.
+echo "==> the demo build refuses what it was built without"
+check_platform="$FLOE_CACHE/demo-needs-s3-and-tls.platform.yaml"
+sed 's#"http://floe-infra-polaris#"https://floe-infra-polaris#' \
+    examples/platforms/kubernetes/platform.yaml >"$check_platform"
+set +e
+refusal="$("$CARGO_TARGET_DIR/demo/floe-host" validate examples/customer-analytics \
+    --platform "$check_platform" --log-format text 2>&1)"
+code=$?
+set -e
+for expected in '`storage.default.type`: needs S3 storage' '`catalogs.default.uri`: needs TLS'; do
+    if [[ $code -ne 2 ]] || ! grep -qF "$expected" <<<"$refusal"; then
+        echo "test: expected exit 2 and \"$expected\" from the demo build, got exit $code:" >&2
+        echo "$refusal" >&2
+        exit 1
+    fi
+done
