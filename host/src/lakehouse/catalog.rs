@@ -49,12 +49,13 @@ impl OpenCatalog {
             let message = message.to_string();
             move |source| LakehouseError::Catalog { catalog: name.to_string(), message, source }
         };
+        let (factory, props) = storage::factory(storage).map_err(catalog_error("cannot open its storage"))?;
+        let file_io = storage::file_io(factory.clone(), props.clone());
         let backend = match spec {
             CatalogSpec::Sql { uri, warehouse } => {
                 let uri = sqlite_uri(uri).map_err(catalog_error("cannot prepare the SQLite catalog file"))?;
                 let warehouse =
                     warehouse_uri(warehouse).map_err(catalog_error("cannot create the warehouse folder"))?;
-                let (factory, props) = storage::factory(storage);
                 let catalog = SqlCatalogBuilder::default()
                     .uri(uri.clone())
                     .warehouse_location(warehouse.clone())
@@ -65,9 +66,9 @@ impl OpenCatalog {
                     .map_err(catalog_error("cannot open the SQL catalog"))?;
                 let pointer =
                     SqlPointer::connect(&uri, name).await.map_err(catalog_error("cannot open the SQL catalog"))?;
-                Backend::Sql { catalog: Arc::new(catalog), pointer, warehouse, file_io: storage::file_io(storage) }
+                Backend::Sql { catalog: Arc::new(catalog), pointer, warehouse, file_io }
             }
-            CatalogSpec::Rest(rest) => match RestCatalog::connect(rest, storage::file_io(storage)).await {
+            CatalogSpec::Rest(rest) => match RestCatalog::connect(rest, file_io).await {
                 Ok(catalog) => Backend::Rest(catalog),
                 Err(OpenError::Auth(error)) => {
                     return Err(LakehouseError::Refused { catalog: name.to_string(), message: error.to_string() });

@@ -14,8 +14,8 @@ use crate::plan::StorageSpec;
 
 /// The storage factory and FileIO properties for a storage profile; a
 /// catalog's FileIO is built from them.
-pub(super) fn factory(spec: &StorageSpec) -> (Arc<dyn StorageFactory>, HashMap<String, String>) {
-    match spec {
+pub(super) fn factory(spec: &StorageSpec) -> iceberg::Result<(Arc<dyn StorageFactory>, HashMap<String, String>)> {
+    Ok(match spec {
         StorageSpec::Local { .. } => (Arc::new(LocalFsStorageFactory), HashMap::new()),
         StorageSpec::S3 { endpoint, region, path_style_access, keys, .. } => {
             let mut props = HashMap::new();
@@ -32,27 +32,29 @@ pub(super) fn factory(spec: &StorageSpec) -> (Arc<dyn StorageFactory>, HashMap<S
                 props.insert(S3_ACCESS_KEY_ID.to_string(), keys.access_key_id.expose().to_string());
                 props.insert(S3_SECRET_ACCESS_KEY.to_string(), keys.secret_access_key.expose().to_string());
             }
-            (s3_factory(), props)
+            (s3_factory()?, props)
         }
-    }
+    })
 }
 
 #[cfg(feature = "s3")]
-fn s3_factory() -> Arc<dyn StorageFactory> {
-    Arc::new(iceberg_storage_opendal::OpenDalStorageFactory::S3 { customized_credential_load: None })
+fn s3_factory() -> iceberg::Result<Arc<dyn StorageFactory>> {
+    Ok(Arc::new(iceberg_storage_opendal::OpenDalStorageFactory::S3 { customized_credential_load: None }))
 }
 
-/// A build without the `s3` feature never gets here: building the plan
-/// refuses S3 storage (`plan/features.rs`). Were it to, the local factory
-/// refuses `s3://` paths with an error rather than touching a local file.
+/// Building the plan already refuses S3 storage in a build without the `s3`
+/// feature (`plan/features.rs`); this is the backstop. No local factory may
+/// stand in: iceberg's would take `s3://bucket/key` for a relative path.
 #[cfg(not(feature = "s3"))]
-fn s3_factory() -> Arc<dyn StorageFactory> {
-    Arc::new(LocalFsStorageFactory)
+fn s3_factory() -> iceberg::Result<Arc<dyn StorageFactory>> {
+    Err(iceberg::Error::new(
+        iceberg::ErrorKind::FeatureUnsupported,
+        "S3 storage needs a floe-host built with the `s3` feature (`cargo build -p floe-host`)",
+    ))
 }
 
-/// A FileIO over a storage profile.
-pub(super) fn file_io(spec: &StorageSpec) -> FileIO {
-    let (factory, props) = factory(spec);
+/// A FileIO over a storage profile's `factory` and properties.
+pub(super) fn file_io(factory: Arc<dyn StorageFactory>, props: HashMap<String, String>) -> FileIO {
     FileIOBuilder::new(factory).with_props(props).build()
 }
 

@@ -1,7 +1,8 @@
 //! JSON `POST`s for the OpenLineage sender, over reqwest's blocking client
 //! with rustls (the host's one HTTP stack), so `http://` and `https://`
-//! collectors both work (`https://` in builds with the `tls` feature). Every request has a deadline: connecting, and the
-//! whole exchange, time out.
+//! collectors both work (`https://` in builds with the `tls` feature).
+//! Every request has a deadline: connecting, and the whole exchange, time
+//! out.
 
 use std::fmt;
 use std::time::Duration;

@@ -77,7 +77,6 @@ observability: {otlp_endpoint: "https://otel:4318", lineage_endpoint: "https://m
     #[test]
     fn refuses_exactly_what_this_build_lacks() {
         let platform: PlatformFile = serde_yaml::from_str(PLATFORM).unwrap();
-        let found: Vec<(String, &str)> = missing(&platform).into_iter().map(|m| (m.key, m.feature)).collect();
         let mut expected: Vec<(&str, &str)> = Vec::new();
         if !cfg!(feature = "s3") {
             expected.push(("storage.s3.type", "s3"));
@@ -91,7 +90,8 @@ observability: {otlp_endpoint: "https://otel:4318", lineage_endpoint: "https://m
                 ("observability.lineage_endpoint", "tls"),
             ]);
         }
-        let found: Vec<(&str, &str)> = found.iter().map(|(k, f)| (k.as_str(), *f)).collect();
+        let found = missing(&platform);
+        let found: Vec<(&str, &str)> = found.iter().map(|m| (m.key.as_str(), m.feature)).collect();
         assert_eq!(found, expected);
     }
 }
