@@ -81,13 +81,20 @@ pub fn init_logging(format: LogFormat) -> Telemetry {
         .with(logs)
         .with(dagster)
         .init();
-    Telemetry { handle, provider: None }
+    Telemetry {
+        handle,
+        #[cfg(feature = "otlp")]
+        provider: None,
+    }
 }
 
 /// The trace exporter of this process, if any. [`Telemetry::shutdown`] flushes
 /// it; `main` calls it on every path, and dropping it flushes too (a panic).
 pub struct Telemetry {
+    // The slot stays empty in a build without `otlp`.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     handle: tracing_subscriber::reload::Handle<Option<TraceLayer>, tracing_subscriber::Registry>,
+    #[cfg(feature = "otlp")]
     provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 }
 
@@ -120,6 +127,7 @@ impl Telemetry {
 
     /// Flushes and stops the exporter (waits for the last batch to be sent).
     pub fn shutdown(&mut self) {
+        #[cfg(feature = "otlp")]
         if let Some(provider) = self.provider.take() {
             let _ = self.handle.reload(None);
             if let Err(error) = provider.shutdown() {

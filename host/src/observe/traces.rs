@@ -23,11 +23,10 @@
 //! resource reads `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`
 //! (`service.name` defaults to `floe-host`).
 
+#[cfg(feature = "otlp")]
 use opentelemetry::trace::TracerProvider as _;
+#[cfg(feature = "otlp")]
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing::Subscriber;
-use tracing_subscriber::Layer;
-use tracing_subscriber::registry::LookupSpan;
 
 /// Span names. Attributes are the span fields (`table`, `rows`, `bytes`,
 /// `snapshot_id`, `plugin`, `plugin_digest`, ...). Record counters as `i64`:
@@ -62,9 +61,10 @@ pub fn fail<'s>(span: &'s tracing::Span, error: &dyn std::fmt::Display) -> &'s t
 /// The `tracing` layer that turns the host's spans into OpenTelemetry spans
 /// of `provider`. Only `floe_host` spans and events are exported (events
 /// become span events); give the layer that filter, e.g. [`targets`].
-pub fn layer<S>(provider: &SdkTracerProvider) -> impl Layer<S> + Send + Sync + 'static
+#[cfg(feature = "otlp")]
+pub fn layer<S>(provider: &SdkTracerProvider) -> impl tracing_subscriber::Layer<S> + Send + Sync + 'static
 where
-    S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a> + Send + Sync,
 {
     tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(SCOPE))
@@ -81,6 +81,7 @@ pub fn targets() -> tracing_subscriber::filter::Targets {
 /// The resource of the exported spans: `service.name` from
 /// `OTEL_SERVICE_NAME` (else `floe-host`), plus `OTEL_RESOURCE_ATTRIBUTES`
 /// and the SDK's defaults.
+#[cfg(feature = "otlp")]
 pub fn resource() -> opentelemetry_sdk::Resource {
     let builder = opentelemetry_sdk::Resource::builder();
     let named_by_env = std::env::var_os("OTEL_SERVICE_NAME").is_some()
