@@ -94,6 +94,8 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum PluginCommand {
     /// Describe a component: its world, metadata, config schema, imports and exports.
+    /// Compiled components are kept in $XDG_CACHE_HOME/floe-host/component-cache
+    /// (else ~/.cache/floe-host/component-cache), shared with `plugin test`.
     Inspect {
         /// The `.wasm` component.
         wasm: PathBuf,
@@ -111,7 +113,10 @@ pub enum PluginCommand {
     },
     /// Run a component on a local file, in the same sandbox as a pipeline.
     /// Ingest plugins get the file's bytes; transforms get it as Arrow (CSV or
-    /// Parquet, read by DuckDB), named `trial.input` in SQL mode.
+    /// Parquet, read by DuckDB), named `trial.input` in SQL mode. The arguments
+    /// are checked before the component is compiled (once, and cached like
+    /// `plugin inspect`'s). Exit codes as for `run`: 2 a file or config
+    /// problem, 3 the plugin broke its contract, 4 it refused the input.
     Test {
         /// The `.wasm` component.
         wasm: PathBuf,

@@ -69,11 +69,23 @@ pub fn compiler() -> floe_host::sandbox::Compiler {
     }
 }
 
+/// Where `plugin inspect` and `plugin test` keep compiled components, so
+/// that a plugin author's second call does not compile again:
+/// `$XDG_CACHE_HOME/floe-host/component-cache`, else `~/.cache/…`. `None`
+/// (compile every time) when neither variable is set.
+pub fn tool_component_cache() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()).map(PathBuf::from).or_else(|| {
+        std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|home| PathBuf::from(home).join(".cache"))
+    })?;
+    Some(base.join("floe-host").join("component-cache"))
+}
+
 pub fn plugin_command(command: PluginCommand) -> ExitCode {
     match command {
         PluginCommand::Inspect { wasm } => {
             let result = std::fs::read(&wasm).map_err(|e| e.to_string()).and_then(|bytes| {
-                let sandbox = floe_host::sandbox::Sandbox::with_compiler(Default::default(), None, compiler())
+                let cache = tool_component_cache();
+                let sandbox = floe_host::sandbox::Sandbox::with_compiler(Default::default(), cache, compiler())
                     .map_err(|e| e.to_string())?;
                 let name = wasm.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin");
                 sandbox.inspect(name, &bytes).map_err(|e| e.to_string())
@@ -103,8 +115,15 @@ pub fn plugin_command(command: PluginCommand) -> ExitCode {
             }
         },
         PluginCommand::Test { wasm, input, config, limit, out } => {
+            // Arguments first: a wrong `--out` costs no compile and no run.
+            if let Some(out) = &out
+                && let Err(problem) = plugin_tool::check_output_path(out)
+            {
+                eprintln!("error: --out {}: {problem}", out.display());
+                return ExitCode::Config;
+            }
             let config = config.into_iter().collect();
-            match plugin_tool::trial(&wasm, &input, &config, Default::default(), compiler()) {
+            match plugin_tool::trial(&wasm, &input, &config, Default::default(), compiler(), tool_component_cache()) {
                 Ok(output) => {
                     print!("{}", plugin_tool_text::trial(&output, limit));
                     if let Some(out) = out {
@@ -118,7 +137,7 @@ pub fn plugin_command(command: PluginCommand) -> ExitCode {
                 }
                 Err(error) => {
                     eprintln!("error: {error}");
-                    if error.is_contract_violation() { ExitCode::PluginViolation } else { ExitCode::StepFailed }
+                    error.exit_code()
                 }
             }
         }

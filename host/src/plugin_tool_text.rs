@@ -10,6 +10,7 @@ pub fn inspection(path: &Path, inspection: &Inspection) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "component {}", path.display());
     let _ = writeln!(out, "  sha256   {}", inspection.sha256);
+    let _ = writeln!(out, "  compiled {}", compiled(inspection.compiled));
     match (&inspection.world, &inspection.info) {
         (Some(world), Some(info)) => {
             let _ = writeln!(out, "  world    {world}");
@@ -24,6 +25,17 @@ pub fn inspection(path: &Path, inspection: &Inspection) -> String {
     let _ = writeln!(out, "  imports  {}", inspection.imports.join(", "));
     let _ = write!(out, "  exports  {}", inspection.exports.join(", "));
     out
+}
+
+/// `in 2.31 s`, or `from the cache in 12 ms`.
+pub fn compiled(compiled: floe_host::sandbox::Compiled) -> String {
+    let elapsed = compiled.elapsed;
+    let time = if elapsed.as_millis() < 1000 {
+        format!("{} ms", elapsed.as_millis())
+    } else {
+        format!("{:.2} s", elapsed.as_secs_f64())
+    };
+    if compiled.from_cache { format!("from the cache in {time}") } else { format!("in {time}") }
 }
 
 pub fn trial(output: &TrialOutput, limit: usize) -> String {

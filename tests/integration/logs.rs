@@ -61,6 +61,18 @@ fn a_failed_run_logs_only_json_and_ends_in_an_error_record_with_its_context() {
         (&Value::from("raw_customers"), &Value::from("bronze.raw_customers"))
     );
     assert_eq!(ingest["plugin"], "csv-ingest");
+    // A plugin's own log lines show at info, tagged with the plugin and step.
+    let own = records.iter().find(|r| r.get("target") == Some(&Value::from("floe::plugin"))).expect("a plugin's line");
+    assert_eq!(
+        (&own["level"], &own["plugin"], &own["step"]),
+        (&"INFO".into(), &"csv-ingest".into(), &"raw_customers".into())
+    );
+    assert!(own["message"].as_str().unwrap().starts_with("parsed "), "{own:?}");
+    // Its plugin compiled before the first step, in a record of the run.
+    let compiled: Vec<_> = records.iter().filter(|r| r["message"] == "Compiled the plugin.").collect();
+    assert_eq!(compiled.len(), 1, "csv-ingest, the project's only plugin: {}", run.stderr);
+    let first_step = records.iter().position(|r| r["message"] == "Running step.").unwrap();
+    assert!(records.iter().position(|r| r["message"] == "Compiled the plugin.").unwrap() < first_step);
     let last = records.last().unwrap();
     assert_eq!(last["level"], "ERROR", "{last:?}");
     assert_eq!(last["exit_code"], 2);

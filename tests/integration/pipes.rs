@@ -317,8 +317,17 @@ fn stderr_channel_for_k8s_sends_messages_in_order() {
         ];
         if key.starts_with("bronze/") {
             // The ingest plugin's cost; a SQL model has none (and no nulls are sent).
-            want.extend(["plugin_calls", "plugin_cpu_ms", "plugin_peak_memory_bytes"]);
+            want.extend([
+                "plugin_calls",
+                "plugin_compile_ms",
+                "plugin_cpu_ms",
+                "plugin_from_cache",
+                "plugin_peak_memory_bytes",
+            ]);
             assert_eq!(metadata["plugin_cpu_ms"]["type"], "float");
+            // Compiled before the first step, apart from `duration_ms`.
+            assert_eq!(metadata["plugin_compile_ms"]["type"], "int");
+            assert_eq!(metadata["plugin_from_cache"]["type"], "bool");
             assert!(metadata["plugin_peak_memory_bytes"]["raw_value"].as_u64().unwrap() > 0);
         }
         want.extend(["rows_in", "snapshot_id", "table"]);
@@ -438,6 +447,7 @@ fn summary_json_describes_the_run() {
             "failed_step",
             "partition",
             "pipeline",
+            "plugins",
             "run_id",
             "started_at_unix_ms",
             "status",
@@ -480,7 +490,9 @@ fn summary_json_describes_the_run() {
             "duration_ms",
             "files",
             "plugin_calls",
+            "plugin_compile_ms",
             "plugin_cpu_ms",
+            "plugin_from_cache",
             "plugin_peak_memory_bytes",
             "rows_in",
             "rows_out",
@@ -550,6 +562,41 @@ fn summary_json_describes_the_run() {
     }
     assert!(fs::read_dir(dir.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
 
+    // Plugins compiled before the first step, in order of first use, each
+    // once (csv-ingest serves two steps); a fresh state directory has an
+    // empty compile cache. A plugin step repeats its plugin's figures.
+    let plugins = summary["plugins"].as_array().unwrap();
+    let loads: Vec<(&str, bool)> =
+        plugins.iter().map(|p| (p["plugin"].as_str().unwrap(), p["from_cache"].as_bool().unwrap())).collect();
+    assert_eq!(loads, [("csv-ingest", false), ("pii-mask", false), ("dedup", false), ("sql-filter", false)]);
+    let compile_ms = |plugin: &str| plugins.iter().find(|p| p["plugin"] == plugin).unwrap()["compile_ms"].clone();
+    for (step, plugin) in [("raw_orders", "csv-ingest"), ("first_orders", "dedup"), ("large_orders", "sql-filter")] {
+        assert_eq!(by_step[step]["plugin_compile_ms"], compile_ms(plugin), "{step}");
+        assert_eq!(by_step[step]["plugin_from_cache"], false, "{step}");
+    }
+    assert_eq!(by_step["stg_orders"]["plugin_compile_ms"], Value::Null, "a SQL model");
+    assert!(plugins.iter().all(|p| p["sha256"].as_str().unwrap().len() == 64), "{plugins:?}");
+    let line = run.stdout.lines().find(|l| l.starts_with("plugins: ")).expect("a plugins line in the summary");
+    assert!(
+        line.starts_with("plugins: csv-ingest compiled in ") && line.contains(", sql-filter compiled in "),
+        "{line}"
+    );
+    // Again in the same state directory: every plugin from the cache.
+    let rerun = floe_host(&[
+        "run",
+        project.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--summary-json",
+        summary_path.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let again: Value = serde_json::from_str(&fs::read_to_string(&summary_path).unwrap()).unwrap();
+    let cached: Vec<bool> =
+        again["plugins"].as_array().unwrap().iter().map(|p| p["from_cache"].as_bool().unwrap()).collect();
+    assert_eq!(cached, [true; 4], "{}", again["plugins"]);
+    assert!(rerun.stdout.contains("plugins: csv-ingest from the cache in "), "{}", rerun.stdout);
+
     // A failed run: the committed steps, the failing one and the error.
     broken_project(&dir.path().join("broken"));
     let run = floe_host(&[
@@ -567,6 +614,7 @@ fn summary_json_describes_the_run() {
     assert_eq!(summary["status"], "failed");
     assert_eq!(summary["exit_code"], 1);
     assert_eq!(summary["failed_step"], "broken");
+    assert_eq!(summary["plugins"], json!([]), "a failed run lists no plugins");
     let error = summary["error"].as_str().unwrap();
     assert!(error.starts_with("step `broken`") && error.contains(BROKEN_SQL_ERROR), "{error}");
     assert!(run.stderr.contains(error), "the same text as on stderr:\n{}", run.stderr);

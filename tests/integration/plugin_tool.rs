@@ -4,7 +4,7 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use crate::support::{floe_host, plugin, temp_dir};
+use crate::support::{floe_host, floe_host_with_env, plugin, temp_dir};
 
 fn hex_sha256(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
@@ -53,6 +53,59 @@ fn test_runs_ingest_streaming_and_sql_plugins_on_a_local_file() {
     let columns: Vec<String> =
         reader.metadata().file_metadata().schema_descr().columns().iter().map(|c| c.name().to_string()).collect();
     assert_eq!(columns, ["id", "email", "name", "_row"]);
+}
+
+/// The inner loop: `inspect` and `test` keep compiled components in the
+/// user's cache (`$XDG_CACHE_HOME/floe-host/component-cache`), so a second
+/// call compiles nothing, and `test` checks its arguments before compiling.
+#[test]
+fn inspect_and_test_reuse_the_compile_cache_and_check_arguments_first() {
+    let dir = temp_dir();
+    let xdg = dir.path().join("xdg");
+    let env = [("XDG_CACHE_HOME", xdg.to_str().unwrap())];
+    let cache = xdg.join("floe-host/component-cache");
+    let pii = plugin("pii_mask.wasm");
+    let pii = pii.to_str().unwrap();
+    let input = dir.path().join("people.csv");
+    std::fs::write(&input, "id,email\n1, Zoe@Example.COM \n").unwrap();
+    let input = input.to_str().unwrap();
+
+    // Wrong arguments: exit 2 naming them, and nothing compiled.
+    let missing = dir.path().join("missing.csv");
+    let out = floe_host_with_env(&["plugin", "test", pii, "--input", missing.to_str().unwrap()], &env).expect_code(2);
+    assert!(out.stderr.contains(&format!("cannot read {}", missing.display())), "{}", out.stderr);
+    let nowhere = dir.path().join("no/such/out.parquet");
+    let args = ["plugin", "test", pii, "--input", input, "--out", nowhere.to_str().unwrap()];
+    let out = floe_host_with_env(&args, &env).expect_code(2);
+    assert!(out.stderr.contains("no/such does not exist; create it first"), "{}", out.stderr);
+    let out =
+        floe_host_with_env(&["plugin", "test", pii, "--input", dir.path().to_str().unwrap()], &env).expect_code(2);
+    assert!(out.stderr.contains("it is a directory; pass a file"), "{}", out.stderr);
+    assert!(!xdg.exists(), "nothing was compiled");
+
+    // The first inspect compiles and caches; the second and `test` load it.
+    let out = floe_host_with_env(&["plugin", "inspect", pii], &env).expect_code(0);
+    assert!(out.stdout.contains("\n  compiled in "), "{}", out.stdout);
+    assert!(out.stderr.contains("Compiled the plugin."), "{}", out.stderr);
+    let entries = || {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "cwasm"))
+            .count()
+    };
+    assert_eq!(entries(), 1, "one compiled component in {}", cache.display());
+    let out = floe_host_with_env(&["plugin", "inspect", pii], &env).expect_code(0);
+    assert!(out.stdout.contains("\n  compiled from the cache in "), "{}", out.stdout);
+    let args = ["plugin", "test", pii, "--input", input, "--config", "email=email"];
+    let out = floe_host_with_env(&args, &env).expect_code(0);
+    assert!(out.stdout.contains("| 1  | zoe@example.com |"), "{}", out.stdout);
+    assert!(!out.stderr.contains("Compiled the plugin."), "compiled again:\n{}", out.stderr);
+    assert_eq!(entries(), 1);
+
+    // A config the plugin refuses is a usage error, as in `run`.
+    let args = ["plugin", "test", pii, "--input", input, "--config", "email=nope"];
+    let out = floe_host_with_env(&args, &env).expect_code(2);
+    assert!(out.stderr.contains("nope"), "{}", out.stderr);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! OpenTelemetry traces: the demo run in-process with the host's OTel layer
 //! over the SDK's in-memory exporter. One trace; a span for the run, each
-//! step, each table read, each plugin invocation and each commit; their
+//! step, each plugin compile, each table read, each plugin invocation and each commit; their
 //! attributes agree with the run report and the plan.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -145,6 +145,23 @@ fn demo_run_exports_one_trace_with_run_step_read_plugin_and_commit_spans() {
             assert!(int(span, "bytes_out") > 0, "plugin bytes out in `{step}`");
         }
     }
+    // Each plugin made ready once, before the first step: a child of the run
+    // (no step's span, so no step's duration, includes it), with its digest.
+    let compiles = named(traces::COMPILE);
+    let compiled: Vec<String> = compiles.iter().map(|s| text(s, "plugin")).collect();
+    let mut expected: Vec<String> = report.plugins.iter().map(|p| p.plugin.clone()).collect();
+    assert_eq!(compiled.len(), expected.len(), "compile spans: {compiled:?}");
+    expected.sort();
+    assert_eq!(compiled.iter().cloned().collect::<BTreeSet<_>>(), expected.iter().cloned().collect(), "compile spans");
+    assert_eq!(expected, ["csv-ingest", "dedup", "pii-mask", "sql-filter"]);
+    let first_step = steps.iter().map(|s| s.start_time).min().unwrap();
+    for span in &compiles {
+        assert_eq!(span.parent_span_id, run_span.span_context.span_id(), "compile span parent");
+        assert!(span.end_time <= first_step, "compiled before the first step");
+        assert_eq!(text(span, "plugin_digest").len(), 64);
+        assert!(matches!(attr(span, "from_cache"), Some(Value::Bool(false))), "no cache in this test: {span:?}");
+    }
+
     // Both streaming kinds ran: an ingest and a streaming transform.
     let calls: BTreeSet<String> = plugins.iter().map(|s| text(s, "call")).collect();
     for call in ["ingest", "sql", "transform"] {

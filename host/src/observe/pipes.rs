@@ -407,6 +407,12 @@ impl Observer for Pipes {
             fields.insert("plugin_peak_memory_bytes".into(), json!({"raw_value": peak, "type": "int"}));
             fields.insert("plugin_calls".into(), json!({"raw_value": plugin.calls, "type": "int"}));
         }
+        // Compiled before the first step, not part of `duration_ms`.
+        if let (Some(compiled), Some(fields)) = (report.plugin_compiled, metadata.as_object_mut()) {
+            let ms = compiled.elapsed.as_millis() as u64;
+            fields.insert("plugin_compile_ms".into(), json!({"raw_value": ms, "type": "int"}));
+            fields.insert("plugin_from_cache".into(), json!({"raw_value": compiled.from_cache, "type": "bool"}));
+        }
         self.send(
             "report_asset_materialization",
             json!({"asset_key": key, "metadata": metadata, "data_version": null}),

@@ -1,6 +1,7 @@
 //! Progress of the running step on a terminal: one status line under the
 //! logs (step, rows produced and bytes read so far, a bar when the total is
 //! known, elapsed time), redrawn four times a second once a step has run for a second.
+//! Before the first step, the same line says which plugins are compiling.
 //!
 //! Steps only bump counters (relaxed atomic adds, per batch or read buffer,
 //! never per row). Drawing happens on a thread of its own, and only after
@@ -31,6 +32,8 @@ struct Running {
     started: Instant,
     /// The bytes the step will read, when known (an ingest's source file).
     total_bytes: Option<u64>,
+    /// A step, with rows and bytes; else a phase with a name and a time only.
+    counters: bool,
 }
 
 /// Show a step only once it has run this long.
@@ -46,10 +49,17 @@ fn terminal() -> MutexGuard<'static, Terminal> {
 pub fn step_started(name: &str, total_bytes: Option<u64>) {
     ROWS.store(0, Ordering::Relaxed);
     BYTES.store(0, Ordering::Relaxed);
-    terminal().step = Some(Running { name: name.to_string(), started: Instant::now(), total_bytes });
+    terminal().step = Some(Running { name: name.to_string(), started: Instant::now(), total_bytes, counters: true });
 }
 
-/// The step ended (committed, skipped or failed): its line goes away.
+/// A phase that is not a step starts (`compiling plugins csv-ingest`): the
+/// line shows its name and elapsed time. [`step_finished`] ends it.
+pub fn phase_started(name: &str) {
+    terminal().step =
+        Some(Running { name: name.to_string(), started: Instant::now(), total_bytes: None, counters: false });
+}
+
+/// The step or phase ended (committed, skipped or failed): its line goes away.
 pub fn step_finished() {
     let mut terminal = terminal();
     terminal.step = None;
@@ -82,13 +92,17 @@ pub fn enable() {
             if elapsed < QUIET_START {
                 continue;
             }
-            let line = render(
-                &step.name,
-                ROWS.load(Ordering::Relaxed),
-                BYTES.load(Ordering::Relaxed),
-                step.total_bytes,
-                elapsed,
-            );
+            let line = if step.counters {
+                render(
+                    &step.name,
+                    ROWS.load(Ordering::Relaxed),
+                    BYTES.load(Ordering::Relaxed),
+                    step.total_bytes,
+                    elapsed,
+                )
+            } else {
+                format!("  {}  {}s", step.name, elapsed.as_secs())
+            };
             let mut stderr = std::io::stderr().lock();
             let _ = stderr.write_all(CLEAR_LINE);
             let _ = stderr.write_all(line.as_bytes());

@@ -11,7 +11,8 @@
 //!             "rows_out": 1055, "files": 1, "bytes": 40321,
 //!             "duration_ms": 310, "snapshot_id": 123, "already_committed": false, "superseded": false,
 //!             "plugin_cpu_ms": 41.7, "plugin_peak_memory_bytes": 2228224,
-//!             "plugin_calls": 4}]}
+//!             "plugin_calls": 4, "plugin_compile_ms": 2410, "plugin_from_cache": false}],
+//!  "plugins": [{"plugin": "csv-ingest", "sha256": "...", "compile_ms": 2410, "from_cache": false}]}
 //! ```
 //!
 //! `steps` lists the committed steps, in order; on failure those committed
@@ -30,6 +31,13 @@
 //! (milliseconds, to the microsecond), `plugin_peak_memory_bytes` the largest total
 //! linear memory of any one plugin instance, `plugin_calls` the calls into
 //! the plugin (each instantiation and each export called).
+//!
+//! Plugins are compiled (or taken from the compile cache) before the first
+//! step, so no `duration_ms` of a step includes compiling: `plugins` lists
+//! each plugin of the run with its `compile_ms` (wall time, from the cache or
+//! not), and a plugin step repeats its plugin's as `plugin_compile_ms` and
+//! `plugin_from_cache` (null for SQL models). On a failed run, `plugins` is
+//! empty.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -85,9 +93,27 @@ pub fn summary(
                 "plugin_cpu_ms": s.plugin.map(|p| p.cpu_time.as_micros() as f64 / 1000.0),
                 "plugin_peak_memory_bytes": s.plugin.map(|p| p.peak_memory_bytes),
                 "plugin_calls": s.plugin.map(|p| p.calls),
+                "plugin_compile_ms": s.plugin_compiled.map(|c| c.elapsed.as_millis() as u64),
+                "plugin_from_cache": s.plugin_compiled.map(|c| c.from_cache),
             })
         })
         .collect();
+    let plugins: Vec<Value> = result
+        .map(|report| {
+            report
+                .plugins
+                .iter()
+                .map(|load| {
+                    json!({
+                        "plugin": load.plugin,
+                        "sha256": load.sha256,
+                        "compile_ms": load.compiled.elapsed.as_millis() as u64,
+                        "from_cache": load.compiled.from_cache,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     json!({
         "run_id": run.run_id,
         "pipeline": run.pipeline,
@@ -99,6 +125,7 @@ pub fn summary(
         "started_at_unix_ms": unix_ms(run.started_at),
         "duration_ms": duration_ms,
         "steps": steps,
+        "plugins": plugins,
     })
 }
 

@@ -1,6 +1,7 @@
-//! OpenTelemetry traces: the host's `tracing` spans (run → step → read /
-//! plugin / commit) exported over OTLP when the platform sets
-//! `observability.traces: true`.
+//! OpenTelemetry traces: the host's `tracing` spans (run → compile, and
+//! run → step → read / plugin / commit) exported over OTLP when the platform
+//! sets `observability.traces: true` (with the `otlp` feature; without it
+//! only the span names below are built).
 //!
 //! The spans are ordinary `tracing` spans in the driver, the lakehouse and
 //! the step code, named by the constants below. [`layer`] turns them into
@@ -35,6 +36,9 @@ pub const RUN: &str = "run";
 pub const STEP: &str = "step";
 pub const READ: &str = "read";
 pub const COMMIT: &str = "commit";
+/// One span per plugin a run loads, before its first step: compiled, or
+/// taken from the compile cache (`from_cache`, `elapsed_ms`).
+pub const COMPILE: &str = "compile";
 /// One span per plugin invocation (a whole ingest stream, a whole transform
 /// stream, or a SQL-mode `sql` call), with its counters as attributes.
 pub const PLUGIN: &str = "plugin";

@@ -6,4 +6,4 @@ mod scaffold;
 mod trial;
 
 pub use scaffold::{ScaffoldError, scaffold};
-pub use trial::{TrialError, TrialOutput, trial};
+pub use trial::{TrialError, TrialOutput, check_output_path, trial};

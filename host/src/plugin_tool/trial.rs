@@ -12,7 +12,8 @@ use arrow_schema::SchemaRef;
 
 use crate::compute::{ComputeError, Reads, Session, Setup, Worker};
 use crate::config::DuckdbProperties;
-use crate::sandbox::{Compiler, Limits, Sandbox, SandboxError};
+use crate::exit::ExitCode;
+use crate::sandbox::{Compiler, Limits, LoadedPlugin, Sandbox, SandboxError};
 
 /// The name a transform's input has in `plugin test` (for SQL mode).
 pub const TRIAL_INPUT: &str = "trial.input";
@@ -46,6 +47,18 @@ pub enum TrialError {
 }
 
 impl TrialError {
+    /// The exit code `plugin test` ends with, as `run` would: 2 for a file
+    /// that cannot be read or a config the plugin refuses, 3 for a contract
+    /// violation, 4 for input the plugin calls invalid, else 1.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            TrialError::Read { .. } | TrialError::Plugin(SandboxError::InvalidConfig { .. }) => ExitCode::Config,
+            TrialError::Plugin(SandboxError::InvalidInput { .. }) => ExitCode::DataRefused,
+            error if error.is_contract_violation() => ExitCode::PluginViolation,
+            _ => ExitCode::StepFailed,
+        }
+    }
+
     /// Whether the plugin (rather than the input) is at fault.
     pub fn is_contract_violation(&self) -> bool {
         match self {
@@ -57,28 +70,54 @@ impl TrialError {
     }
 }
 
-/// Runs the component at `wasm` on `input` with `config`.
+/// Why `--out PATH` cannot be written, checked before anything runs: its
+/// directory must exist and the path must not be a directory.
+pub fn check_output_path(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err("is a directory; name a file, for example out.parquet".to_string());
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(format!("the directory {} does not exist; create it first", parent.display()));
+    }
+    Ok(())
+}
+
+/// Runs the component at `wasm` on `input` with `config`. Compiled
+/// components are kept in `cache_dir` when given. The input is checked before
+/// the component is compiled, and the component is compiled once.
 pub fn trial(
     wasm: &Path,
     input: &Path,
     config: &BTreeMap<String, String>,
     limits: Limits,
     compiler: Compiler,
+    cache_dir: Option<PathBuf>,
 ) -> Result<TrialOutput, TrialError> {
     let read_error = |path: &Path| {
         let path = path.to_path_buf();
         move |source| TrialError::Read { path, source }
     };
+    // Arguments first: a typo in `--input` costs no compile.
+    let file = File::open(input).map_err(read_error(input))?;
+    if file.metadata().map_err(read_error(input))?.is_dir() {
+        return Err(read_error(input)(std::io::Error::other("it is a directory; pass a file")));
+    }
     let bytes = std::fs::read(wasm).map_err(read_error(wasm))?;
     let name = wasm.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin").to_string();
-    let sandbox = Sandbox::with_compiler(limits.clone(), None, compiler)?;
-    let inspection = sandbox.inspect(&name, &bytes)?;
+    let sandbox = Sandbox::with_compiler(limits.clone(), cache_dir, compiler)?;
+    let (inspection, loaded) = sandbox.open(&name, &bytes)?;
     let step = "plugin test";
-    match inspection.world {
-        None => Err(TrialError::NotAPlugin(inspection.link_error.expect("a component that does not link says why"))),
-        Some(world @ "floe:plugin/ingest-plugin") => {
-            let plugin = sandbox.load_ingest(&name, &bytes)?;
-            let file = File::open(input).map_err(read_error(input))?;
+    let (world, loaded) = match (inspection.world, loaded) {
+        (Some(world), Some(loaded)) => (world, loaded),
+        _ => {
+            return Err(TrialError::NotAPlugin(
+                inspection.link_error.expect("a component that does not link says why"),
+            ));
+        }
+    };
+    match loaded {
+        LoadedPlugin::Ingest(plugin) => {
             let mut batches = Vec::new();
             let source = input.display().to_string();
             let schema = plugin.ingest(step, config, &source, &mut BufReader::new(file), &mut |b| {
@@ -87,8 +126,7 @@ pub fn trial(
             })?;
             Ok(TrialOutput { world, sql: None, schema, batches })
         }
-        Some(world) => {
-            let plugin = sandbox.load_transform(&name, &bytes)?;
+        LoadedPlugin::Transform(plugin) => {
             let session = Session::open(&DuckdbProperties::default()).map_err(TrialError::Input)?;
             let reader = match input.extension().and_then(|e| e.to_str()) {
                 Some("parquet") => "read_parquet",

@@ -25,8 +25,9 @@ use crate::lakehouse::{CommitInfo, CommitTags, Lakehouse, LakehouseError, Partit
 use crate::observe::{Observers, RunInfo};
 use crate::plan::source::{SourceProblem, SourceRoots};
 use crate::plan::{Action, Plan, Step};
-use crate::sandbox::{Compiler, PluginStats, Sandbox, SandboxError};
+use crate::sandbox::{Compiled, Compiler, PluginStats, Sandbox, SandboxError};
 use cancel::{Cancel, Signal};
+pub use plugins::PluginLoad;
 use plugins::Plugins;
 use sink::TableSink;
 
@@ -65,6 +66,9 @@ pub struct StepReport {
     pub bytes_in: u64,
     /// What the step's plugin calls cost; `None` for a SQL model.
     pub plugin: Option<PluginStats>,
+    /// How the step's plugin was made ready in this run (before the first
+    /// step, not counted in `duration`); `None` for a SQL model.
+    pub plugin_compiled: Option<Compiled>,
     pub snapshot_id: i64,
     pub duration: Duration,
     /// This run id had already committed the step, in an earlier attempt (the
@@ -84,6 +88,8 @@ pub struct StepReport {
 pub struct RunReport {
     pub run_id: String,
     pub steps: Vec<StepReport>,
+    /// The run's plugins, compiled or taken from the cache before the first step.
+    pub plugins: Vec<PluginLoad>,
 }
 
 /// Why a run stopped.
@@ -289,6 +295,13 @@ async fn run_async(
 ) -> Result<RunReport, RunError> {
     let run_id = run.run_id.clone();
     tracing::info!(run_id = %run_id, pipeline = %plan.pipeline, steps = plan.steps.len(), "Starting the run.");
+    // Plugins first: one that does not load fails the run before a catalog
+    // is opened or anything is read.
+    let sandbox =
+        Sandbox::with_compiler(plan.limits.clone(), options.component_cache.clone(), options.compiler.clone())
+            .map_err(|e| RunError::Setup(e.to_string()))?;
+    let mut plugins = Plugins::new(sandbox);
+    let loads = plugins.prepare(&plan.steps)?;
     let used: BTreeSet<(String, String)> = plan.steps.iter().map(|s| (s.catalog.clone(), s.storage.clone())).collect();
     let lakehouse = Lakehouse::open(&plan.catalogs, &plan.storage, used).await.map_err(RunError::opening)?;
     // DuckDB spills under the state directory unless told otherwise: its own
@@ -303,10 +316,6 @@ async fn run_async(
     // Each step that computes in DuckDB gets a database of its own; this one
     // only proves the settings before the first step.
     drop(compute.open().map_err(|e| RunError::Setup(e.to_string()))?);
-    let sandbox =
-        Sandbox::with_compiler(plan.limits.clone(), options.component_cache.clone(), options.compiler.clone())
-            .map_err(|e| RunError::Setup(e.to_string()))?;
-    let mut plugins = Plugins::new(sandbox);
 
     let mut reports = Vec::with_capacity(plan.steps.len());
     for step in &plan.steps {
@@ -363,6 +372,7 @@ async fn run_async(
                     rows_in: usage.rows_in,
                     bytes_in: usage.bytes_in,
                     plugin: usage.plugin,
+                    plugin_compiled: plugins.compiled_for(step),
                     snapshot_id: info.snapshot_id,
                     duration: started.elapsed(),
                     already_committed: info.already_committed,
@@ -384,7 +394,7 @@ async fn run_async(
         observers.step_committed(run, step, &report, &schema);
         reports.push(report);
     }
-    Ok(RunReport { run_id, steps: reports })
+    Ok(RunReport { run_id, steps: reports, plugins: loads })
 }
 
 /// The size of an ingest step's source file: the total its progress bar fills.
@@ -479,7 +489,8 @@ async fn run_step(
 }
 
 /// The end-of-run table: step, table, rows, snapshot id, duration, and a
-/// note on steps this run id had already committed.
+/// note on steps this run id had already committed; then the plugins'
+/// compile times, which no step's duration includes.
 pub fn summary_table(report: &RunReport) -> String {
     let mut out = format!("run {}\n", report.run_id);
     out.push_str(&format!("{:<24} {:<32} {:>10} {:>20} {:>10}\n", "step", "table", "rows", "snapshot", "duration"));
@@ -497,6 +508,17 @@ pub fn summary_table(report: &RunReport) -> String {
             step.snapshot_id,
             step.duration.as_secs_f64()
         ));
+    }
+    if !report.plugins.is_empty() {
+        let loads: Vec<String> = report
+            .plugins
+            .iter()
+            .map(|load| {
+                let how = if load.compiled.from_cache { "from the cache in" } else { "compiled in" };
+                format!("{} {how} {:.2}s", load.plugin, load.compiled.elapsed.as_secs_f64())
+            })
+            .collect();
+        out.push_str(&format!("plugins: {}\n", loads.join(", ")));
     }
     out
 }

@@ -1,12 +1,27 @@
 //! Loading plugins for a run: each component is read, checked against the
 //! digest the plan recorded (the file may have changed since validation),
 //! compiled once (or taken from the cache) and reused by every step.
+//!
+//! [`Plugins::prepare`] does this for every plugin of the run before the
+//! first step: a component that does not compile or link fails the run
+//! before any data is read, the progress line says what is compiling, and
+//! compile time is reported apart from step time (summary, traces, Pipes).
+//! One plugin compiles at a time: each compile uses every core already, and
+//! two at once took longer on 2 cores (docs/ci-times.md).
 
 use std::collections::BTreeMap;
 
 use super::RunError;
-use crate::plan::{PluginSpec, Step};
-use crate::sandbox::{IngestPlugin, Sandbox, TransformPlugin, sha256_hex};
+use crate::plan::{Action, PluginSpec, Step};
+use crate::sandbox::{Compiled, IngestPlugin, LoadedPlugin, Sandbox, TransformPlugin, sha256_hex};
+
+/// How one plugin of the run was made ready.
+#[derive(Clone, Debug)]
+pub struct PluginLoad {
+    pub plugin: String,
+    pub sha256: String,
+    pub compiled: Compiled,
+}
 
 /// The plugins loaded so far in this run, by name.
 pub(super) struct Plugins {
@@ -22,6 +37,90 @@ impl Plugins {
 
     pub fn sandbox(&self) -> &Sandbox {
         &self.sandbox
+    }
+
+    /// Loads every plugin `steps` use, in order of first use. A plugin that
+    /// fails to load fails with the first step that uses it.
+    pub fn prepare(&mut self, steps: &[Step]) -> Result<Vec<PluginLoad>, RunError> {
+        let mut jobs: Vec<(&Step, &PluginSpec, bool)> = Vec::new();
+        for step in steps {
+            let (spec, ingest) = match &step.action {
+                Action::Ingest { plugin, .. } => (plugin, true),
+                Action::Wasm { plugin, .. } => (plugin, false),
+                Action::Sql { .. } => continue,
+            };
+            if !jobs.iter().any(|(_, s, i)| s.name == spec.name && *i == ingest) {
+                jobs.push((step, spec, ingest));
+            }
+        }
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let count = jobs.len();
+        let mut loads = Vec::with_capacity(count);
+        let mut result = Ok(());
+        for (index, (step, spec, ingest)) in jobs.into_iter().enumerate() {
+            let phase = format!("compiling plugin {} ({}/{count})", spec.name, index + 1);
+            crate::observe::progress::phase_started(&phase);
+            let compiled = match self.load(step, spec, ingest) {
+                Ok(LoadedPlugin::Ingest(plugin)) => {
+                    let compiled = plugin.compiled();
+                    self.ingest.insert(spec.name.clone(), plugin);
+                    compiled
+                }
+                Ok(LoadedPlugin::Transform(plugin)) => {
+                    let compiled = plugin.compiled();
+                    self.transform.insert(spec.name.clone(), plugin);
+                    compiled
+                }
+                Err(error) => {
+                    result = Err(error);
+                    break;
+                }
+            };
+            loads.push(PluginLoad { plugin: spec.name.clone(), sha256: spec.sha256.clone(), compiled });
+        }
+        crate::observe::progress::step_finished();
+        result?;
+        Ok(loads)
+    }
+
+    /// How the plugin of `step` was made ready in this run, if it has one
+    /// and it is loaded.
+    pub fn compiled_for(&self, step: &Step) -> Option<Compiled> {
+        match &step.action {
+            Action::Ingest { plugin, .. } => self.ingest.get(&plugin.name).map(IngestPlugin::compiled),
+            Action::Wasm { plugin, .. } => self.transform.get(&plugin.name).map(TransformPlugin::compiled),
+            Action::Sql { .. } => None,
+        }
+    }
+
+    /// Reads, verifies and loads one plugin, in a `compile` span.
+    fn load(&self, step: &Step, spec: &PluginSpec, ingest: bool) -> Result<LoadedPlugin, RunError> {
+        use tracing::field::Empty;
+        let span = tracing::info_span!(crate::observe::traces::COMPILE, step = %step.name,
+            plugin = %spec.name, plugin_digest = %spec.sha256, from_cache = Empty, elapsed_ms = Empty,
+            otel.status_code = Empty, otel.status_description = Empty);
+        let result = span.in_scope(|| {
+            let wasm = read_verified(step, spec)?;
+            let loaded = if ingest {
+                self.sandbox.load_ingest(&spec.name, &wasm).map(LoadedPlugin::Ingest)
+            } else {
+                self.sandbox.load_transform(&spec.name, &wasm).map(LoadedPlugin::Transform)
+            };
+            loaded.map_err(|source| load_error(step, source))
+        });
+        match &result {
+            Ok(loaded) => {
+                let compiled = loaded.compiled();
+                span.record("from_cache", compiled.from_cache)
+                    .record("elapsed_ms", compiled.elapsed.as_millis() as i64);
+            }
+            Err(error) => {
+                crate::observe::traces::fail(&span, error);
+            }
+        }
+        result
     }
 
     pub fn ingest(&mut self, step: &Step, spec: &PluginSpec) -> Result<&IngestPlugin, RunError> {

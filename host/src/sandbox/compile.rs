@@ -35,6 +35,14 @@ pub enum Compiler {
     Child(PathBuf),
 }
 
+/// How a component was made ready: taken from the compile cache or
+/// compiled, and how long that took (reported apart from step time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compiled {
+    pub from_cache: bool,
+    pub elapsed: Duration,
+}
+
 /// Loads `wasm` as a component: from `cache`, or compiled by `compiler`.
 pub(super) fn load_component(
     engine: &Engine,
@@ -43,7 +51,8 @@ pub(super) fn load_component(
     limits: &Limits,
     plugin: &str,
     wasm: &[u8],
-) -> Result<Component, SandboxError> {
+) -> Result<(Component, Compiled), SandboxError> {
+    let started = Instant::now();
     if wasm.len() as u64 > limits.max_component_bytes {
         return Err(SandboxError::CompileLimit {
             plugin: plugin.to_owned(),
@@ -62,14 +71,13 @@ pub(super) fn load_component(
         match unsafe { Component::deserialize(engine, &artifact) } {
             Ok(component) => {
                 tracing::debug!(plugin, sha256, "Loaded the compiled plugin from the cache.");
-                return Ok(component);
+                return Ok((component, Compiled { from_cache: true, elapsed: started.elapsed() }));
             }
             Err(err) => tracing::warn!(plugin, error = %format!("{err:#}"),
                 "Ignoring an unusable compiled plugin in the cache; recompiling."),
         }
     }
 
-    let started = Instant::now();
     let (component, artifact) = match compiler {
         Compiler::InProcess => {
             let component = Component::new(engine, wasm).map_err(|e| compile_error(plugin, format!("{e:#}")))?;
@@ -98,7 +106,7 @@ pub(super) fn load_component(
         tracing::warn!(plugin, error = %err,
             "Cannot write the compiled plugin to the cache; it will be compiled again next time.");
     }
-    Ok(component)
+    Ok((component, Compiled { from_cache: false, elapsed: started.elapsed() }))
 }
 
 fn compile_error(plugin: &str, message: String) -> SandboxError {

@@ -13,7 +13,7 @@ use wasmtime::component::Component;
 
 use super::call::{self, Call, HostState, bindings::ingest as bindings};
 use super::ipc::IpcStream;
-use super::{PluginInfo, PluginStats, Sandbox, SandboxError};
+use super::{Compiled, PluginInfo, PluginStats, Sandbox, SandboxError};
 
 /// A compiled and linked ingest component. Every run gets a fresh store and
 /// instance, so a trap never leaks into the next run. Cheap to clone.
@@ -22,22 +22,34 @@ pub struct IngestPlugin {
     sandbox: Sandbox,
     name: String,
     pre: bindings::IngestPluginPre<HostState>,
+    compiled: Compiled,
 }
 
 impl IngestPlugin {
-    pub(super) fn new(sandbox: Sandbox, plugin: &str, component: Component) -> Result<Self, SandboxError> {
+    pub(super) fn new(
+        sandbox: Sandbox,
+        plugin: &str,
+        component: Component,
+        compiled: Compiled,
+    ) -> Result<Self, SandboxError> {
         let instance_pre = call::instantiate_pre(&sandbox, plugin, &component)?;
         let pre = bindings::IngestPluginPre::new(instance_pre).map_err(|e| SandboxError::WrongWorld {
             plugin: plugin.to_owned(),
             world: "floe:plugin/ingest-plugin",
             message: format!("{e:#}"),
         })?;
-        Ok(Self { sandbox, name: plugin.to_owned(), pre })
+        Ok(Self { sandbox, name: plugin.to_owned(), pre, compiled })
     }
 
     /// The plugin name errors and logs use.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether the component came from the compile cache, and how long
+    /// making it ready took.
+    pub fn compiled(&self) -> Compiled {
+        self.compiled
     }
 
     /// Asks the plugin about itself, in a throwaway instance.

@@ -32,11 +32,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use compile::{CHILD_ARG as COMPILE_CHILD_ARG, Compiler, child_main as compile_child_main};
+pub use compile::{CHILD_ARG as COMPILE_CHILD_ARG, Compiled, Compiler, child_main as compile_child_main};
 pub use error::{PluginReport, SandboxError};
 pub use guard::check_names;
 pub use ingest::IngestPlugin;
-pub use inspect::Inspection;
+pub use inspect::{Inspection, LoadedPlugin};
 pub(crate) use ipc::IpcStream as OutputStream;
 pub use stats::PluginStats;
 pub use transform::TransformPlugin;
@@ -208,15 +208,17 @@ impl Sandbox {
 
     /// Compiles (or loads from cache) and links an ingest component.
     pub fn load_ingest(&self, plugin: &str, wasm: &[u8]) -> Result<IngestPlugin, SandboxError> {
-        IngestPlugin::new(self.clone(), plugin, self.component(plugin, wasm)?)
+        let (component, compiled) = self.component(plugin, wasm)?;
+        IngestPlugin::new(self.clone(), plugin, component, compiled)
     }
 
     /// Compiles (or loads from cache) and links a transform component.
     pub fn load_transform(&self, plugin: &str, wasm: &[u8]) -> Result<TransformPlugin, SandboxError> {
-        TransformPlugin::new(self.clone(), plugin, self.component(plugin, wasm)?)
+        let (component, compiled) = self.component(plugin, wasm)?;
+        TransformPlugin::new(self.clone(), plugin, component, compiled)
     }
 
-    fn component(&self, plugin: &str, wasm: &[u8]) -> Result<wasmtime::component::Component, SandboxError> {
+    fn component(&self, plugin: &str, wasm: &[u8]) -> Result<(wasmtime::component::Component, Compiled), SandboxError> {
         let inner = &self.inner;
         compile::load_component(
             inner.engine.engine(),

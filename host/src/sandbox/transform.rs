@@ -15,7 +15,7 @@ use wasmtime::component::Component;
 
 use super::call::{self, Call, HostState, bindings::transform as bindings};
 use super::ipc::IpcStream;
-use super::{PluginInfo, PluginStats, Sandbox, SandboxError};
+use super::{Compiled, PluginInfo, PluginStats, Sandbox, SandboxError};
 
 /// Most rows the host hands a transform in one `push`; bigger input batches
 /// are sliced.
@@ -31,22 +31,34 @@ pub struct TransformPlugin {
     sandbox: Sandbox,
     name: String,
     pre: bindings::TransformPluginPre<HostState>,
+    compiled: Compiled,
 }
 
 impl TransformPlugin {
-    pub(super) fn new(sandbox: Sandbox, plugin: &str, component: Component) -> Result<Self, SandboxError> {
+    pub(super) fn new(
+        sandbox: Sandbox,
+        plugin: &str,
+        component: Component,
+        compiled: Compiled,
+    ) -> Result<Self, SandboxError> {
         let instance_pre = call::instantiate_pre(&sandbox, plugin, &component)?;
         let pre = bindings::TransformPluginPre::new(instance_pre).map_err(|e| SandboxError::WrongWorld {
             plugin: plugin.to_owned(),
             world: "floe:plugin/transform-plugin",
             message: format!("{e:#}"),
         })?;
-        Ok(Self { sandbox, name: plugin.to_owned(), pre })
+        Ok(Self { sandbox, name: plugin.to_owned(), pre, compiled })
     }
 
     /// The plugin name errors and logs use.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether the component came from the compile cache, and how long
+    /// making it ready took.
+    pub fn compiled(&self) -> Compiled {
+        self.compiled
     }
 
     /// Asks the plugin about itself, in a throwaway instance.
