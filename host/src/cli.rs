@@ -42,7 +42,11 @@ pub enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
-    /// Check both configuration files and everything they refer to. Exit 0 or 2.
+    /// Check both configuration files and everything they refer to, plugins
+    /// included: each is compiled (or taken from the compile cache) and each
+    /// step's `config` is checked against the schema its plugin declares.
+    /// Reads no data. Exit 0; 2 for a configuration error (every one is
+    /// listed, with file:line:col); 3 for a plugin that does not compile or link.
     Validate {
         #[command(flatten)]
         config: ConfigArgs,

@@ -32,8 +32,19 @@ fn main() -> ProcessExit {
     let mut telemetry = init_logging(cli.log_format);
     let code = match cli.command {
         Command::Validate { config } => load_plan(&config).map(|plan| {
-            out(&format!("ok: {} steps\n", plan.steps.len()));
-            ExitCode::Success
+            // The plugins too: each loads, and each step's config fits its schema.
+            let options = RunOptions {
+                component_cache: Some(plan.state_dir.join("component-cache")),
+                compiler: commands::compiler(),
+                ..Default::default()
+            };
+            match run::check_plugins(&plan, &options) {
+                Ok(_) => {
+                    out(&format!("ok: {} steps\n", plan.steps.len()));
+                    ExitCode::Success
+                }
+                Err(error) => fail(&error.to_string(), error.exit_code()),
+            }
         }),
         Command::Plan { config, json } => load_plan(&config).map(|plan| {
             if json {

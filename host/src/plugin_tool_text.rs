@@ -16,6 +16,10 @@ pub fn inspection(path: &Path, inspection: &Inspection) -> String {
             let _ = writeln!(out, "  world    {world}");
             let _ = writeln!(out, "  plugin   {} {} ({:?})", info.name, info.version, info.kind);
             let _ = writeln!(out, "  config   {}", info.config_schema.split_whitespace().collect::<Vec<_>>().join(" "));
+            // `validate` checks steps' configs against it: say when it cannot.
+            if let Err(why) = floe_host::plan::config_schema::parse(&info.config_schema) {
+                let _ = writeln!(out, "  warning  the config schema cannot be used to check configs: {why}");
+            }
         }
         _ => {
             let reason = inspection.link_error.as_ref().map_or("unknown".to_string(), ToString::to_string);

@@ -101,3 +101,50 @@ fn valid_project_validates_and_plans_in_dependency_order() {
     assert!(order[1].starts_with("2. clean_customers -> silver.clean_customers"), "{}", plan.stdout);
     assert!(plan.stdout.contains("reads bronze.raw_customers = bronze.raw_customers"), "{}", plan.stdout);
 }
+
+/// A plugin step's `config` is checked against the schema its plugin
+/// declares, by `validate` and by `run` before it opens a catalog or reads
+/// anything: every problem at once, each at its file:line:col, exit 2.
+#[test]
+fn plugin_config_is_checked_against_the_plugin_schema_before_anything_is_read() {
+    let dir = temp_dir();
+    let yaml = "name: broken\nplugins:\n  csv-ingest:\n    path: PLUGIN\n  dedup:\n    path: DEDUP\ntransforms:\n\
+                \x20 - name: raw_customers\n    layer: bronze\n    kind: ingest\n    plugin: csv-ingest\n    \
+                source: data/customers.csv\n    config:\n      batch_rows: 0\n      row_numbr_column: n\n\
+                \x20 - name: unique_customers\n    layer: silver\n    kind: wasm\n    plugin: dedup\n    \
+                inputs: [bronze.raw_customers]\n    config:\n      keys: customer_id\n";
+    project(dir.path(), &yaml.replace("DEDUP", plugin("dedup.wasm").to_str().unwrap()));
+    let expected = [
+        "floe.yaml:14:7: `transforms[0].config.batch_rows`: 0 is less than 1 (plugin `csv-ingest`'s config schema)\n  \
+         help: `batch_rows`: Maximum number of rows per output batch.",
+        "floe.yaml:15:7: `transforms[0].config.row_numbr_column`: unknown key `row_numbr_column`",
+        "help: the plugin accepts: batch_rows, row_number_column",
+        "floe.yaml:21:5: `transforms[1].config`: missing `key`, which the plugin requires",
+        "floe.yaml:22:7: `transforms[1].config.keys`: unknown key `keys`",
+        "4 configuration errors",
+    ];
+    let state = dir.path().join("state");
+    let project = dir.path().to_str().unwrap();
+    let validate = floe_host(&["validate", project, "--state-dir", state.to_str().unwrap()]).expect_code(2);
+    let run = floe_host(&["run", project, "--state-dir", state.to_str().unwrap()]).expect_code(2);
+    for out in [&validate, &run] {
+        for needle in expected {
+            assert!(out.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", out.stderr);
+        }
+    }
+    // Only the compiled plugins were kept: no catalog, no warehouse, no table.
+    let kept: Vec<String> =
+        fs::read_dir(&state).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(kept, ["component-cache"]);
+
+    // Fixed, both pass.
+    let fixed = fs::read_to_string(dir.path().join("floe.yaml"))
+        .unwrap()
+        .replace("batch_rows: 0", "batch_rows: 500")
+        .replace("row_numbr_column", "row_number_column")
+        .replace("keys: customer_id", "key: customer_id");
+    fs::write(dir.path().join("floe.yaml"), fixed).unwrap();
+    let out = floe_host(&["validate", project, "--state-dir", state.to_str().unwrap()]).expect_code(0);
+    assert_eq!(out.stdout, "ok: 2 steps\n");
+    floe_host(&["run", project, "--state-dir", state.to_str().unwrap()]).expect_code(0);
+}

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use super::order::topological;
 use super::partition;
+use super::plugin_config::ConfigSite;
 use super::source::SourceRoots;
 use super::sql_refs::find_refs;
 use super::{
@@ -358,6 +359,8 @@ impl Checker<'_> {
                 merge_keys: transform.merge_keys.clone(),
                 schema_evolution: transform.schema_evolution,
                 guard,
+                plugin_config:
+                    (!matches!(action, Action::Sql { .. })).then(|| ConfigSite::new(project, i, &transform.config)),
                 action,
                 inputs: Vec::new(),
             }));

@@ -4,9 +4,11 @@
 //! find every configuration error before anything runs.
 
 mod build;
+pub mod config_schema;
 mod features;
 mod order;
 pub mod partition;
+pub mod plugin_config;
 mod render;
 pub mod select;
 pub mod source;
@@ -80,6 +82,10 @@ pub struct Step {
     pub action: Action,
     /// Tables the step reads, produced by earlier steps.
     pub inputs: Vec<Input>,
+    /// A plugin step's `config` as written and where, checked against the
+    /// plugin's declared schema once it is loaded; `None` for a SQL model.
+    #[serde(skip)]
+    pub plugin_config: Option<plugin_config::ConfigSite>,
 }
 
 /// What a step may do to the rows it replaces.

@@ -248,6 +248,16 @@ impl RunError {
     }
 }
 
+/// Loads every plugin of `plan` (compiled, or from `options.component_cache`)
+/// and checks each step's config against the schema its plugin declares:
+/// what `validate` checks beyond the files. Reads no data, opens no catalog.
+pub fn check_plugins(plan: &Plan, options: &RunOptions) -> Result<Vec<PluginLoad>, RunError> {
+    let sandbox =
+        Sandbox::with_compiler(plan.limits.clone(), options.component_cache.clone(), options.compiler.clone())
+            .map_err(|e| RunError::Setup(e.to_string()))?;
+    Plugins::new(sandbox).prepare(&plan.steps)
+}
+
 /// A fresh run id, for a run that was given none (`run-` and 32 hex digits).
 pub fn new_run_id() -> String {
     format!("run-{}", uuid::Uuid::new_v4().simple())
@@ -295,8 +305,8 @@ async fn run_async(
 ) -> Result<RunReport, RunError> {
     let run_id = run.run_id.clone();
     tracing::info!(run_id = %run_id, pipeline = %plan.pipeline, steps = plan.steps.len(), "Starting the run.");
-    // Plugins first: one that does not load fails the run before a catalog
-    // is opened or anything is read.
+    // Plugins first: one that does not load, or a config it would refuse,
+    // fails the run before a catalog is opened or anything is read.
     let sandbox =
         Sandbox::with_compiler(plan.limits.clone(), options.component_cache.clone(), options.compiler.clone())
             .map_err(|e| RunError::Setup(e.to_string()))?;

@@ -3,15 +3,18 @@
 //! compiled once (or taken from the cache) and reused by every step.
 //!
 //! [`Plugins::prepare`] does this for every plugin of the run before the
-//! first step: a component that does not compile or link fails the run
-//! before any data is read, the progress line says what is compiling, and
-//! compile time is reported apart from step time (summary, traces, Pipes).
+//! first step, and checks each step's `config` against the schema its plugin
+//! declares (`plan::plugin_config`): a component that does not compile or
+//! link, or a config it would refuse, fails the run before any data is read;
+//! the progress line says what is compiling, and compile time is reported
+//! apart from step time (summary, traces, Pipes).
 //! One plugin compiles at a time: each compile uses every core already, and
 //! two at once took longer on 2 cores (docs/ci-times.md).
 
 use std::collections::BTreeMap;
 
 use super::RunError;
+use crate::config::ConfigErrors;
 use crate::plan::{Action, PluginSpec, Step};
 use crate::sandbox::{Compiled, IngestPlugin, LoadedPlugin, Sandbox, TransformPlugin, sha256_hex};
 
@@ -39,8 +42,10 @@ impl Plugins {
         &self.sandbox
     }
 
-    /// Loads every plugin `steps` use, in order of first use. A plugin that
-    /// fails to load fails with the first step that uses it.
+    /// Loads every plugin `steps` use, in order of first use, and checks
+    /// each step's config against its plugin's schema. A plugin that fails to
+    /// load fails with the first step that uses it; config problems are
+    /// reported all at once ([`RunError::Config`]).
     pub fn prepare(&mut self, steps: &[Step]) -> Result<Vec<PluginLoad>, RunError> {
         let mut jobs: Vec<(&Step, &PluginSpec, bool)> = Vec::new();
         for step in steps {
@@ -82,7 +87,38 @@ impl Plugins {
         }
         crate::observe::progress::step_finished();
         result?;
+        self.check_configs(steps)?;
         Ok(loads)
+    }
+
+    /// Each plugin step's config against the schema its (loaded) plugin
+    /// declares in `meta.info`: every problem of the run at once.
+    fn check_configs(&self, steps: &[Step]) -> Result<(), RunError> {
+        let mut schemas: BTreeMap<(&str, bool), String> = BTreeMap::new();
+        let mut errors = ConfigErrors::default();
+        for step in steps {
+            let (spec, ingest) = match &step.action {
+                Action::Ingest { plugin, .. } => (plugin, true),
+                Action::Wasm { plugin, .. } => (plugin, false),
+                Action::Sql { .. } => continue,
+            };
+            let Some(site) = &step.plugin_config else { continue };
+            let key = (spec.name.as_str(), ingest);
+            if !schemas.contains_key(&key) {
+                let info = if ingest {
+                    self.ingest.get(&spec.name).map(IngestPlugin::info)
+                } else {
+                    self.transform.get(&spec.name).map(TransformPlugin::info)
+                };
+                let Some(info) = info else { continue };
+                let info = info.map_err(|source| load_error(step, source))?;
+                schemas.insert(key, info.config_schema);
+            }
+            for error in site.check(step.name.as_str(), &spec.name, &schemas[&key]) {
+                errors.push(error);
+            }
+        }
+        errors.into_result(()).map_err(|errors| RunError::Config(errors.to_string()))
     }
 
     /// How the plugin of `step` was made ready in this run, if it has one

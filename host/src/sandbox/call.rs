@@ -131,7 +131,10 @@ pub(super) fn instantiate_pre(
 /// escaped, the config schema on one line.
 pub(super) fn plugin_info(info: bindings::PluginInfo) -> super::PluginInfo {
     let clean = |text: &str| escape(&truncate(text, MAX_ERROR_BYTES)).into_owned();
-    let schema = info.config_schema.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Bounded (a larger schema is not used to check configs anyway) and one
+    // printable line: the line breaks between JSON tokens become spaces.
+    let schema = truncate(&info.config_schema, crate::plan::config_schema::MAX_SCHEMA_BYTES + 1)
+        .replace(['\n', '\r', '\t'], " ");
     super::PluginInfo {
         name: clean(&info.name),
         version: clean(&info.version),
