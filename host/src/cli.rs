@@ -56,6 +56,8 @@ pub enum Command {
     Plan {
         #[command(flatten)]
         config: ConfigArgs,
+        #[command(flatten)]
+        select: SelectArgs,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -104,14 +106,22 @@ pub enum PluginCommand {
         /// The `.wasm` component.
         wasm: PathBuf,
     },
-    /// Create a ready-to-build transform plugin crate NAME (on the floe plugin SDK).
+    /// Create a ready-to-build plugin crate NAME on the floe plugin SDK. The
+    /// SDK and the WIT contract are copied in from this binary (under
+    /// `vendor/` and `wit/`), so the crate builds anywhere with only crates.io;
+    /// its README has the commands to build and try it.
     New {
         /// Crate name, for example `upper-case`.
         name: String,
+        /// What the plugin does: `ingest` (bronze: raw bytes → Arrow),
+        /// `transform` (streaming: Arrow → Arrow) or `sql` (returns a DuckDB
+        /// query over its input).
+        #[arg(long, value_enum, default_value_t = PluginKindArg::Transform)]
+        kind: PluginKindArg,
         /// Where to create it.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// The SDK crate (floe-host's plugins/sdk) [default: the one this binary was built from].
+        /// Depend on this SDK checkout (floe-host's plugins/sdk) instead of a copy.
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
@@ -139,6 +149,23 @@ pub enum PluginCommand {
     },
 }
 
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum PluginKindArg {
+    Ingest,
+    Transform,
+    Sql,
+}
+
+impl From<PluginKindArg> for floe_host::plugin_tool::Kind {
+    fn from(kind: PluginKindArg) -> Self {
+        match kind {
+            PluginKindArg::Ingest => Self::Ingest,
+            PluginKindArg::Transform => Self::Transform,
+            PluginKindArg::Sql => Self::Sql,
+        }
+    }
+}
+
 pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -158,9 +185,45 @@ pub enum SchemaCommand {
     },
 }
 
+/// Which steps `run` (and `plan`) take, in dbt's and Dagster's selector forms.
+#[derive(Args, Debug, Default)]
+pub struct SelectArgs {
+    /// Only these steps: a step name (`stg_orders`), a table
+    /// (`silver.stg_orders`, or Dagster's `silver/stg_orders`), `tag:NAME` or
+    /// `layer:NAME`; `+X` adds the steps upstream of X, `X+` those downstream.
+    /// Repeat the flag or separate selectors by spaces
+    /// (`--select "+customer_totals daily_revenue"`). Tables the selected
+    /// steps read must be selected too or exist already.
+    #[arg(long, short = 's', value_name = "SELECTORS")]
+    pub select: Vec<String>,
+    /// Leave these steps out (the same forms as --select).
+    #[arg(long, value_name = "SELECTORS")]
+    pub exclude: Vec<String>,
+}
+
+impl SelectArgs {
+    /// The plan narrowed to the selected steps (unchanged without selectors).
+    pub fn apply(
+        &self,
+        plan: floe_host::plan::Plan,
+    ) -> Result<floe_host::plan::Plan, floe_host::plan::select::SelectorError> {
+        use floe_host::plan::select::Selector;
+        let parse = |list: &[String]| -> Result<Vec<Selector>, _> {
+            list.iter().flat_map(|v| v.split_whitespace()).map(Selector::parse).collect()
+        };
+        let (select, exclude) = (parse(&self.select)?, parse(&self.exclude)?);
+        if select.is_empty() && exclude.is_empty() {
+            return Ok(plan);
+        }
+        plan.select_steps(&select, &exclude)
+    }
+}
+
 /// Runtime behaviour of `run` (pipeline meaning lives in the config files).
 #[derive(Args, Debug)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub selection: SelectArgs,
     /// Id recorded in every snapshot summary (generated when absent).
     #[arg(long, env = "FLOE_RUN_ID")]
     pub run_id: Option<String>,

@@ -36,6 +36,17 @@ pub fn prepare_run(plan: plan::Plan, args: &RunArgs) -> Option<(plan::Plan, Opti
     let (plan, pipes) = floe_host::observe::pipes::start(plan, args.partition.as_deref())
         .map_err(|error| crate::logging::report_error(&error.to_string(), ExitCode::Config, Default::default()))
         .ok()?;
+    // `--select`/`--exclude`, within what Dagster selected.
+    let plan = match args.selection.apply(plan) {
+        Ok(plan) => plan,
+        Err(error) => {
+            crate::logging::report_error(&error.to_string(), ExitCode::Config, Default::default());
+            if let Some(pipes) = pipes {
+                pipes.refuse(&error.to_string());
+            }
+            return None;
+        }
+    };
     let partition = pipes.as_ref().and_then(|p| p.partition().map(str::to_string)).or_else(|| args.partition.clone());
     match plan.for_partition(partition.as_deref()) {
         Ok(plan) => Some((plan, pipes, partition)),
@@ -101,19 +112,21 @@ pub fn plugin_command(command: PluginCommand) -> ExitCode {
                 }
             }
         }
-        PluginCommand::New { name, dir, sdk } => match plugin_tool::scaffold(&name, &dir, sdk.as_deref()) {
-            Ok(files) => {
-                for file in &files {
-                    println!("created {}", file.display());
+        PluginCommand::New { name, kind, dir, sdk } => {
+            match plugin_tool::scaffold(&name, kind.into(), &dir, sdk.as_deref()) {
+                Ok(files) => {
+                    let root = dir.join(&name);
+                    println!("created {} ({} files; the plugin is src/lib.rs)", root.display(), files.len());
+                    println!("next: cd {} && cargo build --release --target wasm32-wasip2", root.display());
+                    println!("      then see README.md to try it with `floe-host plugin test`");
+                    ExitCode::Success
                 }
-                println!("next: cd {} && cargo build --release --target wasm32-wasip2", dir.join(&name).display());
-                ExitCode::Success
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::Config
+                }
             }
-            Err(error) => {
-                eprintln!("error: {error}");
-                ExitCode::Config
-            }
-        },
+        }
         PluginCommand::Test { wasm, input, config, limit, out } => {
             // Arguments first: a wrong `--out` costs no compile and no run.
             if let Some(out) = &out

@@ -46,7 +46,11 @@ fn main() -> ProcessExit {
                 Err(error) => fail(&error.to_string(), error.exit_code()),
             }
         }),
-        Command::Plan { config, json } => load_plan(&config).map(|plan| {
+        Command::Plan { config, select, json } => load_plan(&config).map(|plan| {
+            let plan = match select.apply(plan) {
+                Ok(plan) => plan,
+                Err(error) => return fail(&error.to_string(), ExitCode::Config),
+            };
             if json {
                 out(&format!("{}\n", serde_json::to_string_pretty(&plan).expect("a plan serializes")));
             } else {

@@ -18,6 +18,7 @@ mod pipes;
 mod plugin_tool;
 mod sandbox;
 mod secrets;
+mod select;
 mod signals;
 mod sources;
 mod support;

@@ -108,36 +108,69 @@ fn inspect_and_test_reuse_the_compile_cache_and_check_arguments_first() {
     assert!(out.stderr.contains("nope"), "{}", out.stderr);
 }
 
+/// `plugin new` for each kind, in a directory outside the repository: the
+/// crate depends on nothing but its vendored SDK and crates.io, builds into a
+/// component of the right world, and `plugin test` runs it as its README says.
 #[test]
-fn new_scaffolds_a_crate_that_builds_into_a_working_transform() {
+fn new_scaffolds_crates_of_each_kind_that_build_anywhere_and_work() {
     let dir = temp_dir();
-    floe_host(&["plugin", "new", "shout", "--dir", dir.path().to_str().unwrap()]).expect_code(0);
-    let krate = dir.path().join("shout");
     // Share compiled dependencies with scripts/build-plugins.sh when possible.
-    let target = std::env::var_os("FLOE_PLUGINS_TARGET_DIR").map_or_else(|| krate.join("target"), Into::into);
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--target", "wasm32-wasip2"])
-        .current_dir(&krate)
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "the scaffolded crate builds");
-    let wasm = target.join("wasm32-wasip2/debug/shout.wasm");
+    let shared_target = std::env::var_os("FLOE_PLUGINS_TARGET_DIR");
+    let build = |name: &str, kind: &str| -> std::path::PathBuf {
+        let out =
+            floe_host(&["plugin", "new", name, "--kind", kind, "--dir", dir.path().to_str().unwrap()]).expect_code(0);
+        assert!(out.stdout.contains("the plugin is src/lib.rs"), "{}", out.stdout);
+        let krate = dir.path().join(name);
+        let manifest = std::fs::read_to_string(krate.join("Cargo.toml")).unwrap();
+        assert!(manifest.contains(r#"floe-plugin-sdk = { path = "vendor/floe-plugin-sdk" }"#), "{manifest}");
+        let repo = crate::support::repo().display().to_string();
+        for file in ["Cargo.toml", "vendor/floe-plugin-sdk/Cargo.toml", "README.md"] {
+            let text = std::fs::read_to_string(krate.join(file)).unwrap();
+            assert!(!text.contains(&repo), "{file} refers to the repository: {text}");
+        }
+        let readme = std::fs::read_to_string(krate.join("README.md")).unwrap();
+        assert!(readme.contains("cargo build --release --target wasm32-wasip2"), "{readme}");
+        let target = shared_target.clone().map_or_else(|| krate.join("target"), Into::into);
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--target", "wasm32-wasip2"])
+            .current_dir(&krate)
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "the scaffolded {kind} crate builds");
+        target.join(format!("wasm32-wasip2/debug/{}.wasm", name.replace('-', "_")))
+    };
 
-    let out = floe_host(&["plugin", "inspect", wasm.to_str().unwrap()]).expect_code(0);
+    let transform = build("shout", "transform");
+    let out = floe_host(&["plugin", "inspect", transform.to_str().unwrap()]).expect_code(0);
     assert!(out.stdout.contains("plugin   shout 0.1.0 (Transform)"), "{}", out.stdout);
-
-    let input = dir.path().join("in.csv");
-    std::fs::write(&input, "id,name\n1,Zoe\n").unwrap();
-    let out = floe_host(&[
-        "plugin",
-        "test",
-        wasm.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--config",
-        "column=name",
-    ])
-    .expect_code(0);
+    let csv = dir.path().join("in.csv");
+    std::fs::write(&csv, "id,name\n1,Zoe\n").unwrap();
+    let (csv, transform) = (csv.to_str().unwrap(), transform.to_str().unwrap());
+    let out = floe_host(&["plugin", "test", transform, "--input", csv, "--config", "column=name"]).expect_code(0);
     assert!(out.stdout.contains("| 1  | ZOE  |"), "{}", out.stdout);
+
+    let ingest = build("lines-in", "ingest");
+    let text = dir.path().join("notes.txt");
+    // A multi-byte character and a CRLF: the lines come back whole.
+    std::fs::write(&text, "first\r\nsécond\nthird").unwrap();
+    let ingest = ingest.to_str().unwrap();
+    let out = floe_host(&["plugin", "inspect", ingest]).expect_code(0);
+    assert!(out.stdout.contains("world    floe:plugin/ingest-plugin"), "{}", out.stdout);
+    let out = floe_host(&["plugin", "test", ingest, "--input", text.to_str().unwrap(), "--config", "column=note"])
+        .expect_code(0);
+    assert!(out.stdout.contains("-> 3 rows"), "{}", out.stdout);
+    assert!(out.stdout.contains("| note   | _row |") && out.stdout.contains("| sécond | 2    |"), "{}", out.stdout);
+    assert!(out.stderr.contains("read 3 lines"), "the plugin's log line: {}", out.stderr);
+
+    let sql = build("big-only", "sql");
+    let amounts = dir.path().join("amounts.csv");
+    std::fs::write(&amounts, "id,amount\n1,5\n2,50\n").unwrap();
+    let args = ["plugin", "test", sql.to_str().unwrap(), "--input", amounts.to_str().unwrap()];
+    let out = floe_host(&[&args[..], &["--config", "where=amount > 10"]].concat()).expect_code(0);
+    assert!(out.stdout.contains("sql: SELECT * FROM trial.input WHERE (amount > 10)"), "{}", out.stdout);
+    assert!(out.stdout.contains("-> 1 rows"), "{}", out.stdout);
+    // The schema it declares is what validate checks: `where` is required.
+    let out = floe_host(&args).expect_code(2);
+    assert!(out.stderr.contains("where"), "{}", out.stderr);
 }

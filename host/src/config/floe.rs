@@ -82,6 +82,9 @@ pub struct Transform {
     /// other steps' tables as `<layer>.<name>`.
     #[serde(default)]
     pub sql: Option<PathBuf>,
+    /// Labels for `run --select tag:NAME` (and `--exclude`), for example `[pii, finance]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// Plugin configuration: scalar values only, handed to the plugin as strings.
     /// Never put a credential here.
     #[serde(default)]

@@ -363,6 +363,7 @@ impl Checker<'_> {
                     (!matches!(action, Action::Sql { .. })).then(|| ConfigSite::new(project, i, &transform.config)),
                 action,
                 inputs: Vec::new(),
+                tags: transform.tags.clone(),
             }));
         }
 

@@ -82,6 +82,9 @@ pub struct Step {
     pub action: Action,
     /// Tables the step reads, produced by earlier steps.
     pub inputs: Vec<Input>,
+    /// The step's `tags`, for `--select tag:NAME`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// A plugin step's `config` as written and where, checked against the
     /// plugin's declared schema once it is loaded; `None` for a SQL model.
     #[serde(skip)]

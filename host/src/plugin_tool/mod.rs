@@ -3,7 +3,10 @@
 //! component on a local file, in the same sandbox a pipeline uses.
 
 mod scaffold;
+mod sdk_files;
+mod templates;
 mod trial;
 
 pub use scaffold::{ScaffoldError, scaffold};
+pub use templates::Kind;
 pub use trial::{TrialError, TrialOutput, check_output_path, trial};

@@ -314,6 +314,7 @@ async fn run_async(
     let loads = plugins.prepare(&plan.steps)?;
     let used: BTreeSet<(String, String)> = plan.steps.iter().map(|s| (s.catalog.clone(), s.storage.clone())).collect();
     let lakehouse = Lakehouse::open(&plan.catalogs, &plan.storage, used).await.map_err(RunError::opening)?;
+    check_inputs_exist(&lakehouse, plan).await?;
     // DuckDB spills under the state directory unless told otherwise: its own
     // default (`.tmp` in the working directory) is read-only in most pods.
     let mut compute = Setup { properties: plan.compute.clone(), variables: Vec::new() };
@@ -405,6 +406,37 @@ async fn run_async(
         reports.push(report);
     }
     Ok(RunReport { run_id, steps: reports, plugins: loads })
+}
+
+/// Every table a step reads that no earlier step of this run writes (a
+/// `--select` or a Dagster selection left its step out) must exist with a
+/// snapshot: otherwise the run stops before its first step, naming each
+/// such table and the steps that read it (exit 2).
+async fn check_inputs_exist(lakehouse: &Lakehouse, plan: &Plan) -> Result<(), RunError> {
+    let mut missing: Vec<String> = Vec::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        for input in &step.inputs {
+            let written_before = plan.steps[..i].iter().any(|s| s.catalog == input.catalog && s.target == input.table);
+            if written_before {
+                continue;
+            }
+            let current = lakehouse
+                .current_snapshot(&input.catalog, &input.table)
+                .await
+                .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
+            if current.is_none() {
+                missing.push(format!("`{}` (read by `{}`)", input.table, step.name));
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(RunError::Config(format!(
+        "this run does not write {}, and the table does not exist yet or has no data; select the steps that write it \
+         too (`--select +STEP` adds every step upstream of STEP) or run them first",
+        missing.join(", ")
+    )))
 }
 
 /// The size of an ingest step's source file: the total its progress bar fills.
