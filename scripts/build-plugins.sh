@@ -13,19 +13,16 @@ if ! rustup target list --installed | grep -qx "$target"; then
 fi
 
 # `--demo`: only the plugins the demo pipeline uses (no adversarial ones).
-# FLOE_PLUGIN_PROFILE: the cargo profile, `release` unless scripts/demo.sh
-# asks for the cheaper `demo` one (plugins/Cargo.toml).
 packages=(--workspace)
-profile="${FLOE_PLUGIN_PROFILE:-release}"
 if [[ "${1:-}" == "--demo" ]]; then
     shift
     packages=(-p csv-ingest -p pii-mask -p dedup -p sql-filter)
 fi
 CARGO_TARGET_DIR="$FLOE_PLUGINS_TARGET_DIR" \
     cargo build --manifest-path "$FLOE_REPO/plugins/Cargo.toml" \
-    "${packages[@]}" --profile "$profile" --target "$target" "$@"
+    "${packages[@]}" --release --target "$target" "$@"
 
-out="$FLOE_PLUGINS_TARGET_DIR/$target/$profile"
+out="$FLOE_PLUGINS_TARGET_DIR/$target/release"
 mkdir -p "$FLOE_PLUGIN_DIST"
 copied=0
 for manifest in "$FLOE_REPO"/plugins/*/Cargo.toml "$FLOE_REPO"/plugins/evil/*/Cargo.toml; do

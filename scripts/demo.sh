@@ -21,7 +21,7 @@ log="$(mktemp "${TMPDIR:-/tmp}/floe-demo-build.XXXXXX")"
 trap 'rm -f "$log"' EXIT
 cargo build --quiet -p floe-host --profile demo --no-default-features 2>"$log" &
 host_build=$!
-if ! FLOE_PLUGIN_PROFILE=demo scripts/build-plugins.sh --demo; then
+if ! scripts/build-plugins.sh --demo; then
     kill "$host_build" 2>/dev/null || true
     wait "$host_build" 2>/dev/null || true
     exit 1
