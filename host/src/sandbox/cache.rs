@@ -10,9 +10,15 @@
 //! or another tenant wrote or swapped in, and any file from before the tags,
 //! fails the check and is compiled again. The tag is checked on the bytes in
 //! memory that are then deserialized, so the file cannot change in between.
+//!
+//! The cache is bounded: a load marks its entry used (its mtime), and after
+//! each store the entries unused for [`MAX_UNUSED`] go, then the least
+//! recently used ones until the directory holds at most [`MAX_CACHE_BYTES`]
+//! (every rebuilt plugin is a new entry; a pod's state volume is small).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -23,6 +29,10 @@ const WASMTIME_VERSION: &str = "48.0.8";
 const KEY_FILE: &str = "cache.key";
 const KEY_BYTES: usize = 32;
 const TAG_BYTES: usize = 32;
+/// Most bytes of compiled plugins one cache directory keeps.
+const MAX_CACHE_BYTES: u64 = 512 << 20;
+/// Entries unused for this long are removed.
+const MAX_UNUSED: Duration = Duration::from_secs(30 * 24 * 3600);
 
 pub(super) struct CompileCache {
     dir: PathBuf,
@@ -62,6 +72,10 @@ impl CompileCache {
                 "Ignoring a compiled plugin in the cache that this host did not write (its tag does not match); recompiling.");
             return None;
         }
+        // Used now: the last to go when the cache is trimmed (best effort).
+        if let Ok(file) = std::fs::File::options().write(true).open(&path) {
+            let _ = file.set_modified(SystemTime::now());
+        }
         Some(bytes)
     }
 
@@ -82,7 +96,44 @@ impl CompileCache {
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
+        if result.is_ok() {
+            self.trim(&path, MAX_CACHE_BYTES, MAX_UNUSED);
+        }
         result
+    }
+
+    /// Removes the entries (other than `keep`) unused for `max_unused`, then
+    /// the least recently used until the entries total at most `max_bytes`.
+    /// Best effort: an entry another host removes first is skipped, and one
+    /// it is reading stays readable (the file is unlinked, not truncated).
+    fn trim(&self, keep: &Path, max_bytes: u64, max_unused: Duration) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        let now = SystemTime::now();
+        let mut kept: Vec<(SystemTime, u64, PathBuf)> = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if path.extension().is_none_or(|e| e != "cwasm") || !meta.is_file() || path == keep {
+                continue;
+            }
+            let used = meta.modified().unwrap_or(now);
+            if now.duration_since(used).is_ok_and(|age| age > max_unused) {
+                let _ = std::fs::remove_file(&path);
+            } else {
+                kept.push((used, meta.len(), path));
+            }
+        }
+        let mut total: u64 =
+            kept.iter().map(|(_, len, _)| len).sum::<u64>() + std::fs::metadata(keep).map_or(0, |m| m.len());
+        kept.sort();
+        for (_, len, path) in kept {
+            if total <= max_bytes {
+                break;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                total -= len;
+            }
+        }
     }
 
     /// The cache's key, created on first use. Two hosts that start at once
@@ -151,6 +202,35 @@ fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trimming_drops_unused_then_least_recently_used_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(dir.path().join("cache"));
+        let day = Duration::from_secs(24 * 3600);
+        let now = SystemTime::now();
+        let mut paths = Vec::new();
+        for (i, age_days) in [40u64, 3, 2, 1].into_iter().enumerate() {
+            let sha = format!("{i:064}");
+            cache.store(&sha, &[0u8; 100]).unwrap();
+            let path = cache.path_for(&sha);
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(now - day * age_days as u32).unwrap();
+            paths.push(path);
+        }
+        // Each entry is 100 bytes and a 32-byte tag. The 40-day-old one is
+        // unused too long; then room for two more besides the new one.
+        let newest = cache.dir.join("new.cwasm");
+        std::fs::write(&newest, [0u8; 132]).unwrap();
+        cache.trim(&newest, 3 * 132, Duration::from_secs(30 * 24 * 3600));
+        let left: Vec<bool> = paths.iter().map(|p| p.exists()).collect();
+        assert_eq!(left, [false, false, true, true], "the oldest went first");
+        assert!(newest.exists() && dir.path().join("cache").join(KEY_FILE).exists());
+        // A load marks an entry used: it outlives an older one.
+        assert!(cache.load(&format!("{:064}", 2)).is_some());
+        cache.trim(&newest, 2 * 132, Duration::from_secs(30 * 24 * 3600));
+        assert_eq!([paths[2].exists(), paths[3].exists()], [true, false]);
+    }
 
     #[test]
     fn version_constant_matches_the_linked_wasmtime() {
