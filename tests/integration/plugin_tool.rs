@@ -173,4 +173,32 @@ fn new_scaffolds_crates_of_each_kind_that_build_anywhere_and_work() {
     // The schema it declares is what validate checks: `where` is required.
     let out = floe_host(&args).expect_code(2);
     assert!(out.stderr.contains("where"), "{}", out.stderr);
+
+    // The three in one pipeline, bronze to gold, read back through pyiceberg.
+    let project = dir.path().join("pipeline");
+    std::fs::create_dir_all(project.join("data")).unwrap();
+    std::fs::copy(&text, project.join("data/notes.txt")).unwrap();
+    let yaml = format!(
+        "name: scaffolded\nplugins:\n  lines-in: {{path: {ingest}}}\n  shout: {{path: {transform}}}\n  \
+         big-only: {{path: {sql}}}\ntransforms:\n\
+         \x20 - {{name: raw_notes, layer: bronze, kind: ingest, plugin: lines-in, source: data/notes.txt, config: {{column: note}}}}\n\
+         \x20 - {{name: loud_notes, layer: silver, kind: wasm, plugin: shout, inputs: [bronze.raw_notes], config: {{column: note}}}}\n\
+         \x20 - {{name: long_notes, layer: gold, kind: wasm, plugin: big-only, inputs: [silver.loud_notes], \
+         config: {{where: \"length(note) > 5\"}}}}\n",
+        sql = sql.display()
+    );
+    std::fs::write(project.join("floe.yaml"), yaml).unwrap();
+    let state = dir.path().join("state");
+    let (project, state) = (project.to_str().unwrap(), state.to_str().unwrap());
+    floe_host(&["validate", project, "--state-dir", state]).expect_code(0);
+    floe_host(&["run", project, "--state-dir", state]).expect_code(0);
+    let read = |table: &str| {
+        crate::support::python_json("table_check.py", &["--state-dir", state, "--table", table, "--order-by", "_row"])
+    };
+    let loud = read("silver.loud_notes");
+    assert_eq!(loud["rows"], 3, "{loud}");
+    let notes: Vec<&str> = loud["records"].as_array().unwrap().iter().map(|r| r["note"].as_str().unwrap()).collect();
+    assert_eq!(notes, ["FIRST", "SÉCOND", "THIRD"]);
+    let long = read("gold.long_notes");
+    assert_eq!(long["records"], serde_json::json!([{"note": "SÉCOND", "_row": 2}]), "{long}");
 }
