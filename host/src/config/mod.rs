@@ -182,7 +182,16 @@ fn parse_file<T: serde::de::DeserializeOwned>(
         Ok(parsed) if errors.0.len() == before => Some(parsed),
         Ok(_) => None,
         Err(error) => {
-            errors.push(error);
+            // Every broken step, not only the first.
+            let per_step = match kind {
+                FileKind::Pipeline => yaml::errors_by_element::<T, floe::Transform>(path, text, &value, "transforms"),
+                FileKind::Platform => Vec::new(),
+            };
+            if per_step.is_empty() {
+                errors.push(error);
+            } else {
+                errors.0.extend(per_step);
+            }
             None
         }
     }

@@ -22,6 +22,17 @@ pub fn parse_value(file: &Path, text: &str) -> Result<serde_yaml::Value, ConfigE
 /// Deserializes an already parsed document into `T`, reporting the first
 /// type error with its key path and (found through `locate`) its position.
 pub fn from_value<T: DeserializeOwned>(file: &Path, text: &str, value: serde_yaml::Value) -> Result<T, ConfigError> {
+    from_value_at(file, text, value, "")
+}
+
+/// [`from_value`] for the node at key path `at` of the document (`transforms[2]`):
+/// the error's key and position are the document's.
+fn from_value_at<T: DeserializeOwned>(
+    file: &Path,
+    text: &str,
+    value: serde_yaml::Value,
+    at: &str,
+) -> Result<T, ConfigError> {
     let document = value.clone();
     serde_path_to_error::deserialize(value).map_err(|error| {
         let key = error.path().to_string();
@@ -39,12 +50,56 @@ pub fn from_value<T: DeserializeOwned>(file: &Path, text: &str, value: serde_yam
             _ if message.starts_with(LITERAL_SECRET) => literal_secret_key(&document, &key).unwrap_or(key),
             _ => key,
         };
+        let key = match (at, key.as_str()) {
+            ("", _) => key,
+            (_, "") => at.to_string(),
+            (_, rest) if rest.starts_with('[') => format!("{at}{rest}"),
+            (_, rest) => format!("{at}.{rest}"),
+        };
         let position = locate_or_parent(text, &key);
         let help = help_for(&message, &key);
         let mut error = ConfigError::new(file, key, message).at(position);
         error.help = help;
         error
     })
+}
+
+/// The type errors of a document that does not deserialize as `T`, one per
+/// bad element of its top-level list `list` (each deserialized alone as
+/// `E`), then the first error outside the list: so that a file with three
+/// broken steps reports all three, not the first. Empty when no element is
+/// at fault (the caller reports the document's own error).
+pub fn errors_by_element<T: DeserializeOwned, E: DeserializeOwned>(
+    file: &Path,
+    text: &str,
+    document: &serde_yaml::Value,
+    list: &str,
+) -> Vec<ConfigError> {
+    let Some(elements) = document.get(list).and_then(serde_yaml::Value::as_sequence) else { return Vec::new() };
+    let mut errors = Vec::new();
+    let mut good = Vec::new();
+    for (i, element) in elements.iter().enumerate() {
+        match from_value_at::<E>(file, text, element.clone(), &format!("{list}[{i}]")) {
+            Ok(_) => good.push(element.clone()),
+            Err(error) => errors.push(error),
+        }
+    }
+    if errors.is_empty() {
+        return errors;
+    }
+    // The rest of the document, with only the good elements (whose indexes
+    // may have moved, so an error inside the list is not reported twice).
+    let mut rest = document.clone();
+    if let Some(map) = rest.as_mapping_mut() {
+        map.insert(serde_yaml::Value::from(list), serde_yaml::Value::Sequence(good));
+    }
+    if let Err(error) = from_value::<T>(file, text, rest)
+        && !error.key.starts_with(&format!("{list}["))
+    {
+        errors.push(error);
+    }
+    errors.sort_by_key(|e| e.position.unwrap_or((usize::MAX, 0)));
+    errors
 }
 
 /// Parses `text` straight into `T` (for tests and simple callers).
