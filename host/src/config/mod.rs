@@ -182,15 +182,21 @@ fn parse_file<T: serde::de::DeserializeOwned>(
         Ok(parsed) if errors.0.len() == before => Some(parsed),
         Ok(_) => None,
         Err(error) => {
-            // Every broken step, not only the first.
-            let per_step = match kind {
-                FileKind::Pipeline => yaml::errors_by_element::<T, floe::Transform>(path, text, &value, "transforms"),
-                FileKind::Platform => Vec::new(),
+            // Every broken step or profile, not only the first.
+            let sections: &[(&str, yaml::MemberCheck)] = match kind {
+                FileKind::Pipeline => &[("transforms", yaml::member::<floe::Transform>)],
+                FileKind::Platform => &[
+                    ("compute", yaml::member::<ComputeProfile>),
+                    ("catalogs", yaml::member::<CatalogProfile>),
+                    ("storage", yaml::member::<StorageProfile>),
+                    ("layers", yaml::member::<LayerProfile>),
+                ],
             };
-            if per_step.is_empty() {
+            let per_member = yaml::errors_by_member::<T>(path, text, &value, sections);
+            if per_member.is_empty() {
                 errors.push(error);
             } else {
-                errors.0.extend(per_step);
+                errors.0.extend(per_member);
             }
             None
         }

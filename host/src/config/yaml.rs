@@ -64,38 +64,63 @@ fn from_value_at<T: DeserializeOwned>(
     })
 }
 
-/// The type errors of a document that does not deserialize as `T`, one per
-/// bad element of its top-level list `list` (each deserialized alone as
-/// `E`), then the first error outside the list: so that a file with three
-/// broken steps reports all three, not the first. Empty when no element is
-/// at fault (the caller reports the document's own error).
-pub fn errors_by_element<T: DeserializeOwned, E: DeserializeOwned>(
+/// Checks one member of a section alone: [`member`]`::<E>` for the type `E`
+/// of the section's members.
+pub type MemberCheck = fn(&Path, &str, serde_yaml::Value, &str) -> Option<ConfigError>;
+
+/// The type error of `value`, the member at key path `at`, as an `E`.
+pub fn member<E: DeserializeOwned>(file: &Path, text: &str, value: serde_yaml::Value, at: &str) -> Option<ConfigError> {
+    from_value_at::<E>(file, text, value, at).err()
+}
+
+/// The type errors of a document that does not deserialize as `T`: one per
+/// bad member of each of its top-level `sections` (the elements of a list,
+/// the entries of a map, each checked alone), then the first error of the
+/// rest of the document without them. So a file with three broken steps
+/// reports all three, not the first. Empty when no member is at fault (the
+/// caller reports the document's own error).
+pub fn errors_by_member<T: DeserializeOwned>(
     file: &Path,
     text: &str,
     document: &serde_yaml::Value,
-    list: &str,
+    sections: &[(&str, MemberCheck)],
 ) -> Vec<ConfigError> {
-    let Some(elements) = document.get(list).and_then(serde_yaml::Value::as_sequence) else { return Vec::new() };
     let mut errors = Vec::new();
-    let mut good = Vec::new();
-    for (i, element) in elements.iter().enumerate() {
-        match from_value_at::<E>(file, text, element.clone(), &format!("{list}[{i}]")) {
-            Ok(_) => good.push(element.clone()),
-            Err(error) => errors.push(error),
+    let mut rest = document.clone();
+    for &(section, check) in sections {
+        let Some(node) = rest.as_mapping_mut().and_then(|m| m.get_mut(section)) else { continue };
+        match node {
+            serde_yaml::Value::Sequence(elements) => {
+                let mut good = Vec::new();
+                for (i, element) in elements.drain(..).enumerate() {
+                    match check(file, text, element.clone(), &format!("{section}[{i}]")) {
+                        Some(error) => errors.push(error),
+                        None => good.push(element),
+                    }
+                }
+                *elements = good;
+            }
+            serde_yaml::Value::Mapping(entries) => {
+                let bad: Vec<serde_yaml::Value> = entries
+                    .iter()
+                    .filter_map(|(key, value)| {
+                        let name = key.as_str()?;
+                        let error = check(file, text, value.clone(), &format!("{section}.{name}"))?;
+                        errors.push(error);
+                        Some(key.clone())
+                    })
+                    .collect();
+                for key in bad {
+                    entries.remove(&key);
+                }
+            }
+            _ => {}
         }
     }
     if errors.is_empty() {
         return errors;
     }
-    // The rest of the document, with only the good elements (whose indexes
-    // may have moved, so an error inside the list is not reported twice).
-    let mut rest = document.clone();
-    if let Some(map) = rest.as_mapping_mut() {
-        map.insert(serde_yaml::Value::from(list), serde_yaml::Value::Sequence(good));
-    }
-    if let Err(error) = from_value::<T>(file, text, rest)
-        && !error.key.starts_with(&format!("{list}["))
-    {
+    if let Err(error) = from_value::<T>(file, text, rest) {
         errors.push(error);
     }
     errors.sort_by_key(|e| e.position.unwrap_or((usize::MAX, 0)));
