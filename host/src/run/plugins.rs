@@ -9,7 +9,7 @@
 //! the progress line says what is compiling, and compile time is reported
 //! apart from step time (summary, traces, Pipes).
 //! One plugin compiles at a time: each compile uses every core already, and
-//! two at once took longer on 2 cores (docs/ci-times.md).
+//! two at once took longer on 2 cores (BENCHMARKS.md).
 
 use std::collections::BTreeMap;
 
