@@ -34,7 +34,7 @@ fn main() -> ProcessExit {
         Command::Validate { config } => load_plan(&config).map(|plan| {
             // The plugins too: each loads, and each step's config fits its schema.
             let options = RunOptions {
-                component_cache: Some(plan.state_dir.join("component-cache")),
+                component_cache: Some(plan.component_cache()),
                 compiler: commands::compiler(),
                 ..Default::default()
             };
@@ -109,7 +109,7 @@ fn main() -> ProcessExit {
                 .unwrap_or_else(run::new_run_id);
             let options = RunOptions {
                 run_id: Some(run_id.clone()),
-                component_cache: Some(plan.state_dir.join("component-cache")),
+                component_cache: Some(plan.component_cache()),
                 compiler: commands::compiler(),
                 cancel: Default::default(),
                 partition,

@@ -49,6 +49,14 @@ pub struct Plan {
     pub sources: source::SourceRoots,
 }
 
+impl Plan {
+    /// Where compiled plugins are cached: `component-cache` in the state
+    /// directory (`run` and `validate` share it).
+    pub fn component_cache(&self) -> PathBuf {
+        self.state_dir.join("component-cache")
+    }
+}
+
 /// One step of the plan.
 #[derive(Clone, Debug, Serialize)]
 pub struct Step {

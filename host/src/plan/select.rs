@@ -45,81 +45,7 @@ impl Plan {
         plan.steps.retain(|step| names.iter().any(|name| matches(step, name.as_ref())));
         Ok(plan)
     }
-}
 
-/// A `--select` or `--exclude` term that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum SelectorError {
-    #[error(
-        "`{0}` is not a selector floe-host understands; write a step name (`stg_orders`), a table \
-         (`silver.stg_orders` or `silver/stg_orders`), `tag:NAME` or `layer:NAME`, with `+` before for \
-         its upstream steps or after for its downstream steps"
-    )]
-    Syntax(String),
-    #[error("{flag} `{selector}` matches no step of pipeline `{pipeline}`; {known}")]
-    NoMatch { flag: &'static str, selector: String, pipeline: String, known: String },
-    #[error("--select and --exclude leave no step of pipeline `{0}` to run")]
-    Empty(String),
-}
-
-/// What one selector names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Pattern {
-    /// A step name or its table (`layer.name`, or Dagster's `layer/name`).
-    Name(String),
-    Tag(String),
-    Layer(String),
-}
-
-/// One term of `--select`/`--exclude`, in dbt's and Dagster's forms: a
-/// pattern, with `+` before (and every step upstream of it) and/or after
-/// (and every step downstream).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Selector {
-    pattern: Pattern,
-    upstream: bool,
-    downstream: bool,
-}
-
-impl Selector {
-    pub fn parse(text: &str) -> Result<Selector, SelectorError> {
-        let syntax = || SelectorError::Syntax(text.to_string());
-        let (upstream, rest) = match text.strip_prefix('+') {
-            Some(rest) => (true, rest),
-            None => (false, text),
-        };
-        let (downstream, core) = match rest.strip_suffix('+') {
-            Some(core) => (true, core),
-            None => (false, rest),
-        };
-        let word =
-            |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
-        let pattern = if let Some(tag) = core.strip_prefix("tag:") {
-            Pattern::Tag(tag.to_string())
-        } else if let Some(layer) = core.strip_prefix("layer:") {
-            Pattern::Layer(layer.to_string())
-        } else {
-            Pattern::Name(core.replacen('/', ".", 1))
-        };
-        let name = match &pattern {
-            Pattern::Name(n) | Pattern::Tag(n) | Pattern::Layer(n) => n,
-        };
-        if !word(name) || name.matches('.').count() > 1 {
-            return Err(syntax());
-        }
-        Ok(Selector { pattern, upstream, downstream })
-    }
-
-    fn matches(&self, step: &super::Step) -> bool {
-        match &self.pattern {
-            Pattern::Name(name) => step.name.as_str() == name || step.target.to_string() == *name,
-            Pattern::Tag(tag) => step.tags.iter().any(|t| t == tag),
-            Pattern::Layer(layer) => step.layer.as_str() == layer,
-        }
-    }
-}
-
-impl Plan {
     /// The plan with the steps `select` names (all when it is empty), less
     /// those `exclude` names, in plan order (`run --select/--exclude`). Each
     /// selector must match a step.
@@ -206,5 +132,77 @@ impl Plan {
             }
         };
         SelectorError::NoMatch { flag, selector: text, pipeline: self.pipeline.clone(), known }
+    }
+}
+
+/// A `--select` or `--exclude` term that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SelectorError {
+    #[error(
+        "`{0}` is not a selector floe-host understands; write a step name (`stg_orders`), a table \
+         (`silver.stg_orders` or `silver/stg_orders`), `tag:NAME` or `layer:NAME`, with `+` before for \
+         its upstream steps or after for its downstream steps"
+    )]
+    Syntax(String),
+    #[error("{flag} `{selector}` matches no step of pipeline `{pipeline}`; {known}")]
+    NoMatch { flag: &'static str, selector: String, pipeline: String, known: String },
+    #[error("--select and --exclude leave no step of pipeline `{0}` to run")]
+    Empty(String),
+}
+
+/// What one selector names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pattern {
+    /// A step name or its table (`layer.name`, or Dagster's `layer/name`).
+    Name(String),
+    Tag(String),
+    Layer(String),
+}
+
+/// One term of `--select`/`--exclude`, in dbt's and Dagster's forms: a
+/// pattern, with `+` before (and every step upstream of it) and/or after
+/// (and every step downstream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selector {
+    pattern: Pattern,
+    upstream: bool,
+    downstream: bool,
+}
+
+impl Selector {
+    pub fn parse(text: &str) -> Result<Selector, SelectorError> {
+        let syntax = || SelectorError::Syntax(text.to_string());
+        let (upstream, rest) = match text.strip_prefix('+') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (downstream, core) = match rest.strip_suffix('+') {
+            Some(core) => (true, core),
+            None => (false, rest),
+        };
+        let word =
+            |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+        let pattern = if let Some(tag) = core.strip_prefix("tag:") {
+            Pattern::Tag(tag.to_string())
+        } else if let Some(layer) = core.strip_prefix("layer:") {
+            Pattern::Layer(layer.to_string())
+        } else {
+            Pattern::Name(core.replacen('/', ".", 1))
+        };
+        let name = match &pattern {
+            Pattern::Name(n) | Pattern::Tag(n) | Pattern::Layer(n) => n,
+        };
+        if !word(name) || name.matches('.').count() > 1 {
+            return Err(syntax());
+        }
+        Ok(Selector { pattern, upstream, downstream })
+    }
+
+    fn matches(&self, step: &super::Step) -> bool {
+        match &self.pattern {
+            Pattern::Name(name) => step.name.as_str() == name || step.target.to_string() == *name,
+            Pattern::Tag(tag) => step.tags.iter().any(|t| t == tag),
+            Pattern::Layer(layer) => step.layer.as_str() == layer,
+        }
     }
 }

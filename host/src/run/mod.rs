@@ -252,10 +252,18 @@ impl RunError {
 /// and checks each step's config against the schema its plugin declares:
 /// what `validate` checks beyond the files. Reads no data, opens no catalog.
 pub fn check_plugins(plan: &Plan, options: &RunOptions) -> Result<Vec<PluginLoad>, RunError> {
+    prepare_plugins(plan, options).map(|(_, loads)| loads)
+}
+
+/// The run's sandbox with every plugin of `plan` loaded and its steps'
+/// configs checked ([`Plugins::prepare`]).
+fn prepare_plugins(plan: &Plan, options: &RunOptions) -> Result<(Plugins, Vec<PluginLoad>), RunError> {
     let sandbox =
         Sandbox::with_compiler(plan.limits.clone(), options.component_cache.clone(), options.compiler.clone())
             .map_err(|e| RunError::Setup(e.to_string()))?;
-    Plugins::new(sandbox).prepare(&plan.steps)
+    let mut plugins = Plugins::new(sandbox);
+    let loads = plugins.prepare(&plan.steps)?;
+    Ok((plugins, loads))
 }
 
 /// A fresh run id, for a run that was given none (`run-` and 32 hex digits).
@@ -307,11 +315,7 @@ async fn run_async(
     tracing::info!(run_id = %run_id, pipeline = %plan.pipeline, steps = plan.steps.len(), "Starting the run.");
     // Plugins first: one that does not load, or a config it would refuse,
     // fails the run before a catalog is opened or anything is read.
-    let sandbox =
-        Sandbox::with_compiler(plan.limits.clone(), options.component_cache.clone(), options.compiler.clone())
-            .map_err(|e| RunError::Setup(e.to_string()))?;
-    let mut plugins = Plugins::new(sandbox);
-    let loads = plugins.prepare(&plan.steps)?;
+    let (mut plugins, loads) = prepare_plugins(plan, options)?;
     let used: BTreeSet<(String, String)> = plan.steps.iter().map(|s| (s.catalog.clone(), s.storage.clone())).collect();
     let lakehouse = Lakehouse::open(&plan.catalogs, &plan.storage, used).await.map_err(RunError::opening)?;
     check_inputs_exist(&lakehouse, plan).await?;

@@ -49,11 +49,7 @@ impl Plugins {
     pub fn prepare(&mut self, steps: &[Step]) -> Result<Vec<PluginLoad>, RunError> {
         let mut jobs: Vec<(&Step, &PluginSpec, bool)> = Vec::new();
         for step in steps {
-            let (spec, ingest) = match &step.action {
-                Action::Ingest { plugin, .. } => (plugin, true),
-                Action::Wasm { plugin, .. } => (plugin, false),
-                Action::Sql { .. } => continue,
-            };
+            let Some((spec, ingest)) = plugin_of(step) else { continue };
             if !jobs.iter().any(|(_, s, i)| s.name == spec.name && *i == ingest) {
                 jobs.push((step, spec, ingest));
             }
@@ -67,23 +63,16 @@ impl Plugins {
         for (index, (step, spec, ingest)) in jobs.into_iter().enumerate() {
             let phase = format!("compiling plugin {} ({}/{count})", spec.name, index + 1);
             crate::observe::progress::phase_started(&phase);
-            let compiled = match self.load(step, spec, ingest) {
-                Ok(LoadedPlugin::Ingest(plugin)) => {
-                    let compiled = plugin.compiled();
-                    self.ingest.insert(spec.name.clone(), plugin);
-                    compiled
-                }
-                Ok(LoadedPlugin::Transform(plugin)) => {
-                    let compiled = plugin.compiled();
-                    self.transform.insert(spec.name.clone(), plugin);
-                    compiled
+            match self.load(step, spec, ingest) {
+                Ok(loaded) => {
+                    let compiled = self.insert(spec, loaded);
+                    loads.push(PluginLoad { plugin: spec.name.clone(), sha256: spec.sha256.clone(), compiled });
                 }
                 Err(error) => {
                     result = Err(error);
                     break;
                 }
-            };
-            loads.push(PluginLoad { plugin: spec.name.clone(), sha256: spec.sha256.clone(), compiled });
+            }
         }
         crate::observe::progress::step_finished();
         result?;
@@ -97,12 +86,7 @@ impl Plugins {
         let mut schemas: BTreeMap<(&str, bool), String> = BTreeMap::new();
         let mut errors = ConfigErrors::default();
         for step in steps {
-            let (spec, ingest) = match &step.action {
-                Action::Ingest { plugin, .. } => (plugin, true),
-                Action::Wasm { plugin, .. } => (plugin, false),
-                Action::Sql { .. } => continue,
-            };
-            let Some(site) = &step.plugin_config else { continue };
+            let (Some((spec, ingest)), Some(site)) = (plugin_of(step), &step.plugin_config) else { continue };
             let key = (spec.name.as_str(), ingest);
             if !schemas.contains_key(&key) {
                 let info = if ingest {
@@ -124,10 +108,11 @@ impl Plugins {
     /// How the plugin of `step` was made ready in this run, if it has one
     /// and it is loaded.
     pub fn compiled_for(&self, step: &Step) -> Option<Compiled> {
-        match &step.action {
-            Action::Ingest { plugin, .. } => self.ingest.get(&plugin.name).map(IngestPlugin::compiled),
-            Action::Wasm { plugin, .. } => self.transform.get(&plugin.name).map(TransformPlugin::compiled),
-            Action::Sql { .. } => None,
+        let (spec, ingest) = plugin_of(step)?;
+        if ingest {
+            self.ingest.get(&spec.name).map(IngestPlugin::compiled)
+        } else {
+            self.transform.get(&spec.name).map(TransformPlugin::compiled)
         }
     }
 
@@ -159,22 +144,45 @@ impl Plugins {
         result
     }
 
+    /// Keeps a loaded plugin under its name; returns how it was made ready.
+    fn insert(&mut self, spec: &PluginSpec, loaded: LoadedPlugin) -> Compiled {
+        let compiled = loaded.compiled();
+        match loaded {
+            LoadedPlugin::Ingest(plugin) => {
+                self.ingest.insert(spec.name.clone(), plugin);
+            }
+            LoadedPlugin::Transform(plugin) => {
+                self.transform.insert(spec.name.clone(), plugin);
+            }
+        }
+        compiled
+    }
+
+    /// The ingest plugin of `step`: loaded by [`Plugins::prepare`], or now.
     pub fn ingest(&mut self, step: &Step, spec: &PluginSpec) -> Result<&IngestPlugin, RunError> {
         if !self.ingest.contains_key(&spec.name) {
-            let wasm = read_verified(step, spec)?;
-            let plugin = self.sandbox.load_ingest(&spec.name, &wasm).map_err(|source| load_error(step, source))?;
-            self.ingest.insert(spec.name.clone(), plugin);
+            let loaded = self.load(step, spec, true)?;
+            self.insert(spec, loaded);
         }
         Ok(&self.ingest[&spec.name])
     }
 
+    /// The transform plugin of `step`: loaded by [`Plugins::prepare`], or now.
     pub fn transform(&mut self, step: &Step, spec: &PluginSpec) -> Result<&TransformPlugin, RunError> {
         if !self.transform.contains_key(&spec.name) {
-            let wasm = read_verified(step, spec)?;
-            let plugin = self.sandbox.load_transform(&spec.name, &wasm).map_err(|source| load_error(step, source))?;
-            self.transform.insert(spec.name.clone(), plugin);
+            let loaded = self.load(step, spec, false)?;
+            self.insert(spec, loaded);
         }
         Ok(&self.transform[&spec.name])
+    }
+}
+
+/// A step's plugin, and whether it is an ingest plugin; `None` for a SQL model.
+fn plugin_of(step: &Step) -> Option<(&PluginSpec, bool)> {
+    match &step.action {
+        Action::Ingest { plugin, .. } => Some((plugin, true)),
+        Action::Wasm { plugin, .. } => Some((plugin, false)),
+        Action::Sql { .. } => None,
     }
 }
 
