@@ -159,11 +159,27 @@ fn parse_file<T: serde::de::DeserializeOwned>(
         FileKind::Pipeline => scan::scan_pipeline(&value),
         FileKind::Platform => scan::scan_platform(&value),
     };
+    // Every type error: one per broken step or profile, not only the first.
+    let (parsed, typed_errors) = match yaml::from_value::<T>(path, text, value.clone()) {
+        Ok(parsed) => (Some(parsed), Vec::new()),
+        Err(error) => {
+            let sections: &[(&str, yaml::MemberCheck)] = match kind {
+                FileKind::Pipeline => &[("transforms", yaml::member::<floe::Transform>)],
+                FileKind::Platform => &[
+                    ("compute", yaml::member::<ComputeProfile>),
+                    ("catalogs", yaml::member::<CatalogProfile>),
+                    ("storage", yaml::member::<StorageProfile>),
+                    ("layers", yaml::member::<LayerProfile>),
+                ],
+            };
+            let per_member = yaml::errors_by_member::<T>(path, text, &value, sections);
+            (None, if per_member.is_empty() { vec![error] } else { per_member })
+        }
+    };
     // The typed parse reports literal secrets in secret fields itself, with a
     // sharper message; keep one error per key.
-    let typed = yaml::from_value::<T>(path, text, value.clone());
-    let typed_key = typed.as_ref().err().map(|e| e.key.clone());
-    for finding in findings.into_iter().filter(|f| Some(&f.key) != typed_key.as_ref()) {
+    let typed_keys: Vec<&str> = typed_errors.iter().map(|e| e.key.as_str()).collect();
+    for finding in findings.into_iter().filter(|f| !typed_keys.contains(&f.key.as_str())) {
         let help = match kind {
             FileKind::Pipeline => {
                 "floe.yaml must never hold credentials: platform engineers put them in platform.yaml \
@@ -178,29 +194,8 @@ fn parse_file<T: serde::de::DeserializeOwned>(
             ConfigError::new(path, finding.key.clone(), finding.reason).at(yaml::locate_or_parent(text, &finding.key));
         errors.push(error.help(help));
     }
-    match typed {
-        Ok(parsed) if errors.0.len() == before => Some(parsed),
-        Ok(_) => None,
-        Err(error) => {
-            // Every broken step or profile, not only the first.
-            let sections: &[(&str, yaml::MemberCheck)] = match kind {
-                FileKind::Pipeline => &[("transforms", yaml::member::<floe::Transform>)],
-                FileKind::Platform => &[
-                    ("compute", yaml::member::<ComputeProfile>),
-                    ("catalogs", yaml::member::<CatalogProfile>),
-                    ("storage", yaml::member::<StorageProfile>),
-                    ("layers", yaml::member::<LayerProfile>),
-                ],
-            };
-            let per_member = yaml::errors_by_member::<T>(path, text, &value, sections);
-            if per_member.is_empty() {
-                errors.push(error);
-            } else {
-                errors.0.extend(per_member);
-            }
-            None
-        }
-    }
+    errors.0.extend(typed_errors);
+    parsed.filter(|_| errors.0.len() == before)
 }
 
 /// `--platform`, then `FLOE_PLATFORM_FILE`, then `FLOE_PLATFORM_ENV`; none of
