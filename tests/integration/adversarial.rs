@@ -842,3 +842,45 @@ fn a_step_ends_at_its_budget_however_the_calls_are_spread() {
     assert!(matches!(err, SandboxError::Budget { budget: "step_timeout", .. }), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }
+
+/// `evil-config-schema` declares a schema built to hurt the host that checks
+/// configs against it: a pattern exponential for backtracking engines, text
+/// that would forge a log line, a Pipes message or a cursor move, and a
+/// 60 KB description. `validate` and `run` refuse the step's config (exit
+/// 2) in linear time, quote the plugin's text escaped and cut, and commit
+/// nothing.
+#[test]
+fn a_hostile_config_schema_is_checked_in_bounds_and_quoted_escaped() {
+    let project = Project::new();
+    // `^(a+)+$` against 40 `a`s and a `!`: 2^40 steps for a backtracking engine.
+    let attack = format!("{}!", "a".repeat(40));
+    let config = [("k", attack.as_str()), ("mode", "off")];
+    let file = project.write_pipeline("evil.yaml", "evil-config-schema", &evil("config-schema"), &config);
+    let state = project.state();
+    let (file_arg, state_arg) = (file.to_str().unwrap(), state.to_str().unwrap());
+    let started = Instant::now();
+    let validate = floe_host_with_env(&["validate", "-f", file_arg, "--state-dir", state_arg], &[]).expect_code(2);
+    let run = project.run(&file, &[]).expect_code(2);
+    assert!(started.elapsed() < Duration::from_secs(120), "the checks took {:?}", started.elapsed());
+    for out in [&validate, &run] {
+        let stderr = &out.stderr;
+        assert!(
+            stderr.contains("does not match the pattern `^(a+)+$` (plugin `evil-config-schema`'s config schema)"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("missing `missing\\n{\"__dagster_pipes_version\""),
+            "escaped in the message:\n{stderr}"
+        );
+        assert!(stderr.contains("is not one of \"on\\n{"), "{stderr}");
+        // The 60 KB description is quoted cut, at 200 characters.
+        assert!(stderr.contains(&format!("`k`: {}…", "x".repeat(200))), "{stderr}");
+        assert!(stderr.len() < 8_000, "{} bytes of stderr", stderr.len());
+        for line in stderr.lines() {
+            assert!(!line.contains('\u{1b}') && !line.contains('\u{2028}'), "raw control text:\n{line}");
+            assert!(!line.trim_start().starts_with("{\"__dagster_pipes_version\""), "a forged Pipes line:\n{stderr}");
+            assert!(!line.starts_with("ERROR forged"), "a forged log line:\n{stderr}");
+        }
+    }
+    assert_eq!(project.snapshot(&file), project.baseline, "evil-config-schema must not commit a snapshot");
+}
