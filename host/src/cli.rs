@@ -264,6 +264,10 @@ pub struct ConfigArgs {
     /// Where `secret_ref` files are read from, after environment variables.
     #[arg(long, env = "FLOE_SECRETS_DIR", default_value = config::DEFAULT_SECRETS_DIR)]
     pub secrets_dir: PathBuf,
+    /// Values for `{{ var('name') }}` in SQL models, as a YAML or JSON map
+    /// (for example `'{start_date: 2024-01-01}'`); they override floe.yaml's `vars`.
+    #[arg(long, value_name = "YAML")]
+    pub vars: Option<String>,
 }
 
 impl ConfigArgs {
@@ -274,6 +278,7 @@ impl ConfigArgs {
             platform_file_env: self.platform_file_env.clone(),
             platform_env: self.platform_env.clone(),
             state_dir: self.state_dir.clone(),
+            vars: self.vars.clone(),
         }
     }
 }

@@ -64,6 +64,9 @@ pub fn load_plan(config: &ConfigArgs) -> Result<plan::Plan, config::ConfigErrors
     let project = config::load(&config.source())?;
     let secrets = config::SecretSource { secrets_dir: config.secrets_dir.clone(), ..Default::default() };
     let plan = plan::build(&project, &secrets)?;
+    for warning in &plan.warnings {
+        tracing::warn!("{warning}");
+    }
     tracing::debug!(?plan, "Resolved the plan.");
     Ok(plan)
 }

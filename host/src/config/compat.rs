@@ -38,17 +38,6 @@ const RULES: &[Rule] = &[
                   platform.yaml (`observability`); remove this key",
     },
     Rule {
-        file: FileKind::Pipeline,
-        path: "transforms.*.type",
-        message: "`type` is the floe-platform spelling, not supported by floe-host: use `kind: ingest` or \
-                  `kind: sql` (a dbt model becomes `kind: sql` with `sql: models/<name>.sql`)",
-    },
-    Rule {
-        file: FileKind::Pipeline,
-        path: "transforms.*.schema",
-        message: "`schema` is the floe-platform spelling, not supported by floe-host: use `layer: bronze|silver|gold`",
-    },
-    Rule {
         file: FileKind::Platform,
         path: "infrastructure",
         message: "`infrastructure` is a floe-platform key that floe-host does not support: resource requests and \
@@ -68,10 +57,30 @@ const RULES: &[Rule] = &[
     },
 ];
 
+/// floe-platform's spellings of a step's keys that floe-host accepts, with
+/// floe-host's own: a step may use either, not both.
+const SPELLINGS: &[(&str, &str, &str)] = &[
+    ("type", "kind", "`type` and `kind` are the same key (floe-platform's spelling and floe-host's): keep one"),
+    ("schema", "layer", "`schema` and `layer` are the same key (floe-platform's spelling and floe-host's): keep one"),
+];
+
 /// Finds the unsupported floe-platform keys, removes them from `value` (so the
 /// rest of the file can still be checked) and returns (key path, message).
 pub fn take_unsupported(file: FileKind, value: &mut Value) -> Vec<(String, &'static str)> {
     let mut found = Vec::new();
+    if file == FileKind::Pipeline
+        && let Some(Value::Sequence(steps)) = value.get_mut("transforms")
+    {
+        for (i, step) in steps.iter_mut().enumerate() {
+            let Value::Mapping(step) = step else { continue };
+            for (theirs, ours, message) in SPELLINGS {
+                if step.contains_key(*theirs) && step.contains_key(*ours) {
+                    step.remove(*theirs);
+                    found.push((format!("transforms[{i}].{theirs}"), *message));
+                }
+            }
+        }
+    }
     for rule in RULES.iter().filter(|r| r.file == file) {
         let parts: Vec<&str> = rule.path.split('.').collect();
         remove(value, &parts, String::new(), rule.message, &mut found);
@@ -120,14 +129,13 @@ mod tests {
 
     #[test]
     fn finds_and_removes_floe_platform_keys() {
-        let mut value: Value = serde_yaml::from_str(
-            "name: x\nconsumption: {cube: true}\ntransforms:\n  - name: a\n    type: dbt\n  - name: b\n",
-        )
-        .unwrap();
+        let mut value: Value =
+            serde_yaml::from_str("name: x\nconsumption: {cube: true}\ngovernance: {}\ntransforms:\n  - name: a\n")
+                .unwrap();
         let found = take_unsupported(FileKind::Pipeline, &mut value);
         let keys: Vec<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, vec!["consumption", "transforms[0].type"]);
+        assert_eq!(keys, vec!["consumption", "governance"]);
         assert!(value.get("consumption").is_none());
-        assert!(value["transforms"][0].get("type").is_none());
+        assert!(value.get("governance").is_none());
     }
 }

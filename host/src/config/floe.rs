@@ -37,6 +37,18 @@ pub struct FloeFile {
     /// The steps of the pipeline. Their order in the file does not matter:
     /// they run in dependency order.
     pub transforms: Vec<Transform>,
+    /// The dbt project folder of the SQL models, relative to floe.yaml
+    /// (default: the folder of floe.yaml). A `sql` step without `sql:` runs
+    /// the model named like the step from its `models/` folder (or the
+    /// `model-paths` of its `dbt_project.yml`); `{{ my_macro() }}` calls the
+    /// macros of its `macros/` folder.
+    #[serde(default)]
+    pub dbt_project: Option<PathBuf>,
+    /// Values for `{{ var('name') }}` in SQL models. `--vars` overrides
+    /// them, and they override the `vars` of `dbt_project.yml`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
+    pub vars: BTreeMap<String, serde_yaml::Value>,
 }
 
 fn default_profile() -> String {
@@ -62,8 +74,11 @@ pub struct Transform {
     pub name: Ident,
     /// Medallion layer of the target table (`bronze`, `silver`, `gold`, or a
     /// layer defined in platform.yaml). It decides catalog, namespace and storage.
+    /// `schema:` (floe-platform's spelling) means the same.
+    #[serde(alias = "schema")]
     pub layer: Ident,
-    /// What the step does.
+    /// What the step does. `type: dbt` (floe-platform's spelling) means `kind: sql`.
+    #[serde(alias = "type")]
     pub kind: TransformKind,
     /// For `ingest` and `wasm`: the plugin (a key of `plugins`).
     #[serde(default)]
@@ -78,8 +93,11 @@ pub struct Transform {
     /// needs `--partition`).
     #[serde(default)]
     pub source: Option<PathBuf>,
-    /// For `sql`: the DuckDB SQL file, relative to floe.yaml. It refers to
-    /// other steps' tables as `<layer>.<name>`.
+    /// For `sql`: the model, a DuckDB SQL file relative to floe.yaml (default:
+    /// the model named like the step in the dbt project's `models/` folder).
+    /// It refers to other steps' tables as `<layer>.<name>`, or as dbt does:
+    /// `{{ ref('name') }}`, `{{ source('layer', 'name') }}`; it may set
+    /// `{{ config(materialized=..., unique_key=..., partition_by=...) }}`.
     #[serde(default)]
     pub sql: Option<PathBuf>,
     /// Labels for `run --select tag:NAME` (and `--exclude`), for example `[pii, finance]`.
@@ -135,7 +153,9 @@ pub struct Transform {
 pub enum TransformKind {
     /// Bronze ingest: the host reads `source` and a plugin turns its bytes into Arrow.
     Ingest,
-    /// DuckDB runs the `sql` file over the tables it references.
+    /// DuckDB runs the `sql` model over the tables it references.
+    /// `dbt` (floe-platform's `type: dbt`) means the same.
+    #[serde(alias = "dbt")]
     Sql,
     /// A transform plugin: it streams the input's batches (row and batch
     /// logic, stateful or not), or returns SQL that DuckDB runs over `inputs`.

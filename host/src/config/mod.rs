@@ -15,6 +15,7 @@ mod secret;
 mod units;
 pub mod yaml;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors};
@@ -22,8 +23,9 @@ pub use floe::{FloeFile, PluginRef, SchemaEvolution, Transform, TransformKind, W
 pub use ident::Ident;
 pub use partition::{CivilDate, PartitionField, PartitionTransform};
 pub use platform::{
-    CatalogCredentials, CatalogProfile, ClientId, ComputeProfile, DuckdbProperties, LayerProfile, Observability,
-    PlatformFile, PluginLimits, RestCatalog, SecretField, SqlCatalog, StorageCredentials, StorageProfile,
+    CatalogCredentials, CatalogProfile, ClientId, ComputeProfile, DuckdbProperties, LayerProfile, ModelPolicy,
+    Observability, PlatformFile, PluginLimits, RestCatalog, SecretField, SqlCatalog, StorageCredentials,
+    StorageProfile,
 };
 pub use secret::{DEFAULT_SECRETS_DIR, Secret, SecretError, SecretRef, SecretSource};
 pub use units::{ByteSize, HumanDuration, parse_bytes};
@@ -45,6 +47,8 @@ pub struct ConfigSource {
     /// `--state-dir` / `FLOE_STATE_DIR`: where the embedded default keeps its
     /// catalog and warehouse. Defaults to `.floe/` next to floe.yaml.
     pub state_dir: Option<PathBuf>,
+    /// `--vars`: a YAML or JSON map for `{{ var('name') }}` in SQL models.
+    pub vars: Option<String>,
 }
 
 /// Both files, parsed.
@@ -60,6 +64,11 @@ pub struct Project {
     pub platform_text: String,
     pub platform: PlatformFile,
     pub state_dir: PathBuf,
+    /// `--vars`, parsed: they override floe.yaml's `vars`.
+    pub cli_vars: BTreeMap<String, serde_yaml::Value>,
+    /// The name models see as `{{ target.name }}`: the platform environment
+    /// (`FLOE_PLATFORM_ENV`), else `default`.
+    pub target_name: String,
 }
 
 impl Project {
@@ -111,10 +120,27 @@ pub fn load(source: &ConfigSource) -> Result<Project, ConfigErrors> {
         }
     };
 
-    match (floe, platform) {
-        (Some(floe), Some(platform)) if errors.is_empty() => {
-            Ok(Project { root, floe_path, floe_text, floe, platform_path, platform_text, platform, state_dir })
+    let cli_vars = match source.vars.as_deref().map(parse_vars).transpose() {
+        Ok(vars) => vars.unwrap_or_default(),
+        Err(error) => {
+            errors.push(error);
+            BTreeMap::new()
         }
+    };
+    let target_name = source.platform_env.clone().unwrap_or_else(|| "default".to_string());
+    match (floe, platform) {
+        (Some(floe), Some(platform)) if errors.is_empty() => Ok(Project {
+            root,
+            floe_path,
+            floe_text,
+            floe,
+            platform_path,
+            platform_text,
+            platform,
+            state_dir,
+            cli_vars,
+            target_name,
+        }),
         _ => Err(errors),
     }
 }
@@ -196,6 +222,14 @@ fn parse_file<T: serde::de::DeserializeOwned>(
     }
     errors.0.extend(typed_errors);
     parsed.filter(|_| errors.0.len() == before)
+}
+
+/// `--vars '{start_date: 2024-01-01}'`: a YAML (or JSON) map, as dbt takes it.
+fn parse_vars(text: &str) -> Result<BTreeMap<String, serde_yaml::Value>, ConfigError> {
+    serde_yaml::from_str::<BTreeMap<String, serde_yaml::Value>>(text).map_err(|error| {
+        ConfigError::new("--vars", "", format!("is not a YAML map of names to values: {error}"))
+            .help("write for example `--vars '{start_date: 2024-01-01, region: EU}'`")
+    })
 }
 
 /// `--platform`, then `FLOE_PLATFORM_FILE`, then `FLOE_PLATFORM_ENV`; none of

@@ -45,6 +45,22 @@ pub struct PlatformFile {
     /// Where ingest steps may read their `source` files.
     #[serde(default)]
     pub sources: SourcePolicy,
+    /// What SQL models may read from the environment.
+    #[serde(default)]
+    pub models: ModelPolicy,
+}
+
+/// What SQL models may read from the environment when they are rendered.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPolicy {
+    /// Environment variables that `{{ env_var('NAME') }}` may read, for
+    /// example `[REPORTING_CURRENCY]`. Default: none. A variable a
+    /// `secret_ref` resolves from, or whose name says it holds a secret
+    /// (`*SECRET*`, `*PASSWORD*`, `*TOKEN*`, `*CREDENTIAL*`, `*_KEY`), is refused:
+    /// rendered SQL is logged, traced and sent as lineage.
+    #[serde(default)]
+    pub env_vars: Vec<String>,
 }
 
 /// Where ingest steps may read their `source` files: inside the project

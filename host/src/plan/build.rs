@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use super::model::{Model, ModelSettings, Models};
 use super::order::topological;
 use super::partition;
 use super::plugin_config::ConfigSite;
@@ -15,7 +16,7 @@ use super::{
 };
 use crate::config::{
     CatalogCredentials, CatalogProfile, ClientId, ComputeProfile, ConfigError, ConfigErrors, Ident, Project, Secret,
-    SecretSource, StorageCredentials, StorageProfile, TransformKind,
+    SecretSource, StorageCredentials, StorageProfile, TransformKind, WriteMode,
 };
 use crate::sandbox::sha256_hex;
 
@@ -157,11 +158,37 @@ impl Checker<'_> {
         let produced: BTreeMap<(String, String), usize> =
             floe.transforms.iter().enumerate().map(|(i, t)| ((t.layer.to_string(), t.name.to_string()), i)).collect();
 
+        let models = match Models::open(project, &layer_names) {
+            Ok(models) => Some(models),
+            Err(errors) => {
+                self.errors.0.extend(errors);
+                None
+            }
+        };
+        let mut warnings: Vec<String> = models.iter().flat_map(|m| m.warnings().to_vec()).collect();
+        // Config keys of models that floe-host ignores: one warning per key.
+        let mut ignored: BTreeMap<String, Vec<String>> = BTreeMap::new();
+
         let mut steps = Vec::new();
         let mut deps = Vec::new();
         for (i, transform) in floe.transforms.iter().enumerate() {
-            let (catalog, storage, namespace) = self.layer_target(&transform.layer);
             let key = |field: &str| format!("transforms[{i}].{field}");
+            // A SQL step's model is rendered first: its config may set the
+            // step's mode, keys, partitioning and tags.
+            let model = match (&models, transform.kind) {
+                (Some(models), TransformKind::Sql) => self.model(i, transform, models),
+                _ => None,
+            };
+            let transform = &match &model {
+                Some(model) => {
+                    for key in &model.settings.ignored {
+                        ignored.entry(key.clone()).or_default().push(transform.name.to_string());
+                    }
+                    self.apply_model_settings(i, transform, &model.settings)
+                }
+                None => transform.clone(),
+            };
+            let (catalog, storage, namespace) = self.layer_target(&transform.layer);
             for problem in partition::check_transform(transform) {
                 self.floe_error(key(&problem.key), problem.message, Some(problem.help));
             }
@@ -274,57 +301,55 @@ impl Checker<'_> {
                             );
                         }
                     }
-                    match &transform.sql {
-                        None => {
-                            self.floe_error(
-                                key("kind"),
-                                "a `sql` step needs `sql`".into(),
-                                Some("add for example `sql: models/stg_orders.sql`, relative to floe.yaml".into()),
-                            );
-                            None
-                        }
-                        Some(file) => {
-                            let path = project.root.join(file);
-                            match std::fs::read_to_string(&path) {
-                                Err(error) => {
-                                    self.floe_error(
-                                        key("sql"),
-                                        format!("cannot read SQL file `{}`: {error}", path.display()),
-                                        Some("paths are relative to the directory of floe.yaml".into()),
-                                    );
-                                    None
-                                }
-                                Ok(query) => {
-                                    for found in find_refs(&query, &layer_names) {
-                                        match produced.get(&(found.schema.clone(), found.table.clone())) {
-                                            Some(&dep) if dep == i => self.errors.push(
-                                                ConfigError::new(
-                                                    &path,
-                                                    "",
-                                                    format!("step `{}` reads its own table `{}.{}`", transform.name, found.schema, found.table),
-                                                )
-                                                .at(Some((found.line, found.column))),
+                    match model {
+                        None => None,
+                        Some(model) => {
+                            // Tables the model names, in the SQL for a new table and
+                            // in the incremental one (which may read its own).
+                            let incremental_refs =
+                                model.incremental.as_deref().map(|q| find_refs(q, &layer_names)).unwrap_or_default();
+                            let own = |found: &super::sql_refs::SqlRef| {
+                                found.schema == transform.layer.as_str() && found.table == transform.name.as_str()
+                            };
+                            let refs = find_refs(&model.query, &layer_names)
+                                .into_iter()
+                                .chain(incremental_refs.into_iter().filter(|found| !own(found)));
+                            for found in refs {
+                                let path = &model.file;
+                                match produced.get(&(found.schema.clone(), found.table.clone())) {
+                                    Some(&dep) if dep == i => self.errors.push(
+                                        ConfigError::new(
+                                            path,
+                                            "",
+                                            format!(
+                                                "step `{}` reads its own table `{}.{}`",
+                                                transform.name, found.schema, found.table
                                             ),
-                                            Some(&dep) => step_deps.push(dep),
-                                            None => self.errors.push(
-                                                ConfigError::new(
-                                                    &path,
-                                                    "",
-                                                    format!(
-                                                        "references `{}.{}`, which no step produces (SQL of `transforms[{i}].sql` in {})",
-                                                        found.schema,
-                                                        found.table,
-                                                        project.floe_path.display()
-                                                    ),
-                                                )
-                                                .at(Some((found.line, found.column)))
-                                                .help(available_in_layer(&found.schema, &floe.transforms)),
+                                        )
+                                        .at(Some((found.line, found.column)))
+                                        .help(
+                                            "only an incremental model may, as `{{ this }}` inside \
+                                             `{% if is_incremental() %}`",
+                                        ),
+                                    ),
+                                    Some(&dep) => step_deps.push(dep),
+                                    None => self.errors.push(
+                                        ConfigError::new(
+                                            path,
+                                            "",
+                                            format!(
+                                                "references `{}.{}`, which no step produces (SQL of `transforms[{i}].sql` in {})",
+                                                found.schema,
+                                                found.table,
+                                                project.floe_path.display()
                                             ),
-                                        }
-                                    }
-                                    Some(Action::Sql { file: path, query })
+                                        )
+                                        .at(Some((found.line, found.column)))
+                                        .help(available_in_layer(&found.schema, &floe.transforms)),
+                                    ),
                                 }
                             }
+                            Some(Action::Sql { file: model.file, query: model.query, incremental: model.incremental })
                         }
                     }
                 }
@@ -402,6 +427,12 @@ impl Checker<'_> {
             platform.storage.iter().map(|(name, profile)| (name.clone(), self.storage_spec(profile))).collect();
         let limits = sandbox_limits(&platform.plugins);
 
+        for (key, steps) in ignored {
+            warnings.push(format!(
+                "config key `{key}` of the models of {} is ignored by floe-host",
+                steps.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+            ));
+        }
         if !self.errors.is_empty() {
             return None;
         }
@@ -433,7 +464,114 @@ impl Checker<'_> {
             observability: platform.observability.clone(),
             state_dir: project.state_dir.clone(),
             sources: source_roots,
+            warnings,
         })
+    }
+
+    /// Finds, reads and renders a SQL step's model; `None` after an error.
+    fn model(&mut self, i: usize, transform: &crate::config::Transform, models: &Models) -> Option<Model> {
+        let key = format!("transforms[{i}].sql");
+        let file = match models.model_file(&self.project.root, transform.name.as_str(), transform.sql.as_deref()) {
+            Ok(file) => file,
+            Err((message, help)) => {
+                let key = if transform.sql.is_some() { key } else { format!("transforms[{i}].name") };
+                self.floe_error(key, message, Some(help));
+                return None;
+            }
+        };
+        let source = match std::fs::read_to_string(&file) {
+            Ok(source) => source,
+            Err(error) => {
+                self.floe_error(
+                    key,
+                    format!("cannot read SQL file `{}`: {error}", file.display()),
+                    Some("paths are relative to the directory of floe.yaml".into()),
+                );
+                return None;
+            }
+        };
+        match models.render(transform.name.as_str(), transform.layer.as_str(), &file, &source) {
+            Ok(model) => Some(model),
+            Err(errors) => {
+                self.errors.0.extend(errors);
+                None
+            }
+        }
+    }
+
+    /// The step as its model's config makes it: mode, merge keys,
+    /// partitioning, schema evolution and tags from the config where
+    /// floe.yaml does not set them; a contradiction is an error.
+    fn apply_model_settings(
+        &mut self,
+        i: usize,
+        transform: &crate::config::Transform,
+        settings: &ModelSettings,
+    ) -> crate::config::Transform {
+        let mut step = transform.clone();
+        let key = |field: &str| format!("transforms[{i}].{field}");
+        let conflict = |field: &str, floe: String, model: String| {
+            (
+                key(field),
+                format!("floe.yaml sets `{field}: {floe}`, and the model's config says {model}"),
+                "keep one of them: the model's config, or the step in floe.yaml".to_string(),
+            )
+        };
+        let mut problems = Vec::new();
+        if let Some(mode) = settings.mode {
+            if transform.mode != WriteMode::Overwrite && transform.mode != mode {
+                problems.push(conflict("mode", transform.mode.as_str().into(), format!("`{}`", mode.as_str())));
+            } else {
+                step.mode = mode;
+            }
+        }
+        if let Some(keys) = &settings.merge_keys {
+            if !transform.merge_keys.is_empty() && &transform.merge_keys != keys {
+                problems.push(conflict("merge_keys", transform.merge_keys.join(", "), format!("unique_key {keys:?}")));
+            } else {
+                step.merge_keys = keys.clone();
+            }
+        }
+        if let Some(fields) = &settings.partition_by {
+            let parsed: Result<Vec<_>, String> =
+                fields.iter().map(|f| crate::config::PartitionField::try_from(f.clone())).collect();
+            match parsed {
+                Err(message) => problems.push((
+                    key("sql"),
+                    format!("the model's config(partition_by=...): {message}"),
+                    "write a column, or `day(column)`, `month(column)` or `year(column)`".into(),
+                )),
+                Ok(parsed) if !transform.partition_by.is_empty() && transform.partition_by != parsed => {
+                    problems.push(conflict(
+                        "partition_by",
+                        format!("{:?}", transform.partition_by),
+                        format!("partition_by {fields:?}"),
+                    ))
+                }
+                Ok(parsed) => step.partition_by = parsed,
+            }
+        }
+        if let Some(schema) = &settings.schema
+            && schema != transform.layer.as_str()
+        {
+            problems.push((
+                key("layer"),
+                format!("the step's layer is `{}`, and its model's config says schema='{schema}'", transform.layer),
+                format!("set `layer: {schema}` on the step in floe.yaml (the plan places tables before it renders models), or drop schema from the config"),
+            ));
+        }
+        if let Some(evolution) = settings.schema_evolution {
+            step.schema_evolution = evolution;
+        }
+        for tag in &settings.tags {
+            if !step.tags.contains(tag) {
+                step.tags.push(tag.clone());
+            }
+        }
+        for (key, message, help) in problems {
+            self.floe_error(key, message, Some(help));
+        }
+        step
     }
 
     /// The step's guard: `allow_empty` only on an ingest, `max_shrink` a

@@ -6,6 +6,7 @@
 mod build;
 pub mod config_schema;
 mod features;
+pub mod model;
 mod order;
 pub mod partition;
 pub mod plugin_config;
@@ -47,6 +48,10 @@ pub struct Plan {
     pub state_dir: PathBuf,
     /// Where ingest sources may resolve to.
     pub sources: source::SourceRoots,
+    /// What the plan ignores and the user should know (model config keys
+    /// floe-host does not apply, say); logged by every command.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Plan {
@@ -155,8 +160,13 @@ pub enum Action {
     /// DuckDB runs `query` over the inputs.
     Sql {
         file: PathBuf,
+        /// The rendered model, for a run that creates or replaces the table.
         #[serde(skip)]
         query: String,
+        /// An incremental model's SQL for a run whose table exists
+        /// (`is_incremental()` true); it may read the table itself.
+        #[serde(skip)]
+        incremental: Option<String>,
     },
 }
 

@@ -47,8 +47,9 @@ impl Plan {
                 Action::Wasm { plugin, .. } => {
                     let _ = writeln!(out, "   transform with plugin `{}` (sha256 {})", plugin.name, plugin.sha256);
                 }
-                Action::Sql { file, .. } => {
-                    let _ = writeln!(out, "   sql {}", file.display());
+                Action::Sql { file, incremental, .. } => {
+                    let how = if incremental.is_some() { " (incremental once the table exists)" } else { "" };
+                    let _ = writeln!(out, "   sql {}{how}", file.display());
                 }
             }
             for input in &step.inputs {

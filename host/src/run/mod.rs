@@ -502,9 +502,15 @@ async fn run_step(
             Action::Ingest { plugin, source, source_display, config } => {
                 steps::ingest(plugins, sources, step, plugin, source, source_display, config, &mut push)
             }
-            Action::Sql { file, query } => {
+            Action::Sql { file, query, incremental } => {
                 let author = steps::SqlAuthor::Model { file };
-                steps::sql(lakehouse, compute, step, &author, query, &mut push).await
+                match steps::incremental_read(lakehouse, step, incremental.as_deref()).await {
+                    Ok(Some((reading_itself, query))) => {
+                        steps::sql(lakehouse, compute, &reading_itself, &author, query, &mut push).await
+                    }
+                    Ok(None) => steps::sql(lakehouse, compute, step, &author, query, &mut push).await,
+                    Err(error) => Err(lakehouse_error(error)),
+                }
             }
             Action::Wasm { plugin, config } => {
                 steps::wasm(lakehouse, compute, plugins, step, plugin, config, &mut push).await

@@ -278,6 +278,27 @@ pub async fn sql(
     Ok((schema, usage))
 }
 
+/// For an incremental model whose table exists: the step reading its own
+/// table too (`{{ this }}`), and the model's incremental SQL. `None`: run
+/// the SQL that creates or replaces the table.
+pub async fn incremental_read<'q>(
+    lakehouse: &Lakehouse,
+    step: &Step,
+    incremental: Option<&'q str>,
+) -> Result<Option<(Step, &'q str)>, crate::lakehouse::LakehouseError> {
+    let Some(query) = incremental else { return Ok(None) };
+    if lakehouse.current_snapshot(&step.catalog, &step.target).await?.is_none() {
+        return Ok(None);
+    }
+    let mut reading_itself = step.clone();
+    reading_itself.inputs.push(crate::plan::Input {
+        layer: step.layer.clone(),
+        table: step.target.clone(),
+        catalog: step.catalog.clone(),
+    });
+    Ok(Some((reading_itself, query)))
+}
+
 /// Whose fault a failed query is: a plugin's SQL is always the plugin's
 /// (exit 3, its text escaped, since it quotes the SQL); a model that is not
 /// one SELECT needs fixing (exit 2); other model failures are step failures.

@@ -1,0 +1,196 @@
+//! The dbt project folder of a pipeline's SQL models: where its models and
+//! macros are (`dbt_project.yml`'s `model-paths` and `macro-paths`, or
+//! `models/` and `macros/`), its `vars`, and the model file of a step.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+
+/// Folders deeper than this under a model or macro path are not searched.
+const MAX_DEPTH: usize = 16;
+/// More files than this under the model and macro paths is a mistake (the
+/// project points at a data folder, or `/`).
+const MAX_FILES: usize = 20_000;
+
+/// A dbt project folder, scanned once per plan.
+#[derive(Debug, Default)]
+pub struct DbtProject {
+    /// The folder (relative paths of floe.yaml's folder joined).
+    pub root: PathBuf,
+    /// `*.sql` and `*.py` files under the model paths, by file stem.
+    models: BTreeMap<String, Vec<PathBuf>>,
+    /// `*.sql` files under the macro paths.
+    pub macro_files: Vec<PathBuf>,
+    /// `dbt_project.yml`'s `vars`.
+    pub vars: BTreeMap<String, serde_yaml::Value>,
+    /// What floe-host reads from `dbt_project.yml` and ignores, to warn about.
+    pub ignored: Vec<String>,
+    model_paths: Vec<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+struct DbtProjectFile {
+    #[serde(default, rename = "model-paths")]
+    model_paths: Option<Vec<PathBuf>>,
+    #[serde(default, rename = "macro-paths")]
+    macro_paths: Option<Vec<PathBuf>>,
+    #[serde(default)]
+    vars: BTreeMap<String, serde_yaml::Value>,
+    #[serde(default)]
+    models: Option<serde_yaml::Value>,
+    #[serde(default)]
+    packages: Option<serde_yaml::Value>,
+}
+
+impl DbtProject {
+    /// Reads `root/dbt_project.yml` when there is one and scans the model and
+    /// macro paths. Problems are errors against the file that has them.
+    pub fn open(root: &Path) -> Result<DbtProject, ConfigError> {
+        let file_path = root.join("dbt_project.yml");
+        let file = match std::fs::read_to_string(&file_path) {
+            Ok(text) => serde_yaml::from_str::<DbtProjectFile>(&text).map_err(|error| {
+                let position = error.location().map(|l| (l.line(), l.column()));
+                ConfigError::new(&file_path, "", format!("is not a dbt project file floe-host can read: {error}"))
+                    .at(position)
+                    .help("floe-host reads `model-paths`, `macro-paths` and `vars` from it")
+            })?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => DbtProjectFile::default(),
+            Err(error) => return Err(ConfigError::new(&file_path, "", format!("cannot read it: {error}"))),
+        };
+        let mut ignored = Vec::new();
+        if file.models.as_ref().is_some_and(|m| !m.is_null()) {
+            ignored.push(format!(
+                "{}: `models:` configurations (`+materialized`, `+schema`, …) are not applied by floe-host; set them \
+                 in each model's `{{{{ config(...) }}}}` or on its step in floe.yaml",
+                file_path.display()
+            ));
+        }
+        if file.packages.is_some() || root.join("packages.yml").exists() {
+            ignored.push(format!(
+                "{}: dbt packages are not installed by floe-host; a model that calls a package's macro fails to render",
+                root.display()
+            ));
+        }
+        let model_paths: Vec<PathBuf> = file.model_paths.unwrap_or_else(|| vec!["models".into()]);
+        let macro_paths: Vec<PathBuf> = file.macro_paths.unwrap_or_else(|| vec!["macros".into()]);
+        let mut models: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+        let mut macro_files = Vec::new();
+        let mut count = 0;
+        for dir in &model_paths {
+            for path in scan(&root.join(dir), &mut count)? {
+                if let (Some(stem), Some("sql" | "py")) =
+                    (path.file_stem().and_then(|s| s.to_str()), path.extension().and_then(|e| e.to_str()))
+                {
+                    models.entry(stem.to_string()).or_default().push(path);
+                }
+            }
+        }
+        for dir in &macro_paths {
+            for path in scan(&root.join(dir), &mut count)? {
+                if path.extension().and_then(|e| e.to_str()) == Some("sql") {
+                    macro_files.push(path);
+                }
+            }
+        }
+        macro_files.sort();
+        Ok(DbtProject {
+            root: root.to_path_buf(),
+            models,
+            macro_files,
+            vars: file.vars,
+            ignored,
+            model_paths: model_paths.iter().map(|p| root.join(p)).collect(),
+        })
+    }
+
+    /// The model file of step `name`: the one `name.sql` under the model
+    /// paths. Else a message and a help.
+    pub fn find_model(&self, name: &str) -> Result<&Path, (String, String)> {
+        let found = self.models.get(name).map(Vec::as_slice).unwrap_or_default();
+        match found {
+            [one] if one.extension().and_then(|e| e.to_str()) == Some("py") => Err((
+                format!("the model `{}` is a Python model, which floe-host does not run", one.display()),
+                "rewrite it as a SQL model, or as a `kind: wasm` transform plugin (`floe-host plugin new`)".into(),
+            )),
+            [one] => Ok(one),
+            [] => {
+                let searched: Vec<String> = self.model_paths.iter().map(|p| p.display().to_string()).collect();
+                Err((
+                    format!("no model `{name}.sql` under {}", searched.join(", ")),
+                    format!(
+                        "name the model file after the step, or give its path: `sql: models/{name}.sql` (relative to \
+                         floe.yaml); `dbt_project:` in floe.yaml says where the dbt project is"
+                    ),
+                ))
+            }
+            several => {
+                let paths: Vec<String> = several.iter().map(|p| p.display().to_string()).collect();
+                Err((
+                    format!("{} models are named `{name}`: {}", several.len(), paths.join(", ")),
+                    "rename all but one, or give the step its file with `sql:`".into(),
+                ))
+            }
+        }
+    }
+}
+
+/// Every file under `dir` (none if it does not exist), without following
+/// symbolic links to folders, at most [`MAX_DEPTH`] deep, sorted.
+fn scan(dir: &Path, count: &mut usize) -> Result<Vec<PathBuf>, ConfigError> {
+    let mut files = Vec::new();
+    let mut pending = vec![(dir.to_path_buf(), 0usize)];
+    while let Some((dir, depth)) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(ConfigError::new(&dir, "", format!("cannot list the folder: {error}"))),
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() && depth < MAX_DEPTH {
+                pending.push((entry.path(), depth + 1));
+            } else if kind.is_file() {
+                *count += 1;
+                if *count > MAX_FILES {
+                    return Err(ConfigError::new(
+                        &dir,
+                        "",
+                        format!("the dbt project's model and macro folders hold more than {MAX_FILES} files"),
+                    )
+                    .help("point `dbt_project:` in floe.yaml at the dbt project folder, not at a data folder"));
+                }
+                files.push(entry.path());
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_models_by_name_and_reads_the_project_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("sql/silver")).unwrap();
+        std::fs::create_dir_all(root.join("sql/gold")).unwrap();
+        std::fs::write(root.join("sql/silver/stg.sql"), "select 1").unwrap();
+        std::fs::write(root.join("sql/gold/py_model.py"), "def model(dbt, s): pass").unwrap();
+        std::fs::write(root.join("sql/gold/twice.sql"), "").unwrap();
+        std::fs::write(root.join("sql/silver/twice.sql"), "").unwrap();
+        std::fs::write(root.join("dbt_project.yml"), "name: x\nmodel-paths: [sql]\nvars: {region: EU}\n").unwrap();
+        let project = DbtProject::open(root).unwrap();
+        assert_eq!(project.find_model("stg").unwrap(), root.join("sql/silver/stg.sql"));
+        assert!(project.find_model("py_model").unwrap_err().0.contains("Python model"));
+        assert!(project.find_model("twice").unwrap_err().0.starts_with("2 models are named `twice`"));
+        assert!(project.find_model("nope").unwrap_err().0.contains("no model `nope.sql` under"));
+        assert_eq!(project.vars["region"], serde_yaml::Value::from("EU"));
+        assert!(project.macro_files.is_empty());
+    }
+}

@@ -1,0 +1,3 @@
+{% macro region_filter(column) -%}
+    {{ column }} IN ({{ var('regions') | join(', ') }})
+{%- endmacro %}

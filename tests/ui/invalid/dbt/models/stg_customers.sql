@@ -1,0 +1,2 @@
+SELECT * FROM {{ source('bronze', 'raw_customers') }}
+WHERE {{ region_filter('region') }}
