@@ -5,6 +5,7 @@ mod catalogs;
 mod config_errors;
 mod crafted_wasm;
 mod crash;
+mod dbt;
 mod demo;
 mod deploy;
 mod examples;

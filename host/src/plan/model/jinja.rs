@@ -187,7 +187,9 @@ fn environment<'s>(
         let name = match args.as_slice() {
             [name] | [_, name] => name,
             _ => {
-                return Err(invalid("ref() takes a model name, and optionally a package name first: ref('stg_orders')"));
+                return Err(invalid(
+                    "ref() takes a model name, and optionally a package name first: ref('stg_orders')",
+                ));
             }
         };
         let Some(layer) = tables.get(name) else {

@@ -52,7 +52,10 @@ impl Models {
     /// with the platform's `models.env_vars`, are errors.
     pub fn open(project: &Project, layers: &[&str]) -> Result<Models, Vec<ConfigError>> {
         let mut errors = Vec::new();
-        let root = project.root.join(project.floe.dbt_project.as_deref().unwrap_or(Path::new(".")));
+        let root = match &project.floe.dbt_project {
+            Some(folder) => project.root.join(folder),
+            None => project.root.clone(),
+        };
         if project.floe.dbt_project.is_some() && !root.is_dir() {
             let position = project.locate_in_floe("dbt_project");
             errors.push(
