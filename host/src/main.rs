@@ -38,12 +38,26 @@ fn main() -> ProcessExit {
                 compiler: commands::compiler(),
                 ..Default::default()
             };
-            match run::check_plugins(&plan, &options) {
+            if let Err(error) = run::check_plugins(&plan, &options) {
+                return fail(&error.to_string(), error.exit_code());
+            }
+            // The models: parsed by DuckDB, and bound where their inputs'
+            // columns are known without a catalog (see run::model_check).
+            match run::model_check::check(&plan, &Default::default()) {
+                Ok(checked) if checked.parsed > 0 => {
+                    out(&format!(
+                        "ok: {} steps; {} SQL models parsed, {} bound against their inputs\n",
+                        plan.steps.len(),
+                        checked.parsed,
+                        checked.bound
+                    ));
+                    ExitCode::Success
+                }
                 Ok(_) => {
                     out(&format!("ok: {} steps\n", plan.steps.len()));
                     ExitCode::Success
                 }
-                Err(error) => fail(&error.to_string(), error.exit_code()),
+                Err(problems) => fail(&problems.join("\n"), ExitCode::Config),
             }
         }),
         Command::Plan { config, select, json } => load_plan(&config).map(|plan| {

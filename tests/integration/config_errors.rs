@@ -93,7 +93,7 @@ fn valid_project_validates_and_plans_in_dependency_order() {
     );
     project(dir.path(), &yaml);
     let validate = floe_host(&["validate", dir.path().to_str().unwrap()]).expect_code(0);
-    assert_eq!(validate.stdout.trim(), "ok: 2 steps");
+    assert_eq!(validate.stdout.trim(), "ok: 2 steps; 1 SQL models parsed, 0 bound against their inputs");
     let plan = floe_host(&["plan", dir.path().to_str().unwrap()]).expect_code(0);
     let order: Vec<&str> = plan.stdout.lines().filter(|l| l.starts_with(char::is_numeric)).collect();
     assert_eq!(order.len(), 2, "{}", plan.stdout);

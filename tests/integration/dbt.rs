@@ -128,3 +128,54 @@ fn incremental_models_append_and_merge() {
     let day3 = totals["records"].as_array().unwrap().iter().find(|r| r["order_date"] == "2024-01-03").unwrap();
     assert_eq!((&day3["orders"], &day3["revenue"]), (&Value::from(2), &Value::from("101.00")), "{totals}");
 }
+
+/// A model DuckDB cannot bind fails the run before anything is read, with
+/// the model's file, line and column, exit 2 and no new snapshot. Its
+/// inputs are tables this run does not write, so their columns come from
+/// the catalog.
+#[test]
+fn a_broken_model_fails_before_any_data_is_read() {
+    let (work, state) = (temp_dir(), temp_dir());
+    let project = work.path().join("project");
+    copy_dir(&repo().join("examples/from-floe-platform"), &project);
+    let floe_yaml = project.join("floe.yaml");
+    let text =
+        std::fs::read_to_string(&floe_yaml).unwrap().replace("../../plugins", repo().join("plugins").to_str().unwrap());
+    std::fs::write(&floe_yaml, text).unwrap();
+    let (project_arg, state_arg) = (project.to_str().unwrap(), state.path().to_str().unwrap());
+    floe_host(&["run", project_arg, "--state-dir", state_arg]).expect_code(0);
+    let before = table(state.path(), "gold.customer_totals", "customer_id")["current_snapshot_id"].clone();
+
+    let model = project.join("dbt/models/gold/customer_totals.sql");
+    let broken = std::fs::read_to_string(&model).unwrap().replace("min(o.order_date)", "min(o.order_day)");
+    std::fs::write(&model, broken).unwrap();
+    let run = floe_host(&["run", project_arg, "--state-dir", state_arg, "--select", "customer_totals"]).expect_code(2);
+    let expected = format!(
+        "{}:8:9: model `customer_totals`: Binder Error: Table \"o\" does not have a column named \"order_day\"",
+        model.display()
+    );
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    assert!(!run.stderr.contains("Starting step"), "no step may start: {}", run.stderr);
+    let after = table(state.path(), "gold.customer_totals", "customer_id")["current_snapshot_id"].clone();
+    assert_eq!(before, after, "nothing may be committed");
+
+    // validate has no catalog: it parses every model, and binds none of these.
+    let validate = floe_host(&["validate", project_arg]).expect_code(0);
+    assert_eq!(validate.stdout, "ok: 6 steps; 4 SQL models parsed, 0 bound against their inputs\n");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            copy_dir(&path, &to.join(name))
+        } else {
+            std::fs::copy(&path, to.join(name)).map(|_| ()).unwrap()
+        }
+    }
+}

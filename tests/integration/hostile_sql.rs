@@ -376,7 +376,8 @@ fn model_sql_is_locked_down_too() {
 
     let outside = project.path("model-pwned.csv");
     let run = project.run_model(&format!("SELECT 1 AS n; COPY (SELECT 1) TO '{}'", outside.display())).expect_code(2);
-    assert!(run.stderr.contains("SQL `") && run.stderr.contains("holds 2 statements"), "{}", run.stderr);
+    // Refused before the run reads anything, as every model is checked first.
+    assert!(run.stderr.contains("model `probe`: it holds 2 statements; only one SELECT may run"), "{}", run.stderr);
     assert!(!outside.exists());
     assert_eq!(project.probe_snapshot(), project.baseline);
 

@@ -13,6 +13,7 @@
 //! step's inputs, and nothing one step defines (a macro, a view) survives
 //! into the next.
 
+pub mod bind;
 mod database;
 mod resources;
 mod types;

@@ -257,6 +257,15 @@ impl Lakehouse {
         Ok(catalog.load_table(table).await?.and_then(|t| t.metadata().current_snapshot_id()))
     }
 
+    /// A table's current columns as Arrow, `None` if it does not exist.
+    pub async fn current_schema(&self, catalog: &str, table: &TableRef) -> Result<Option<SchemaRef>, LakehouseError> {
+        let Some(loaded) = self.catalog(catalog).load_table(table).await? else { return Ok(None) };
+        let schema = schema::arrow_schema(loaded.metadata().current_schema()).map_err(|source| {
+            LakehouseError::Table { table: table.to_string(), message: "its schema has types Arrow lacks", source }
+        })?;
+        Ok(Some(schema))
+    }
+
     /// Reads a table's current snapshot as Arrow.
     pub async fn read(&self, catalog: &str, table: &TableRef) -> Result<(SchemaRef, Vec<RecordBatch>), LakehouseError> {
         let input = self.read_input(catalog, table, None, false).await?;

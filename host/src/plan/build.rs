@@ -349,7 +349,12 @@ impl Checker<'_> {
                                     ),
                                 }
                             }
-                            Some(Action::Sql { file: model.file, query: model.query, incremental: model.incremental })
+                            Some(Action::Sql {
+                                file: model.file,
+                                query: model.query,
+                                incremental: model.incremental,
+                                source_map: std::sync::Arc::new(model.source_map),
+                            })
                         }
                     }
                 }

@@ -167,6 +167,9 @@ pub enum Action {
         /// (`is_incremental()` true); it may read the table itself.
         #[serde(skip)]
         incremental: Option<String>,
+        /// Places in `query` back to lines of `file`, for DuckDB's errors.
+        #[serde(skip)]
+        source_map: std::sync::Arc<model::SourceMap>,
     },
 }
 

@@ -6,6 +6,7 @@
 
 pub mod cancel;
 mod guard;
+pub mod model_check;
 mod plugins;
 mod sink;
 mod steps;
@@ -319,6 +320,7 @@ async fn run_async(
     let used: BTreeSet<(String, String)> = plan.steps.iter().map(|s| (s.catalog.clone(), s.storage.clone())).collect();
     let lakehouse = Lakehouse::open(&plan.catalogs, &plan.storage, used).await.map_err(RunError::opening)?;
     check_inputs_exist(&lakehouse, plan).await?;
+    check_models(&lakehouse, plan).await?;
     // DuckDB spills under the state directory unless told otherwise: its own
     // default (`.tmp` in the working directory) is read-only in most pods.
     let mut compute = Setup { properties: plan.compute.clone(), variables: Vec::new() };
@@ -443,6 +445,36 @@ async fn check_inputs_exist(lakehouse: &Lakehouse, plan: &Plan) -> Result<(), Ru
     )))
 }
 
+/// Every SQL model parsed, and bound where its inputs' columns are known
+/// (`model_check`), before the first step reads anything: a broken model
+/// fails the run with exit 2 and nothing committed.
+async fn check_models(lakehouse: &Lakehouse, plan: &Plan) -> Result<(), RunError> {
+    if !plan.steps.iter().any(|s| matches!(s.action, Action::Sql { .. })) {
+        return Ok(());
+    }
+    let mut external = std::collections::BTreeMap::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        for input in &step.inputs {
+            let written = plan.steps.iter().any(|s| s.catalog == input.catalog && s.target == input.table);
+            let key = (input.catalog.clone(), input.table.to_string());
+            if written || external.contains_key(&key) {
+                continue;
+            }
+            let schema = lakehouse
+                .current_schema(&input.catalog, &input.table)
+                .await
+                .map_err(|source| RunError::Lakehouse { step: plan.steps[i].name.to_string(), source })?;
+            if let Some(schema) = schema {
+                external.insert(key, schema);
+            }
+        }
+    }
+    let checked = tokio::task::block_in_place(|| model_check::check(plan, &external))
+        .map_err(|problems| RunError::Config(problems.join("\n")))?;
+    tracing::debug!(parsed = checked.parsed, bound = checked.bound, "Checked the SQL models.");
+    Ok(())
+}
+
 /// The size of an ingest step's source file: the total its progress bar fills.
 fn source_size(action: &Action) -> Option<u64> {
     match action {
@@ -502,7 +534,7 @@ async fn run_step(
             Action::Ingest { plugin, source, source_display, config } => {
                 steps::ingest(plugins, sources, step, plugin, source, source_display, config, &mut push)
             }
-            Action::Sql { file, query, incremental } => {
+            Action::Sql { file, query, incremental, .. } => {
                 let author = steps::SqlAuthor::Model { file };
                 match steps::incremental_read(lakehouse, step, incremental.as_deref()).await {
                     Ok(Some((reading_itself, query))) => {

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use minijinja::value::{Kwargs, Object, ObjectRepr, Rest, Serde};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
 
+use super::source_map::Stretch;
+
 /// Template instructions one template (a model, or one macro call) may run.
 const FUEL: u64 = 5_000_000;
 /// How long one model may take to render, its macros included.
@@ -71,7 +73,7 @@ pub fn render(
     template_name: &str,
     source: &str,
     incremental: bool,
-) -> Result<(String, Recorded), RenderError> {
+) -> Result<(String, Recorded, Vec<Stretch>), RenderError> {
     let recorded = Arc::new(Mutex::new(Recorded::default()));
     let env = environment(ctx, &recorded, incremental).map_err(|e| convert(&e))?;
     let mut env = env;
@@ -98,9 +100,26 @@ pub fn render(
         byte_range: None,
         message: "renders to text that is not UTF-8".into(),
     })?;
+    // Where each stretch of the SQL comes from, for DuckDB's errors: a second
+    // rendering (the first one proved it bounded) that records spans.
+    let mut stretches = Vec::new();
+    if sql != source
+        && let Ok((again, spans)) = template.render_with_spans(())
+        && again == sql
+    {
+        stretches = spans
+            .iter()
+            .filter(|span| span.name() == template_name)
+            .map(|span| Stretch {
+                output: span.output_range(),
+                source: span.source_range(),
+                verbatim: span.kind() == minijinja::OutputSpanKind::Raw,
+            })
+            .collect();
+    }
     drop(env);
     let recorded = Arc::try_unwrap(recorded).map(|m| m.into_inner().unwrap_or_default()).unwrap_or_default();
-    Ok((sql, recorded))
+    Ok((sql, recorded, stretches))
 }
 
 /// An output that refuses to grow past [`MAX_SQL_BYTES`].
@@ -434,7 +453,7 @@ mod tests {
             target_name: "prod",
             macros,
         };
-        render(&ctx, "models/stg_orders.sql", source, incremental)
+        render(&ctx, "models/stg_orders.sql", source, incremental).map(|(sql, recorded, _)| (sql, recorded))
     }
 
     #[test]

@@ -7,12 +7,14 @@
 mod jinja;
 mod model_config;
 mod project;
+mod source_map;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use model_config::ModelSettings;
 pub use project::DbtProject;
+pub use source_map::{SourceMap, line_column, offset_of};
 
 use crate::config::{ConfigError, Project};
 
@@ -29,6 +31,8 @@ pub struct Model {
     /// the SQL for a run whose table exists (it may read the table itself).
     pub incremental: Option<String>,
     pub settings: ModelSettings,
+    /// Maps places in `query` back to the model file.
+    pub source_map: SourceMap,
 }
 
 /// Everything a model renders against, shared by the models of a plan.
@@ -167,7 +171,8 @@ impl Models {
         };
         let template = file.display().to_string();
         let located = |error: jinja::RenderError| self.locate(error, name, &template, file, source);
-        let (query, recorded) = jinja::render(&ctx, &template, source, false).map_err(|e| vec![located(e)])?;
+        let (query, recorded, stretches) =
+            jinja::render(&ctx, &template, source, false).map_err(|e| vec![located(e)])?;
         let settings = model_config::interpret(&recorded.config, name).map_err(|messages| {
             let position = config_position(source);
             messages
@@ -180,7 +185,8 @@ impl Models {
         } else {
             None
         };
-        Ok(Model { file: file.to_path_buf(), query, incremental, settings })
+        let source_map = SourceMap { source: source.to_string(), stretches };
+        Ok(Model { file: file.to_path_buf(), query, incremental, settings, source_map })
     }
 
     /// A rendering error as a configuration error against the file it is in

@@ -1,0 +1,3 @@
+{{ config(materialized='table') }}
+SELECT range AS day_number, {{ var('label', "'day'") }} AS label
+FORM range(7)
