@@ -28,6 +28,7 @@
 //! $CARGO_TARGET_DIR/release/floe-bench [--rows 10000000] [--reps 5] [--plugins plugins/dist]
 //! ```
 
+mod models;
 mod native;
 mod pipeline;
 
@@ -282,6 +283,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
         Some("pipeline") => return pipeline::main(args.collect()),
+        Some("models") => return models::main(args.collect()),
         Some(pipeline::BASELINE_COMMAND) => return pipeline::baseline::child(args.collect()),
         _ => {}
     }
