@@ -24,6 +24,19 @@ fn dbt_compare(
     models: &[&str],
     vars: Option<&str>,
 ) -> Value {
+    dbt_compare_with(project, state, db, sources, models, vars, false)
+}
+
+/// [`dbt_compare`], then `dbt test` with `with_tests` (its results under `dbt_tests`).
+fn dbt_compare_with(
+    project: &Path,
+    state: &Path,
+    db: &Path,
+    sources: &[&str],
+    models: &[&str],
+    vars: Option<&str>,
+    with_tests: bool,
+) -> Value {
     let mut args = vec![
         "--project".to_string(),
         project.display().to_string(),
@@ -40,6 +53,9 @@ fn dbt_compare(
     }
     if let Some(vars) = vars {
         args.extend(["--vars".to_string(), vars.to_string()]);
+    }
+    if with_tests {
+        args.push("--with-tests".into());
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     python_json("dbt_compare.py", &args)
@@ -74,15 +90,18 @@ fn floe_platform_project_runs_unchanged() {
         assert_eq!(a["records"], b["records"], "{name}: the dbt project's table differs from the demo's");
     }
 
-    let compared = dbt_compare(
+    let compared = dbt_compare_with(
         &example.join("dbt"),
         ours.path(),
         &dbt.path().join("dbt.duckdb"),
         &["bronze.raw_customers", "bronze.raw_orders"],
         &DEMO_TABLES,
         None,
+        true,
     );
     assert_equal_to_dbt(&compared, &DEMO_TABLES);
+    // dbt runs the same seven tests, and they pass there too.
+    assert_eq!(compared["dbt_tests"], serde_json::json!({"pass": 7}), "{compared}");
 
     // The tags of the models' config select steps.
     let plan = floe_host(&["plan", example.to_str().unwrap(), "--select", "tag:finance"]).expect_code(0);
@@ -178,4 +197,48 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(&path, to.join(name)).map(|_| ()).unwrap()
         }
     }
+}
+
+/// A failed data test with `severity: error` fails its step with exit 4 and
+/// commits nothing; with `severity: warn` the step commits and the summary
+/// counts the failures.
+#[test]
+fn data_tests_fail_a_step_or_warn() {
+    let (work, state) = (temp_dir(), temp_dir());
+    let project = work.path().join("project");
+    copy_dir(&repo().join("examples/from-floe-platform"), &project);
+    let floe_yaml = project.join("floe.yaml");
+    let text =
+        std::fs::read_to_string(&floe_yaml).unwrap().replace("../../plugins", repo().join("plugins").to_str().unwrap());
+    std::fs::write(&floe_yaml, text).unwrap();
+    let schema = project.join("dbt/models/schema.yml");
+    let strict =
+        std::fs::read_to_string(&schema).unwrap().replace("[completed, pending, shipped]", "[completed, pending]");
+    std::fs::write(&schema, &strict).unwrap();
+    let (project_arg, state_arg) = (project.to_str().unwrap(), state.path().to_str().unwrap());
+
+    let run = floe_host(&["run", project_arg, "--state-dir", state_arg]).expect_code(4);
+    let expected = "step `stg_orders`: data tests failed on `silver.stg_orders`, so nothing is committed: \
+                    accepted_values(status): 1093 failing rows (e.g. shipped)";
+    assert!(run.stderr.contains(expected), "{}", run.stderr);
+    let show = floe_host(&["show", "silver.stg_orders", project_arg, "--state-dir", state_arg]);
+    assert_ne!(show.code, 0, "stg_orders must not exist: {}", show.stdout);
+
+    let warn = strict.replace(
+        "values: [completed, pending]",
+        "values: [completed, pending]\n              config: {severity: warn}",
+    );
+    std::fs::write(&schema, warn).unwrap();
+    let summary = work.path().join("summary.json");
+    floe_host(&["run", project_arg, "--state-dir", state_arg, "--summary-json", summary.to_str().unwrap()])
+        .expect_code(0);
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let stg_orders = summary["steps"].as_array().unwrap().iter().find(|s| s["step"] == "stg_orders").unwrap();
+    let test = stg_orders["tests"].as_array().unwrap().iter().find(|t| t["test"] == "accepted_values(status)").unwrap();
+    assert_eq!((&test["failures"], &test["severity"]), (&Value::from(1093), &Value::from("warn")), "{test}");
+    // As pyiceberg counts them in the committed table.
+    let committed = table(state.path(), "silver.stg_orders", "order_id");
+    assert_eq!(committed["rows"], 4367);
+    let shipped = committed["records"].as_array().unwrap().iter().filter(|r| r["status"] == "shipped").count();
+    assert_eq!(shipped, 1093);
 }

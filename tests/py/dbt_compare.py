@@ -5,7 +5,7 @@ committed (tests/integration/dbt.rs).
 
   dbt_compare.py --project DBT_DIR --state-dir DIR --db FILE
                  --source bronze.raw_orders [--source ...]
-                 --model silver.stg_orders [--model ...] [--vars YAML]
+                 --model silver.stg_orders [--model ...] [--vars YAML] [--with-tests]
 
 DIR is floe-host's --state-dir (a SQLite catalog and warehouse). FILE is the
 DuckDB database dbt builds in; keep it between two calls to run an incremental
@@ -17,6 +17,9 @@ Prints one JSON object:
   {"dbt_seconds": 3.2,
    "models": {"silver.stg_orders": {"dbt_rows": 4367, "floe_rows": 4367,
                                     "equal": true, "difference": null}, ...}}
+
+With --with-tests, `dbt test` runs after and "dbt_tests" counts its results
+by status ({"pass": 7} or {"pass": 6, "fail": 1}).
 
 Rows are compared as sorted lists of values (decimals and dates as text).
 On failure: {"error": "..."} and exit code 1.
@@ -58,6 +61,7 @@ def main() -> int:
     parser.add_argument("--source", action="append", default=[])
     parser.add_argument("--model", action="append", default=[])
     parser.add_argument("--vars", default=None)
+    parser.add_argument("--with-tests", action="store_true", help="then `dbt test`, and report its results")
     args = parser.parse_args()
 
     import duckdb
@@ -111,7 +115,15 @@ def main() -> int:
             only_floe = sorted(set(ours) - set(theirs))[:3]
             difference = {"only_dbt": only_dbt, "only_floe": only_floe}
         models[name] = {"dbt_rows": len(theirs), "floe_rows": len(ours), "equal": theirs == ours, "difference": difference}
-    print(json.dumps({"dbt_seconds": round(seconds, 2), "models": models}))
+    connection.close()
+    out = {"dbt_seconds": round(seconds, 2), "models": models}
+    if args.with_tests:
+        test = subprocess.run([command[0], "test", *command[2:]], capture_output=True, text=True, env=env, cwd=work)
+        results = json.loads((work / "target" / "run_results.json").read_text())["results"]
+        statuses = [r["status"] for r in results]
+        out["dbt_tests"] = {status: statuses.count(status) for status in sorted(set(statuses))}
+        out["dbt_test_exit_code"] = test.returncode
+    print(json.dumps(out))
     return 0
 
 

@@ -95,6 +95,7 @@ pub fn summary(
                 "plugin_calls": s.plugin.map(|p| p.calls),
                 "plugin_compile_ms": s.plugin_compiled.map(|c| c.elapsed.as_millis() as u64),
                 "plugin_from_cache": s.plugin_compiled.map(|c| c.from_cache),
+                "tests": s.tests,
             })
         })
         .collect();

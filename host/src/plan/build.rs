@@ -394,6 +394,7 @@ impl Checker<'_> {
                 action,
                 inputs: Vec::new(),
                 tags: transform.tags.clone(),
+                data_tests: models.as_ref().map(|m| m.tests_of(transform.name.as_str())).unwrap_or_default(),
             }));
         }
 

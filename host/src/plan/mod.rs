@@ -98,6 +98,9 @@ pub struct Step {
     /// The step's `tags`, for `--select tag:NAME`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// dbt data tests on the step's output (`schema.yml`), checked before it commits.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub data_tests: Vec<model::data_tests::DataTest>,
     /// A plugin step's `config` as written and where, checked against the
     /// plugin's declared schema once it is loaded; `None` for a SQL model.
     #[serde(skip)]

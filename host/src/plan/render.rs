@@ -52,6 +52,17 @@ impl Plan {
                     let _ = writeln!(out, "   sql {}{how}", file.display());
                 }
             }
+            if !step.data_tests.is_empty() {
+                let tests: Vec<String> = step
+                    .data_tests
+                    .iter()
+                    .map(|t| match t.severity {
+                        crate::plan::model::data_tests::Severity::Error => t.name(),
+                        crate::plan::model::data_tests::Severity::Warn => format!("{} (warn)", t.name()),
+                    })
+                    .collect();
+                let _ = writeln!(out, "   tests {}", tests.join(", "));
+            }
             for input in &step.inputs {
                 let _ = writeln!(out, "   reads {}.{} = {}", input.layer, input.table.name, input.table);
             }

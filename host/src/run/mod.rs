@@ -5,6 +5,7 @@
 //! (see `cancel`).
 
 pub mod cancel;
+mod data_tests;
 mod guard;
 pub mod model_check;
 mod plugins;
@@ -24,6 +25,7 @@ use arrow_schema::SchemaRef;
 
 use crate::lakehouse::{CommitInfo, CommitTags, Lakehouse, LakehouseError, Partitioning, WriteSpec};
 use crate::observe::{Observers, RunInfo};
+use crate::plan::model::data_tests::Severity;
 use crate::plan::source::{SourceProblem, SourceRoots};
 use crate::plan::{Action, Plan, Step};
 use crate::sandbox::{Compiled, Compiler, PluginStats, Sandbox, SandboxError};
@@ -72,6 +74,8 @@ pub struct StepReport {
     pub plugin_compiled: Option<Compiled>,
     pub snapshot_id: i64,
     pub duration: Duration,
+    /// The outcome of each dbt data test on the step's output.
+    pub tests: Vec<data_tests::TestOutcome>,
     /// This run id had already committed the step, in an earlier attempt (the
     /// step was skipped) or in a twin attempt that committed first (the step
     /// computed but did not commit). `snapshot_id`, `rows`, `files` and
@@ -132,6 +136,11 @@ pub enum RunError {
          `max_shrink` on the step (`1` turns the check off)"
     )]
     Shrink { step: String, table: String, what: String, replaced: u64, rows_out: u64, max_shrink: f64 },
+    #[error(
+        "step `{step}`: data tests failed on `{table}`, so nothing is committed: {failed}; fix the data or the \
+         model (a test with `severity: warn` only reports)"
+    )]
+    DataTests { step: String, table: String, failed: String },
     #[error("step `{step}`: {problem}; {}", problem.help())]
     SourceRefused {
         step: String,
@@ -212,6 +221,7 @@ impl RunError {
             | RunError::Source { step, .. }
             | RunError::EmptySource { step, .. }
             | RunError::Shrink { step, .. }
+            | RunError::DataTests { step, .. }
             | RunError::SourceRefused { step, .. }
             | RunError::Lakehouse { step, .. }
             | RunError::Compute { step, .. }
@@ -236,7 +246,9 @@ impl RunError {
             // A corrupt file fails the same way on every attempt.
             RunError::Lakehouse { source: LakehouseError::Corrupt { .. }, .. } => ExitCode::DataRefused,
             RunError::Config(_) => ExitCode::Config,
-            RunError::EmptySource { .. } | RunError::Shrink { .. } => ExitCode::DataRefused,
+            RunError::EmptySource { .. } | RunError::Shrink { .. } | RunError::DataTests { .. } => {
+                ExitCode::DataRefused
+            }
             // The plugin says the data or its config is wrong: the same input
             // fails the same way on every attempt.
             RunError::Plugin(SandboxError::InvalidInput { .. }) => ExitCode::DataRefused,
@@ -390,6 +402,7 @@ async fn run_async(
                     bytes_in: usage.bytes_in,
                     plugin: usage.plugin,
                     plugin_compiled: plugins.compiled_for(step),
+                    tests: usage.tests,
                     snapshot_id: info.snapshot_id,
                     duration: started.elapsed(),
                     already_committed: info.already_committed,
@@ -525,9 +538,18 @@ async fn run_step(
     // The output streams into data files as it is produced (see `sink`).
     let mut sink = TableSink::new(lakehouse, step, spec, tags);
     let mut rows_out = 0u64;
+    // dbt's data tests see every batch on its way to the data files.
+    let mut checks = data_tests::Checks::new(&step.data_tests);
+    let mut test_problem = None;
     let produced = {
         let mut push = |batch: RecordBatch| {
             rows_out += batch.num_rows() as u64;
+            if !checks.is_empty()
+                && let Err(problem) = checks.observe(&batch)
+            {
+                test_problem = Some(problem.clone());
+                return Err(problem);
+            }
             sink.push(batch)
         };
         match &step.action {
@@ -549,7 +571,10 @@ async fn run_step(
             }
         }
     };
-    let (schema, usage) = match produced {
+    if let Some(problem) = test_problem {
+        return Err(RunError::Config(format!("step `{}`: {problem}", step.name)));
+    }
+    let (schema, mut usage) = match produced {
         Ok(output) => output,
         // A step stopped by a refused batch failed because the write did.
         Err(error) => return Err(sink.failure().await.map_or(error, lakehouse_error)),
@@ -560,6 +585,7 @@ async fn run_step(
     crate::sandbox::check_names(&schema).map_err(|message| {
         lakehouse_error(LakehouseError::OutputColumns { table: step.target.to_string(), message })
     })?;
+    usage.tests = judge(step, checks.finish())?;
     guard::check(lakehouse, step, rows_out).await?;
     // Safe point: the step computed and its data files are written, but
     // nothing is committed. Past this point a signal waits for the commit
@@ -570,6 +596,28 @@ async fn run_step(
     })?;
     let info = written.commit(lakehouse, step, &schema, spec, tags).await.map_err(lakehouse_error)?;
     Ok((info, schema, usage))
+}
+
+/// The data tests' verdict: a failed `severity: error` test fails the step
+/// (exit 4, nothing committed); a failed `warn` test is logged. Returns every
+/// outcome, for the summary.
+fn judge(step: &Step, outcomes: Vec<data_tests::TestOutcome>) -> Result<Vec<data_tests::TestOutcome>, RunError> {
+    let describe = |o: &data_tests::TestOutcome| {
+        let examples = if o.examples.is_empty() { String::new() } else { format!(" (e.g. {})", o.examples.join(", ")) };
+        format!("{}: {} failing rows{examples}", o.test, o.failures)
+    };
+    let mut failed = Vec::new();
+    for outcome in outcomes.iter().filter(|o| !o.passed()) {
+        match outcome.severity {
+            Severity::Error => failed.push(describe(outcome)),
+            Severity::Warn => tracing::warn!(step = %step.name, table = %step.target, test = %outcome.test,
+                failures = outcome.failures, "A data test with severity warn failed: {}.", describe(outcome)),
+        }
+    }
+    if failed.is_empty() {
+        return Ok(outcomes);
+    }
+    Err(RunError::DataTests { step: step.name.to_string(), table: step.target.to_string(), failed: failed.join("; ") })
 }
 
 /// The end-of-run table: step, table, rows, snapshot id, duration, and a

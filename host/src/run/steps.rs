@@ -53,7 +53,7 @@ pub(super) type Sink<'a> = dyn FnMut(RecordBatch) -> Result<(), String> + 'a;
 pub(super) type Output = (SchemaRef, Usage);
 
 /// What a step read, and what its plugin's calls cost.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Usage {
     /// Ingest: the rows the plugin parsed from the source. Otherwise: the
     /// rows of every input table read.
@@ -63,6 +63,8 @@ pub struct Usage {
     pub bytes_in: u64,
     /// Every plugin call of the step; `None` for a SQL model.
     pub plugin: Option<PluginStats>,
+    /// The dbt data tests' outcomes, set once the output is complete.
+    pub tests: Vec<super::data_tests::TestOutcome>,
 }
 
 /// Bronze ingest: the host reads the file, the plugin parses it.
@@ -93,7 +95,7 @@ pub fn ingest(
             })
         })
     })?;
-    let usage = Usage { rows_in, bytes_in: reader.bytes, plugin: Some(stats) };
+    let usage = Usage { rows_in, bytes_in: reader.bytes, plugin: Some(stats), tests: Vec::new() };
     Ok((schema, usage))
 }
 
@@ -408,5 +410,5 @@ pub async fn wasm(
         return Err(lakehouse_error(error));
     }
     stats.merge(streamed);
-    Ok((declared, Usage { rows_in, bytes_in, plugin: Some(stats) }))
+    Ok((declared, Usage { rows_in, bytes_in, plugin: Some(stats), tests: Vec::new() }))
 }

@@ -4,6 +4,7 @@
 //! project's macros; its `config(...)` sets the step's write mode,
 //! partitioning and tags. A model without Jinja renders to itself.
 
+pub mod data_tests;
 mod jinja;
 mod model_config;
 mod project;
@@ -49,6 +50,9 @@ pub struct Models {
     /// Step name to layer.
     tables: BTreeMap<String, String>,
     layers: Vec<String>,
+    /// dbt data tests from the schema files, by step name.
+    tests: BTreeMap<String, Vec<data_tests::DataTest>>,
+    warnings: Vec<String>,
 }
 
 impl Models {
@@ -129,7 +133,14 @@ impl Models {
             return Err(errors);
         }
         let floe_vars = project.floe.vars.clone();
+        let (tests, mut warnings) = data_tests::read(&dbt.schema_files);
+        warnings.splice(0..0, dbt.ignored.iter().cloned());
+        for name in tests.keys().filter(|name| !project.floe.transforms.iter().any(|t| t.name.as_str() == *name)) {
+            warnings.push(format!("the schema files have data tests for `{name}`, which is no step of this pipeline"));
+        }
         Ok(Models {
+            tests,
+            warnings,
             vars: [project.cli_vars.clone(), floe_vars, dbt.vars.clone()],
             project: dbt,
             macros,
@@ -143,7 +154,12 @@ impl Models {
 
     /// Warnings about the dbt project itself (what floe-host ignores in it).
     pub fn warnings(&self) -> &[String] {
-        &self.project.ignored
+        &self.warnings
+    }
+
+    /// The dbt data tests on step `name`'s output.
+    pub fn tests_of(&self, name: &str) -> Vec<data_tests::DataTest> {
+        self.tests.get(name).cloned().unwrap_or_default()
     }
 
     /// The model file of a step: `sql:` (relative to floe.yaml), else the

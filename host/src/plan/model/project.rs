@@ -24,6 +24,8 @@ pub struct DbtProject {
     models: BTreeMap<String, Vec<PathBuf>>,
     /// `*.sql` files under the macro paths.
     pub macro_files: Vec<PathBuf>,
+    /// `*.yml` files under the model paths (`schema.yml`: data tests).
+    pub schema_files: Vec<PathBuf>,
     /// `dbt_project.yml`'s `vars`.
     pub vars: BTreeMap<String, serde_yaml::Value>,
     /// What floe-host reads from `dbt_project.yml` and ignores, to warn about.
@@ -78,13 +80,14 @@ impl DbtProject {
         let macro_paths: Vec<PathBuf> = file.macro_paths.unwrap_or_else(|| vec!["macros".into()]);
         let mut models: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
         let mut macro_files = Vec::new();
+        let mut schema_files = Vec::new();
         let mut count = 0;
         for dir in &model_paths {
             for path in scan(&root.join(dir), &mut count)? {
-                if let (Some(stem), Some("sql" | "py")) =
-                    (path.file_stem().and_then(|s| s.to_str()), path.extension().and_then(|e| e.to_str()))
-                {
-                    models.entry(stem.to_string()).or_default().push(path);
+                match (path.file_stem().and_then(|s| s.to_str()), path.extension().and_then(|e| e.to_str())) {
+                    (Some(stem), Some("sql" | "py")) => models.entry(stem.to_string()).or_default().push(path),
+                    (_, Some("yml" | "yaml")) => schema_files.push(path),
+                    _ => {}
                 }
             }
         }
@@ -100,6 +103,7 @@ impl DbtProject {
             root: root.to_path_buf(),
             models,
             macro_files,
+            schema_files,
             vars: file.vars,
             ignored,
             model_paths: model_paths.iter().map(|p| root.join(p)).collect(),
