@@ -242,3 +242,40 @@ fn data_tests_fail_a_step_or_warn() {
     let shipped = committed["records"].as_array().unwrap().iter().filter(|r| r["status"] == "shipped").count();
     assert_eq!(shipped, 1093);
 }
+
+/// With `dbt_project:`, the models floe.yaml does not list are steps too, as
+/// `dbt run` runs them all; their layer comes from `+schema` for their folder
+/// in dbt_project.yml, or from their `config(schema=...)`.
+#[test]
+fn a_dbt_project_runs_without_listing_its_models() {
+    let (work, state) = (temp_dir(), temp_dir());
+    let project = work.path().join("project");
+    let example = repo().join("examples/from-floe-platform");
+    copy_dir(&example.join("dbt"), &project.join("dbt"));
+    copy_dir(&example.join("data"), &project.join("data"));
+    // The gold folder's schema from dbt_project.yml, not from the models.
+    for model in ["customer_totals", "daily_revenue"] {
+        let path = project.join(format!("dbt/models/gold/{model}.sql"));
+        let text = std::fs::read_to_string(&path).unwrap().replace("schema='gold', ", "");
+        std::fs::write(path, text).unwrap();
+    }
+    let dbt_project = project.join("dbt/dbt_project.yml");
+    let text = std::fs::read_to_string(&dbt_project).unwrap()
+        + "models:\n  customer_analytics:\n    gold:\n      +schema: gold\n";
+    std::fs::write(&dbt_project, text).unwrap();
+    let csv_ingest = repo().join("plugins/dist/csv_ingest.wasm");
+    let floe = format!(
+        "name: listed-nowhere\ndbt_project: dbt\nplugins:\n  csv-ingest:\n    path: {}\ntransforms:\n\
+         \x20 - {{name: raw_customers, layer: bronze, kind: ingest, plugin: csv-ingest, source: data/customers.csv}}\n\
+         \x20 - {{name: raw_orders, layer: bronze, kind: ingest, plugin: csv-ingest, source: data/orders.csv}}\n",
+        csv_ingest.display()
+    );
+    std::fs::write(project.join("floe.yaml"), floe).unwrap();
+    let (project_arg, state_arg) = (project.to_str().unwrap(), state.path().to_str().unwrap());
+    let plan = floe_host(&["plan", project_arg]).expect_code(0);
+    assert!(plan.stdout.starts_with("pipeline listed-nowhere (6 steps)"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("daily_revenue -> gold.daily_revenue"), "{}", plan.stdout);
+    floe_host(&["run", project_arg, "--state-dir", state_arg]).expect_code(0);
+    assert_eq!(table(state.path(), "gold.customer_totals", "customer_id")["rows"], 989);
+    assert_eq!(table(state.path(), "gold.daily_revenue", "order_date")["rows"], 455);
+}

@@ -41,7 +41,9 @@ pub struct FloeFile {
     /// (default: the folder of floe.yaml). A `sql` step without `sql:` runs
     /// the model named like the step from its `models/` folder (or the
     /// `model-paths` of its `dbt_project.yml`); `{{ my_macro() }}` calls the
-    /// macros of its `macros/` folder.
+    /// macros of its `macros/` folder. When this key is set, every model of
+    /// the project that no step names is a step too (as `dbt run` runs them
+    /// all), in the layer its folder's `+schema` or its `config(schema=...)` says.
     #[serde(default)]
     pub dbt_project: Option<PathBuf>,
     /// Values for `{{ var('name') }}` in SQL models. `--vars` overrides
@@ -145,6 +147,30 @@ pub struct Transform {
     /// exit 4 and commits nothing. `1` turns the check off.
     #[serde(default)]
     pub max_shrink: Option<f64>,
+}
+
+impl Transform {
+    /// A `sql` step running the model `file` (a model of the dbt project
+    /// that floe.yaml does not list), with every other key at its default.
+    pub fn model(name: Ident, layer: Ident, file: PathBuf) -> Self {
+        Transform {
+            name,
+            layer,
+            kind: TransformKind::Sql,
+            plugin: None,
+            inputs: Vec::new(),
+            source: None,
+            sql: Some(file),
+            tags: Vec::new(),
+            config: BTreeMap::new(),
+            mode: WriteMode::default(),
+            partition_by: Vec::new(),
+            merge_keys: Vec::new(),
+            schema_evolution: SchemaEvolution::default(),
+            allow_empty: false,
+            max_shrink: None,
+        }
+    }
 }
 
 /// The kinds of step.

@@ -122,8 +122,28 @@ impl Checker<'_> {
             }
         }
 
+        // The dbt project's models: those floe.yaml lists, and with
+        // `dbt_project:` every other one too.
+        let mut models = match Models::open(project) {
+            Ok(models) => Some(models),
+            Err(errors) => {
+                self.errors.0.extend(errors);
+                None
+            }
+        };
+        let discovered = match models.as_ref().map(|m| m.discover(&floe.transforms)) {
+            Some(Ok(found)) => found,
+            Some(Err(errors)) => {
+                self.errors.0.extend(errors);
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        let all_transforms: Vec<crate::config::Transform> = floe.transforms.iter().cloned().chain(discovered).collect();
+        let transforms = all_transforms.as_slice();
+
         if !platform.layers.is_empty() {
-            for (i, transform) in floe.transforms.iter().enumerate() {
+            for (i, transform) in transforms.iter().enumerate() {
                 if !platform.layers.contains_key(&transform.layer) {
                     let names: Vec<String> = platform.layers.keys().map(ToString::to_string).collect();
                     self.floe_error(
@@ -141,7 +161,7 @@ impl Checker<'_> {
         let plugins = self.plugins();
         let source_roots = self.source_roots();
         let mut seen = BTreeMap::new();
-        for (i, transform) in floe.transforms.iter().enumerate() {
+        for (i, transform) in transforms.iter().enumerate() {
             if let Some(first) = seen.insert(transform.name.clone(), i) {
                 self.floe_error(
                     format!("transforms[{i}].name"),
@@ -153,25 +173,20 @@ impl Checker<'_> {
 
         // Every layer a SQL model may refer to by name.
         let layers: BTreeSet<&str> =
-            floe.transforms.iter().map(|t| t.layer.as_str()).chain(platform.layers.keys().map(Ident::as_str)).collect();
+            transforms.iter().map(|t| t.layer.as_str()).chain(platform.layers.keys().map(Ident::as_str)).collect();
         let layer_names: Vec<&str> = layers.into_iter().collect();
         let produced: BTreeMap<(String, String), usize> =
-            floe.transforms.iter().enumerate().map(|(i, t)| ((t.layer.to_string(), t.name.to_string()), i)).collect();
-
-        let models = match Models::open(project, &layer_names) {
-            Ok(models) => Some(models),
-            Err(errors) => {
-                self.errors.0.extend(errors);
-                None
-            }
-        };
+            transforms.iter().enumerate().map(|(i, t)| ((t.layer.to_string(), t.name.to_string()), i)).collect();
+        if let Some(models) = &mut models {
+            models.set_pipeline(transforms, &layer_names);
+        }
         let mut warnings: Vec<String> = models.iter().flat_map(|m| m.warnings().to_vec()).collect();
         // Config keys of models that floe-host ignores: one warning per key.
         let mut ignored: BTreeMap<String, Vec<String>> = BTreeMap::new();
 
         let mut steps = Vec::new();
         let mut deps = Vec::new();
-        for (i, transform) in floe.transforms.iter().enumerate() {
+        for (i, transform) in transforms.iter().enumerate() {
             let key = |field: &str| format!("transforms[{i}].{field}");
             // A SQL step's model is rendered first: its config may set the
             // step's mode, keys, partitioning and tags.
@@ -277,7 +292,7 @@ impl Checker<'_> {
                                     format!(
                                         "input `{input}` is not a table that a step produces (write `<layer>.<name>`)"
                                     ),
-                                    Some(available_in_layer(layer, &floe.transforms)),
+                                    Some(available_in_layer(layer, transforms)),
                                 )
                             }
                         }
@@ -345,7 +360,7 @@ impl Checker<'_> {
                                             ),
                                         )
                                         .at(Some((found.line, found.column)))
-                                        .help(available_in_layer(&found.schema, &floe.transforms)),
+                                        .help(available_in_layer(&found.schema, transforms)),
                                     ),
                                 }
                             }
@@ -401,7 +416,7 @@ impl Checker<'_> {
         let order = match topological(steps.len(), &deps) {
             Ok(order) => order,
             Err(cycle) => {
-                let names: Vec<String> = cycle.iter().map(|&n| floe.transforms[n].name.to_string()).collect();
+                let names: Vec<String> = cycle.iter().map(|&n| transforms[n].name.to_string()).collect();
                 self.floe_error(
                     format!("transforms[{}]", cycle[0]),
                     format!("steps depend on each other in a cycle: {} -> {}", names.join(" -> "), names[0]),
@@ -449,7 +464,7 @@ impl Checker<'_> {
             step.inputs = deps[n]
                 .iter()
                 .map(|&d| {
-                    let producer = &floe.transforms[d];
+                    let producer = &transforms[d];
                     let (catalog, _, namespace) = self.layer_target(&producer.layer);
                     Input {
                         layer: producer.layer.clone(),

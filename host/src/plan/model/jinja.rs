@@ -42,6 +42,8 @@ pub struct Context<'a> {
     pub target_name: &'a str,
     /// Macro templates: (template name, source, macro names).
     pub macros: &'a [(String, String, Vec<String>)],
+    /// The model's configuration from `dbt_project.yml`, which `config()` overrides.
+    pub preset: &'a BTreeMap<String, serde_yaml::Value>,
 }
 
 /// What one rendering found besides the SQL.
@@ -74,7 +76,12 @@ pub fn render(
     source: &str,
     incremental: bool,
 ) -> Result<(String, Recorded, Vec<Stretch>), RenderError> {
-    let recorded = Arc::new(Mutex::new(Recorded::default()));
+    // The folder configuration first: the model's config() overrides it.
+    let preset = Recorded {
+        config: ctx.preset.iter().map(|(k, v)| (k.clone(), Value::from(Serde(v.clone())))).collect(),
+        ..Recorded::default()
+    };
+    let recorded = Arc::new(Mutex::new(preset));
     let env = environment(ctx, &recorded, incremental).map_err(|e| convert(&e))?;
     let mut env = env;
     env.add_template_owned(template_name.to_string(), source.to_string()).map_err(|e| convert(&e))?;
@@ -452,6 +459,7 @@ mod tests {
             env_vars: &[],
             target_name: "prod",
             macros,
+            preset: &BTreeMap::new(),
         };
         render(&ctx, "models/stg_orders.sql", source, incremental).map(|(sql, recorded, _)| (sql, recorded))
     }

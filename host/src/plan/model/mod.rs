@@ -17,7 +17,7 @@ pub use model_config::ModelSettings;
 pub use project::DbtProject;
 pub use source_map::{SourceMap, line_column, offset_of};
 
-use crate::config::{ConfigError, Project};
+use crate::config::{ConfigError, Project, Transform};
 
 /// Substrings of environment variable names that say they hold a secret.
 const SECRET_WORDS: &[&str] = &["SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIAL", "PRIVATE"];
@@ -53,12 +53,15 @@ pub struct Models {
     /// dbt data tests from the schema files, by step name.
     tests: BTreeMap<String, Vec<data_tests::DataTest>>,
     warnings: Vec<String>,
+    /// Whether models that floe.yaml does not list are steps too (when it
+    /// names its `dbt_project`).
+    discover: bool,
 }
 
 impl Models {
     /// Opens the dbt project and reads its macros. Problems with either, and
     /// with the platform's `models.env_vars`, are errors.
-    pub fn open(project: &Project, layers: &[&str]) -> Result<Models, Vec<ConfigError>> {
+    pub fn open(project: &Project) -> Result<Models, Vec<ConfigError>> {
         let mut errors = Vec::new();
         let root = match &project.floe.dbt_project {
             Some(folder) => project.root.join(folder),
@@ -135,9 +138,6 @@ impl Models {
         let floe_vars = project.floe.vars.clone();
         let (tests, mut warnings) = data_tests::read(&dbt.schema_files);
         warnings.splice(0..0, dbt.ignored.iter().cloned());
-        for name in tests.keys().filter(|name| !project.floe.transforms.iter().any(|t| t.name.as_str() == *name)) {
-            warnings.push(format!("the schema files have data tests for `{name}`, which is no step of this pipeline"));
-        }
         Ok(Models {
             tests,
             warnings,
@@ -147,9 +147,82 @@ impl Models {
             macro_files,
             env_vars,
             target_name: project.target_name.clone(),
-            tables: project.floe.transforms.iter().map(|t| (t.name.to_string(), t.layer.to_string())).collect(),
-            layers: layers.iter().map(|l| l.to_string()).collect(),
+            tables: BTreeMap::new(),
+            layers: Vec::new(),
+            discover: project.floe.dbt_project.is_some(),
         })
+    }
+
+    /// The steps of the pipeline, and the layers a `source()` may name:
+    /// what `ref` and `source` resolve against.
+    pub fn set_pipeline(&mut self, transforms: &[Transform], layers: &[&str]) {
+        self.tables = transforms.iter().map(|t| (t.name.to_string(), t.layer.to_string())).collect();
+        self.layers = layers.iter().map(|l| l.to_string()).collect();
+        for name in self.tests.keys().filter(|name| !self.tables.contains_key(*name)) {
+            self.warnings
+                .push(format!("the schema files have data tests for `{name}`, which is no step of this pipeline"));
+        }
+    }
+
+    /// With `dbt_project:` in floe.yaml, every model of the project that no
+    /// step names becomes a `sql` step, as `dbt run` runs them all. Its layer
+    /// is the `schema` of its folder in `dbt_project.yml`, or of its
+    /// `config(schema='...')`.
+    pub fn discover(&self, listed: &[Transform]) -> Result<Vec<Transform>, Vec<ConfigError>> {
+        if !self.discover {
+            return Ok(Vec::new());
+        }
+        let mut found = Vec::new();
+        let mut errors = Vec::new();
+        for (name, files) in self.project.models() {
+            if listed.iter().any(|t| t.name.as_str() == name) {
+                continue;
+            }
+            let [file] = files else {
+                let paths: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+                errors.push(
+                    ConfigError::new(
+                        &files[0],
+                        "",
+                        format!("{} models are named `{name}`: {}", files.len(), paths.join(", ")),
+                    )
+                    .help("rename all but one"),
+                );
+                continue;
+            };
+            if file.extension().and_then(|e| e.to_str()) == Some("py") {
+                errors.push(
+                    ConfigError::new(file, "", "a Python model, which floe-host does not run")
+                        .help("rewrite it as a SQL model, or as a `kind: wasm` transform plugin; or delete it"),
+                );
+                continue;
+            }
+            let layer = self
+                .project
+                .folder_config(file)
+                .get("schema")
+                .and_then(|v| v.as_str().map(str::to_string))
+                .or_else(|| std::fs::read_to_string(file).ok().and_then(|text| config_schema(&text)));
+            let (Some(layer), Ok(ident)) = (layer, crate::config::Ident::try_from(name.clone())) else {
+                errors.push(
+                    ConfigError::new(file, "", format!("model `{name}` has no layer floe-host can tell before rendering it"))
+                        .help(format!(
+                            "give it `{{{{ config(schema='silver') }}}}`, a `+schema` for its folder in dbt_project.yml, or \
+                             list it in floe.yaml: `- {{name: {name}, type: dbt, schema: silver}}` (its name must be a \
+                             table name: [a-z_][a-z0-9_]*)"
+                        )),
+                );
+                continue;
+            };
+            match crate::config::Ident::try_from(layer.clone()) {
+                Ok(layer) => found.push(Transform::model(ident, layer, file.clone())),
+                Err(_) => errors.push(
+                    ConfigError::new(file, "", format!("`{layer}` is not a layer name"))
+                        .help("a layer is a name such as `silver`"),
+                ),
+            }
+        }
+        if errors.is_empty() { Ok(found) } else { Err(errors) }
     }
 
     /// Warnings about the dbt project itself (what floe-host ignores in it).
@@ -175,7 +248,9 @@ impl Models {
     pub fn render(&self, name: &str, layer: &str, file: &Path, source: &str) -> Result<Model, Vec<ConfigError>> {
         let layers: Vec<&str> = self.layers.iter().map(String::as_str).collect();
         let vars: Vec<&BTreeMap<String, serde_yaml::Value>> = self.vars.iter().collect();
+        let preset = self.project.folder_config(file);
         let ctx = jinja::Context {
+            preset: &preset,
             name,
             layer,
             tables: &self.tables,
@@ -242,6 +317,16 @@ impl Models {
             _ => error_at,
         }
     }
+}
+
+/// `schema='silver'` in a model's `config(...)`, read without rendering it.
+fn config_schema(text: &str) -> Option<String> {
+    let config = &text[text.find("config(")?..];
+    let config = &config[..config.find(')').unwrap_or(config.len())];
+    let after = config[config.find("schema")? + "schema".len()..].trim_start().strip_prefix('=')?.trim_start();
+    let quote = after.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let value = &after[1..];
+    Some(value[..value.find(quote)?].to_string())
 }
 
 /// Where a model calls `config(`, for errors about its configuration.

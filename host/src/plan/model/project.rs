@@ -30,11 +30,15 @@ pub struct DbtProject {
     pub vars: BTreeMap<String, serde_yaml::Value>,
     /// What floe-host reads from `dbt_project.yml` and ignores, to warn about.
     pub ignored: Vec<String>,
+    /// `dbt_project.yml`'s `models: <project>:` tree of folder configurations.
+    folder_configs: serde_yaml::Value,
     model_paths: Vec<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
 struct DbtProjectFile {
+    #[serde(default)]
+    name: Option<String>,
     #[serde(default, rename = "model-paths")]
     model_paths: Option<Vec<PathBuf>>,
     #[serde(default, rename = "macro-paths")]
@@ -63,13 +67,13 @@ impl DbtProject {
             Err(error) => return Err(ConfigError::new(&file_path, "", format!("cannot read it: {error}"))),
         };
         let mut ignored = Vec::new();
-        if file.models.as_ref().is_some_and(|m| !m.is_null()) {
-            ignored.push(format!(
-                "{}: `models:` configurations (`+materialized`, `+schema`, …) are not applied by floe-host; set them \
-                 in each model's `{{{{ config(...) }}}}` or on its step in floe.yaml",
-                file_path.display()
-            ));
-        }
+        // Folder configurations apply to this project's models, under its name.
+        let folder_configs = match (file.models, &file.name) {
+            (Some(serde_yaml::Value::Mapping(mut models)), Some(name)) => {
+                models.remove(name.as_str()).unwrap_or(serde_yaml::Value::Null)
+            }
+            _ => serde_yaml::Value::Null,
+        };
         if file.packages.is_some() || root.join("packages.yml").exists() {
             ignored.push(format!(
                 "{}: dbt packages are not installed by floe-host; a model that calls a package's macro fails to render",
@@ -105,9 +109,15 @@ impl DbtProject {
             macro_files,
             schema_files,
             vars: file.vars,
+            folder_configs,
             ignored,
             model_paths: model_paths.iter().map(|p| root.join(p)).collect(),
         })
+    }
+
+    /// Every model, by name, with its files (more than one is an error).
+    pub fn models(&self) -> impl Iterator<Item = (&String, &[PathBuf])> {
+        self.models.iter().map(|(name, files)| (name, files.as_slice()))
     }
 
     /// The model file of step `name`: the one `name.sql` under the model
@@ -140,6 +150,68 @@ impl DbtProject {
         }
     }
 }
+
+impl DbtProject {
+    /// The configuration `dbt_project.yml` gives the model at `file`: the
+    /// `+key: value` entries (and known config keys) of the `models:` tree
+    /// on the path of its folders, deeper folders overriding; `tags` add up.
+    pub fn folder_config(&self, file: &Path) -> BTreeMap<String, serde_yaml::Value> {
+        let mut config = BTreeMap::new();
+        let Some(folders) = self.model_paths.iter().find_map(|root| file.strip_prefix(root).ok()) else {
+            return config;
+        };
+        let folders: Vec<&str> =
+            folders.parent().map(|p| p.iter().filter_map(|c| c.to_str()).collect()).unwrap_or_default();
+        let mut node = &self.folder_configs;
+        let mut depth = 0;
+        loop {
+            let Some(map) = node.as_mapping() else { break };
+            for (key, value) in map {
+                let Some(key) = key.as_str() else { continue };
+                let name = match key.strip_prefix('+') {
+                    Some(name) => name,
+                    None if CONFIG_KEYS.contains(&key) && !value.is_mapping() => key,
+                    None => continue,
+                };
+                if name == "tags" {
+                    let tags = config.entry("tags".to_string()).or_insert(serde_yaml::Value::Sequence(Vec::new()));
+                    if let serde_yaml::Value::Sequence(all) = tags {
+                        match value {
+                            serde_yaml::Value::Sequence(more) => all.extend(more.iter().cloned()),
+                            one => all.push(one.clone()),
+                        }
+                    }
+                } else {
+                    config.insert(name.to_string(), value.clone());
+                }
+            }
+            let Some(folder) = folders.get(depth) else { break };
+            node = map.get(*folder).unwrap_or(&serde_yaml::Value::Null);
+            depth += 1;
+        }
+        config
+    }
+}
+
+/// Config keys dbt also takes without a `+` in `dbt_project.yml`.
+const CONFIG_KEYS: &[&str] = &[
+    "materialized",
+    "schema",
+    "tags",
+    "unique_key",
+    "incremental_strategy",
+    "partition_by",
+    "on_schema_change",
+    "enabled",
+    "alias",
+    "pre-hook",
+    "post-hook",
+    "docs",
+    "meta",
+    "persist_docs",
+    "grants",
+    "contract",
+];
 
 /// Every file under `dir` (none if it does not exist), without following
 /// symbolic links to folders, at most [`MAX_DEPTH`] deep, sorted.
@@ -196,5 +268,34 @@ mod tests {
         assert!(project.find_model("nope").unwrap_err().0.contains("no model `nope.sql` under"));
         assert_eq!(project.vars["region"], serde_yaml::Value::from("EU"));
         assert!(project.macro_files.is_empty());
+    }
+
+    #[test]
+    fn folder_configs_apply_down_the_model_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("models/silver/deep")).unwrap();
+        std::fs::write(root.join("models/silver/deep/m.sql"), "select 1").unwrap();
+        let yaml = [
+            "name: proj",
+            "models:",
+            "  proj:",
+            "    +materialized: table",
+            "    +tags: [a]",
+            "    silver:",
+            "      schema: silver",
+            "      deep:",
+            "        +materialized: incremental",
+            "        +tags: b",
+            "  other_package:",
+            "    +materialized: view",
+        ];
+        std::fs::write(root.join("dbt_project.yml"), yaml.join("\n")).unwrap();
+        let project = DbtProject::open(root).unwrap();
+        let config = project.folder_config(&root.join("models/silver/deep/m.sql"));
+        let text = |k: &str| serde_yaml::to_string(&config[k]).unwrap().trim().to_string();
+        assert_eq!((text("materialized"), text("schema")), ("incremental".into(), "silver".into()));
+        assert_eq!(text("tags"), "- a\n- b");
+        assert!(project.ignored.is_empty(), "{:?}", project.ignored);
     }
 }
