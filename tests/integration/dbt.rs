@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{floe_host, python_json, repo, temp_dir};
+use crate::support::{floe_host, floe_host_with_env, openlineage_schemas, python_json, repo, temp_dir};
 
 const DEMO_TABLES: [&str; 4] =
     ["silver.stg_customers", "silver.stg_orders", "gold.customer_totals", "gold.daily_revenue"];
@@ -230,8 +230,32 @@ fn data_tests_fail_a_step_or_warn() {
     );
     std::fs::write(&schema, warn).unwrap();
     let summary = work.path().join("summary.json");
-    floe_host(&["run", project_arg, "--state-dir", state_arg, "--summary-json", summary.to_str().unwrap()])
-        .expect_code(0);
+    let lineage = work.path().join("lineage.jsonl");
+    let env = [
+        ("OPENLINEAGE__TRANSPORT__TYPE", "file"),
+        ("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", lineage.to_str().unwrap()),
+    ];
+    let args = ["run", project_arg, "--state-dir", state_arg, "--summary-json", summary.to_str().unwrap()];
+    floe_host_with_env(&args, &env).expect_code(0);
+    // Lineage carries the outcomes as the spec's data quality assertions, and validates.
+    let schemas = openlineage_schemas();
+    let report = python_json("lineage_validate.py", &[schemas.to_str().unwrap(), lineage.to_str().unwrap()]);
+    assert_eq!(report["violations"], serde_json::json!([]), "{report}");
+    let events: Vec<Value> =
+        std::fs::read_to_string(&lineage).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let complete = events
+        .iter()
+        .find(|e| {
+            e["eventType"] == "COMPLETE" && e["outputs"][0]["name"].as_str().is_some_and(|n| n.ends_with("stg_orders"))
+        })
+        .expect("a COMPLETE event for stg_orders");
+    let assertions = complete["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"].as_array().unwrap();
+    let accepted = assertions.iter().find(|a| a["assertion"] == "accepted_values").unwrap();
+    assert_eq!(
+        (&accepted["success"], &accepted["column"], &accepted["severity"]),
+        (&Value::from(false), &Value::from("status"), &Value::from("warn"))
+    );
+    assert_eq!(assertions.iter().filter(|a| a["success"] == true).count(), 2, "{assertions:?}");
     let summary: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     let stg_orders = summary["steps"].as_array().unwrap().iter().find(|s| s["step"] == "stg_orders").unwrap();
     let test = stg_orders["tests"].as_array().unwrap().iter().find(|t| t["test"] == "accepted_values(status)").unwrap();

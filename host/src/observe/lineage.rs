@@ -31,8 +31,9 @@
 //!   `jobType` and `sql` (job), `dataSource`, `catalog` (the spec's
 //!   CatalogDatasetFacet: framework `iceberg`, the catalog's type and name)
 //!   and `schema` (datasets; the schema of outputs, from the committed Arrow
-//!   schema), `outputStatistics` (rowCount, size, fileCount), `errorMessage`
-//!   on FAIL. The two `floe_*` facets are described by JSON schemas in
+//!   schema), `outputStatistics` (rowCount, size, fileCount),
+//!   `dataQualityAssertions` (the dbt data tests checked on the output),
+//!   `errorMessage` on FAIL. The two `floe_*` facets are described by JSON schemas in
 //!   `schemas/lineage/`.
 //! - Transports: HTTP when `observability.lineage` is on (to
 //!   `lineage_endpoint`), or when `OPENLINEAGE_URL` is set (to that URL plus
@@ -94,6 +95,7 @@ const FACET_PARENT: &str = "https://openlineage.io/spec/facets/1-2-0/ParentRunFa
 const FACET_ENGINE: &str =
     "https://openlineage.io/spec/facets/1-1-1/ProcessingEngineRunFacet.json#/$defs/ProcessingEngineRunFacet";
 const FACET_JOB_TYPE: &str = "https://openlineage.io/spec/facets/2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet";
+const FACET_DATA_QUALITY: &str = "https://openlineage.io/spec/facets/1-1-0/DataQualityAssertionsDatasetFacet.json#/$defs/DataQualityAssertionsDatasetFacet";
 const FACET_SQL: &str = "https://openlineage.io/spec/facets/1-1-0/SQLJobFacet.json#/$defs/SQLJobFacet";
 const FACET_CATALOG: &str =
     "https://openlineage.io/spec/facets/1-1-0/CatalogDatasetFacet.json#/$defs/CatalogDatasetFacet";
@@ -397,6 +399,31 @@ impl Observer for LineageObserver {
         let run_id = self.step_run(step);
         let mut facets = serde_json::Map::new();
         facets.insert("schema".into(), self.facet(FACET_SCHEMA, json!({ "fields": schema_fields(schema.fields()) })));
+        // The dbt data tests this run checked on the output (none when the
+        // step was skipped): `success` says whether the test found failing
+        // rows, whatever its severity.
+        if !report.tests.is_empty() {
+            let assertions: Vec<Value> = report
+                .tests
+                .iter()
+                .map(|outcome| {
+                    let (kind, column) = outcome.test.split_once('(').unwrap_or((outcome.test.as_str(), ")"));
+                    json!({
+                        "assertion": kind,
+                        "column": column.trim_end_matches(')'),
+                        "success": outcome.passed(),
+                        "severity": outcome.severity,
+                        "name": outcome.test,
+                        "actual": format!("{} failing rows", outcome.failures),
+                        "expected": "0 failing rows",
+                    })
+                })
+                .collect();
+            facets.insert(
+                "dataQualityAssertions".into(),
+                self.facet(FACET_DATA_QUALITY, json!({ "assertions": assertions })),
+            );
+        }
         let mut output = self.table(&step.catalog, &step.target, facets);
         // Rows are reported only when this run wrote them.
         let outcome = match (report.superseded, report.already_committed) {
