@@ -6,7 +6,8 @@ follows floe.yaml. One subsettable multi-asset launches
 `floe-host run PROJECT` in a Dagster Pipes session; floe-host runs only the
 steps of the selected assets and reports each committed table back as a
 materialization (row count, column schema, table name, snapshot id, files,
-bytes, duration), and its log lines to the event log at their levels.
+bytes, duration), the dbt data tests of its `schema.yml` as asset checks, and
+its log lines to the event log at their levels.
 
 A failed run still materializes the tables it committed before the failure,
 then fails the step; only exit code 1 (a step failed at run time) lets a
@@ -109,6 +110,13 @@ def floe_plan(binary: str, project: str | os.PathLike, extra_args: list[str] | N
     return json.loads(out.stdout)
 
 
+def check_name(step: dict, test: dict) -> str:
+    """A dbt data test of a step as a Dagster check name: `unique(order_id)`
+    is `unique_order_id`, as floe-host reports it."""
+    kind = test["kind"] if isinstance(test["kind"], str) else next(iter(test["kind"]))
+    return re.sub(r"[^A-Za-z0-9]", "_", f"{kind}({test['column']})").rstrip("_")
+
+
 def asset_key(table: str) -> dg.AssetKey:
     """`gold.customer_totals` -> AssetKey(["gold", "customer_totals"])."""
     return dg.AssetKey(table.split("."))
@@ -137,12 +145,25 @@ def floe_assets(
         )
         for step in plan["steps"]
     ]
+    # The dbt data tests of each step (schema.yml), as asset checks: floe-host
+    # reports each one's result, and a failed `error` test commits nothing.
+    check_specs = [
+        dg.AssetCheckSpec(
+            name=check_name(step, test),
+            asset=asset_key(step["target"]),
+            description=f"dbt data test {test['kind'] if isinstance(test['kind'], str) else 'accepted_values'} "
+            f"on `{test['column']}` ({test['severity']})",
+        )
+        for step in plan["steps"]
+        for test in step.get("data_tests", [])
+    ]
     command = [binary, "run", str(project)]
     if state_dir is not None:
         command += ["--state-dir", str(state_dir)]
 
     @dg.multi_asset(
         specs=specs,
+        check_specs=check_specs,
         name=name or re.sub(r"[^A-Za-z0-9_]", "_", plan["pipeline"]),
         can_subset=True,
         partitions_def=partitions_def,

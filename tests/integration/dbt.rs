@@ -303,3 +303,33 @@ fn a_dbt_project_runs_without_listing_its_models() {
     assert_eq!(table(state.path(), "gold.customer_totals", "customer_id")["rows"], 989);
     assert_eq!(table(state.path(), "gold.daily_revenue", "order_date")["rows"], 455);
 }
+
+/// Under Dagster, each data test is an asset check of its table: a passing
+/// one is reported with the materialization, a failing `error` one fails the
+/// step and is reported as a failed check, with nothing of the table committed.
+#[test]
+fn dagster_shows_data_tests_as_asset_checks() {
+    let (work, state) = (temp_dir(), temp_dir());
+    let project = work.path().join("project");
+    copy_dir(&repo().join("examples/from-floe-platform"), &project);
+    let floe_yaml = project.join("floe.yaml");
+    let text =
+        std::fs::read_to_string(&floe_yaml).unwrap().replace("../../plugins", repo().join("plugins").to_str().unwrap());
+    std::fs::write(&floe_yaml, text).unwrap();
+    let schema = project.join("dbt/models/schema.yml");
+    let strict =
+        std::fs::read_to_string(&schema).unwrap().replace("[completed, pending, shipped]", "[completed, pending]");
+    std::fs::write(&schema, strict).unwrap();
+    let args =
+        [env!("CARGO_BIN_EXE_floe-host"), project.to_str().unwrap(), "--state-dir", state.path().to_str().unwrap()];
+    let result = python_json("dagster_demo.py", &args);
+    assert_eq!(result["success"], false, "{result}");
+    let materialized: Vec<&str> = result["materialized"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(materialized, ["bronze/raw_customers", "bronze/raw_orders", "silver/stg_customers"], "{result}");
+    let checks = &result["checks"];
+    assert_eq!(checks["silver/stg_customers:unique_customer_id"]["passed"], true, "{checks}");
+    assert_eq!(checks["silver/stg_customers:not_null_email"]["severity"], "WARN", "{checks}");
+    let failed = &checks["silver/stg_orders:accepted_values_status"];
+    assert_eq!((&failed["passed"], &failed["failing_rows"]), (&Value::from(false), &Value::from(1093)), "{checks}");
+    assert!(checks.get("gold/customer_totals:unique_customer_id").is_none(), "a step that did not run checks nothing");
+}

@@ -499,7 +499,8 @@ fn summary_json_describes_the_run() {
             "snapshot_id",
             "step",
             "superseded",
-            "table"
+            "table",
+            "tests"
         ]
     );
 

@@ -4,6 +4,7 @@ prints JSON:
 
     {"success": bool, "materialized": {"gold/customer_totals": {"row_count": 989,
       "snapshot_id": ..., "table": "gold.customer_totals", "partition": null, ...}, ...},
+     "checks": {"silver/stg_orders:unique_order_id": {"passed": true, "severity": "ERROR", "failing_rows": 0}},
      "errors": [error messages of the failed run], "logs": ["LEVEL message", ...],
      "run_id": Dagster's run id}
 
@@ -96,6 +97,11 @@ def main():
                 },
                 "partition": mat.partition,
             }
+        checks = {}
+        for evaluation in result.get_asset_check_evaluations():
+            key = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+            checks[key] = {"passed": evaluation.passed, "severity": evaluation.severity.value,
+                           "failing_rows": evaluation.metadata["failing_rows"].value}
         errors = []
         entries = instance.all_logs(result.run_id)
         for event in (entry.dagster_event for entry in entries if entry.dagster_event is not None):
@@ -111,6 +117,7 @@ def main():
         result_json = {
             "success": result.success,
             "materialized": materialized,
+            "checks": checks,
             "errors": errors,
             "logs": logs,
             "run_id": result.run_id,

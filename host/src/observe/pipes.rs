@@ -24,8 +24,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Observer, RunInfo};
+use crate::plan::model::data_tests::Severity;
 use crate::plan::select::SelectError;
 use crate::plan::{Plan, Step};
+use crate::run::data_tests::TestOutcome;
 use crate::run::{RunError, RunReport, StepReport};
 
 pub const PROTOCOL_VERSION: &str = "0.1";
@@ -323,6 +325,26 @@ impl Pipes {
         }
     }
 
+    /// The dbt data tests checked on a step's output, as Dagster asset
+    /// checks (examples/dagster declares them from `plan --json`).
+    fn report_checks(&mut self, key: &str, outcomes: &[TestOutcome]) {
+        for outcome in outcomes {
+            let severity = match outcome.severity {
+                Severity::Error => "ERROR",
+                Severity::Warn => "WARN",
+            };
+            let metadata = json!({
+                "failing_rows": {"raw_value": outcome.failures, "type": "int"},
+                "examples": {"raw_value": outcome.examples.join(", "), "type": "text"},
+            });
+            self.send(
+                "report_asset_check",
+                json!({"asset_key": key, "check_name": check_name(&outcome.test), "passed": outcome.passed(),
+                       "severity": severity, "metadata": metadata}),
+            );
+        }
+    }
+
     fn log(&mut self, level: &str, message: String) {
         self.send("log", json!({"message": message, "level": level}));
     }
@@ -417,9 +439,17 @@ impl Observer for Pipes {
             "report_asset_materialization",
             json!({"asset_key": key, "metadata": metadata, "data_version": null}),
         );
+        self.report_checks(&key, &report.tests);
     }
 
     fn step_failed(&mut self, _run: &RunInfo, step: &Step, error: &RunError) {
+        // A failed data test failed the step: Dagster shows which, on the asset.
+        let key = asset_key_of(step);
+        if let RunError::DataTests { outcomes, .. } = error
+            && self.asset_keys.as_ref().is_some_and(|keys| keys.contains(&key))
+        {
+            self.report_checks(&key, outcomes);
+        }
         self.log(
             "ERROR",
             format!("step `{}` ({}) failed, nothing of it was committed: {error}", step.name, step.target),
@@ -444,6 +474,13 @@ impl Observer for Pipes {
 
 /// A table's columns as Dagster's `TableSchema` (Pipes' `table_schema`
 /// metadata), with Iceberg type names.
+/// A data test's name as a Dagster check name (letters, digits and `_`):
+/// `unique(order_id)` is `unique_order_id`, as examples/dagster names it.
+pub fn check_name(test: &str) -> String {
+    let name: String = test.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    name.trim_end_matches('_').to_string()
+}
+
 fn column_schema(schema: &SchemaRef) -> Value {
     let columns: Vec<Value> = schema
         .fields()

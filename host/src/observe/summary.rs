@@ -11,7 +11,8 @@
 //!             "rows_out": 1055, "files": 1, "bytes": 40321,
 //!             "duration_ms": 310, "snapshot_id": 123, "already_committed": false, "superseded": false,
 //!             "plugin_cpu_ms": 41.7, "plugin_peak_memory_bytes": 2228224,
-//!             "plugin_calls": 4, "plugin_compile_ms": 2410, "plugin_from_cache": false}],
+//!             "plugin_calls": 4, "plugin_compile_ms": 2410, "plugin_from_cache": false,
+//!             "tests": [{"test": "unique(order_id)", "severity": "error", "failures": 0, "examples": []}]}],
 //!  "plugins": [{"plugin": "csv-ingest", "sha256": "...", "compile_ms": 2410, "from_cache": false}]}
 //! ```
 //!

@@ -5,7 +5,7 @@
 //! (see `cancel`).
 
 pub mod cancel;
-mod data_tests;
+pub mod data_tests;
 mod guard;
 pub mod model_check;
 mod plugins;
@@ -140,7 +140,7 @@ pub enum RunError {
         "step `{step}`: data tests failed on `{table}`, so nothing is committed: {failed}; fix the data or the \
          model (a test with `severity: warn` only reports)"
     )]
-    DataTests { step: String, table: String, failed: String },
+    DataTests { step: String, table: String, failed: String, outcomes: Vec<data_tests::TestOutcome> },
     #[error("step `{step}`: {problem}; {}", problem.help())]
     SourceRefused {
         step: String,
@@ -617,7 +617,12 @@ fn judge(step: &Step, outcomes: Vec<data_tests::TestOutcome>) -> Result<Vec<data
     if failed.is_empty() {
         return Ok(outcomes);
     }
-    Err(RunError::DataTests { step: step.name.to_string(), table: step.target.to_string(), failed: failed.join("; ") })
+    Err(RunError::DataTests {
+        step: step.name.to_string(),
+        table: step.target.to_string(),
+        failed: failed.join("; "),
+        outcomes,
+    })
 }
 
 /// The end-of-run table: step, table, rows, snapshot id, duration, and a
