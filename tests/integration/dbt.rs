@@ -155,12 +155,7 @@ fn incremental_models_append_and_merge() {
 #[test]
 fn a_broken_model_fails_before_any_data_is_read() {
     let (work, state) = (temp_dir(), temp_dir());
-    let project = work.path().join("project");
-    copy_dir(&repo().join("examples/from-floe-platform"), &project);
-    let floe_yaml = project.join("floe.yaml");
-    let text =
-        std::fs::read_to_string(&floe_yaml).unwrap().replace("../../plugins", repo().join("plugins").to_str().unwrap());
-    std::fs::write(&floe_yaml, text).unwrap();
+    let project = floe_platform_copy(work.path());
     let (project_arg, state_arg) = (project.to_str().unwrap(), state.path().to_str().unwrap());
     floe_host(&["run", project_arg, "--state-dir", state_arg]).expect_code(0);
     let before = table(state.path(), "gold.customer_totals", "customer_id")["current_snapshot_id"].clone();
@@ -181,6 +176,18 @@ fn a_broken_model_fails_before_any_data_is_read() {
     // validate has no catalog: it parses every model, and binds none of these.
     let validate = floe_host(&["validate", project_arg]).expect_code(0);
     assert_eq!(validate.stdout, "ok: 6 steps; 4 SQL models parsed, 0 bound against their inputs\n");
+}
+
+/// A copy of examples/from-floe-platform in `dir`, to break: its plugin
+/// path made absolute.
+fn floe_platform_copy(dir: &Path) -> std::path::PathBuf {
+    let project = dir.join("project");
+    copy_dir(&repo().join("examples/from-floe-platform"), &project);
+    let floe_yaml = project.join("floe.yaml");
+    let text =
+        std::fs::read_to_string(&floe_yaml).unwrap().replace("../../plugins", repo().join("plugins").to_str().unwrap());
+    std::fs::write(&floe_yaml, text).unwrap();
+    project
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -205,12 +212,7 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn data_tests_fail_a_step_or_warn() {
     let (work, state) = (temp_dir(), temp_dir());
-    let project = work.path().join("project");
-    copy_dir(&repo().join("examples/from-floe-platform"), &project);
-    let floe_yaml = project.join("floe.yaml");
-    let text =
-        std::fs::read_to_string(&floe_yaml).unwrap().replace("../../plugins", repo().join("plugins").to_str().unwrap());
-    std::fs::write(&floe_yaml, text).unwrap();
+    let project = floe_platform_copy(work.path());
     let schema = project.join("dbt/models/schema.yml");
     let strict =
         std::fs::read_to_string(&schema).unwrap().replace("[completed, pending, shipped]", "[completed, pending]");
@@ -310,12 +312,7 @@ fn a_dbt_project_runs_without_listing_its_models() {
 #[test]
 fn dagster_shows_data_tests_as_asset_checks() {
     let (work, state) = (temp_dir(), temp_dir());
-    let project = work.path().join("project");
-    copy_dir(&repo().join("examples/from-floe-platform"), &project);
-    let floe_yaml = project.join("floe.yaml");
-    let text =
-        std::fs::read_to_string(&floe_yaml).unwrap().replace("../../plugins", repo().join("plugins").to_str().unwrap());
-    std::fs::write(&floe_yaml, text).unwrap();
+    let project = floe_platform_copy(work.path());
     let schema = project.join("dbt/models/schema.yml");
     let strict =
         std::fs::read_to_string(&schema).unwrap().replace("[completed, pending, shipped]", "[completed, pending]");
