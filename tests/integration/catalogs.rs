@@ -234,7 +234,9 @@ fn a_table_pyiceberg_wrote_to_the_rest_catalog_is_read_by_floe_host() {
 #[test]
 fn a_new_table_on_the_rest_catalog_appears_only_with_its_first_snapshot() {
     let state = temp_dir();
-    let prefix = "staged_";
+    // Its own namespaces in every run of the suite: the run id is fixed
+    // (`fault-1`), and the test services may outlive a run.
+    let prefix = &format!("staged_{}_", std::process::id());
     let platform = platform(prefix, Catalog::RestToken, Storage::Local, state.path());
     let platform_file = platform.write(state.path());
     let project = example("customer-analytics");
@@ -252,11 +254,11 @@ fn a_new_table_on_the_rest_catalog_appears_only_with_its_first_snapshot() {
     };
     let missing = show(&platform.env());
     assert_ne!(missing.code, 0, "the table must not exist:\n{}", missing.stdout);
-    assert!(missing.stderr.contains("staged_bronze.raw_customers"), "{}", missing.stderr);
+    assert!(missing.stderr.contains(&format!("{prefix}bronze.raw_customers")), "{}", missing.stderr);
 
     floe_host_with_env(&args, &platform.env()).expect_code(0);
     let shown = show(&platform.env()).expect_code(0);
-    assert!(shown.stdout.starts_with("staged_bronze.raw_customers ("), "{}", shown.stdout);
+    assert!(shown.stdout.starts_with(&format!("{prefix}bronze.raw_customers (")), "{}", shown.stdout);
     assert!(!shown.stdout.contains("(0 rows"), "{}", shown.stdout);
 }
 

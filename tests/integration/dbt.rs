@@ -76,9 +76,23 @@ fn assert_equal_to_dbt(compared: &Value, models: &[&str]) {
 fn floe_platform_project_runs_unchanged() {
     let (ours, demo, dbt) = (temp_dir(), temp_dir(), temp_dir());
     let example = repo().join("examples/from-floe-platform");
-    let run =
-        floe_host(&["run", example.to_str().unwrap(), "--state-dir", ours.path().to_str().unwrap()]).expect_code(0);
+    let summary = ours.path().join("summary.json");
+    let args = ["run", example.to_str().unwrap(), "--state-dir", ours.path().to_str().unwrap(), "--summary-json"];
+    let run = floe_host(&[&args[..], &[summary.to_str().unwrap()]].concat()).expect_code(0);
     assert!(run.stdout.contains("gold.daily_revenue"), "{}", run.stdout);
+    // The data tests of dbt/models/schema.yml, checked on each output. The
+    // demo data has 39 orders of customers the customer file lacks: the
+    // `warn` relationships test reports them; the other seven pass.
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let mut tests: Vec<(String, u64)> = Vec::new();
+    for step in summary["steps"].as_array().unwrap() {
+        for test in step["tests"].as_array().unwrap() {
+            tests.push((test["test"].as_str().unwrap().to_string(), test["failures"].as_u64().unwrap()));
+        }
+    }
+    assert_eq!(tests.len(), 8, "{tests:?}");
+    let failing: Vec<&(String, u64)> = tests.iter().filter(|(_, failures)| *failures > 0).collect();
+    assert_eq!(failing, [&("relationships(customer_id)".to_string(), 39)], "{tests:?}");
     let demo_project = repo().join("examples/customer-analytics");
     let mut args = vec!["run", demo_project.to_str().unwrap(), "--state-dir", demo.path().to_str().unwrap()];
     args.extend(["--select", "+customer_totals", "--select", "+daily_revenue"]);
@@ -100,8 +114,11 @@ fn floe_platform_project_runs_unchanged() {
         true,
     );
     assert_equal_to_dbt(&compared, &DEMO_TABLES);
-    // dbt runs the same seven tests, and they pass there too.
-    assert_eq!(compared["dbt_tests"], serde_json::json!({"pass": 7}), "{compared}");
+    // dbt runs the same eight tests with the same results: seven pass, and
+    // the relationships test warns about the same 39 rows.
+    assert_eq!(compared["dbt_tests"], serde_json::json!({"pass": 7, "warn": 1}), "{compared}");
+    let failures = compared["dbt_test_failures"].as_object().unwrap();
+    assert_eq!(failures.values().collect::<Vec<_>>(), [&Value::from(39)], "{compared}");
 
     // The tags of the models' config select steps.
     let plan = floe_host(&["plan", example.to_str().unwrap(), "--select", "tag:finance"]).expect_code(0);
@@ -258,6 +275,8 @@ fn data_tests_fail_a_step_or_warn() {
         (&Value::from(false), &Value::from("status"), &Value::from("warn"))
     );
     assert_eq!(assertions.iter().filter(|a| a["success"] == true).count(), 2, "{assertions:?}");
+    let references = assertions.iter().find(|a| a["assertion"] == "relationships").unwrap();
+    assert_eq!((&references["success"], &references["actual"]), (&Value::from(false), &Value::from("39 failing rows")));
     let summary: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     let stg_orders = summary["steps"].as_array().unwrap().iter().find(|s| s["step"] == "stg_orders").unwrap();
     let test = stg_orders["tests"].as_array().unwrap().iter().find(|t| t["test"] == "accepted_values(status)").unwrap();

@@ -19,7 +19,8 @@ Prints one JSON object:
                                     "equal": true, "difference": null}, ...}}
 
 With --with-tests, `dbt test` runs after and "dbt_tests" counts its results
-by status ({"pass": 7} or {"pass": 6, "fail": 1}).
+by status ({"pass": 7} or {"pass": 6, "fail": 1}); "dbt_test_failures" gives the
+failing rows of each test that found some ({"relationships_stg_orders_...": 39}).
 
 Rows are compared as sorted lists of values (decimals and dates as text).
 On failure: {"error": "..."} and exit code 1.
@@ -122,6 +123,10 @@ def main() -> int:
         results = json.loads((work / "target" / "run_results.json").read_text())["results"]
         statuses = [r["status"] for r in results]
         out["dbt_tests"] = {status: statuses.count(status) for status in sorted(set(statuses))}
+        # Failing rows of every test that found some, by dbt's test name.
+        out["dbt_test_failures"] = {
+            r["unique_id"].split(".")[2]: r["failures"] for r in results if r.get("failures")
+        }
         out["dbt_test_exit_code"] = test.returncode
     print(json.dumps(out))
     return 0

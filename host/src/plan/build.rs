@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use super::model::data_tests::{DataTest, TestKind};
 use super::model::{Model, ModelSettings, Models};
 use super::order::topological;
 use super::partition;
@@ -409,7 +410,10 @@ impl Checker<'_> {
                 action,
                 inputs: Vec::new(),
                 tags: transform.tags.clone(),
-                data_tests: models.as_ref().map(|m| m.tests_of(transform.name.as_str())).unwrap_or_default(),
+                data_tests: self.resolve_tests(
+                    models.as_ref().map(|m| m.tests_of(transform.name.as_str())).unwrap_or_default(),
+                    transforms,
+                ),
             }));
         }
 
@@ -487,6 +491,32 @@ impl Checker<'_> {
             sources: source_roots,
             warnings,
         })
+    }
+
+    /// The data tests of a step, each `relationships` test with the table of
+    /// the step it names; naming no step is an error against its schema file.
+    fn resolve_tests(&mut self, mut tests: Vec<DataTest>, transforms: &[crate::config::Transform]) -> Vec<DataTest> {
+        for test in &mut tests {
+            let name = test.name();
+            let file = test.file.clone();
+            if let TestKind::Relationships { to, table, .. } = &mut test.kind {
+                match transforms.iter().find(|t| t.name.as_str() == to.as_str()) {
+                    Some(step) => {
+                        let (catalog, _, namespace) = self.layer_target(&step.layer);
+                        *table = Some((catalog, TableRef { namespace, name: step.name.clone() }));
+                    }
+                    None => self.errors.push(
+                        ConfigError::new(
+                            &file,
+                            "",
+                            format!("the data test `{name}` refers to `{to}`, which is no step"),
+                        )
+                        .help(format!("write `to: ref('<step>')` with one of: {}", step_names(transforms))),
+                    ),
+                }
+            }
+        }
+        tests
     }
 
     /// Finds, reads and renders a SQL step's model; `None` after an error.
@@ -842,6 +872,10 @@ fn available<'k>(section: &str, known: impl Iterator<Item = &'k String>) -> Stri
     } else {
         format!("available {section}: {}", names.join(", "))
     }
+}
+
+fn step_names(transforms: &[crate::config::Transform]) -> String {
+    transforms.iter().map(|t| t.name.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 fn available_in_layer(layer: &str, transforms: &[crate::config::Transform]) -> String {

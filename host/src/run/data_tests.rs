@@ -5,14 +5,17 @@
 //!
 //! `unique` keeps a 128-bit hash of every value it has seen: about 32 bytes
 //! a row, so 50M rows hold about 1.6 GB (documented in the README).
+//! `relationships` keeps a hash and a count per distinct value, then reads
+//! the referenced table's current snapshot whole to judge them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
-use arrow_array::{Array, RecordBatch};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_row::{RowConverter, SortField};
 use serde::Serialize;
 
+use crate::lakehouse::Lakehouse;
 use crate::plan::model::data_tests::{DataTest, Severity, TestKind};
 
 /// What one test found, for the summary.
@@ -40,8 +43,24 @@ pub struct Checks {
 }
 
 enum State {
-    Count { failures: u64, examples: Vec<String> },
-    Unique { seen: HashSet<u128>, converter: Option<RowConverter>, failures: u64, examples: Vec<String> },
+    Count {
+        failures: u64,
+        examples: Vec<String>,
+    },
+    /// How many rows hold each value (hashed, as text), and the text of the
+    /// first values seen, for examples.
+    References {
+        counts: HashMap<u128, u64>,
+        samples: HashMap<u128, String>,
+        failures: u64,
+        examples: Vec<String>,
+    },
+    Unique {
+        seen: HashSet<u128>,
+        converter: Option<RowConverter>,
+        failures: u64,
+        examples: Vec<String>,
+    },
 }
 
 impl Checks {
@@ -53,6 +72,12 @@ impl Checks {
                     TestKind::Unique => {
                         State::Unique { seen: HashSet::new(), converter: None, failures: 0, examples: Vec::new() }
                     }
+                    TestKind::Relationships { .. } => State::References {
+                        counts: HashMap::new(),
+                        samples: HashMap::new(),
+                        failures: 0,
+                        examples: Vec::new(),
+                    },
                     _ => State::Count { failures: 0, examples: Vec::new() },
                 };
                 (test.clone(), state)
@@ -82,10 +107,7 @@ impl Checks {
             match (&test.kind, state) {
                 (TestKind::NotNull, State::Count { failures, .. }) => *failures += column.null_count() as u64,
                 (TestKind::AcceptedValues(values), State::Count { failures, examples }) => {
-                    let text = arrow_cast::cast(column, &arrow_schema::DataType::Utf8)
-                        .map_err(|e| format!("the data test `{}` cannot read the column as text: {e}", test.name()))?;
-                    let text = text.as_any().downcast_ref::<arrow_array::StringArray>().expect("cast to Utf8");
-                    for value in text.iter().flatten() {
+                    for value in as_text(column, test)?.iter().flatten() {
                         if !values.iter().any(|v| v == value) {
                             *failures += 1;
                             if examples.len() < 3 && !examples.iter().any(|e| e == value) {
@@ -121,8 +143,60 @@ impl Checks {
                         }
                     }
                 }
+                (TestKind::Relationships { .. }, State::References { counts, samples, .. }) => {
+                    for value in as_text(column, test)?.iter().flatten() {
+                        let hash = hash128(value.as_bytes());
+                        *counts.entry(hash).or_default() += 1;
+                        if samples.len() < MAX_SAMPLES {
+                            samples.entry(hash).or_insert_with(|| value.to_string());
+                        }
+                    }
+                }
                 _ => unreachable!("each test kind has its state"),
             }
+        }
+        Ok(())
+    }
+
+    /// Judges the `relationships` tests once the output is complete: reads
+    /// the field of each referenced table (its whole current snapshot) and
+    /// counts the rows whose value it lacks.
+    pub async fn check_references(&mut self, lakehouse: &Lakehouse) -> Result<(), String> {
+        for (test, state) in &mut self.tests {
+            let (
+                TestKind::Relationships { field, table: Some((catalog, table)), .. },
+                State::References { counts, samples, failures, examples },
+            ) = (&test.kind, state)
+            else {
+                continue;
+            };
+            let (schema, batches) = lakehouse.read(catalog, table).await.map_err(|e| {
+                format!("the data test `{}` cannot read `{table}`, the table it refers to: {e}", test.name())
+            })?;
+            let Some(index) = schema.index_of(field).ok() else {
+                return Err(format!(
+                    "the data test `{}` ({}) names column `{field}` of `{table}`, which has no such column",
+                    test.name(),
+                    test.file.display()
+                ));
+            };
+            let mut known = HashSet::new();
+            for batch in &batches {
+                for value in as_text(batch.column(index), test)?.iter().flatten() {
+                    known.insert(hash128(value.as_bytes()));
+                }
+            }
+            let mut missing: Vec<&String> = Vec::new();
+            for (hash, count) in counts.iter() {
+                if !known.contains(hash) {
+                    *failures += count;
+                    if let Some(sample) = samples.get(hash) {
+                        missing.push(sample);
+                    }
+                }
+            }
+            missing.sort();
+            examples.extend(missing.into_iter().take(3).cloned());
         }
         Ok(())
     }
@@ -133,14 +207,24 @@ impl Checks {
             .into_iter()
             .map(|(test, state)| {
                 let (failures, examples) = match state {
-                    State::Count { failures, examples } | State::Unique { failures, examples, .. } => {
-                        (failures, examples)
-                    }
+                    State::Count { failures, examples }
+                    | State::Unique { failures, examples, .. }
+                    | State::References { failures, examples, .. } => (failures, examples),
                 };
                 TestOutcome { test: test.name(), severity: test.severity, failures, examples }
             })
             .collect()
     }
+}
+
+/// Values whose text a `relationships` test keeps, to show a few that fail.
+const MAX_SAMPLES: usize = 10_000;
+
+/// A column as text, as dbt's tests compare values.
+fn as_text(column: &ArrayRef, test: &DataTest) -> Result<arrow_array::StringArray, String> {
+    let text = arrow_cast::cast(column, &arrow_schema::DataType::Utf8)
+        .map_err(|e| format!("the data test `{}` cannot read the column as text: {e}", test.name()))?;
+    Ok(text.as_any().downcast_ref::<arrow_array::StringArray>().expect("cast to Utf8").clone())
 }
 
 /// Two 64-bit SipHashes of the bytes, with different prefixes: a collision

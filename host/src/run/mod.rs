@@ -585,6 +585,10 @@ async fn run_step(
     crate::sandbox::check_names(&schema).map_err(|message| {
         lakehouse_error(LakehouseError::OutputColumns { table: step.target.to_string(), message })
     })?;
+    checks
+        .check_references(lakehouse)
+        .await
+        .map_err(|problem| RunError::Config(format!("step `{}`: {problem}", step.name)))?;
     usage.tests = judge(step, checks.finish())?;
     guard::check(lakehouse, step, rows_out).await?;
     // Safe point: the step computed and its data files are written, but

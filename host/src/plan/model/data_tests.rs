@@ -1,9 +1,9 @@
 //! dbt's generic data tests, read from the `schema.yml` files of the model
-//! paths: `not_null`, `unique` and `accepted_values` on a model's columns,
-//! each with its `severity`. The run checks them on the step's output before
-//! it commits (`run::data_tests`). Tests floe-host does not run
-//! (`relationships`, a package's tests, custom generic tests) are named in
-//! a warning, never skipped in silence.
+//! paths: `not_null`, `unique`, `accepted_values` and `relationships` on a
+//! model's columns, each with its `severity`. The run checks them on the
+//! step's output before it commits (`run::data_tests`). Tests floe-host does
+//! not run (a package's tests, custom generic tests, singular tests) are
+//! named in a warning, never skipped in silence.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +28,15 @@ pub enum TestKind {
     Unique,
     /// The values, as text: a value passes when its text is one of them.
     AcceptedValues(Vec<String>),
+    /// Every non-NULL value is a value of `field` in the table of step
+    /// `to` (`to: ref('stg_customers')`), compared as text.
+    Relationships {
+        to: String,
+        field: String,
+        /// The catalog and table of step `to`, set when the plan is built.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        table: Option<(String, crate::plan::TableRef)>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -47,6 +56,7 @@ impl DataTest {
             TestKind::NotNull => "not_null",
             TestKind::Unique => "unique",
             TestKind::AcceptedValues(_) => "accepted_values",
+            TestKind::Relationships { .. } => "relationships",
         };
         format!("{kind}({})", self.column)
     }
@@ -83,7 +93,7 @@ pub fn read(files: &[PathBuf]) -> (BTreeMap<String, Vec<DataTest>>, Vec<String>)
                         Ok(test) => tests.entry(name.to_string()).or_default().push(test),
                         Err(what) => warnings.push(format!(
                             "{}: the data test `{what}` on `{name}.{column_name}` is not run by floe-host (it runs \
-                             not_null, unique and accepted_values)",
+                             not_null, unique, accepted_values and relationships)",
                             file.display()
                         )),
                     }
@@ -142,6 +152,22 @@ fn parse_test(test: &Value, column: &str, file: &Path) -> Result<DataTest, Strin
                 .ok_or_else(|| "accepted_values without `values`".to_string())?;
             TestKind::AcceptedValues(values.iter().map(text).collect())
         }
+        "relationships" => {
+            let argument = |key: &str| {
+                arguments
+                    .get("arguments")
+                    .and_then(|a| a.get(key))
+                    .or_else(|| arguments.get(key))
+                    .and_then(Value::as_str)
+            };
+            let (Some(to), Some(field)) = (argument("to"), argument("field")) else {
+                return Err("relationships without `to` and `field`".to_string());
+            };
+            // `ref('name')`, `ref("name")`, or `source('layer', 'name')`: the step's name.
+            let inner = to.trim().split_once('(').map(|(_, rest)| rest.trim_end_matches(')')).unwrap_or(to);
+            let name = inner.rsplit(',').next().unwrap_or(inner).trim().trim_matches(['\'', '"']).to_string();
+            TestKind::Relationships { to: name, field: field.to_string(), table: None }
+        }
         other => return Err(other.to_string()),
     };
     Ok(DataTest { column: column.to_string(), kind, severity, file: file.to_path_buf() })
@@ -170,15 +196,23 @@ mod tests {
             "version: 2\nmodels:\n  - name: stg_orders\n    data_tests: [dbt_utils.expression_is_true]\n    columns:\n\
              \x20     - name: order_id\n        data_tests: [unique, not_null]\n\
              \x20     - name: status\n        tests:\n          - accepted_values:\n              values: [placed, 1]\n\
-             \x20             config: {severity: warn}\n          - relationships: {to: ref('x'), field: id}\n",
+             \x20             config: {severity: warn}\n          - relationships: {to: \"ref('x')\", field: id}\n\
+             \x20         - dbt_utils.not_constant\n",
         )
         .unwrap();
         let (tests, warnings) = read(&[file]);
         let names: Vec<String> = tests["stg_orders"].iter().map(DataTest::name).collect();
-        assert_eq!(names, ["unique(order_id)", "not_null(order_id)", "accepted_values(status)"]);
+        assert_eq!(
+            names,
+            ["unique(order_id)", "not_null(order_id)", "accepted_values(status)", "relationships(status)"]
+        );
+        assert_eq!(
+            tests["stg_orders"][3].kind,
+            TestKind::Relationships { to: "x".into(), field: "id".into(), table: None }
+        );
         assert_eq!(tests["stg_orders"][2].kind, TestKind::AcceptedValues(vec!["placed".into(), "1".into()]));
         assert_eq!(tests["stg_orders"][2].severity, Severity::Warn);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
-        assert!(warnings[0].contains("`relationships` on `stg_orders.status` is not run"), "{warnings:?}");
+        assert!(warnings[0].contains("`dbt_utils.not_constant` on `stg_orders.status` is not run"), "{warnings:?}");
     }
 }
