@@ -142,6 +142,9 @@ def floe_assets(
             deps=[asset_key(i["table"]) for i in step["inputs"] if i["table"] in produced],
             description=f"floe-host step `{step['name']}` ({step['action']['kind']})",
             group_name=re.sub(r"[^A-Za-z0-9_]", "_", plan["pipeline"]),
+            # The step's `tags`, so that Dagster's `tag:finance` selects what
+            # `floe-host run --select tag:finance` does.
+            tags={tag: "" for tag in step.get("tags", [])},
         )
         for step in plan["steps"]
     ]

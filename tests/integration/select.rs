@@ -92,3 +92,36 @@ fn a_selection_runs_only_its_steps_and_needs_its_inputs() {
     );
     assert_eq!(out.stdout.lines().count(), 3, "the header and one step: {}", out.stdout);
 }
+
+/// Each selector form resolves to the assets that Dagster's own selection
+/// syntax resolves to, over the assets examples/dagster makes of the demo
+/// (tests/py/dagster_select.py): what a Dagster user selects is what runs.
+#[test]
+fn selections_resolve_as_dagster_resolves_them() {
+    let pairs = [
+        ("stg_orders", "key:\"silver/stg_orders\""),
+        ("silver.stg_customers", "key:\"silver/stg_customers\""),
+        ("+customer_totals", "+key:\"gold/customer_totals\""),
+        ("stg_orders+", "key:\"silver/stg_orders\"+"),
+        ("raw_orders+", "key:\"bronze/raw_orders\"+"),
+        ("tag:finance", "tag:finance"),
+        ("tag:pii", "tag:pii"),
+        ("layer:silver", "key:\"silver/*\""),
+    ];
+    let demo = example("customer-analytics");
+    let mut args = vec![env!("CARGO_BIN_EXE_floe-host"), demo.to_str().unwrap()];
+    args.extend(pairs.iter().map(|(_, dagster)| *dagster));
+    let resolved = crate::support::python_json("dagster_select.py", &args);
+    for (floe, dagster) in pairs {
+        let demo = example("customer-analytics");
+        let out = floe_host(&["plan", demo.to_str().unwrap(), "--json", "--select", floe]).expect_code(0);
+        let plan: Value = serde_json::from_str(&out.stdout).unwrap();
+        let mut ours: Vec<String> =
+            plan["steps"].as_array().unwrap().iter().map(|s| s["target"].as_str().unwrap().replace('.', "/")).collect();
+        ours.sort();
+        let theirs: Vec<String> =
+            resolved[dagster].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
+        assert!(!ours.is_empty(), "{floe} selects nothing");
+        assert_eq!(ours, theirs, "floe-host `--select {floe}` and Dagster `{dagster}`");
+    }
+}
