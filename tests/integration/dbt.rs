@@ -15,20 +15,9 @@ fn table(state: &Path, name: &str, order_by: &str) -> Value {
     python_json("table_check.py", &["--state-dir", state.to_str().unwrap(), "--table", name, "--order-by", order_by])
 }
 
-/// Runs dbt over the bronze tables in `state` and returns each model's comparison.
+/// Runs dbt over the bronze tables in `state` and returns each model's
+/// comparison; then `dbt test` with `with_tests` (its results under `dbt_tests`).
 fn dbt_compare(
-    project: &Path,
-    state: &Path,
-    db: &Path,
-    sources: &[&str],
-    models: &[&str],
-    vars: Option<&str>,
-) -> Value {
-    dbt_compare_with(project, state, db, sources, models, vars, false)
-}
-
-/// [`dbt_compare`], then `dbt test` with `with_tests` (its results under `dbt_tests`).
-fn dbt_compare_with(
     project: &Path,
     state: &Path,
     db: &Path,
@@ -104,7 +93,7 @@ fn floe_platform_project_runs_unchanged() {
         assert_eq!(a["records"], b["records"], "{name}: the dbt project's table differs from the demo's");
     }
 
-    let compared = dbt_compare_with(
+    let compared = dbt_compare(
         &example.join("dbt"),
         ours.path(),
         &dbt.path().join("dbt.duckdb"),
@@ -148,7 +137,7 @@ fn incremental_models_append_and_merge() {
 
     for (last_order, vars) in [(5, "{last_order: 5}"), (10, "{last_order: 10}")] {
         floe_host(&["run", project_arg, "--state-dir", state_arg, "--vars", vars]).expect_code(0);
-        let compared = dbt_compare(&project, state.path(), &db, &["bronze.raw_orders"], &models, Some(vars));
+        let compared = dbt_compare(&project, state.path(), &db, &["bronze.raw_orders"], &models, Some(vars), false);
         assert_equal_to_dbt(&compared, &models);
         let log = table(state.path(), "silver.orders_log", "order_id");
         assert_eq!(log["rows"], last_order, "{log}");
