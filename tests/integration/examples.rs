@@ -73,6 +73,41 @@ fn every_example_validates_and_plans() {
     );
 }
 
+/// Every shipped floe.yaml and platform.yaml is valid against the JSON
+/// Schema that editors use (`schemas/`), floe-platform's spellings
+/// included; and the schema still refuses a step without a kind.
+#[test]
+fn every_example_fits_the_published_json_schemas() {
+    let examples = repo().join("examples");
+    for (kind, schema) in [("floe.yaml", "schemas/floe.schema.json"), ("platform.yaml", "schemas/platform.schema.json")]
+    {
+        let files: Vec<String> = walk(&examples)
+            .into_iter()
+            .filter(|p| p.file_name().is_some_and(|n| n == kind))
+            .map(|p| p.display().to_string())
+            .collect();
+        assert!(files.len() >= 2, "{kind}: {files:?}");
+        let schema = repo().join(schema);
+        let mut args = vec![schema.to_str().unwrap()];
+        args.extend(files.iter().map(String::as_str));
+        let report = crate::support::python_json("schema_check.py", &args);
+        for file in &files {
+            assert_eq!(report[file], serde_json::json!([]), "{file} against {}", schema.display());
+        }
+    }
+    let dir = temp_dir();
+    let broken = dir.path().join("floe.yaml");
+    std::fs::write(
+        &broken,
+        "name: x\ntransforms:\n  - {name: a, schema: silver, kind: sql, type: dbt}\n  - {name: b, layer: silver}\n",
+    )
+    .unwrap();
+    let schema = repo().join("schemas/floe.schema.json");
+    let report = crate::support::python_json("schema_check.py", &[schema.to_str().unwrap(), broken.to_str().unwrap()]);
+    let errors = report[broken.to_str().unwrap()].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "both spellings of kind on a, none on b: {errors:?}");
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

@@ -71,6 +71,7 @@ pub struct PluginRef {
 /// One step: it produces the table `<layer>.<name>`.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = floe_platform_spellings)]
 pub struct Transform {
     /// Step name and target table name, for example `stg_orders`.
     pub name: Ident,
@@ -147,6 +148,38 @@ pub struct Transform {
     /// exit 4 and commits nothing. `1` turns the check off.
     #[serde(default)]
     pub max_shrink: Option<f64>,
+}
+
+/// The schema of a step also takes floe-platform's spellings, as the parser
+/// does (serde aliases, which schemars does not show): `type: dbt` for
+/// `kind`, `schema:` for `layer`; each step needs one of each pair.
+fn floe_platform_spellings(schema: &mut schemars::Schema) {
+    if let Some(properties) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
+        properties.insert(
+            "type".into(),
+            serde_json::json!({
+                "description": "floe-platform's spelling of `kind`: `type: dbt` is `kind: sql`.",
+                "enum": ["dbt", "sql", "ingest", "wasm"],
+            }),
+        );
+        properties.insert(
+            "schema".into(),
+            serde_json::json!({
+                "description": "floe-platform's spelling of `layer`.",
+                "type": "string",
+            }),
+        );
+    }
+    if let Some(required) = schema.get_mut("required").and_then(|r| r.as_array_mut()) {
+        required.retain(|key| key != "kind" && key != "layer");
+    }
+    schema.insert(
+        "allOf".into(),
+        serde_json::json!([
+            {"oneOf": [{"required": ["kind"]}, {"required": ["type"]}]},
+            {"oneOf": [{"required": ["layer"]}, {"required": ["schema"]}]},
+        ]),
+    );
 }
 
 impl Transform {
