@@ -257,9 +257,11 @@ impl Lakehouse {
         Ok(catalog.load_table(table).await?.and_then(|t| t.metadata().current_snapshot_id()))
     }
 
-    /// A table's current columns as Arrow, `None` if it does not exist.
+    /// The current columns of a table with data, as Arrow; `None` if it does
+    /// not exist or has no snapshot yet.
     pub async fn current_schema(&self, catalog: &str, table: &TableRef) -> Result<Option<SchemaRef>, LakehouseError> {
-        let Some(loaded) = self.catalog(catalog).load_table(table).await? else { return Ok(None) };
+        let loaded = self.catalog(catalog).load_table(table).await?;
+        let Some(loaded) = loaded.filter(|t| t.metadata().current_snapshot_id().is_some()) else { return Ok(None) };
         let schema = schema::arrow_schema(loaded.metadata().current_schema()).map_err(|source| {
             LakehouseError::Table { table: table.to_string(), message: "its schema has types Arrow lacks", source }
         })?;

@@ -12,7 +12,7 @@ mod plugins;
 mod sink;
 mod steps;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -331,8 +331,8 @@ async fn run_async(
     let (mut plugins, loads) = prepare_plugins(plan, options)?;
     let used: BTreeSet<(String, String)> = plan.steps.iter().map(|s| (s.catalog.clone(), s.storage.clone())).collect();
     let lakehouse = Lakehouse::open(&plan.catalogs, &plan.storage, used).await.map_err(RunError::opening)?;
-    check_inputs_exist(&lakehouse, plan).await?;
-    check_models(&lakehouse, plan).await?;
+    let external = external_inputs(&lakehouse, plan).await?;
+    check_models(plan, &external)?;
     // DuckDB spills under the state directory unless told otherwise: its own
     // default (`.tmp` in the working directory) is read-only in most pods.
     let mut compute = Setup { properties: plan.compute.clone(), variables: Vec::new() };
@@ -430,8 +430,10 @@ async fn run_async(
 /// Every table a step reads that no earlier step of this run writes (a
 /// `--select` or a Dagster selection left its step out) must exist with a
 /// snapshot: otherwise the run stops before its first step, naming each
-/// such table and the steps that read it (exit 2).
-async fn check_inputs_exist(lakehouse: &Lakehouse, plan: &Plan) -> Result<(), RunError> {
+/// such table and the steps that read it (exit 2). Returns their columns,
+/// each table loaded from its catalog once.
+async fn external_inputs(lakehouse: &Lakehouse, plan: &Plan) -> Result<ExternalSchemas, RunError> {
+    let mut found: BTreeMap<(String, String), Option<SchemaRef>> = BTreeMap::new();
     let mut missing: Vec<String> = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         for input in &step.inputs {
@@ -439,17 +441,25 @@ async fn check_inputs_exist(lakehouse: &Lakehouse, plan: &Plan) -> Result<(), Ru
             if written_before {
                 continue;
             }
-            let current = lakehouse
-                .current_snapshot(&input.catalog, &input.table)
-                .await
-                .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
-            if current.is_none() {
+            let key = (input.catalog.clone(), input.table.to_string());
+            let schema = match found.get(&key) {
+                Some(schema) => schema.clone(),
+                None => {
+                    let schema = lakehouse
+                        .current_schema(&input.catalog, &input.table)
+                        .await
+                        .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
+                    found.insert(key, schema.clone());
+                    schema
+                }
+            };
+            if schema.is_none() {
                 missing.push(format!("`{}` (read by `{}`)", input.table, step.name));
             }
         }
     }
     if missing.is_empty() {
-        return Ok(());
+        return Ok(found.into_iter().filter_map(|(key, schema)| Some((key, schema?))).collect());
     }
     Err(RunError::Config(format!(
         "this run does not write {}, and the table does not exist yet or has no data; select the steps that write it \
@@ -458,31 +468,17 @@ async fn check_inputs_exist(lakehouse: &Lakehouse, plan: &Plan) -> Result<(), Ru
     )))
 }
 
+/// The columns of the tables a run reads and does not write, by (catalog, table).
+type ExternalSchemas = BTreeMap<(String, String), SchemaRef>;
+
 /// Every SQL model parsed, and bound where its inputs' columns are known
 /// (`model_check`), before the first step reads anything: a broken model
 /// fails the run with exit 2 and nothing committed.
-async fn check_models(lakehouse: &Lakehouse, plan: &Plan) -> Result<(), RunError> {
+fn check_models(plan: &Plan, external: &ExternalSchemas) -> Result<(), RunError> {
     if !plan.steps.iter().any(|s| matches!(s.action, Action::Sql { .. })) {
         return Ok(());
     }
-    let mut external = std::collections::BTreeMap::new();
-    for (i, step) in plan.steps.iter().enumerate() {
-        for input in &step.inputs {
-            let written = plan.steps.iter().any(|s| s.catalog == input.catalog && s.target == input.table);
-            let key = (input.catalog.clone(), input.table.to_string());
-            if written || external.contains_key(&key) {
-                continue;
-            }
-            let schema = lakehouse
-                .current_schema(&input.catalog, &input.table)
-                .await
-                .map_err(|source| RunError::Lakehouse { step: plan.steps[i].name.to_string(), source })?;
-            if let Some(schema) = schema {
-                external.insert(key, schema);
-            }
-        }
-    }
-    let checked = tokio::task::block_in_place(|| model_check::check(plan, &external))
+    let checked = tokio::task::block_in_place(|| model_check::check(plan, external))
         .map_err(|problems| RunError::Config(problems.join("\n")))?;
     tracing::debug!(parsed = checked.parsed, bound = checked.bound, "Checked the SQL models.");
     Ok(())

@@ -36,10 +36,9 @@ pub fn check(plan: &Plan, external: &BTreeMap<(String, String), SchemaRef>) -> R
             return Ok(Checked::default());
         }
     };
-    let written: Vec<(String, String)> = plan.steps.iter().map(|s| (s.catalog.clone(), s.target.to_string())).collect();
     // Tables whose columns the binder holds, by (catalog, table).
     let mut known: Vec<(String, String)> = Vec::new();
-    for (key, schema) in external.iter().filter(|(key, _)| !written.contains(key)) {
+    for (key, schema) in external {
         let (catalog, table) = key;
         let Some(input) =
             plan.steps.iter().flat_map(|s| &s.inputs).find(|i| &i.catalog == catalog && &i.table.to_string() == table)

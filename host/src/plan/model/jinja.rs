@@ -12,6 +12,8 @@ use minijinja::value::{Kwargs, Object, ObjectRepr, Rest, Serde};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
 
 use super::source_map::Stretch;
+// The largest SQL a model may render to: the most DuckDB is handed to run.
+use crate::compute::MAX_SQL_BYTES;
 
 /// Template instructions one template (a model, or one macro call) may run.
 const FUEL: u64 = 5_000_000;
@@ -19,8 +21,6 @@ const FUEL: u64 = 5_000_000;
 const DEADLINE: Duration = Duration::from_secs(10);
 /// Macro calls nested in each other (a macro calling itself ends here).
 const MAX_MACRO_DEPTH: usize = 64;
-/// The largest SQL a model may render to.
-pub const MAX_SQL_BYTES: usize = 8 << 20;
 
 /// Names a model's Jinja may not define as macros: floe-host provides them.
 pub const BUILTINS: &[&str] =
@@ -53,8 +53,6 @@ pub struct Recorded {
     pub config: BTreeMap<String, Value>,
     /// Whether the model called `is_incremental()`.
     pub asked_incremental: bool,
-    /// Tables it named with `ref` or `source`, as (layer, name).
-    pub refs: Vec<(String, String)>,
 }
 
 /// A failed rendering: which template (a model's or a macro file's name),
@@ -82,8 +80,7 @@ pub fn render(
         ..Recorded::default()
     };
     let recorded = Arc::new(Mutex::new(preset));
-    let env = environment(ctx, &recorded, incremental).map_err(|e| convert(&e))?;
-    let mut env = env;
+    let mut env = environment(ctx, &recorded, incremental).map_err(|e| convert(&e))?;
     env.add_template_owned(template_name.to_string(), source.to_string()).map_err(|e| convert(&e))?;
     let template = env.get_template(template_name).map_err(|e| convert(&e))?;
     let mut out = Capped(Vec::new());
@@ -94,7 +91,7 @@ pub fn render(
                 template: Some(template_name.to_string()),
                 line: None,
                 byte_range: None,
-                message: format!("renders to more than {} MiB of SQL", MAX_SQL_BYTES >> 20),
+                message: format!("renders to more than {} MiB of SQL, the most a step may run", MAX_SQL_BYTES >> 20),
             }
         } else {
             convert(&e)
@@ -208,7 +205,6 @@ fn environment<'s>(
     );
 
     let tables = ctx.tables.clone();
-    let seen = recorded.clone();
     env.add_function("ref", move |args: Rest<String>| -> Result<Value, Error> {
         let name = match args.as_slice() {
             [name] | [_, name] => name,
@@ -225,13 +221,11 @@ fn environment<'s>(
                 known.join(", ")
             )));
         };
-        lock(&seen).refs.push((layer.clone(), name.clone()));
         Ok(Value::from_object(Relation { schema: layer.clone(), name: name.clone() }))
     });
 
     let tables = ctx.tables.clone();
     let layers: Vec<String> = ctx.layers.iter().map(|l| l.to_string()).collect();
-    let seen = recorded.clone();
     env.add_function("source", move |source: String, table: String| -> Result<Value, Error> {
         if !layers.contains(&source) {
             return Err(invalid(format!(
@@ -246,7 +240,6 @@ fn environment<'s>(
                  `{table}` in layer `{source}`"
             )));
         }
-        lock(&seen).refs.push((source.clone(), table.clone()));
         Ok(Value::from_object(Relation { schema: source, name: table }))
     });
 
@@ -510,7 +503,8 @@ mod tests {
 
     #[test]
     fn rendering_is_bounded() {
-        let forever = "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}";
+        // Work without output: the fuel ends it (output would meet the size cap first).
+        let forever = "{% for i in range(100000) %}{% for j in range(100000) %}{% set k = j %}{% endfor %}{% endfor %}";
         assert!(render_with(forever, &[], false).unwrap_err().message.contains("fuel"));
         let recursive = vec![(
             "macros/r.sql".to_string(),

@@ -294,12 +294,7 @@ impl Models {
             _ => (file.to_path_buf(), source),
         };
         let position = match (error.line, &error.byte_range) {
-            (_, Some(range)) if range.start <= text.len() && text.is_char_boundary(range.start) => {
-                let before = &text[..range.start];
-                let line = before.matches('\n').count() + 1;
-                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-                Some((line, column))
-            }
+            (_, Some(range)) => Some(line_column(text, range.start)),
             (Some(line), _) => Some((line, 1)),
             _ => None,
         };
