@@ -884,3 +884,46 @@ fn a_hostile_config_schema_is_checked_in_bounds_and_quoted_escaped() {
     }
     assert_eq!(project.snapshot(&file), project.baseline, "evil-config-schema must not commit a snapshot");
 }
+
+/// `evil-hostile-values` outputs values built to escape wherever the host
+/// quotes them. dbt data tests that fail on them (an `error`
+/// accepted_values, a `warn` unique) quote failing values as examples in the
+/// error, the log, lineage and Pipes: escaped and cut, never raw; the step
+/// commits nothing.
+#[test]
+fn failing_values_are_quoted_escaped_in_data_test_reports() {
+    // No table yet: the step's output is new, so only the data tests stop it.
+    let project = Project::empty();
+    let file = project.write_pipeline("evil.yaml", "evil-hostile-values", &evil("hostile-values"), &[]);
+    let schema = project.dir.path().join("models/schema.yml");
+    std::fs::create_dir_all(schema.parent().unwrap()).unwrap();
+    std::fs::write(
+        &schema,
+        format!(
+            "version: 2\nmodels:\n  - name: {STEP}\n    columns:\n      - name: status\n        data_tests:\n\
+             \x20         - unique: {{config: {{severity: warn}}}}\n\
+             \x20         - accepted_values: {{arguments: {{values: [ok]}}}}\n"
+        ),
+    )
+    .unwrap();
+    let run = project.run(&file, &[]).expect_code(4);
+    let stderr = &run.stderr;
+    assert!(stderr.contains("accepted_values(status): 10 failing rows (e.g. \\u{1b}[2J"), "{stderr}");
+    assert!(stderr.contains("x\\n{\"__dagster_pipes_version\""), "escaped in the message:\n{stderr}");
+    assert!(stderr.contains("unique(status)"), "the warn test is logged:\n{stderr}");
+    assert!(stderr.len() < 8_000, "{} bytes of stderr: the 100 KB value must be cut", stderr.len());
+    for line in stderr.lines() {
+        assert!(!line.contains('\u{1b}') && !line.contains('\u{2028}'), "raw control text:\n{line}");
+        assert!(!line.trim_start().starts_with("{\"__dagster_pipes_version\""), "a forged Pipes line:\n{stderr}");
+        assert!(
+            !line.trim_start().starts_with("{\"level\":\"ERROR\",\"message\":\"forged"),
+            "a forged record:\n{stderr}"
+        );
+    }
+    let state = project.state();
+    let show = floe_host_with_env(
+        &["show", "bronze.raw_events", "-f", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()],
+        &[],
+    );
+    assert!(show.stderr.contains("table `bronze.raw_events` does not exist"), "nothing committed:\n{}", show.stderr);
+}

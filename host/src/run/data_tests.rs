@@ -110,8 +110,11 @@ impl Checks {
                     for value in as_text(column, test)?.iter().flatten() {
                         if !values.iter().any(|v| v == value) {
                             *failures += 1;
-                            if examples.len() < 3 && !examples.iter().any(|e| e == value) {
-                                examples.push(value.to_string());
+                            if examples.len() < 3 {
+                                let value = example(value);
+                                if !examples.contains(&value) {
+                                    examples.push(value);
+                                }
                             }
                         }
                     }
@@ -135,7 +138,8 @@ impl Checks {
                         if !seen.insert(hash128(row.as_ref())) {
                             *failures += 1;
                             if examples.len() < 3 {
-                                let value = arrow_cast::display::array_value_to_string(column, i).unwrap_or_default();
+                                let value =
+                                    example(&arrow_cast::display::array_value_to_string(column, i).unwrap_or_default());
                                 if !examples.contains(&value) {
                                     examples.push(value);
                                 }
@@ -148,7 +152,7 @@ impl Checks {
                         let hash = hash128(value.as_bytes());
                         *counts.entry(hash).or_default() += 1;
                         if samples.len() < MAX_SAMPLES {
-                            samples.entry(hash).or_insert_with(|| value.to_string());
+                            samples.entry(hash).or_insert_with(|| example(value));
                         }
                     }
                 }
@@ -219,6 +223,17 @@ impl Checks {
 
 /// Values whose text a `relationships` test keeps, to show a few that fail.
 const MAX_SAMPLES: usize = 10_000;
+/// The most characters of one failing value that an example shows.
+const MAX_EXAMPLE_CHARS: usize = 64;
+
+/// A failing value as an example: the data is anyone's (a plugin's output, a
+/// source file's bytes), and examples reach stderr, logs, lineage and Pipes,
+/// so control characters are escaped and a long value is cut.
+fn example(value: &str) -> String {
+    let cut: String = value.chars().take(MAX_EXAMPLE_CHARS).collect();
+    let more = if cut.len() < value.len() { "…" } else { "" };
+    format!("{}{more}", crate::sandbox::text::escape(&cut))
+}
 
 /// A column as text, as dbt's tests compare values.
 fn as_text(column: &ArrayRef, test: &DataTest) -> Result<arrow_array::StringArray, String> {
