@@ -190,12 +190,18 @@ fn parse_file<T: serde::de::DeserializeOwned>(
         Ok(parsed) => (Some(parsed), Vec::new()),
         Err(error) => {
             let sections: &[(&str, yaml::MemberCheck)] = match kind {
-                FileKind::Pipeline => &[("transforms", yaml::member::<floe::Transform>)],
+                FileKind::Pipeline => {
+                    &[("transforms", yaml::member::<floe::Transform>), ("plugins", yaml::member::<floe::PluginRef>)]
+                }
                 FileKind::Platform => &[
                     ("compute", yaml::member::<ComputeProfile>),
                     ("catalogs", yaml::member::<CatalogProfile>),
                     ("storage", yaml::member::<StorageProfile>),
                     ("layers", yaml::member::<LayerProfile>),
+                    ("observability", yaml::field::<platform::Observability>),
+                    ("plugins", yaml::field::<platform::PluginLimits>),
+                    ("sources", yaml::field::<platform::SourcePolicy>),
+                    ("models", yaml::field::<platform::ModelPolicy>),
                 ],
             };
             let per_member = yaml::errors_by_member::<T>(path, text, &value, sections);

@@ -73,6 +73,16 @@ pub fn member<E: DeserializeOwned>(file: &Path, text: &str, value: serde_yaml::V
     from_value_at::<E>(file, text, value, at).err()
 }
 
+/// The type error of one field of a struct section, checked alone as an
+/// `E` whose other fields take their defaults: `at` is `section.field`. A
+/// section of settings (`plugins:`) thus reports each bad setting.
+pub fn field<E: DeserializeOwned>(file: &Path, text: &str, value: serde_yaml::Value, at: &str) -> Option<ConfigError> {
+    let (section, name) = at.rsplit_once('.')?;
+    let mut alone = serde_yaml::Mapping::new();
+    alone.insert(name.into(), value);
+    from_value_at::<E>(file, text, serde_yaml::Value::Mapping(alone), section).err()
+}
+
 /// The type errors of a document that does not deserialize as `T`: one per
 /// bad member of each of its top-level `sections` (the elements of a list,
 /// the entries of a map, each checked alone), then the first error of the
