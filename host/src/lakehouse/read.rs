@@ -130,6 +130,37 @@ pub async fn open(
     Ok(Input::Batches { schema, batches, bytes })
 }
 
+/// One column of the table's current snapshot, streamed; `None` when the
+/// table has no such column. For checks that need one column of a table
+/// that may be wide (a `relationships` test's referenced field).
+pub async fn column(
+    table: &Table,
+    table_ref: &TableRef,
+    column: &str,
+) -> Result<Option<BoxStream<'static, Result<RecordBatch, LakehouseError>>>, LakehouseError> {
+    let error = |message: &'static str| {
+        let table = table_ref.to_string();
+        move |source| LakehouseError::Table { table, message, source }
+    };
+    if table.metadata().current_schema().field_by_name(column).is_none() {
+        return Ok(None);
+    }
+    if table.metadata().current_snapshot_id().is_none() {
+        return Ok(Some(futures::stream::empty().boxed()));
+    }
+    let scan = table
+        .scan()
+        .select([column])
+        .with_batch_size(Some(BATCH_ROWS))
+        .build()
+        .map_err(error("cannot plan the scan"))?;
+    let table_name = table_ref.to_string();
+    let batches = scan.to_arrow().await.map_err(error("cannot start the scan"))?.map_err(move |source| {
+        LakehouseError::Table { table: table_name.clone(), message: "cannot read data files", source }
+    });
+    Ok(Some(batches.boxed()))
+}
+
 /// After a failed read, the first of `paths` that is not a whole Parquet
 /// file (too short, or without the footer it must end with), and why: the
 /// reader's own error does not say which file failed. `None` when every file

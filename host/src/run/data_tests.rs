@@ -15,7 +15,9 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_row::{RowConverter, SortField};
 use serde::Serialize;
 
-use crate::lakehouse::Lakehouse;
+use futures::TryStreamExt;
+
+use crate::lakehouse::{Lakehouse, LakehouseError};
 use crate::plan::model::data_tests::{DataTest, Severity, TestKind};
 
 /// What one test found, for the summary.
@@ -163,8 +165,8 @@ impl Checks {
     }
 
     /// Judges the `relationships` tests once the output is complete: reads
-    /// the field of each referenced table (its whole current snapshot) and
-    /// counts the rows whose value it lacks.
+    /// the field of each referenced table (that one column of its current
+    /// snapshot, streamed) and counts the rows whose value it lacks.
     pub async fn check_references(&mut self, lakehouse: &Lakehouse) -> Result<(), String> {
         for (test, state) in &mut self.tests {
             let (
@@ -174,20 +176,24 @@ impl Checks {
             else {
                 continue;
             };
-            let (schema, batches) = lakehouse.read(catalog, table).await.map_err(|e| {
+            let unreadable = |e: LakehouseError| {
                 format!("the data test `{}` cannot read `{table}`, the table it refers to: {e}", test.name())
-            })?;
-            let Some(index) = schema.index_of(field).ok() else {
+            };
+            let Some(mut batches) = lakehouse.read_column(catalog, table, field).await.map_err(unreadable)? else {
                 return Err(format!(
                     "the data test `{}` ({}) names column `{field}` of `{table}`, which has no such column",
                     test.name(),
                     test.file.display()
                 ));
             };
+            // Only the values this output holds matter: the referenced table may be far larger.
             let mut known = HashSet::new();
-            for batch in &batches {
-                for value in as_text(batch.column(index), test)?.iter().flatten() {
-                    known.insert(hash128(value.as_bytes()));
+            while let Some(batch) = batches.try_next().await.map_err(unreadable)? {
+                for value in as_text(batch.column(0), test)?.iter().flatten() {
+                    let hash = hash128(value.as_bytes());
+                    if counts.contains_key(&hash) {
+                        known.insert(hash);
+                    }
                 }
             }
             let mut missing: Vec<&String> = Vec::new();
