@@ -45,11 +45,18 @@ pub enum Command {
     /// Check both configuration files and everything they refer to, plugins
     /// included: each is compiled (or taken from the compile cache) and each
     /// step's `config` is checked against the schema its plugin declares.
-    /// Reads no data. Exit 0; 2 for a configuration error (every one is
-    /// listed, with file:line:col); 3 for a plugin that does not compile or link.
+    /// Every SQL model is rendered, parsed by DuckDB, and bound against the
+    /// columns of its inputs: other models' outputs, and the tables the
+    /// catalog holds already (metadata only). Reads no data. Exit 0; 2 for a
+    /// configuration error (every one is listed, with file:line:col); 3 for a
+    /// plugin that does not compile or link.
     Validate {
         #[command(flatten)]
         config: ConfigArgs,
+        /// Do not open the catalogs: models that read tables which no model
+        /// writes are parsed, not bound. For CI without catalog access.
+        #[arg(long)]
+        offline: bool,
     },
     /// Print the resolved plan: steps in order, targets, inputs and plugins.
     /// Secrets are shown as `***`.

@@ -31,7 +31,7 @@ fn main() -> ProcessExit {
     let cli = Cli::parse();
     let mut telemetry = init_logging(cli.log_format);
     let code = match cli.command {
-        Command::Validate { config } => load_plan(&config).map(|plan| {
+        Command::Validate { config, offline } => load_plan(&config).map(|plan| {
             // The plugins too: each loads, and each step's config fits its schema.
             let options = RunOptions {
                 component_cache: Some(plan.component_cache()),
@@ -42,14 +42,24 @@ fn main() -> ProcessExit {
                 return fail(&error.to_string(), error.exit_code());
             }
             // The models: parsed by DuckDB, and bound where their inputs'
-            // columns are known without a catalog (see run::model_check).
-            match run::model_check::check(&plan, &Default::default()) {
+            // columns are known (see run::model_check).
+            let columns = if offline { Ok(Default::default()) } else { run::input_columns::for_validate(&plan) };
+            let columns = match columns {
+                Ok((columns, notes)) => {
+                    for note in notes {
+                        tracing::warn!("{note}");
+                    }
+                    columns
+                }
+                Err(error) => return fail(&error.to_string(), error.exit_code()),
+            };
+            match run::model_check::check(&plan, &columns) {
                 Ok(checked) if checked.parsed > 0 => {
                     out(&format!(
                         "ok: {} steps; {} SQL models parsed, {} bound against their inputs\n",
                         plan.steps.len(),
                         checked.parsed,
-                        checked.bound
+                        checked.bound.len()
                     ));
                     ExitCode::Success
                 }

@@ -179,9 +179,35 @@ fn a_broken_model_fails_before_any_data_is_read() {
     let after = table(state.path(), "gold.customer_totals", "customer_id")["current_snapshot_id"].clone();
     assert_eq!(before, after, "nothing may be committed");
 
-    // validate has no catalog: it parses every model, and binds none of these.
-    let validate = floe_host(&["validate", project_arg]).expect_code(0);
-    assert_eq!(validate.stdout, "ok: 6 steps; 4 SQL models parsed, 0 bound against their inputs\n");
+    // validate binds against the catalog's tables too (metadata only), and
+    // finds the same error; `--offline` opens no catalog, and binds none of
+    // these models, whose inputs the ingest steps write.
+    let validate = floe_host(&["validate", project_arg, "--state-dir", state_arg]).expect_code(2);
+    assert!(validate.stderr.contains(&expected), "{}", validate.stderr);
+    let offline = floe_host(&["validate", project_arg, "--state-dir", state_arg, "--offline"]).expect_code(0);
+    assert_eq!(offline.stdout, "ok: 6 steps; 4 SQL models parsed, 0 bound against their inputs\n");
+    let fresh = temp_dir();
+    let no_tables = floe_host(&["validate", project_arg, "--state-dir", fresh.path().to_str().unwrap()]);
+    assert_eq!(no_tables.expect_code(0).stdout, "ok: 6 steps; 4 SQL models parsed, 0 bound against their inputs\n");
+    assert!(!fresh.path().join("catalog.db").exists(), "validate creates no catalog");
+
+    // A model that reads a table the same run ingests is bound once that
+    // table is committed, before the model's step reads it.
+    let model = project.join("dbt/models/silver/stg_customers.sql");
+    let broken = std::fs::read_to_string(&model).unwrap().replace("    region,", "    regoin,");
+    std::fs::write(&model, broken).unwrap();
+    let state = temp_dir();
+    let state_arg = state.path().to_str().unwrap();
+    let run = floe_host(&["run", project_arg, "--state-dir", state_arg]).expect_code(2);
+    let expected = format!(
+        "{}:8:5: model `stg_customers`: Binder Error: Referenced column \"regoin\" not found in FROM clause!",
+        model.display()
+    );
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    let bronze = table(state.path(), "bronze.raw_customers", "customer_id");
+    assert_eq!(bronze["rows"], 1055, "the ingest before it committed: {bronze}");
+    let show = floe_host(&["show", "silver.stg_customers", project_arg, "--state-dir", state_arg]);
+    assert!(show.stderr.contains("table `silver.stg_customers` does not exist"), "nothing committed: {}", show.stderr);
 }
 
 /// A copy of examples/from-floe-platform in `dir`, to break: its plugin

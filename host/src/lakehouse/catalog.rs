@@ -17,7 +17,7 @@ use iceberg::{
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 
 use super::pointer::SqlPointer;
-use super::rest::{OpenError, RestCatalog};
+use super::rest::{AuthError, OpenError, RestCatalog};
 use super::{LakehouseError, partition, schema, storage};
 use crate::config::PartitionField;
 use crate::plan::{CatalogSpec, StorageSpec, TableRef};
@@ -70,8 +70,13 @@ impl OpenCatalog {
             }
             CatalogSpec::Rest(rest) => match RestCatalog::connect(rest, file_io).await {
                 Ok(catalog) => Backend::Rest(catalog),
-                Err(OpenError::Auth(error)) => {
+                Err(OpenError::Auth(error @ AuthError::Rejected { .. })) => {
                     return Err(LakehouseError::Refused { catalog: name.to_string(), message: error.to_string() });
+                }
+                // An endpoint that cannot be reached may be back on a retry.
+                Err(OpenError::Auth(error @ AuthError::Failed { .. })) => {
+                    let source = iceberg::Error::new(ErrorKind::Unexpected, error.to_string()).with_retryable(true);
+                    return Err(catalog_error("cannot get a token for the REST catalog")(source));
                 }
                 Err(OpenError::Refused(error)) => {
                     return Err(LakehouseError::Refused {
@@ -345,11 +350,24 @@ impl OpenCatalog {
     }
 }
 
+/// Whether the catalog may hold tables already: an embedded catalog whose
+/// SQLite file does not exist has none (and opening it would create it).
+pub fn catalog_exists(spec: &CatalogSpec) -> bool {
+    match spec {
+        CatalogSpec::Sql { uri, .. } => sqlite_path(uri).exists(),
+        CatalogSpec::Rest(_) => true,
+    }
+}
+
+/// The SQLite file of a `sqlite:` URI.
+fn sqlite_path(uri: &str) -> &Path {
+    let path = uri.strip_prefix("sqlite://").or_else(|| uri.strip_prefix("sqlite:")).unwrap_or(uri);
+    Path::new(path.split('?').next().unwrap_or(path))
+}
+
 /// Makes sure the SQLite file's folder exists and that sqlx may create the file.
 fn sqlite_uri(uri: &str) -> iceberg::Result<String> {
-    let path = uri.strip_prefix("sqlite://").or_else(|| uri.strip_prefix("sqlite:")).unwrap_or(uri);
-    let path = path.split('?').next().unwrap_or(path);
-    if let Some(parent) = Path::new(path).parent()
+    if let Some(parent) = sqlite_path(uri).parent()
         && !parent.as_os_str().is_empty()
     {
         std::fs::create_dir_all(parent).map_err(io_error)?;

@@ -25,10 +25,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use tracing::Instrument;
 use tracing::field::Empty;
 
+pub use catalog::catalog_exists;
 pub use commit::CommitInfo;
 pub use partition::Partitioning;
 pub use read::Input;
@@ -273,6 +275,24 @@ impl Lakehouse {
         let input = self.read_input(catalog, table, None, false).await?;
         let (schema, batches, _) = input.collect().await.map_err(|e| e.on_storage(self.catalog(catalog)))?;
         Ok((schema, batches))
+    }
+
+    /// One column of a table's current snapshot, streamed; `None` when the
+    /// table has no such column.
+    pub async fn read_column(
+        &self,
+        catalog: &str,
+        table: &TableRef,
+        column: &str,
+    ) -> Result<Option<BoxStream<'static, Result<RecordBatch, LakehouseError>>>, LakehouseError> {
+        let open = self.catalog(catalog);
+        let loaded = open
+            .load_table(table)
+            .await?
+            .ok_or_else(|| LakehouseError::NoSuchTable { catalog: catalog.to_string(), table: table.to_string() })?;
+        let storage = open.storage.clone();
+        let stream = read::column(&loaded, table, column).await.map_err(|e| e.on_storage(open))?;
+        Ok(stream.map(|batches| batches.map_err(move |e| e.on_storage_named(&storage)).boxed()))
     }
 
     /// Opens a step's input table for reading. For a step that replaces one

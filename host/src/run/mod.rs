@@ -7,12 +7,13 @@
 pub mod cancel;
 pub mod data_tests;
 mod guard;
+pub mod input_columns;
 pub mod model_check;
 mod plugins;
 mod sink;
 mod steps;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -331,8 +332,8 @@ async fn run_async(
     let (mut plugins, loads) = prepare_plugins(plan, options)?;
     let used: BTreeSet<(String, String)> = plan.steps.iter().map(|s| (s.catalog.clone(), s.storage.clone())).collect();
     let lakehouse = Lakehouse::open(&plan.catalogs, &plan.storage, used).await.map_err(RunError::opening)?;
-    let external = external_inputs(&lakehouse, plan).await?;
-    check_models(plan, &external)?;
+    let external = input_columns::external_inputs(&lakehouse, plan).await?;
+    let checked = check_models(plan, &external)?;
     // DuckDB spills under the state directory unless told otherwise: its own
     // default (`.tmp` in the working directory) is read-only in most pods.
     let mut compute = Setup { properties: plan.compute.clone(), variables: Vec::new() };
@@ -377,9 +378,14 @@ async fn run_async(
             otel.status_description = tracing::field::Empty,
         );
         crate::observe::progress::step_started(step.name.as_str(), source_size(&step.action));
-        let outcome = run_step(&lakehouse, &compute, &mut plugins, &plan.sources, step, &tags, &options.cancel)
-            .instrument(span.clone())
-            .await;
+        let outcome = async {
+            if !checked.bound.contains(step.name.as_str()) {
+                bind_before_step(&lakehouse, step).await?;
+            }
+            run_step(&lakehouse, &compute, &mut plugins, &plan.sources, step, &tags, &options.cancel).await
+        }
+        .instrument(span.clone())
+        .await;
         crate::observe::progress::step_finished();
         match &outcome {
             Ok((info, ..)) => span
@@ -427,61 +433,41 @@ async fn run_async(
     Ok(RunReport { run_id, steps: reports, plugins: loads })
 }
 
-/// Every table a step reads that no earlier step of this run writes (a
-/// `--select` or a Dagster selection left its step out) must exist with a
-/// snapshot: otherwise the run stops before its first step, naming each
-/// such table and the steps that read it (exit 2). Returns their columns,
-/// each table loaded from its catalog once.
-async fn external_inputs(lakehouse: &Lakehouse, plan: &Plan) -> Result<ExternalSchemas, RunError> {
-    let mut found: BTreeMap<(String, String), Option<SchemaRef>> = BTreeMap::new();
-    let mut missing: Vec<String> = Vec::new();
-    for (i, step) in plan.steps.iter().enumerate() {
-        for input in &step.inputs {
-            let written_before = plan.steps[..i].iter().any(|s| s.catalog == input.catalog && s.target == input.table);
-            if written_before {
-                continue;
-            }
-            let key = (input.catalog.clone(), input.table.to_string());
-            let schema = match found.get(&key) {
-                Some(schema) => schema.clone(),
-                None => {
-                    let schema = lakehouse
-                        .current_schema(&input.catalog, &input.table)
-                        .await
-                        .map_err(|source| RunError::Lakehouse { step: step.name.to_string(), source })?;
-                    found.insert(key, schema.clone());
-                    schema
-                }
-            };
-            if schema.is_none() {
-                missing.push(format!("`{}` (read by `{}`)", input.table, step.name));
-            }
-        }
-    }
-    if missing.is_empty() {
-        return Ok(found.into_iter().filter_map(|(key, schema)| Some((key, schema?))).collect());
-    }
-    Err(RunError::Config(format!(
-        "this run does not write {}, and the table does not exist yet or has no data; select the steps that write it \
-         too (`--select +STEP` adds every step upstream of STEP) or run them first",
-        missing.join(", ")
-    )))
-}
-
-/// The columns of the tables a run reads and does not write, by (catalog, table).
-type ExternalSchemas = BTreeMap<(String, String), SchemaRef>;
-
 /// Every SQL model parsed, and bound where its inputs' columns are known
 /// (`model_check`), before the first step reads anything: a broken model
-/// fails the run with exit 2 and nothing committed.
-fn check_models(plan: &Plan, external: &ExternalSchemas) -> Result<(), RunError> {
+/// fails the run with exit 2 and nothing committed. Returns which bound.
+fn check_models(plan: &Plan, external: &input_columns::Columns) -> Result<model_check::Checked, RunError> {
     if !plan.steps.iter().any(|s| matches!(s.action, Action::Sql { .. })) {
-        return Ok(());
+        return Ok(Default::default());
     }
     let checked = tokio::task::block_in_place(|| model_check::check(plan, external))
         .map_err(|problems| RunError::Config(problems.join("\n")))?;
-    tracing::debug!(parsed = checked.parsed, bound = checked.bound, "Checked the SQL models.");
-    Ok(())
+    tracing::debug!(parsed = checked.parsed, bound = checked.bound.len(), "Checked the SQL models.");
+    Ok(checked)
+}
+
+/// A model that was not bound at the start, because it reads a table that
+/// an earlier step of this run writes with a plugin, is bound now against
+/// the columns that step committed: a wrong column fails the step here
+/// (exit 2), before it reads any data.
+async fn bind_before_step(lakehouse: &Lakehouse, step: &Step) -> Result<(), RunError> {
+    let Action::Sql { query, incremental, .. } = &step.action else { return Ok(()) };
+    let lakehouse_error = |source| RunError::Lakehouse { step: step.name.to_string(), source };
+    let read = steps::incremental_read(lakehouse, step, incremental.as_deref()).await.map_err(lakehouse_error)?;
+    let (reading, query) = match &read {
+        Some((reading_itself, incremental)) => (reading_itself, *incremental),
+        None => (step, query.as_str()),
+    };
+    let mut inputs = Vec::with_capacity(reading.inputs.len());
+    for input in &reading.inputs {
+        // A table with no snapshot fails the step's own read, with its own error.
+        let Some(schema) = lakehouse.current_schema(&input.catalog, &input.table).await.map_err(lakehouse_error)?
+        else {
+            return Ok(());
+        };
+        inputs.push((input.layer.as_str(), input.table.name.as_str(), schema));
+    }
+    tokio::task::block_in_place(|| model_check::bind_step(step, query, &inputs)).map_err(RunError::Config)
 }
 
 /// The size of an ingest step's source file: the total its progress bar fills.

@@ -1,14 +1,15 @@
-//! Checks every SQL model of a plan with DuckDB before any data is read
-//! (`validate`, and `run` before its first step). Every model is parsed by
-//! DuckDB's parser. A model is also bound, so that a wrong column or an
-//! unknown function is found, when the columns of all its inputs are known:
-//! tables that no step of the run writes (their schema from the catalog,
-//! which `run` reads and `validate` does not), and the output of models
-//! bound before it. A table that an ingest or a plugin writes in this run
-//! has no known columns before it runs: the models that read it, and those
-//! downstream, are parsed only.
+//! Checks every SQL model of a plan with DuckDB before it reads any data.
+//! Every model is parsed by DuckDB's parser. A model is also bound, so that
+//! a wrong column or an unknown function is found, against the columns of
+//! its inputs:
+//! - at the start (`check`): when all its inputs' columns are known, from
+//!   the catalog (tables `run` does not write; for `validate`, every table
+//!   no model writes) or from the output of models bound before it;
+//! - otherwise just before its step (`bind_step`), against the inputs that
+//!   earlier steps of the run have just committed: an ingest's columns are
+//!   known only once it has run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use arrow_schema::SchemaRef;
 
@@ -16,14 +17,15 @@ use crate::compute::bind::{BindProblem, Binder, Position};
 use crate::plan::model::{SourceMap, offset_of};
 use crate::plan::{Action, Plan, Step};
 
-/// How many models were parsed and how many bound.
+/// How many models were parsed, and which were bound.
 #[derive(Debug, Default, PartialEq)]
 pub struct Checked {
     pub parsed: usize,
-    pub bound: usize,
+    /// The names of the steps whose models bound.
+    pub bound: BTreeSet<String>,
 }
 
-/// `external`: the columns of tables no step of the plan writes, by
+/// `external`: the columns of tables that no model of the plan writes, by
 /// (catalog, table). Returns every problem, each naming the model's file,
 /// line and column.
 pub fn check(plan: &Plan, external: &BTreeMap<(String, String), SchemaRef>) -> Result<Checked, Vec<String>> {
@@ -87,11 +89,31 @@ pub fn check(plan: &Plan, external: &BTreeMap<(String, String), SchemaRef>) -> R
                     problems.push(report(problem, sql));
                     continue;
                 }
-                checked.bound += 1;
+                checked.bound.insert(step.name.to_string());
             }
         }
     }
     if problems.is_empty() { Ok(checked) } else { Err(problems) }
+}
+
+/// Binds the model `query` of `step` (its base or its incremental SQL)
+/// against `inputs`: each input's layer, name and current columns. `Ok`
+/// when DuckDB cannot start, or the model reads files: the step's own run
+/// then reports what is wrong.
+pub fn bind_step(step: &Step, query: &str, inputs: &[(&str, &str, SchemaRef)]) -> Result<(), String> {
+    let Action::Sql { file, source_map, .. } = &step.action else { return Ok(()) };
+    let Ok(binder) = Binder::open() else { return Ok(()) };
+    for (layer, name, schema) in inputs {
+        if binder.add_arrow_table(layer, name, schema).is_err() {
+            return Ok(());
+        }
+    }
+    match binder.bind(query) {
+        Err(problem) if !problem.message.starts_with("Permission Error") => {
+            Err(describe(step, file, query, source_map, problem))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `file:line:col: model `name`: DuckDB's message`, the position mapped from
