@@ -112,9 +112,11 @@ def floe_plan(binary: str, project: str | os.PathLike, extra_args: list[str] | N
 
 def check_name(step: dict, test: dict) -> str:
     """A dbt data test of a step as a Dagster check name: `unique(order_id)`
-    is `unique_order_id`, as floe-host reports it."""
+    is `unique_order_id`, and a singular test keeps its file's name, as
+    floe-host reports it."""
     kind = test["kind"] if isinstance(test["kind"], str) else next(iter(test["kind"]))
-    return re.sub(r"[^A-Za-z0-9]", "_", f"{kind}({test['column']})").rstrip("_")
+    name = test["kind"]["singular"]["name"] if kind == "singular" else f"{kind}({test['column']})"
+    return re.sub(r"[^A-Za-z0-9]", "_", name).rstrip("_")
 
 
 def asset_key(table: str) -> dg.AssetKey:

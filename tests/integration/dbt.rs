@@ -69,9 +69,10 @@ fn floe_platform_project_runs_unchanged() {
     let args = ["run", example.to_str().unwrap(), "--state-dir", ours.path().to_str().unwrap(), "--summary-json"];
     let run = floe_host(&[&args[..], &[summary.to_str().unwrap()]].concat()).expect_code(0);
     assert!(run.stdout.contains("gold.daily_revenue"), "{}", run.stdout);
-    // The data tests of dbt/models/schema.yml, checked on each output. The
-    // demo data has 39 orders of customers the customer file lacks: the
-    // `warn` relationships test reports them; the other seven pass.
+    // The data tests of dbt/models/schema.yml and the two singular tests of
+    // dbt/tests, checked on each output. The demo data has 39 orders of
+    // customers the customer file lacks: the `warn` relationships test
+    // reports them; the other nine pass.
     let summary: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     let mut tests: Vec<(String, u64)> = Vec::new();
     for step in summary["steps"].as_array().unwrap() {
@@ -79,7 +80,7 @@ fn floe_platform_project_runs_unchanged() {
             tests.push((test["test"].as_str().unwrap().to_string(), test["failures"].as_u64().unwrap()));
         }
     }
-    assert_eq!(tests.len(), 8, "{tests:?}");
+    assert_eq!(tests.len(), 10, "{tests:?}");
     let failing: Vec<&(String, u64)> = tests.iter().filter(|(_, failures)| *failures > 0).collect();
     assert_eq!(failing, [&("relationships(customer_id)".to_string(), 39)], "{tests:?}");
     let demo_project = repo().join("examples/customer-analytics");
@@ -103,9 +104,9 @@ fn floe_platform_project_runs_unchanged() {
         true,
     );
     assert_equal_to_dbt(&compared, &DEMO_TABLES);
-    // dbt runs the same eight tests with the same results: seven pass, and
-    // the relationships test warns about the same 39 rows.
-    assert_eq!(compared["dbt_tests"], serde_json::json!({"pass": 7, "warn": 1}), "{compared}");
+    // dbt runs the same ten tests (two of them singular) with the same
+    // results: nine pass, and the relationships test warns about the same 39 rows.
+    assert_eq!(compared["dbt_tests"], serde_json::json!({"pass": 9, "warn": 1}), "{compared}");
     let failures = compared["dbt_test_failures"].as_object().unwrap();
     assert_eq!(failures.values().collect::<Vec<_>>(), [&Value::from(39)], "{compared}");
 
@@ -263,6 +264,11 @@ fn data_tests_fail_a_step_or_warn() {
         "values: [completed, pending]\n              config: {severity: warn}",
     );
     std::fs::write(&schema, warn).unwrap();
+    // A singular test that warns: it counts the customers with over five orders.
+    let tests = project.join("dbt/tests");
+    let loyal =
+        "{{ config(severity='warn') }}\nSELECT customer_id FROM {{ ref('customer_totals') }} WHERE order_count > 5\n";
+    std::fs::write(tests.join("few_loyal_customers.sql"), loyal).unwrap();
     let summary = work.path().join("summary.json");
     let lineage = work.path().join("lineage.jsonl");
     let env = [
@@ -301,6 +307,27 @@ fn data_tests_fail_a_step_or_warn() {
     assert_eq!(committed["rows"], 4367);
     let shipped = committed["records"].as_array().unwrap().iter().filter(|r| r["status"] == "shipped").count();
     assert_eq!(shipped, 1093);
+    let totals = table(state.path(), "gold.customer_totals", "customer_id");
+    let loyal = totals["records"].as_array().unwrap().iter().filter(|r| r["order_count"].as_u64() > Some(5)).count();
+    assert!(loyal > 0, "the fixture must have loyal customers: {totals}");
+    let steps = summary["steps"].as_array().unwrap();
+    let customer_totals = steps.iter().find(|s| s["step"] == "customer_totals").unwrap();
+    let singular = customer_totals["tests"].as_array().unwrap();
+    let few = singular.iter().find(|t| t["test"] == "few_loyal_customers").unwrap();
+    assert_eq!((&few["failures"], &few["severity"]), (&Value::from(loyal), &Value::from("warn")), "{few}");
+    let matching = singular.iter().find(|t| t["test"] == "assert_totals_match_orders").unwrap();
+    assert_eq!(matching["failures"], 0, "{matching}");
+
+    // A failing singular test with severity error: exit 4, nothing committed.
+    let before = table(state.path(), "gold.daily_revenue", "order_date")["current_snapshot_id"].clone();
+    let negative = "SELECT * FROM {{ ref('daily_revenue') }} WHERE revenue > 0\n";
+    std::fs::write(tests.join("assert_revenue_is_not_negative.sql"), negative).unwrap();
+    let run = floe_host(&["run", project_arg, "--state-dir", state_arg, "--select", "daily_revenue"]).expect_code(4);
+    let expected = "step `daily_revenue`: data tests failed on `gold.daily_revenue`, so nothing is committed: \
+                    assert_revenue_is_not_negative: 455 failing rows";
+    assert!(run.stderr.contains(expected), "{}", run.stderr);
+    let after = table(state.path(), "gold.daily_revenue", "order_date")["current_snapshot_id"].clone();
+    assert_eq!(before, after, "nothing may be committed");
 }
 
 /// With `dbt_project:`, the models floe.yaml does not list are steps too, as

@@ -407,16 +407,20 @@ impl Observer for LineageObserver {
                 .tests
                 .iter()
                 .map(|outcome| {
-                    let (kind, column) = outcome.test.split_once('(').unwrap_or((outcome.test.as_str(), ")"));
-                    json!({
+                    // `unique(order_id)`; a singular test is its name alone, on no column.
+                    let (kind, column) = outcome.test.split_once('(').unwrap_or((outcome.test.as_str(), ""));
+                    let mut assertion = json!({
                         "assertion": kind,
-                        "column": column.trim_end_matches(')'),
                         "success": outcome.passed(),
                         "severity": outcome.severity,
                         "name": outcome.test,
                         "actual": format!("{} failing rows", outcome.failures),
                         "expected": "0 failing rows",
-                    })
+                    });
+                    if !column.is_empty() {
+                        assertion["column"] = Value::from(column.trim_end_matches(')'));
+                    }
+                    assertion
                 })
                 .collect();
             facets.insert(

@@ -430,6 +430,10 @@ impl Checker<'_> {
             }
         };
 
+        if let Some(models) = &models {
+            self.attach_singular_tests(models, transforms, &layer_names, &produced, &order, &mut steps, &mut warnings);
+        }
+
         let compute = match platform.compute.get(&floe.compute) {
             Some(ComputeProfile::Duckdb { properties }) => properties.clone(),
             None => return None,
@@ -517,6 +521,82 @@ impl Checker<'_> {
             }
         }
         tests
+    }
+
+    /// Renders each singular test of the dbt project and gives it to the
+    /// last step, in run order, of the tables it names: when that step has
+    /// computed, every table the test reads is known. The other tables are
+    /// the test's inputs. A test that names no step's table is an error.
+    #[allow(clippy::too_many_arguments)]
+    fn attach_singular_tests(
+        &mut self,
+        models: &Models,
+        transforms: &[crate::config::Transform],
+        layer_names: &[&str],
+        produced: &BTreeMap<(String, String), usize>,
+        order: &[usize],
+        steps: &mut [Option<Step>],
+        warnings: &mut Vec<String>,
+    ) {
+        for file in models.singular_test_files() {
+            let (query, source_map, severity) = match models.render_test(file, warnings) {
+                Ok(rendered) => rendered,
+                Err(errors) => {
+                    self.errors.0.extend(errors);
+                    continue;
+                }
+            };
+            let mut read = Vec::new();
+            for found in find_refs(&query, layer_names) {
+                match produced.get(&(found.schema.clone(), found.table.clone())) {
+                    Some(&step) => read.push(step),
+                    None => {
+                        let (line, column) =
+                            source_map.locate(super::model::offset_of(&query, found.line, found.column));
+                        self.errors.push(
+                            ConfigError::new(
+                                file,
+                                "",
+                                format!("references `{}.{}`, which no step produces", found.schema, found.table),
+                            )
+                            .at(Some((line, column)))
+                            .help(available_in_layer(&found.schema, transforms)),
+                        );
+                    }
+                }
+            }
+            let Some(&owner) = order.iter().rev().find(|n| read.contains(n)) else {
+                if self.errors.0.iter().all(|e| e.file != *file) {
+                    self.errors.push(
+                        ConfigError::new(file, "", "the singular test reads no table of this pipeline")
+                            .help("refer to the model it tests with `{{ ref('<model>') }}`"),
+                    );
+                }
+                continue;
+            };
+            let mut inputs: Vec<Input> = Vec::new();
+            for &n in read.iter().filter(|&&n| n != owner) {
+                let producer = &transforms[n];
+                let (catalog, _, namespace) = self.layer_target(&producer.layer);
+                let input = Input {
+                    layer: producer.layer.clone(),
+                    table: TableRef { namespace, name: producer.name.clone() },
+                    catalog,
+                };
+                if !inputs.contains(&input) {
+                    inputs.push(input);
+                }
+            }
+            let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or("test").to_string();
+            if let Some(step) = &mut steps[owner] {
+                step.data_tests.push(DataTest {
+                    column: String::new(),
+                    kind: TestKind::Singular { name, query, inputs },
+                    severity,
+                    file: file.clone(),
+                });
+            }
+        }
     }
 
     /// Finds, reads and renders a SQL step's model; `None` after an error.

@@ -138,7 +138,7 @@ impl Step {
 }
 
 /// A table a step reads: how the SQL names it and where it lives.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Input {
     /// The layer it is referred to by in SQL (`silver` in `silver.stg_orders`).
     pub layer: Ident,

@@ -10,6 +10,7 @@ mod guard;
 pub mod input_columns;
 pub mod model_check;
 mod plugins;
+mod singular_tests;
 mod sink;
 mod steps;
 
@@ -522,13 +523,19 @@ async fn run_step(
     let mut rows_out = 0u64;
     // dbt's data tests see every batch on its way to the data files.
     let mut checks = data_tests::Checks::new(&step.data_tests);
+    let singular_db = singular_tests::database(compute, step)?;
+    let mut singular = singular_db.as_ref().map(|db| singular_tests::Collector::new(db, step));
     let mut test_problem = None;
     let produced = {
         let mut push = |batch: RecordBatch| {
             rows_out += batch.num_rows() as u64;
-            if !checks.is_empty()
-                && let Err(problem) = checks.observe(&batch)
-            {
+            let observed = match &mut singular {
+                Some(singular) if !checks.is_empty() => checks.observe(&batch).and_then(|()| singular.push(&batch)),
+                Some(singular) => singular.push(&batch),
+                None if !checks.is_empty() => checks.observe(&batch),
+                None => Ok(()),
+            };
+            if let Err(problem) = observed {
                 test_problem = Some(problem.clone());
                 return Err(problem);
             }
@@ -571,7 +578,11 @@ async fn run_step(
         .check_references(lakehouse)
         .await
         .map_err(|problem| RunError::Config(format!("step `{}`: {problem}", step.name)))?;
-    usage.tests = judge(step, checks.finish())?;
+    usage.tests = checks.finish();
+    if let Some(singular) = singular {
+        usage.tests.extend(singular.judge(lakehouse, &schema).await?);
+    }
+    usage.tests = judge(step, std::mem::take(&mut usage.tests))?;
     guard::check(lakehouse, step, rows_out).await?;
     // Safe point: the step computed and its data files are written, but
     // nothing is committed. Past this point a signal waits for the commit

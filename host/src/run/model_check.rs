@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use arrow_schema::SchemaRef;
 
 use crate::compute::bind::{BindProblem, Binder, Position};
+use crate::plan::model::data_tests::TestKind;
 use crate::plan::model::{SourceMap, offset_of};
 use crate::plan::{Action, Plan, Step};
 
@@ -57,6 +58,22 @@ pub fn check(plan: &Plan, external: &BTreeMap<(String, String), SchemaRef>) -> R
     let mut checked = Checked::default();
     let mut problems = Vec::new();
     for step in &plan.steps {
+        // Singular tests: parsed (they run over the step's output, so they
+        // bind only once it exists).
+        for test in &step.data_tests {
+            if let TestKind::Singular { name, query, .. } = &test.kind
+                && let Err(problem) = binder.parse(query)
+            {
+                let at = match problem.at {
+                    Some(Position::Offset(offset)) => {
+                        let (line, column) = crate::plan::model::line_column(query, offset);
+                        format!(":{line}:{column}")
+                    }
+                    _ => String::new(),
+                };
+                problems.push(format!("{}{at}: singular test `{name}`: {}", test.file.display(), problem.message));
+            }
+        }
         let Action::Sql { file, query, incremental, source_map } = &step.action else { continue };
         let report = |problem: BindProblem, sql: &str| describe(step, file, sql, source_map, problem);
         checked.parsed += 1;

@@ -1,9 +1,11 @@
-//! dbt's generic data tests, read from the `schema.yml` files of the model
-//! paths: `not_null`, `unique`, `accepted_values` and `relationships` on a
-//! model's columns, each with its `severity`. The run checks them on the
-//! step's output before it commits (`run::data_tests`). Tests floe-host does
-//! not run (a package's tests, custom generic tests, singular tests) are
-//! named in a warning, never skipped in silence.
+//! dbt's data tests. Generic ones are read from the `schema.yml` files of
+//! the model paths: `not_null`, `unique`, `accepted_values` and
+//! `relationships` on a model's columns, each with its `severity`. Singular
+//! ones are the `*.sql` files of the test paths, rendered like models when
+//! the plan is built. The run checks them on the step's output before it
+//! commits (`run::data_tests`, `run::singular_tests`). Tests floe-host does
+//! not run (a package's tests, custom generic tests) are named in a warning,
+//! never skipped in silence.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,6 +39,19 @@ pub enum TestKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         table: Option<(String, crate::plan::TableRef)>,
     },
+    /// A singular test (`tests/<name>.sql`): a query over the step's output
+    /// and other tables, each row of which is a failure. It belongs to the
+    /// last step of the plan that it refers to.
+    Singular {
+        /// The file's stem, as dbt names the test.
+        name: String,
+        /// The rendered query.
+        #[serde(skip)]
+        query: String,
+        /// The other tables it reads (committed ones), besides the step's output.
+        #[serde(skip)]
+        inputs: Vec<crate::plan::Input>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -52,11 +67,12 @@ pub enum Severity {
 impl DataTest {
     /// `not_null(order_id)`, as dbt names a test in its output.
     pub fn name(&self) -> String {
-        let kind = match self.kind {
+        let kind = match &self.kind {
             TestKind::NotNull => "not_null",
             TestKind::Unique => "unique",
             TestKind::AcceptedValues(_) => "accepted_values",
             TestKind::Relationships { .. } => "relationships",
+            TestKind::Singular { name, .. } => return name.clone(),
         };
         format!("{kind}({})", self.column)
     }

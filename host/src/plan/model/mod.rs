@@ -235,6 +235,70 @@ impl Models {
         self.tests.get(name).cloned().unwrap_or_default()
     }
 
+    /// The singular test files of the dbt project.
+    pub fn singular_test_files(&self) -> &[PathBuf] {
+        &self.project.test_files
+    }
+
+    /// Renders the singular test `file` as a model is rendered: its query,
+    /// a map back to the file, and its `config(severity=...)`. Other config
+    /// keys are named in `warnings`.
+    pub fn render_test(
+        &self,
+        file: &Path,
+        warnings: &mut Vec<String>,
+    ) -> Result<(String, SourceMap, data_tests::Severity), Vec<ConfigError>> {
+        let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or("test");
+        let source = std::fs::read_to_string(file)
+            .map_err(|error| vec![ConfigError::new(file, "", format!("cannot read the singular test: {error}"))])?;
+        let layers: Vec<&str> = self.layers.iter().map(String::as_str).collect();
+        let vars: Vec<&BTreeMap<String, serde_yaml::Value>> = self.vars.iter().collect();
+        let preset = BTreeMap::new();
+        let ctx = jinja::Context {
+            preset: &preset,
+            name,
+            layer: "tests",
+            tables: &self.tables,
+            layers: &layers,
+            vars: &vars,
+            env_vars: &self.env_vars,
+            target_name: &self.target_name,
+            macros: &self.macros,
+        };
+        let template = file.display().to_string();
+        let (query, recorded, stretches) = jinja::render(&ctx, &template, &source, false).map_err(|e| {
+            let mut error = self.locate(e, name, &template, file, &source);
+            error.message = error.message.replacen("model `", "singular test `", 1);
+            vec![error]
+        })?;
+        let mut severity = data_tests::Severity::Error;
+        for (key, value) in &recorded.config {
+            match (key.as_str(), value.as_str()) {
+                ("severity", Some(level)) if level.eq_ignore_ascii_case("warn") => {
+                    severity = data_tests::Severity::Warn
+                }
+                ("severity", Some(level)) if level.eq_ignore_ascii_case("error") => {}
+                ("severity", _) => {
+                    let position = config_position(&source);
+                    return Err(vec![
+                        ConfigError::new(
+                            file,
+                            "",
+                            format!("singular test `{name}`: severity must be 'warn' or 'error'"),
+                        )
+                        .at(position),
+                    ]);
+                }
+                (other, _) => warnings.push(format!(
+                    "{}: config key `{other}` of the singular test `{name}` is ignored by floe-host (it reads \
+                     `severity`)",
+                    file.display()
+                )),
+            }
+        }
+        Ok((query, SourceMap { source, stretches }, severity))
+    }
+
     /// The model file of a step: `sql:` (relative to floe.yaml), else the
     /// model named like the step. Errors are (message, help).
     pub fn model_file(&self, root: &Path, step: &str, sql: Option<&Path>) -> Result<PathBuf, (String, String)> {

@@ -26,6 +26,9 @@ pub struct DbtProject {
     pub macro_files: Vec<PathBuf>,
     /// `*.yml` files under the model paths (`schema.yml`: data tests).
     pub schema_files: Vec<PathBuf>,
+    /// Singular data tests: `*.sql` files under the test paths, when the
+    /// folder has a `dbt_project.yml`.
+    pub test_files: Vec<PathBuf>,
     /// `dbt_project.yml`'s `vars`.
     pub vars: BTreeMap<String, serde_yaml::Value>,
     /// What floe-host reads from `dbt_project.yml` and ignores, to warn about.
@@ -43,6 +46,8 @@ struct DbtProjectFile {
     model_paths: Option<Vec<PathBuf>>,
     #[serde(default, rename = "macro-paths")]
     macro_paths: Option<Vec<PathBuf>>,
+    #[serde(default, rename = "test-paths")]
+    test_paths: Option<Vec<PathBuf>>,
     #[serde(default)]
     vars: BTreeMap<String, serde_yaml::Value>,
     #[serde(default)]
@@ -56,6 +61,7 @@ impl DbtProject {
     /// macro paths. Problems are errors against the file that has them.
     pub fn open(root: &Path) -> Result<DbtProject, ConfigError> {
         let file_path = root.join("dbt_project.yml");
+        let is_dbt_project = file_path.is_file();
         let file = match std::fs::read_to_string(&file_path) {
             Ok(text) => serde_yaml::from_str::<DbtProjectFile>(&text).map_err(|error| {
                 let position = error.location().map(|l| (l.line(), l.column()));
@@ -103,11 +109,20 @@ impl DbtProject {
             }
         }
         macro_files.sort();
+        let mut test_files = Vec::new();
+        if is_dbt_project {
+            for dir in file.test_paths.unwrap_or_else(|| vec!["tests".into()]) {
+                let files = scan(&root.join(dir), &mut count)?;
+                test_files.extend(files.into_iter().filter(|p| p.extension().and_then(|e| e.to_str()) == Some("sql")));
+            }
+            test_files.sort();
+        }
         Ok(DbtProject {
             root: root.to_path_buf(),
             models,
             macro_files,
             schema_files,
+            test_files,
             vars: file.vars,
             folder_configs,
             ignored,

@@ -1,0 +1,2 @@
+-- Names a model that does not exist.
+SELECT * FROM {{ ref('stg_customer') }} WHERE customer_id IS NULL
