@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{floe_host, floe_host_with_env, openlineage_schemas, python_json, repo, temp_dir};
+use crate::support::{floe_host, floe_host_with_env, openlineage_schemas, parquet_files, python_json, repo, temp_dir};
 
 const DEMO_TABLES: [&str; 4] =
     ["silver.stg_customers", "silver.stg_orders", "gold.customer_totals", "gold.daily_revenue"];
@@ -258,6 +258,8 @@ fn data_tests_fail_a_step_or_warn() {
     assert!(run.stderr.contains(expected), "{}", run.stderr);
     let show = floe_host(&["show", "silver.stg_orders", project_arg, "--state-dir", state_arg]);
     assert_ne!(show.code, 0, "stg_orders must not exist: {}", show.stdout);
+    // The failed step deleted the data files it had written.
+    assert_eq!(parquet_files(&state.path().join("warehouse/silver/stg_orders")), 0, "no orphan is left");
 
     let warn = strict.replace(
         "values: [completed, pending]",
@@ -328,6 +330,7 @@ fn data_tests_fail_a_step_or_warn() {
     assert!(run.stderr.contains(expected), "{}", run.stderr);
     let after = table(state.path(), "gold.daily_revenue", "order_date")["current_snapshot_id"].clone();
     assert_eq!(before, after, "nothing may be committed");
+    assert_eq!(parquet_files(&state.path().join("warehouse/gold/daily_revenue")), 1, "no orphan is left");
 }
 
 /// With `dbt_project:`, the models floe.yaml does not list are steps too, as

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::support::{Run, floe_host, plugin, temp_dir};
+use crate::support::{Run, floe_host, parquet_files, plugin, temp_dir};
 
 /// A project with `bronze.raw_events` ingested from `events.csv` and
 /// `silver.events` selecting all of it; `extra` is added to each step.
@@ -102,6 +102,8 @@ fn an_output_that_shrinks_past_max_shrink_is_refused() {
     let before = table(dir, "bronze.raw_events");
 
     // 4 of 10 rows: 60% fewer, past the default 50%.
+    let files = parquet_files(&dir.join("state/warehouse/bronze/raw_events"));
+    assert_eq!(files, 1);
     std::fs::write(dir.join("events.csv"), rows(4)).unwrap();
     let refused = run(dir).expect_code(4);
     assert!(
@@ -110,6 +112,8 @@ fn an_output_that_shrinks_past_max_shrink_is_refused() {
         refused.stderr
     );
     assert_eq!(table(dir, "bronze.raw_events"), before);
+    // The refused step deleted the data file it had written.
+    assert_eq!(parquet_files(&dir.join("state/warehouse/bronze/raw_events")), files, "no orphan is left");
 
     // 5 of 10 is within the default; 4 of 10 within `max_shrink: 0.6`.
     project(dir, "    max_shrink: 0.6\n", "    max_shrink: 0.6\n");

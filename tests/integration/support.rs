@@ -113,6 +113,23 @@ pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("floe-test-").tempdir().expect("temp dir")
 }
 
+/// The Parquet files under `dir`, at any depth (none if it does not exist):
+/// a table's data files, committed or orphaned.
+pub fn parquet_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                parquet_files(&path)
+            } else {
+                usize::from(path.extension().is_some_and(|e| e == "parquet"))
+            }
+        })
+        .sum()
+}
+
 /// The values of a Utf8 column across batches.
 pub fn strings(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<Option<String>> {
     use arrow_array::Array;

@@ -635,4 +635,23 @@ impl PendingWrite {
                 .map_err(|e| e.on_storage_named(&storage))
         }
     }
+
+    /// Deletes the data files of a write that will not be committed: its step
+    /// failed before the commit, so no snapshot can reference them. Best
+    /// effort: a file that cannot be deleted is logged and left as an orphan.
+    pub async fn discard(self, files: WrittenFiles) {
+        let io = self.table.file_io();
+        let mut left = Vec::new();
+        for file in &files.0 {
+            if let Err(error) = io.delete(file.file_path()).await {
+                left.push(format!("{} ({error})", file.file_path()));
+            }
+        }
+        let table = &self.table_ref;
+        match left.len() {
+            0 => tracing::debug!(%table, files = files.0.len(), "Deleted the data files of the failed step."),
+            n => tracing::warn!(%table, files = n, "Cannot delete some data files of the failed step; they stay \
+                as orphans: {}", left.join(", ")),
+        }
+    }
 }

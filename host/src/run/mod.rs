@@ -560,7 +560,10 @@ async fn run_step(
             }
         }
     };
+    // A step that fails before its commit deletes the data files it wrote
+    // (best effort: `sink.failure`, `Written::discard`).
     if let Some(problem) = test_problem {
+        sink.failure().await;
         return Err(RunError::Config(format!("step `{}`: {problem}", step.name)));
     }
     let (schema, mut usage) = match produced {
@@ -569,28 +572,40 @@ async fn run_step(
         Err(error) => return Err(sink.failure().await.map_or(error, lakehouse_error)),
     };
     let written = sink.finish().await.map_err(lakehouse_error)?;
-    // The sink checked the columns of the first batch; an output with no
-    // batch is checked here.
-    crate::sandbox::check_names(&schema).map_err(|message| {
-        lakehouse_error(LakehouseError::OutputColumns { table: step.target.to_string(), message })
-    })?;
-    checks
-        .check_references(lakehouse)
-        .await
-        .map_err(|problem| RunError::Config(format!("step `{}`: {problem}", step.name)))?;
-    usage.tests = checks.finish();
-    if let Some(singular) = singular {
-        usage.tests.extend(singular.judge(lakehouse, &schema).await?);
+    let verdict = async {
+        // The sink checked the columns of the first batch; an output with no
+        // batch is checked here.
+        crate::sandbox::check_names(&schema).map_err(|message| {
+            lakehouse_error(LakehouseError::OutputColumns { table: step.target.to_string(), message })
+        })?;
+        checks
+            .check_references(lakehouse)
+            .await
+            .map_err(|problem| RunError::Config(format!("step `{}`: {problem}", step.name)))?;
+        let mut tests = checks.finish();
+        if let Some(singular) = singular {
+            tests.extend(singular.judge(lakehouse, &schema).await?);
+        }
+        let tests = judge(step, tests)?;
+        guard::check(lakehouse, step, rows_out).await?;
+        // Safe point: the step computed and its data files are written, but
+        // nothing is committed. Past this point a signal waits for the commit
+        // (see `cancel`).
+        let committing = cancel.begin_commit().map_err(|signal| {
+            tracing::info!(step = %step.name, signal = signal.name(), "Abandoned the step before its commit.");
+            RunError::Cancelled { signal, abandoned: Some(step.name.to_string()), committed: Vec::new() }
+        })?;
+        Ok((tests, committing))
     }
-    usage.tests = judge(step, std::mem::take(&mut usage.tests))?;
-    guard::check(lakehouse, step, rows_out).await?;
-    // Safe point: the step computed and its data files are written, but
-    // nothing is committed. Past this point a signal waits for the commit
-    // (see `cancel`).
-    let _committing = cancel.begin_commit().map_err(|signal| {
-        tracing::info!(step = %step.name, signal = signal.name(), "Abandoned the step before its commit.");
-        RunError::Cancelled { signal, abandoned: Some(step.name.to_string()), committed: Vec::new() }
-    })?;
+    .await;
+    let (tests, _committing) = match verdict {
+        Ok(verdict) => verdict,
+        Err(error) => {
+            written.discard().await;
+            return Err(error);
+        }
+    };
+    usage.tests = tests;
     let info = written.commit(lakehouse, step, &schema, spec, tags).await.map_err(lakehouse_error)?;
     Ok((info, schema, usage))
 }

@@ -116,13 +116,20 @@ impl<'a> TableSink<'a> {
         }
     }
 
-    /// Why the writer failed, if it did: the cause to report when the step
-    /// stopped because a batch was refused. Waits for the writer to stop.
+    /// For a step that failed: waits for the writer to stop and deletes the
+    /// data files it wrote. Returns why the writer failed, if it did: the
+    /// cause to report when the step stopped because a batch was refused.
     pub async fn failure(self) -> Option<LakehouseError> {
         match self.state {
-            State::Writing { batches, task, .. } => {
+            State::Writing { pending, batches, task, .. } => {
                 drop(batches);
-                finished(task, &self.step.target.to_string()).await.err()
+                match finished(task, &self.step.target.to_string()).await {
+                    Ok(files) => {
+                        pending.discard(files).await;
+                        None
+                    }
+                    Err(error) => Some(error),
+                }
             }
             State::Idle | State::Collected(_) | State::Failed(_) => None,
         }
@@ -148,6 +155,13 @@ impl<'a> TableSink<'a> {
 }
 
 impl Written {
+    /// Deletes the data files of a step that fails before its commit.
+    pub async fn discard(self) {
+        if let Written::Files(pending, files) = self {
+            pending.discard(files).await;
+        }
+    }
+
     /// Commits what the step wrote (`schema`: its output schema) as one snapshot.
     pub async fn commit(
         self,
