@@ -170,6 +170,10 @@ pub enum RunError {
     /// A SQL model is not one read-only query: fix the file (exit 2).
     #[error("step `{step}`: SQL `{file}` cannot run: {message}")]
     ModelRefused { step: String, file: String, message: String },
+    /// A SQL model does not bind against its inputs' columns, checked just
+    /// before its step reads them: fix the model (exit 2).
+    #[error("step `{step}`: SQL model does not bind: {message}")]
+    ModelUnbound { step: String, message: String },
     #[error("cannot start the run: {0}")]
     Setup(String),
     /// The platform's settings cannot be used (refused credentials, an
@@ -228,7 +232,8 @@ impl RunError {
             | RunError::Lakehouse { step, .. }
             | RunError::Compute { step, .. }
             | RunError::PluginSql { step, .. }
-            | RunError::ModelRefused { step, .. } => Some(step),
+            | RunError::ModelRefused { step, .. }
+            | RunError::ModelUnbound { step, .. } => Some(step),
             RunError::Cancelled { abandoned, .. } => abandoned.as_deref(),
             RunError::Setup(_) | RunError::Config(_) => None,
         }
@@ -240,7 +245,9 @@ impl RunError {
                 ExitCode::PluginViolation
             }
             RunError::PluginSql { .. } => ExitCode::PluginViolation,
-            RunError::PluginChanged { .. } | RunError::ModelRefused { .. } => ExitCode::Config,
+            RunError::PluginChanged { .. } | RunError::ModelRefused { .. } | RunError::ModelUnbound { .. } => {
+                ExitCode::Config
+            }
             // `--partition` names no partition of the table: a usage error.
             RunError::Lakehouse { source: LakehouseError::PartitionValue { .. }, .. } => ExitCode::Config,
             // Column names the step must change.
@@ -468,7 +475,8 @@ async fn bind_before_step(lakehouse: &Lakehouse, step: &Step) -> Result<(), RunE
         };
         inputs.push((input.layer.as_str(), input.table.name.as_str(), schema));
     }
-    tokio::task::block_in_place(|| model_check::bind_step(step, query, &inputs)).map_err(RunError::Config)
+    tokio::task::block_in_place(|| model_check::bind_step(step, query, &inputs))
+        .map_err(|message| RunError::ModelUnbound { step: step.name.to_string(), message })
 }
 
 /// The size of an ingest step's source file: the total its progress bar fills.
