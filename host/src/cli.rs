@@ -58,6 +58,22 @@ pub enum Command {
         #[arg(long)]
         offline: bool,
     },
+    /// Keep the pipeline's tables healthy, per each layer's maintenance
+    /// policy in platform.yaml: expire snapshots older than the retention
+    /// (all but the `keep_last` newest) and delete the files only they
+    /// referenced; delete orphan files (no snapshot references them) older
+    /// than the orphan age. Safe beside running writers. Exit 0; 2 for an
+    /// unknown --table or a bad policy.
+    Maintain {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Only this table (`layer.name`); repeat for several. Default: every table of the pipeline.
+        #[arg(long = "table", value_name = "LAYER.NAME")]
+        tables: Vec<String>,
+        /// Report what would be expired and deleted, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print the resolved plan: steps in order, targets, inputs and plugins.
     /// Secrets are shown as `***`.
     Plan {

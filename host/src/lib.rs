@@ -13,6 +13,7 @@ pub mod exit;
 pub mod failpoint;
 pub mod init;
 pub mod lakehouse;
+pub mod maintain;
 pub mod observe;
 pub mod plan;
 pub mod plugin_tool;

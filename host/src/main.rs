@@ -82,6 +82,15 @@ fn main() -> ProcessExit {
             }
             ExitCode::Success
         }),
+        Command::Maintain { config, tables, dry_run } => {
+            load_plan(&config).map(|plan| match floe_host::maintain::maintain(&plan, &tables, dry_run) {
+                Ok(maintained) => {
+                    out(&floe_host::maintain::render(&maintained, dry_run));
+                    ExitCode::Success
+                }
+                Err(error) => fail(&error.to_string(), error.exit_code()),
+            })
+        }
         Command::Schema { command: SchemaCommand::Export { file, out_dir } } => Ok(export_schema(file, out_dir)),
         Command::Version => Ok(match floe_host::compute::engine_report() {
             Ok((duckdb, extensions)) => {

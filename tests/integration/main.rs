@@ -14,6 +14,7 @@ mod guards;
 mod hostile_sql;
 mod lineage;
 mod logs;
+mod maintain;
 mod partitions;
 mod pipes;
 mod plugin_tool;

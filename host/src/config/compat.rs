@@ -49,12 +49,6 @@ const RULES: &[Rule] = &[
         message: "`compute_logs` is a floe-platform key that floe-host does not support: floe-host logs to \
                   stdout/stderr and the orchestrator collects them",
     },
-    Rule {
-        file: FileKind::Platform,
-        path: "storage.*.retention",
-        message: "`retention` is a floe-platform key that floe-host does not support: set retention as a bucket \
-                  lifecycle policy",
-    },
 ];
 
 /// floe-platform's spellings of a step's keys that floe-host accepts, with

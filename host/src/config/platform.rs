@@ -241,6 +241,10 @@ pub enum StorageProfile {
     Local {
         /// Root folder of the warehouse.
         root: PathBuf,
+        /// How long the snapshots of tables stored here are kept
+        /// (`floe-host maintain`; a layer's `maintenance.retention` wins).
+        #[serde(default)]
+        retention: Option<HumanDuration>,
     },
     /// Amazon S3 or an S3-compatible service.
     S3 {
@@ -259,7 +263,20 @@ pub enum StorageProfile {
         /// Keys; ambient credentials (IAM role, instance profile) when absent.
         #[serde(default)]
         credentials: Option<StorageCredentials>,
+        /// How long the snapshots of tables stored here are kept
+        /// (`floe-host maintain`; a layer's `maintenance.retention` wins).
+        #[serde(default)]
+        retention: Option<HumanDuration>,
     },
+}
+
+impl StorageProfile {
+    /// The profile's snapshot retention, floe-platform's `retention: 7 years`.
+    pub fn retention(&self) -> Option<HumanDuration> {
+        match self {
+            StorageProfile::Local { retention, .. } | StorageProfile::S3 { retention, .. } => *retention,
+        }
+    }
 }
 
 /// S3 credentials.
@@ -286,6 +303,30 @@ pub struct LayerProfile {
     /// Iceberg namespace of the layer's tables; defaults to the layer name.
     #[serde(default)]
     pub namespace: Option<Ident>,
+    /// How `floe-host maintain` keeps the layer's tables (see `Maintenance`).
+    #[serde(default)]
+    pub maintenance: Maintenance,
+}
+
+/// How `floe-host maintain` keeps a layer's tables. Each key falls back to
+/// the `retention` of the layer's storage profile (for `retention`), then to
+/// the default.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Maintenance {
+    /// Snapshots older than this are expired, and the files only they
+    /// reference deleted: `90 days`, `2 years`. Default: 7 days.
+    #[serde(default)]
+    pub retention: Option<HumanDuration>,
+    /// The newest snapshots kept whatever their age. Default 1 (the
+    /// current one, which is never expired).
+    #[serde(default)]
+    pub keep_last: Option<u32>,
+    /// Files in a table's folder that no snapshot references (a crashed
+    /// write's) are deleted once they are older than this: a writer that is
+    /// still running may yet commit younger ones. Default 3 days; at least 1h.
+    #[serde(default)]
+    pub orphan_age: Option<HumanDuration>,
 }
 
 /// Traces and lineage.
@@ -355,7 +396,7 @@ impl PlatformFile {
                 warehouse: warehouse.display().to_string(),
             }),
         );
-        platform.storage.insert("default".into(), StorageProfile::Local { root: warehouse });
+        platform.storage.insert("default".into(), StorageProfile::Local { root: warehouse, retention: None });
         platform
     }
 
@@ -380,7 +421,7 @@ impl PlatformFile {
             }
         }
         for storage in self.storage.values_mut() {
-            if let StorageProfile::Local { root } = storage
+            if let StorageProfile::Local { root, .. } = storage
                 && root.is_relative()
             {
                 *root = base.join(&*root);

@@ -1,5 +1,5 @@
 //! Human units in config: byte sizes (`512MiB`, `2GB`, `1048576`) and
-//! durations (`30s`, `500ms`, `2m`).
+//! durations (`30s`, `500ms`, `2m`, and for retention `90 days`, `7 years`).
 
 use std::fmt;
 use std::time::Duration;
@@ -11,7 +11,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ByteSize(pub u64);
 
-/// A duration written with a unit: `ms`, `s`, `m` or `h`.
+/// A duration written with a unit: `ms`, `s`, `m`, `h`, or days, weeks and
+/// years (`d`, `w`, `y`, or spelt out: `90 days`, `7 years`; a year is 365
+/// days).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HumanDuration(pub Duration);
 
@@ -48,13 +50,19 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text.split_at(split);
     let number: f64 =
         number.parse().map_err(|_| format!("`{text}` is not a duration; write for example `30s` or `500ms`"))?;
+    const DAY: f64 = 86_400.0;
     let seconds = match unit.trim() {
         "ms" => number / 1000.0,
         "s" => number,
         "m" => number * 60.0,
         "h" => number * 3600.0,
-        "" => return Err(format!("`{text}` needs a unit: ms, s, m or h")),
-        other => return Err(format!("unknown duration unit `{other}` in `{text}`; use ms, s, m or h")),
+        "d" | "day" | "days" => number * DAY,
+        "w" | "week" | "weeks" => number * 7.0 * DAY,
+        "y" | "year" | "years" => number * 365.0 * DAY,
+        "" => return Err(format!("`{text}` needs a unit: ms, s, m, h, days, weeks or years")),
+        other => {
+            return Err(format!("unknown duration unit `{other}` in `{text}`; use ms, s, m, h, days, weeks or years"));
+        }
     };
     Ok(Duration::from_secs_f64(seconds))
 }
@@ -122,9 +130,9 @@ impl schemars::JsonSchema for HumanDuration {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "A duration with a unit: 500ms, 30s, 2m, 1h",
+            "description": "A duration with a unit: 500ms, 30s, 2m, 1h, 90 days, 2 weeks, 7 years",
             "type": "string",
-            "pattern": "^[0-9.]+ ?(ms|s|m|h)$"
+            "pattern": "^[0-9.]+ ?(ms|s|m|h|d|days?|w|weeks?|y|years?)$"
         })
     }
 }

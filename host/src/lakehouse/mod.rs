@@ -11,6 +11,7 @@
 mod catalog;
 mod commit;
 mod history;
+mod maintain;
 mod merge;
 mod partition;
 mod pointer;
@@ -32,6 +33,7 @@ use tracing::field::Empty;
 
 pub use catalog::catalog_exists;
 pub use commit::CommitInfo;
+pub use maintain::Maintained;
 pub use partition::Partitioning;
 pub use read::Input;
 pub use read::corrupt_local_file;
@@ -255,14 +257,16 @@ impl Lakehouse {
 
     /// The current snapshot id of a table, `None` if it has none or does not exist.
     pub async fn current_snapshot(&self, catalog: &str, table: &TableRef) -> Result<Option<i64>, LakehouseError> {
-        let catalog = self.catalog(catalog);
-        Ok(catalog.load_table(table).await?.and_then(|t| t.metadata().current_snapshot_id()))
+        let open = self.catalog(catalog);
+        let loaded = open.load_table(table).await.map_err(|e| e.on_storage(open))?;
+        Ok(loaded.and_then(|t| t.metadata().current_snapshot_id()))
     }
 
     /// The current columns of a table with data, as Arrow; `None` if it does
     /// not exist or has no snapshot yet.
     pub async fn current_schema(&self, catalog: &str, table: &TableRef) -> Result<Option<SchemaRef>, LakehouseError> {
-        let loaded = self.catalog(catalog).load_table(table).await?;
+        let open = self.catalog(catalog);
+        let loaded = open.load_table(table).await.map_err(|e| e.on_storage(open))?;
         let Some(loaded) = loaded.filter(|t| t.metadata().current_snapshot_id().is_some()) else { return Ok(None) };
         let schema = schema::arrow_schema(loaded.metadata().current_schema()).map_err(|source| {
             LakehouseError::Table { table: table.to_string(), message: "its schema has types Arrow lacks", source }
@@ -275,6 +279,19 @@ impl Lakehouse {
         let input = self.read_input(catalog, table, None, false).await?;
         let (schema, batches, _) = input.collect().await.map_err(|e| e.on_storage(self.catalog(catalog)))?;
         Ok((schema, batches))
+    }
+
+    /// Applies a maintenance policy to a table (see `maintain`); `None` when
+    /// the table does not exist.
+    pub async fn maintain(
+        &self,
+        catalog: &str,
+        table: &TableRef,
+        policy: &crate::plan::MaintenancePolicy,
+        dry_run: bool,
+    ) -> Result<Option<Maintained>, LakehouseError> {
+        let open = self.catalog(catalog);
+        maintain::maintain(open, table, policy, dry_run).await.map_err(|e| e.on_storage(open))
     }
 
     /// One column of a table's current snapshot, streamed; `None` when the

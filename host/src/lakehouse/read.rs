@@ -219,7 +219,7 @@ fn not_parquet(size: u64, tail: &[u8]) -> Option<String> {
 }
 
 /// The file-system path of a local data file (`file:///a/b` or `/a/b`).
-fn local_path(location: &str) -> Option<&str> {
+pub(super) fn local_path(location: &str) -> Option<&str> {
     let path = location.strip_prefix("file://").unwrap_or(location);
     path.starts_with('/').then_some(path)
 }

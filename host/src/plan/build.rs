@@ -13,7 +13,8 @@ use super::plugin_config::ConfigSite;
 use super::source::SourceRoots;
 use super::sql_refs::find_refs;
 use super::{
-    Action, CatalogSpec, Guard, Input, Plan, PluginSpec, RestAuth, RestSpec, S3Keys, Step, StorageSpec, TableRef,
+    Action, CatalogSpec, Guard, Input, MaintenancePolicy, Plan, PluginSpec, RestAuth, RestSpec, S3Keys, Step,
+    StorageSpec, TableRef,
 };
 use crate::config::{
     CatalogCredentials, CatalogProfile, ClientId, ComputeProfile, ConfigError, ConfigErrors, Ident, Project, Secret,
@@ -392,6 +393,7 @@ impl Checker<'_> {
                 _ => None,
             };
             let guard = self.guard(i, transform);
+            let maintenance = self.maintenance(&transform.layer, &storage);
             steps.push(action.map(|action| Step {
                 name: transform.name.clone(),
                 layer: transform.layer.clone(),
@@ -410,6 +412,7 @@ impl Checker<'_> {
                 action,
                 inputs: Vec::new(),
                 tags: transform.tags.clone(),
+                maintenance,
                 data_tests: self.resolve_tests(
                     models.as_ref().map(|m| m.tests_of(transform.name.as_str())).unwrap_or_default(),
                     transforms,
@@ -813,6 +816,37 @@ impl Checker<'_> {
         }
     }
 
+    /// The maintenance policy of a table of `layer` on `storage`: the
+    /// layer's `maintenance`, then the storage profile's `retention`, then
+    /// the defaults. Bad values are errors, once per layer.
+    fn maintenance(&mut self, layer: &Ident, storage: &str) -> MaintenancePolicy {
+        let platform = &self.project.platform;
+        let asked = platform.layers.get(layer).map(|l| l.maintenance.clone()).unwrap_or_default();
+        let retention = asked.retention.or_else(|| platform.storage.get(storage).and_then(|s| s.retention()));
+        let policy = MaintenancePolicy {
+            retention: retention.map_or(MaintenancePolicy::DEFAULT_RETENTION, |d| d.0),
+            keep_last: asked.keep_last.unwrap_or(1),
+            orphan_age: asked.orphan_age.map_or(MaintenancePolicy::DEFAULT_ORPHAN_AGE, |d| d.0),
+        };
+        let key = |field: &str| format!("layers.{layer}.maintenance.{field}");
+        let reported = self.errors.0.iter().any(|e| e.key.starts_with(&format!("layers.{layer}.maintenance")));
+        if !reported && policy.orphan_age < MaintenancePolicy::MIN_ORPHAN_AGE {
+            self.platform_error(
+                key("orphan_age"),
+                "is under 1h: a write still running may commit files that young, and they would be deleted".into(),
+                Some("write `orphan_age: 3 days` (the default), or at least `1h`".into()),
+            );
+        }
+        if !reported && policy.keep_last == 0 {
+            self.platform_error(
+                key("keep_last"),
+                "is 0: the current snapshot is always kept".into(),
+                Some("write `keep_last: 1` (the default) or more".into()),
+            );
+        }
+        policy
+    }
+
     /// Resolves every `secret_ref` of the platform file before anything runs,
     /// so a missing secret fails fast and names where it was looked for.
     fn resolve_secrets(&mut self) {
@@ -873,8 +907,8 @@ impl Checker<'_> {
 
     fn storage_spec(&self, profile: &StorageProfile) -> StorageSpec {
         match profile {
-            StorageProfile::Local { root } => StorageSpec::Local { root: root.clone() },
-            StorageProfile::S3 { endpoint, bucket, region, path_style_access, credentials } => StorageSpec::S3 {
+            StorageProfile::Local { root, .. } => StorageSpec::Local { root: root.clone() },
+            StorageProfile::S3 { endpoint, bucket, region, path_style_access, credentials, .. } => StorageSpec::S3 {
                 endpoint: endpoint.clone(),
                 bucket: bucket.clone(),
                 region: region.clone(),
@@ -980,7 +1014,7 @@ fn plugin_help(path: &Path) -> String {
 /// (`file:///…/silver/stg_orders`, `s3://bucket/silver/stg_orders`).
 fn table_location(storage: &StorageProfile, namespace: &Ident, name: &Ident) -> String {
     match storage {
-        StorageProfile::Local { root } => {
+        StorageProfile::Local { root, .. } => {
             format!("file://{}/{namespace}/{name}", root.display().to_string().trim_end_matches('/'))
         }
         StorageProfile::S3 { bucket, .. } => format!("s3://{bucket}/{namespace}/{name}"),

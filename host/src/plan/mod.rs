@@ -105,6 +105,32 @@ pub struct Step {
     /// plugin's declared schema once it is loaded; `None` for a SQL model.
     #[serde(skip)]
     pub plugin_config: Option<plugin_config::ConfigSite>,
+    /// How `floe-host maintain` keeps the step's table.
+    pub maintenance: MaintenancePolicy,
+}
+
+/// How `floe-host maintain` keeps a table: from the platform's
+/// `layers.<layer>.maintenance` and its storage profile's `retention`.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct MaintenancePolicy {
+    /// Snapshots older than this are expired (all but the `keep_last` newest).
+    #[serde(serialize_with = "seconds")]
+    pub retention: std::time::Duration,
+    pub keep_last: u32,
+    /// Unreferenced files older than this are deleted.
+    #[serde(serialize_with = "seconds")]
+    pub orphan_age: std::time::Duration,
+}
+
+impl MaintenancePolicy {
+    pub const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+    pub const DEFAULT_ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3 * 86_400);
+    /// A writer may still commit files younger than this: never deleted.
+    pub const MIN_ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+}
+
+fn seconds<S: serde::Serializer>(duration: &std::time::Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format!("{}s", duration.as_secs()))
 }
 
 /// What a step may do to the rows it replaces.

@@ -1,0 +1,224 @@
+//! Table maintenance (`floe-host maintain`): expiring snapshots and deleting
+//! the files only they referenced, and deleting orphans, per the table's
+//! policy.
+//!
+//! - **Expiry.** Every snapshot older than the retention is expired, except
+//!   the `keep_last` newest, the current one and any a ref names. One
+//!   commit removes them from the metadata (`remove-snapshots`), on the
+//!   condition that the table's current snapshot is still the one planned
+//!   on; a concurrent commit makes it plan again. Only then are the files
+//!   deleted that an expired snapshot referenced and no kept one does:
+//!   manifest lists, manifests and data files. A concurrent writer builds on
+//!   the current snapshot, which is kept, so nothing it uses is deleted.
+//! - **Orphans** (local storage): files under the table's `data/` and
+//!   `metadata/` folders that no kept snapshot references (Parquet data
+//!   files, Avro manifests and manifest lists) and that are older than the
+//!   orphan age. A write still running has written files no snapshot
+//!   references yet; the age (at least 1 hour) keeps them.
+//!
+//! Metadata JSON files are never deleted here.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use iceberg::spec::{MAIN_BRANCH, SnapshotRef};
+use iceberg::table::Table;
+use iceberg::{ErrorKind, TableRequirement, TableUpdate};
+
+use super::catalog::OpenCatalog;
+use super::{LakehouseError, read};
+use crate::plan::{MaintenancePolicy, TableRef};
+
+/// What maintenance did to one table (or would do, in a dry run).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Maintained {
+    pub table: String,
+    /// Snapshots before, and the ids expired.
+    pub snapshots: usize,
+    pub expired: Vec<i64>,
+    /// Files that only expired snapshots referenced, deleted, and their size.
+    pub files_deleted: usize,
+    pub bytes_deleted: u64,
+    /// Orphan files deleted, and their size.
+    pub orphans_deleted: usize,
+    pub orphan_bytes: u64,
+    /// Orphan files kept because they are younger than the orphan age.
+    pub orphans_young: usize,
+}
+
+/// The files one snapshot references, with their sizes where known.
+#[derive(Default)]
+struct Files(BTreeMap<String, u64>);
+
+impl Files {
+    async fn of(table: &Table, snapshot: &SnapshotRef) -> iceberg::Result<Files> {
+        let mut files = BTreeMap::new();
+        files.insert(snapshot.manifest_list().to_string(), 0);
+        let list = table.manifest_list_reader(snapshot).load().await?;
+        for manifest_file in list.entries() {
+            files.insert(manifest_file.manifest_path.clone(), manifest_file.manifest_length.max(0) as u64);
+            let manifest = manifest_file.load_manifest(table.file_io()).await?;
+            for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+                files.insert(entry.file_path().to_string(), entry.data_file().file_size_in_bytes());
+            }
+        }
+        Ok(Files(files))
+    }
+}
+
+/// Which snapshots the policy expires now: older than the retention, not
+/// among the `keep_last` newest, not current and not named by a ref.
+fn to_expire(table: &Table, policy: &MaintenancePolicy, now_ms: i64) -> Vec<i64> {
+    let metadata = table.metadata();
+    let mut snapshots: Vec<&SnapshotRef> = metadata.snapshots().collect();
+    snapshots.sort_by_key(|s| std::cmp::Reverse((s.timestamp_ms(), s.sequence_number())));
+    let cutoff = now_ms - policy.retention.as_millis().min(i64::MAX as u128) as i64;
+    let named: HashSet<i64> = [MAIN_BRANCH]
+        .iter()
+        .filter_map(|name| metadata.snapshot_for_ref(name).map(|s| s.snapshot_id()))
+        .chain(metadata.current_snapshot_id())
+        .collect();
+    snapshots
+        .iter()
+        .skip(policy.keep_last as usize)
+        .filter(|s| s.timestamp_ms() < cutoff && !named.contains(&s.snapshot_id()))
+        .map(|s| s.snapshot_id())
+        .collect()
+}
+
+/// Applies `policy` to `table`; with `dry_run`, changes nothing and reports
+/// what it would do. `None` when the table does not exist.
+pub(super) async fn maintain(
+    catalog: &OpenCatalog,
+    table_ref: &TableRef,
+    policy: &MaintenancePolicy,
+    dry_run: bool,
+) -> Result<Option<Maintained>, LakehouseError> {
+    let error = |message: &'static str| {
+        let table = table_ref.to_string();
+        move |source| LakehouseError::Table { table, message, source }
+    };
+    let now = SystemTime::now();
+    let now_ms = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+    let mut attempt = 0;
+    let (table, report, doomed) = loop {
+        let Some(table) = catalog.load_table(table_ref).await? else { return Ok(None) };
+        let expired = to_expire(&table, policy, now_ms);
+        let mut report = Maintained {
+            table: table_ref.to_string(),
+            snapshots: table.metadata().snapshots().len(),
+            expired: expired.clone(),
+            ..Default::default()
+        };
+        if expired.is_empty() {
+            break (table, report, Files::default());
+        }
+        // What the kept snapshots need, and what only the expired ones did.
+        let mut kept = HashSet::new();
+        let mut doomed = Files::default();
+        for snapshot in table.metadata().snapshots() {
+            let files = Files::of(&table, snapshot).await.map_err(error("cannot read its manifests"))?;
+            if expired.contains(&snapshot.snapshot_id()) {
+                doomed.0.extend(files.0);
+            } else {
+                kept.extend(files.0.into_keys());
+            }
+        }
+        doomed.0.retain(|path, _| !kept.contains(path));
+        report.files_deleted = doomed.0.len();
+        report.bytes_deleted = doomed.0.values().sum();
+        if dry_run {
+            break (table, report, Files::default());
+        }
+        let requirements = match table.metadata().current_snapshot_id() {
+            Some(id) => vec![TableRequirement::RefSnapshotIdMatch { r#ref: MAIN_BRANCH.into(), snapshot_id: Some(id) }],
+            None => Vec::new(),
+        };
+        let updates = vec![TableUpdate::RemoveSnapshots { snapshot_ids: expired }];
+        match catalog.commit(&table, requirements, updates).await {
+            Ok(()) => break (table, report, doomed),
+            // Another writer committed meanwhile: plan again on its state.
+            Err(e) if e.kind() == ErrorKind::CatalogCommitConflicts && attempt < 3 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            Err(e) => return Err(error("cannot commit the expiry of its snapshots")(e)),
+        }
+    };
+    // The expiry is committed: no snapshot references these any more.
+    let mut left = Vec::new();
+    for path in doomed.0.keys() {
+        if let Err(e) = table.file_io().delete(path).await {
+            left.push(format!("{path} ({e})"));
+        }
+    }
+    if !left.is_empty() {
+        tracing::warn!(table = %table_ref, files = left.len(),
+            "Cannot delete some files of expired snapshots; orphan cleanup will find them: {}", left.join(", "));
+    }
+    drop(table);
+    let mut report = report;
+    // Orphans against the table as it is now: a commit since counts.
+    if let Some(table) = catalog.load_table(table_ref).await? {
+        orphans(&table, policy, dry_run, now, &mut report).await.map_err(error("cannot look for orphan files"))?;
+    }
+    Ok(Some(report))
+}
+
+/// Deletes (or counts, in a dry run) the orphan files of a table on local
+/// storage: see the module's documentation. Tables on object storage are
+/// skipped (listing them is not implemented yet).
+async fn orphans(
+    table: &Table,
+    policy: &MaintenancePolicy,
+    dry_run: bool,
+    now: SystemTime,
+    report: &mut Maintained,
+) -> iceberg::Result<()> {
+    let Some(root) = read::local_path(table.metadata().location()) else {
+        tracing::debug!(table = %report.table, "Orphan files are looked for on local storage only.");
+        return Ok(());
+    };
+    // In a dry run the snapshots to expire are still here: their files are
+    // counted as theirs, not as orphans.
+    let mut referenced = BTreeSet::new();
+    for snapshot in table.metadata().snapshots() {
+        referenced.extend(Files::of(table, snapshot).await?.0.into_keys().map(|p| strip_scheme(&p).to_string()));
+    }
+    for folder in ["data", "metadata"] {
+        let mut pending = vec![Path::new(root).join(folder)];
+        while let Some(dir) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let orphan_kind = matches!(path.extension().and_then(|e| e.to_str()), Some("parquet" | "avro"));
+                let shown = path.display().to_string();
+                if !meta.is_file() || !orphan_kind || referenced.contains(&shown) {
+                    continue;
+                }
+                let age = meta.modified().ok().and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
+                if age < policy.orphan_age {
+                    report.orphans_young += 1;
+                    continue;
+                }
+                if !dry_run && let Err(e) = std::fs::remove_file(&path) {
+                    tracing::warn!(file = %shown, error = %e, "Cannot delete an orphan file.");
+                    continue;
+                }
+                report.orphans_deleted += 1;
+                report.orphan_bytes += meta.len();
+            }
+        }
+    }
+    Ok(())
+}
+
+fn strip_scheme(path: &str) -> &str {
+    path.strip_prefix("file://").unwrap_or(path)
+}

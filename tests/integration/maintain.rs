@@ -1,0 +1,130 @@
+//! `floe-host maintain` on the embedded catalog and local storage: snapshots
+//! expire as each layer's policy says, the files only they referenced are
+//! deleted, orphans older than the orphan age are deleted and younger ones
+//! kept, the current data is unchanged (pyiceberg checks), and `--dry-run`
+//! changes nothing.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+use crate::support::{floe_host, parquet_files, plugin, python_json, temp_dir};
+
+/// Bronze keeps its last two snapshots (the storage profile's `retention:
+/// 1ms` expires every older one); silver keeps seven years of them.
+fn project(dir: &Path, bronze_policy: &str) {
+    std::fs::create_dir_all(dir.join("models")).unwrap();
+    std::fs::write(dir.join("models/events.sql"), "SELECT id, name FROM bronze.raw_events\n").unwrap();
+    let floe = format!(
+        "name: maintained\nplugins:\n  csv-ingest:\n    path: {}\ntransforms:\n\
+         \x20 - {{name: raw_events, layer: bronze, kind: ingest, plugin: csv-ingest, source: events.csv}}\n\
+         \x20 - {{name: events, layer: silver, kind: sql, sql: models/events.sql, max_shrink: 1}}\n",
+        serde_json::to_string(plugin("csv_ingest.wasm").to_str().unwrap()).unwrap(),
+    );
+    std::fs::write(dir.join("floe.yaml"), floe).unwrap();
+    let platform = format!(
+        "compute:\n  default: {{type: duckdb}}\n\
+         catalogs:\n  default: {{type: sql, uri: 'sqlite:state/catalog.db', warehouse: state/warehouse}}\n\
+         storage:\n  default: {{type: local, root: state/warehouse, retention: 1ms}}\n\
+         layers:\n\
+         \x20 bronze: {{storage_ref: default, catalog_ref: default, maintenance: {bronze_policy}}}\n\
+         \x20 silver: {{storage_ref: default, catalog_ref: default, maintenance: {{retention: 7 years}}}}\n"
+    );
+    std::fs::write(dir.join("platform.yaml"), platform).unwrap();
+}
+
+fn floe(dir: &Path, args: &[&str]) -> crate::support::Run {
+    let (project, platform) = (dir.to_str().unwrap().to_string(), dir.join("platform.yaml"));
+    let state = dir.join("state");
+    let mut all =
+        vec![args[0], &project, "--platform", platform.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
+    all.extend(&args[1..]);
+    floe_host(&all)
+}
+
+fn table(dir: &Path, name: &str) -> Value {
+    let state = dir.join("state");
+    python_json("table_check.py", &["--state-dir", state.to_str().unwrap(), "--table", name, "--order-by", "id"])
+}
+
+#[test]
+fn maintain_expires_snapshots_deletes_their_files_and_old_orphans() {
+    let dir = temp_dir();
+    let dir = dir.path();
+    project(dir, "{keep_last: 2}");
+    for run in 1..=4 {
+        let csv: String = (0..10 * run).map(|i| format!("{i},name-{i}-{run}\n")).collect();
+        std::fs::write(dir.join("events.csv"), format!("id,name\n{csv}")).unwrap();
+        floe(dir, &["run"]).expect_code(0);
+    }
+    let bronze_data = dir.join("state/warehouse/bronze/raw_events/data");
+    let before = table(dir, "bronze.raw_events");
+    assert_eq!(before["snapshots"].as_array().unwrap().len(), 4, "{before}");
+    assert_eq!(parquet_files(&bronze_data), 4, "one data file per run");
+    // Two orphans, as a crashed write leaves them: one four days old, one new.
+    let old = bronze_data.join("crashed-write-old.parquet");
+    std::fs::write(&old, b"PAR1 not really").unwrap();
+    let four_days_ago = SystemTime::now() - Duration::from_secs(4 * 86_400);
+    std::fs::File::options().write(true).open(&old).unwrap().set_modified(four_days_ago).unwrap();
+    std::fs::write(bronze_data.join("crashed-write-young.parquet"), b"PAR1 not really").unwrap();
+
+    // A dry run reports and changes nothing.
+    let dry = floe(dir, &["maintain", "--dry-run"]).expect_code(0);
+    assert!(dry.stdout.starts_with("dry run: nothing was changed"), "{}", dry.stdout);
+    let line = |out: &str, table: &str| -> Vec<String> {
+        let line = out.lines().find(|l| l.starts_with(table)).unwrap_or_else(|| panic!("{table}: {out}"));
+        line.split_whitespace().map(str::to_string).collect()
+    };
+    // table, snapshots, expired, files deleted (n, size), orphans deleted (n, size), young
+    let bronze = line(&dry.stdout, "bronze.raw_events");
+    // The two oldest snapshots' files: two manifest lists, three manifests
+    // (the second overwrite's marks the first file deleted) and two data files.
+    assert_eq!((&bronze[1], &bronze[2], &bronze[3]), (&"4".into(), &"2".into(), &"7".into()), "{}", dry.stdout);
+    assert_eq!((&bronze[6], &bronze[9]), (&"1".into(), &"1".into()), "{}", dry.stdout);
+    assert_eq!(parquet_files(&bronze_data), 6);
+    assert_eq!(table(dir, "bronze.raw_events")["snapshots"], before["snapshots"]);
+
+    let done = floe(dir, &["maintain"]).expect_code(0);
+    assert_eq!(line(&done.stdout, "bronze.raw_events")[..4], line(&dry.stdout, "bronze.raw_events")[..4]);
+    let silver = line(&done.stdout, "silver.events");
+    assert_eq!((&silver[1], &silver[2]), (&"4".into(), &"0".into()), "seven years keep them all: {}", done.stdout);
+    let after = table(dir, "bronze.raw_events");
+    let kept: Vec<&Value> = after["snapshots"].as_array().unwrap().iter().map(|s| &s["snapshot_id"]).collect();
+    let newest: Vec<&Value> = before["snapshots"].as_array().unwrap()[2..].iter().map(|s| &s["snapshot_id"]).collect();
+    assert_eq!(kept, newest, "the two newest snapshots are kept: {after}");
+    assert_eq!(
+        (&after["rows"], &after["sums"], &after["current_snapshot_id"]),
+        (&before["rows"], &before["sums"], &before["current_snapshot_id"]),
+        "the current data is unchanged"
+    );
+    // The expired snapshots' data files and the old orphan are gone; the
+    // kept snapshots' files and the young orphan stay.
+    assert_eq!(parquet_files(&bronze_data), 3);
+    assert!(!old.exists() && bronze_data.join("crashed-write-young.parquet").exists());
+    assert_eq!(table(dir, "silver.events")["snapshots"].as_array().unwrap().len(), 4);
+
+    // Again: nothing is left to do.
+    let again = floe(dir, &["maintain", "--table", "bronze.raw_events"]).expect_code(0);
+    let bronze = line(&again.stdout, "bronze.raw_events");
+    assert_eq!((&bronze[1], &bronze[2], &bronze[3], &bronze[6]), (&"2".into(), &"0".into(), &"0".into(), &"0".into()));
+    assert!(!again.stdout.contains("silver.events"), "{}", again.stdout);
+    let unknown = floe(dir, &["maintain", "--table", "bronze.nope"]).expect_code(2);
+    assert!(unknown.stderr.contains("no step of this pipeline produces `bronze.nope`"), "{}", unknown.stderr);
+}
+
+/// A policy that could delete a running write's files is refused.
+#[test]
+fn an_orphan_age_under_an_hour_is_refused() {
+    let dir = temp_dir();
+    let dir = dir.path();
+    project(dir, "{orphan_age: 10m}");
+    let refused = floe(dir, &["maintain"]).expect_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains("`layers.bronze.maintenance.orphan_age`: is under 1h: a write still running may commit"),
+        "{}",
+        refused.stderr
+    );
+}
