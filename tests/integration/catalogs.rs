@@ -161,7 +161,6 @@ fn demo_on(prefix: &str, catalog: Catalog, storage: Storage) {
     let state = temp_dir();
     let platform = platform(prefix, catalog, storage, state.path());
     let platform_file = platform.write(state.path());
-    let project = example("customer-analytics");
     let run = run_demo(&platform_file, state.path(), &platform.env()).expect_code(0);
     for (_, secret) in &platform.env {
         assert!(
@@ -170,14 +169,20 @@ fn demo_on(prefix: &str, catalog: Catalog, storage: Storage) {
         );
     }
 
+    assert_demo_tables(prefix, catalog, storage, state.path(), &platform);
+}
+
+/// Every demo table, read by pyiceberg, equals the reference.
+fn assert_demo_tables(prefix: &str, catalog: Catalog, storage: Storage, state: &Path, platform: &Platform) {
+    let project = example("customer-analytics");
     let expected = python_json("demo_check.py", &["expected", "--data", project.join("data").to_str().unwrap()]);
     let mut args = vec!["actual".to_string(), "--catalog-name".into(), "default".into()];
     if let Catalog::Sql = catalog {
         args.extend([
             "--catalog-uri".into(),
-            format!("sqlite:///{}", state.path().join("catalog.db").display()),
+            format!("sqlite:///{}", state.join("catalog.db").display()),
             "--warehouse".into(),
-            format!("file://{}", state.path().join("warehouse").display()),
+            format!("file://{}", state.join("warehouse").display()),
         ]);
     }
     args.extend(["--props".into(), platform.pyiceberg.to_string(), "--namespace-prefix".into(), prefix.into()]);
@@ -203,6 +208,47 @@ fn demo_on_rest_catalog_with_oauth2_over_local_storage() {
 #[test]
 fn demo_on_rest_catalog_with_a_static_token_over_s3() {
     demo_on("rest_s3_", Catalog::RestToken, Storage::S3);
+}
+
+/// `maintain` on the REST catalog over S3: after two runs, each table's
+/// older snapshot expires (the storage's `retention`, floe-platform's key)
+/// through the server's `remove-snapshots`, its files are deleted from S3,
+/// and pyiceberg still reads every table equal to the reference.
+#[test]
+fn maintain_on_the_rest_catalog_over_s3_expires_old_snapshots_and_keeps_the_data() {
+    let state = temp_dir();
+    let prefix = &format!("maintained_{}_", std::process::id());
+    let mut platform = platform(prefix, Catalog::RestToken, Storage::S3, state.path());
+    platform.yaml = platform.yaml.replacen("path_style_access: true", "path_style_access: true, retention: 1ms", 1);
+    let platform_file = platform.write(state.path());
+    for _ in 0..2 {
+        run_demo(&platform_file, state.path(), &platform.env()).expect_code(0);
+    }
+    let project = example("customer-analytics");
+    let args = [
+        "maintain",
+        project.to_str().unwrap(),
+        "--platform",
+        &platform_file,
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ];
+    let rows = |stdout: &str| -> Vec<Vec<String>> {
+        stdout.lines().skip(1).map(|l| l.split_whitespace().map(str::to_string).collect()).collect()
+    };
+    let first = floe_host_with_env(&args, &platform.env()).expect_code(0);
+    let tables = rows(&first.stdout);
+    assert_eq!(tables.len(), 9, "{}", first.stdout);
+    for table in &tables {
+        // table, snapshots, expired, files deleted, …
+        assert_eq!((&table[1], &table[2]), (&"2".to_string(), &"1".to_string()), "{}", first.stdout);
+        assert_ne!(table[3], "0", "the expired snapshot's files are deleted: {}", first.stdout);
+    }
+    assert_demo_tables(prefix, Catalog::RestToken, Storage::S3, state.path(), &platform);
+    let second = floe_host_with_env(&args, &platform.env()).expect_code(0);
+    for table in rows(&second.stdout) {
+        assert_eq!((&table[1], &table[2]), (&"1".to_string(), &"0".to_string()), "{}", second.stdout);
+    }
 }
 
 #[test]

@@ -135,7 +135,8 @@ impl OpenCatalog {
                     message: e.to_string(),
                 })
             }
-            Err(e) => Err(Self::table_error(table, "cannot load table")(e)),
+            // Its metadata file is on the storage: name it when that failed.
+            Err(e) => Err(Self::table_error(table, "cannot load table")(e).on_storage_named(&self.storage)),
         }
     }
 
