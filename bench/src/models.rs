@@ -47,7 +47,7 @@ pub fn main(args: Vec<String>) {
         let started = Instant::now();
         let checked = floe_host::run::model_check::check(&plan, &Default::default()).expect("the models check");
         check.push(started.elapsed());
-        bound = checked.bound;
+        bound = checked.bound.len();
     }
     let validate = validate(&dir, reps);
     let dbt = dbt_parse(&dir, reps);
