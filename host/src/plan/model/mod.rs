@@ -251,22 +251,9 @@ impl Models {
         let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or("test");
         let source = std::fs::read_to_string(file)
             .map_err(|error| vec![ConfigError::new(file, "", format!("cannot read the singular test: {error}"))])?;
-        let layers: Vec<&str> = self.layers.iter().map(String::as_str).collect();
-        let vars: Vec<&BTreeMap<String, serde_yaml::Value>> = self.vars.iter().collect();
-        let preset = BTreeMap::new();
-        let ctx = jinja::Context {
-            preset: &preset,
-            name,
-            layer: "tests",
-            tables: &self.tables,
-            layers: &layers,
-            vars: &vars,
-            env_vars: &self.env_vars,
-            target_name: &self.target_name,
-            macros: &self.macros,
-        };
         let template = file.display().to_string();
-        let (query, recorded, stretches) = jinja::render(&ctx, &template, &source, false).map_err(|e| {
+        let rendered = self.render_as(name, "tests", &BTreeMap::new(), &template, &source, false);
+        let (query, recorded, stretches) = rendered.map_err(|e| {
             let mut error = self.locate(e, name, &template, file, &source);
             error.message = error.message.replacen("model `", "singular test `", 1);
             vec![error]
@@ -310,11 +297,42 @@ impl Models {
 
     /// Renders step `name`'s model `source` from `file`, and reads its config.
     pub fn render(&self, name: &str, layer: &str, file: &Path, source: &str) -> Result<Model, Vec<ConfigError>> {
+        let preset = self.project.folder_config(file);
+        let template = file.display().to_string();
+        let located = |error: jinja::RenderError| self.locate(error, name, &template, file, source);
+        let (query, recorded, stretches) =
+            self.render_as(name, layer, &preset, &template, source, false).map_err(|e| vec![located(e)])?;
+        let settings = model_config::interpret(&recorded.config, name).map_err(|messages| {
+            let position = config_position(source);
+            messages
+                .into_iter()
+                .map(|m| ConfigError::new(file, "", format!("model `{name}`: {m}")).at(position))
+                .collect::<Vec<_>>()
+        })?;
+        let incremental = if settings.incremental && recorded.asked_incremental {
+            Some(self.render_as(name, layer, &preset, &template, source, true).map_err(|e| vec![located(e)])?.0)
+        } else {
+            None
+        };
+        let source_map = SourceMap { source: source.to_string(), stretches };
+        Ok(Model { file: file.to_path_buf(), query, incremental, settings, source_map })
+    }
+
+    /// Renders `source` as the template `template` of `name` in `layer`,
+    /// with the folder configuration `preset`, against this project.
+    fn render_as(
+        &self,
+        name: &str,
+        layer: &str,
+        preset: &BTreeMap<String, serde_yaml::Value>,
+        template: &str,
+        source: &str,
+        incremental: bool,
+    ) -> Result<(String, jinja::Recorded, Vec<source_map::Stretch>), jinja::RenderError> {
         let layers: Vec<&str> = self.layers.iter().map(String::as_str).collect();
         let vars: Vec<&BTreeMap<String, serde_yaml::Value>> = self.vars.iter().collect();
-        let preset = self.project.folder_config(file);
         let ctx = jinja::Context {
-            preset: &preset,
+            preset,
             name,
             layer,
             tables: &self.tables,
@@ -324,24 +342,7 @@ impl Models {
             target_name: &self.target_name,
             macros: &self.macros,
         };
-        let template = file.display().to_string();
-        let located = |error: jinja::RenderError| self.locate(error, name, &template, file, source);
-        let (query, recorded, stretches) =
-            jinja::render(&ctx, &template, source, false).map_err(|e| vec![located(e)])?;
-        let settings = model_config::interpret(&recorded.config, name).map_err(|messages| {
-            let position = config_position(source);
-            messages
-                .into_iter()
-                .map(|m| ConfigError::new(file, "", format!("model `{name}`: {m}")).at(position))
-                .collect::<Vec<_>>()
-        })?;
-        let incremental = if settings.incremental && recorded.asked_incremental {
-            Some(jinja::render(&ctx, &template, source, true).map_err(|e| vec![located(e)])?.0)
-        } else {
-            None
-        };
-        let source_map = SourceMap { source: source.to_string(), stretches };
-        Ok(Model { file: file.to_path_buf(), query, incremental, settings, source_map })
+        jinja::render(&ctx, template, source, incremental)
     }
 
     /// A rendering error as a configuration error against the file it is in
