@@ -128,3 +128,24 @@ fn an_orphan_age_under_an_hour_is_refused() {
         refused.stderr
     );
 }
+
+/// With `after_run: true`, a run maintains the tables it committed of that
+/// layer: bronze never holds more than its last snapshot, silver (no
+/// `after_run`) keeps all of them.
+#[test]
+fn after_run_maintains_the_tables_a_run_committed() {
+    let dir = temp_dir();
+    let dir = dir.path();
+    project(dir, "{after_run: true}");
+    for run in 1..=3 {
+        let csv: String = (0..run).map(|i| format!("{i},name-{i}\n")).collect();
+        std::fs::write(dir.join("events.csv"), format!("id,name\n{csv}")).unwrap();
+        let done = floe(dir, &["run", "--log-format", "json"]).expect_code(0);
+        let maintained = done.stderr.lines().filter(|l| l.contains("Maintained the table after the run.")).count();
+        assert_eq!(maintained, 1, "bronze only: {}", done.stderr);
+    }
+    let bronze = table(dir, "bronze.raw_events");
+    assert_eq!((bronze["snapshots"].as_array().unwrap().len(), &bronze["rows"]), (1, &Value::from(3)), "{bronze}");
+    assert_eq!(parquet_files(&dir.join("state/warehouse/bronze/raw_events/data")), 1);
+    assert_eq!(table(dir, "silver.events")["snapshots"].as_array().unwrap().len(), 3);
+}

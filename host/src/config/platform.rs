@@ -327,6 +327,10 @@ pub struct Maintenance {
     /// still running may yet commit younger ones. Default 3 days; at least 1h.
     #[serde(default)]
     pub orphan_age: Option<HumanDuration>,
+    /// Maintain each of the layer's tables right after a run commits it
+    /// (as `floe-host maintain --table` would). Default false.
+    #[serde(default)]
+    pub after_run: bool,
 }
 
 /// Traces and lineage.

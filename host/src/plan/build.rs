@@ -827,6 +827,7 @@ impl Checker<'_> {
             retention: retention.map_or(MaintenancePolicy::DEFAULT_RETENTION, |d| d.0),
             keep_last: asked.keep_last.unwrap_or(1),
             orphan_age: asked.orphan_age.map_or(MaintenancePolicy::DEFAULT_ORPHAN_AGE, |d| d.0),
+            after_run: asked.after_run,
         };
         let key = |field: &str| format!("layers.{layer}.maintenance.{field}");
         let reported = self.errors.0.iter().any(|e| e.key.starts_with(&format!("layers.{layer}.maintenance")));

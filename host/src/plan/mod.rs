@@ -120,6 +120,8 @@ pub struct MaintenancePolicy {
     /// Unreferenced files older than this are deleted.
     #[serde(serialize_with = "seconds")]
     pub orphan_age: std::time::Duration,
+    /// Maintain the table at the end of each run that committed it.
+    pub after_run: bool,
 }
 
 impl MaintenancePolicy {

@@ -438,6 +438,7 @@ async fn run_async(
         observers.step_committed(run, step, &report, &schema);
         reports.push(report);
     }
+    maintain_after_run(&lakehouse, plan, &reports).await;
     Ok(RunReport { run_id, steps: reports, plugins: loads })
 }
 
@@ -477,6 +478,27 @@ async fn bind_before_step(lakehouse: &Lakehouse, step: &Step) -> Result<(), RunE
     }
     tokio::task::block_in_place(|| model_check::bind_step(step, query, &inputs))
         .map_err(|message| RunError::ModelUnbound { step: step.name.to_string(), message })
+}
+
+/// The tables this run committed whose layer asks for it (`maintenance:
+/// {after_run: true}`) are maintained now, one by one. The run's data is
+/// committed: a maintenance that fails is a warning, and `floe-host
+/// maintain` can do it later.
+async fn maintain_after_run(lakehouse: &Lakehouse, plan: &Plan, reports: &[StepReport]) {
+    for step in plan.steps.iter().filter(|s| s.maintenance.after_run) {
+        if !reports.iter().any(|r| r.step == step.name.as_str() && !r.already_committed) {
+            continue;
+        }
+        match lakehouse.maintain(&step.catalog, &step.target, &step.maintenance, false).await {
+            Ok(Some(done)) => tracing::info!(step = %step.name, table = %step.target, expired = done.expired.len(),
+                files_deleted = done.files_deleted, bytes_deleted = done.bytes_deleted,
+                orphans_deleted = done.orphans_deleted, "Maintained the table after the run."),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(step = %step.name, table = %step.target, %error,
+                "Cannot maintain the table after the run; its data is committed, and `floe-host maintain` can \
+                 do it later."),
+        }
+    }
 }
 
 /// The size of an ingest step's source file: the total its progress bar fills.
