@@ -73,6 +73,9 @@ pub enum Command {
         /// Report what would be expired and deleted, and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print the report as JSON: one object per table.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the resolved plan: steps in order, targets, inputs and plugins.
     /// Secrets are shown as `***`.

@@ -82,8 +82,13 @@ fn main() -> ProcessExit {
             }
             ExitCode::Success
         }),
-        Command::Maintain { config, tables, dry_run } => {
+        Command::Maintain { config, tables, dry_run, json } => {
             load_plan(&config).map(|plan| match floe_host::maintain::maintain(&plan, &tables, dry_run) {
+                Ok(maintained) if json => {
+                    let report = serde_json::json!({"dry_run": dry_run, "tables": maintained});
+                    out(&format!("{}\n", serde_json::to_string_pretty(&report).expect("a report serializes")));
+                    ExitCode::Success
+                }
                 Ok(maintained) => {
                     out(&floe_host::maintain::render(&maintained, dry_run));
                     ExitCode::Success

@@ -98,13 +98,29 @@ fn maintain_expires_snapshots_deletes_their_files_and_old_orphans() {
         (&before["rows"], &before["sums"], &before["current_snapshot_id"]),
         "the current data is unchanged"
     );
+    // Time travel: every snapshot was readable before (10, 20, 30, 40 rows);
+    // now only the kept two are there, and both still read whole.
+    let rows = |report: &Value| -> Vec<Value> {
+        let mut rows: Vec<Value> = report["snapshot_rows"].as_object().unwrap().values().cloned().collect();
+        rows.sort_by_key(|v| v.as_u64());
+        rows
+    };
+    assert_eq!(rows(&before), [10, 20, 30, 40].map(Value::from), "{before}");
+    assert_eq!(rows(&after), [30, 40].map(Value::from), "{after}");
     // The expired snapshots' data files and the old orphan are gone; the
     // kept snapshots' files and the young orphan stay.
     assert_eq!(parquet_files(&bronze_data), 3);
     assert!(!old.exists() && bronze_data.join("crashed-write-young.parquet").exists());
     assert_eq!(table(dir, "silver.events")["snapshots"].as_array().unwrap().len(), 4);
 
-    // Again: nothing is left to do.
+    // Again, as JSON: nothing is left to do.
+    let json = floe(dir, &["maintain", "--json"]).expect_code(0);
+    let report: Value = serde_json::from_str(&json.stdout).unwrap();
+    let bronze = report["tables"].as_array().unwrap().iter().find(|t| t["table"] == "bronze.raw_events").unwrap();
+    assert_eq!(
+        (&bronze["snapshots"], &bronze["expired"], &bronze["orphans_young"]),
+        (&2.into(), &Value::from(Vec::<i64>::new()), &1.into())
+    );
     let again = floe(dir, &["maintain", "--table", "bronze.raw_events"]).expect_code(0);
     let bronze = line(&again.stdout, "bronze.raw_events");
     assert_eq!((&bronze[1], &bronze[2], &bronze[3], &bronze[6]), (&"2".into(), &"0".into(), &"0".into(), &"0".into()));

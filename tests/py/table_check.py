@@ -13,10 +13,12 @@ warehouse DIR/warehouse. Prints one JSON object:
    "sums": {"amount": 60, ...},                       # every integer column (nulls skipped)
    "current_snapshot_id": 123, "current_schema_id": 0,
    "snapshots": [{"snapshot_id": 1, "parent_snapshot_id": null, "operation": "append",
-                  "schema_id": 0, "summary": {"floe.run-id": "r1", ...}}, ...]}
+                  "schema_id": 0, "summary": {"floe.run-id": "r1", ...}}, ...],
+   "snapshot_rows": {"1": 3, ...}}
 
 `snapshots` is the history of `main`, oldest first: the current snapshot and its
-ancestors. Values that JSON has no type for (decimals, dates) are strings.
+ancestors. `snapshot_rows` reads every snapshot the metadata holds (time
+travel), each whole: its row count, or the error reading it raised. Values that JSON has no type for (decimals, dates) are strings.
 On failure: {"error": "..."} and exit code 1.
 """
 
@@ -65,6 +67,13 @@ def read(state_dir: Path, table_name: str, catalog_name: str, order_by: str | No
         snapshot = table.snapshot_by_id(parent) if parent is not None else None
     history.reverse()
 
+    snapshot_rows = {}
+    for snapshot in table.metadata.snapshots:
+        try:
+            snapshot_rows[str(snapshot.snapshot_id)] = table.scan(snapshot_id=snapshot.snapshot_id).to_arrow().num_rows
+        except Exception as error:  # a snapshot whose files are gone
+            snapshot_rows[str(snapshot.snapshot_id)] = f"{type(error).__name__}: {error}"
+
     current = table.current_snapshot()
     return {
         "rows": data.num_rows,
@@ -74,6 +83,7 @@ def read(state_dir: Path, table_name: str, catalog_name: str, order_by: str | No
         "current_snapshot_id": current.snapshot_id if current is not None else None,
         "current_schema_id": table.schema().schema_id,
         "snapshots": history,
+        "snapshot_rows": snapshot_rows,
     }
 
 
