@@ -18,7 +18,7 @@
 //!
 //! Metadata JSON files are never deleted here.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -47,24 +47,45 @@ pub struct Maintained {
     pub orphans_young: usize,
 }
 
-/// The files one snapshot references, with their sizes where known.
+/// The files snapshots reference, with their sizes where known. Manifests
+/// are immutable and shared by many snapshots (an append carries its
+/// parent's over), so each is read once per `maintain`, whatever the
+/// number of snapshots that list it.
 #[derive(Default)]
-struct Files(BTreeMap<String, u64>);
+struct Reader {
+    /// A manifest's path, its length, and the data files alive in it.
+    manifests: HashMap<String, (u64, Vec<(String, u64)>)>,
+}
 
-impl Files {
-    async fn of(table: &Table, snapshot: &SnapshotRef) -> iceberg::Result<Files> {
+impl Reader {
+    async fn files(&mut self, table: &Table, snapshot: &SnapshotRef) -> iceberg::Result<BTreeMap<String, u64>> {
         let mut files = BTreeMap::new();
         files.insert(snapshot.manifest_list().to_string(), 0);
         let list = table.manifest_list_reader(snapshot).load().await?;
         for manifest_file in list.entries() {
-            files.insert(manifest_file.manifest_path.clone(), manifest_file.manifest_length.max(0) as u64);
-            let manifest = manifest_file.load_manifest(table.file_io()).await?;
-            for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
-                files.insert(entry.file_path().to_string(), entry.data_file().file_size_in_bytes());
+            let path = &manifest_file.manifest_path;
+            if !self.manifests.contains_key(path) {
+                let manifest = manifest_file.load_manifest(table.file_io()).await?;
+                let alive = manifest.entries().iter().filter(|e| e.is_alive());
+                let data = alive.map(|e| (e.file_path().to_string(), e.data_file().file_size_in_bytes())).collect();
+                self.manifests.insert(path.clone(), (manifest_file.manifest_length.max(0) as u64, data));
             }
+            let (length, data) = &self.manifests[path];
+            files.insert(path.clone(), *length);
+            files.extend(data.iter().cloned());
         }
-        Ok(Files(files))
+        Ok(files)
     }
+}
+
+/// The snapshots that a branch or a tag names (`main` among them). The
+/// crate does not list a table's refs, so they are read from the metadata
+/// as it serializes; expiring a snapshot would drop the refs to it.
+fn named_snapshots(table: &Table) -> HashSet<i64> {
+    let metadata = serde_json::to_value(table.metadata()).unwrap_or_default();
+    let refs = metadata.get("refs").and_then(|r| r.as_object());
+    let named = refs.into_iter().flatten().filter_map(|(_, r)| r.get("snapshot-id")?.as_i64());
+    named.chain(table.metadata().current_snapshot_id()).collect()
 }
 
 /// Which snapshots the policy expires now: older than the retention, not
@@ -74,11 +95,7 @@ fn to_expire(table: &Table, policy: &MaintenancePolicy, now_ms: i64) -> Vec<i64>
     let mut snapshots: Vec<&SnapshotRef> = metadata.snapshots().collect();
     snapshots.sort_by_key(|s| std::cmp::Reverse((s.timestamp_ms(), s.sequence_number())));
     let cutoff = now_ms - policy.retention.as_millis().min(i64::MAX as u128) as i64;
-    let named: HashSet<i64> = [MAIN_BRANCH]
-        .iter()
-        .filter_map(|name| metadata.snapshot_for_ref(name).map(|s| s.snapshot_id()))
-        .chain(metadata.current_snapshot_id())
-        .collect();
+    let named = named_snapshots(table);
     snapshots
         .iter()
         .skip(policy.keep_last as usize)
@@ -102,6 +119,7 @@ pub(super) async fn maintain(
     let now = SystemTime::now();
     let now_ms = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
     let mut attempt = 0;
+    let mut reader = Reader::default();
     let (table, report, doomed) = loop {
         let Some(table) = catalog.load_table(table_ref).await? else { return Ok(None) };
         let expired = to_expire(&table, policy, now_ms);
@@ -112,24 +130,24 @@ pub(super) async fn maintain(
             ..Default::default()
         };
         if expired.is_empty() {
-            break (table, report, Files::default());
+            break (table, report, BTreeMap::new());
         }
         // What the kept snapshots need, and what only the expired ones did.
         let mut kept = HashSet::new();
-        let mut doomed = Files::default();
+        let mut doomed = BTreeMap::new();
         for snapshot in table.metadata().snapshots() {
-            let files = Files::of(&table, snapshot).await.map_err(error("cannot read its manifests"))?;
+            let files = reader.files(&table, snapshot).await.map_err(error("cannot read its manifests"))?;
             if expired.contains(&snapshot.snapshot_id()) {
-                doomed.0.extend(files.0);
+                doomed.extend(files);
             } else {
-                kept.extend(files.0.into_keys());
+                kept.extend(files.into_keys());
             }
         }
-        doomed.0.retain(|path, _| !kept.contains(path));
-        report.files_deleted = doomed.0.len();
-        report.bytes_deleted = doomed.0.values().sum();
+        doomed.retain(|path, _| !kept.contains(path));
+        report.files_deleted = doomed.len();
+        report.bytes_deleted = doomed.values().sum();
         if dry_run {
-            break (table, report, Files::default());
+            break (table, report, BTreeMap::new());
         }
         let requirements = match table.metadata().current_snapshot_id() {
             Some(id) => vec![TableRequirement::RefSnapshotIdMatch { r#ref: MAIN_BRANCH.into(), snapshot_id: Some(id) }],
@@ -148,7 +166,7 @@ pub(super) async fn maintain(
     };
     // The expiry is committed: no snapshot references these any more.
     let mut left = Vec::new();
-    for path in doomed.0.keys() {
+    for path in doomed.keys() {
         if let Err(e) = table.file_io().delete(path).await {
             left.push(format!("{path} ({e})"));
         }
@@ -161,7 +179,9 @@ pub(super) async fn maintain(
     let mut report = report;
     // Orphans against the table as it is now: a commit since counts.
     if let Some(table) = catalog.load_table(table_ref).await? {
-        orphans(&table, policy, dry_run, now, &mut report).await.map_err(error("cannot look for orphan files"))?;
+        orphans(&table, &mut reader, policy, dry_run, now, &mut report)
+            .await
+            .map_err(error("cannot look for orphan files"))?;
     }
     Ok(Some(report))
 }
@@ -171,6 +191,7 @@ pub(super) async fn maintain(
 /// skipped (listing them is not implemented yet).
 async fn orphans(
     table: &Table,
+    reader: &mut Reader,
     policy: &MaintenancePolicy,
     dry_run: bool,
     now: SystemTime,
@@ -184,7 +205,7 @@ async fn orphans(
     // counted as theirs, not as orphans.
     let mut referenced = BTreeSet::new();
     for snapshot in table.metadata().snapshots() {
-        referenced.extend(Files::of(table, snapshot).await?.0.into_keys().map(|p| strip_scheme(&p).to_string()));
+        referenced.extend(reader.files(table, snapshot).await?.into_keys().map(|p| strip_scheme(&p).to_string()));
     }
     for folder in ["data", "metadata"] {
         let mut pending = vec![Path::new(root).join(folder)];
