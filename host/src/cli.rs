@@ -61,16 +61,18 @@ pub enum Command {
     /// Keep the pipeline's tables healthy, per each layer's maintenance
     /// policy in platform.yaml: expire snapshots older than the retention
     /// (all but the `keep_last` newest) and delete the files only they
-    /// referenced; delete orphan files (no snapshot references them) older
-    /// than the orphan age. Safe beside running writers. Exit 0; 2 for an
-    /// unknown --table or a bad policy.
+    /// referenced; compact each partition's small files into files of the
+    /// target size and merge the manifests (each a `replace` snapshot that
+    /// changes no row); delete orphan files (no snapshot references them)
+    /// older than the orphan age. Safe beside running writers. Exit 0; 2 for
+    /// an unknown --table or a bad policy.
     Maintain {
         #[command(flatten)]
         config: ConfigArgs,
         /// Only this table (`layer.name`); repeat for several. Default: every table of the pipeline.
         #[arg(long = "table", value_name = "LAYER.NAME")]
         tables: Vec<String>,
-        /// Report what would be expired and deleted, and change nothing.
+        /// Report what would be expired, deleted, compacted and merged, and change nothing.
         #[arg(long)]
         dry_run: bool,
         /// Print the report as JSON: one object per table.

@@ -55,19 +55,37 @@ pub fn render(maintained: &[Maintained], dry_run: bool) -> String {
         out.push_str("dry run: nothing was changed; this is what `maintain` would do\n");
     }
     out.push_str(&format!(
-        "{:<32} {:>9} {:>8} {:>22} {:>22} {:>8}\n",
-        "table", "snapshots", "expired", "files deleted", "orphans deleted", "young"
+        "{:<32} {:>9} {:>8} {:>20} {:>20} {:>6} {:>24} {:>9}\n",
+        "table", "snapshots", "expired", "files deleted", "orphans deleted", "young", "compacted", "manifests"
     ));
     for m in maintained {
+        let c = &m.compaction;
+        let compacted = match (c.files_replaced, dry_run) {
+            (0, _) => "-".to_string(),
+            (n, true) => format!("{n} ({}) → ?", size(c.bytes_replaced)),
+            (n, false) if c.skipped.is_some() => format!("{n} skipped"),
+            (n, false) => format!("{n} ({}) → {}", size(c.bytes_replaced), c.files_written),
+        };
+        let manifests = match (m.manifests_before, m.manifests_after) {
+            (before, after) if before == after => before.to_string(),
+            (before, after) => format!("{before} → {after}"),
+        };
         out.push_str(&format!(
-            "{:<32} {:>9} {:>8} {:>22} {:>22} {:>8}\n",
+            "{:<32} {:>9} {:>8} {:>20} {:>20} {:>6} {:>24} {:>9}\n",
             m.table,
             m.snapshots,
             m.expired.len(),
             format!("{} ({})", m.files_deleted, size(m.bytes_deleted)),
             format!("{} ({})", m.orphans_deleted, size(m.orphan_bytes)),
-            m.orphans_young
+            m.orphans_young,
+            compacted,
+            manifests,
         ));
+    }
+    for m in maintained {
+        if let Some(reason) = &m.compaction.skipped {
+            out.push_str(&format!("{}: not compacted: {reason}\n", m.table));
+        }
     }
     out
 }

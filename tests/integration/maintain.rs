@@ -48,6 +48,14 @@ fn table(dir: &Path, name: &str) -> Value {
     python_json("table_check.py", &["--state-dir", state.to_str().unwrap(), "--table", name, "--order-by", "id"])
 }
 
+/// `table`, and the rows of every snapshot the metadata holds (or of `ids`).
+fn time_travel(dir: &Path, name: &str, ids: &[&str]) -> Value {
+    let state = dir.join("state");
+    let mut args = vec!["--state-dir", state.to_str().unwrap(), "--table", name, "--order-by", "id", "--time-travel"];
+    args.extend(ids);
+    python_json("table_check.py", &args)
+}
+
 #[test]
 fn maintain_expires_snapshots_deletes_their_files_and_old_orphans() {
     let dir = temp_dir();
@@ -59,7 +67,7 @@ fn maintain_expires_snapshots_deletes_their_files_and_old_orphans() {
         floe(dir, &["run"]).expect_code(0);
     }
     let bronze_data = dir.join("state/warehouse/bronze/raw_events/data");
-    let before = table(dir, "bronze.raw_events");
+    let before = time_travel(dir, "bronze.raw_events", &[]);
     assert_eq!(before["snapshots"].as_array().unwrap().len(), 4, "{before}");
     assert_eq!(parquet_files(&bronze_data), 4, "one data file per run");
     // Two orphans, as a crashed write leaves them: one four days old, one new.
@@ -89,7 +97,7 @@ fn maintain_expires_snapshots_deletes_their_files_and_old_orphans() {
     assert_eq!(line(&done.stdout, "bronze.raw_events")[..4], line(&dry.stdout, "bronze.raw_events")[..4]);
     let silver = line(&done.stdout, "silver.events");
     assert_eq!((&silver[1], &silver[2]), (&"4".into(), &"0".into()), "seven years keep them all: {}", done.stdout);
-    let after = table(dir, "bronze.raw_events");
+    let after = time_travel(dir, "bronze.raw_events", &[]);
     let kept: Vec<&Value> = after["snapshots"].as_array().unwrap().iter().map(|s| &s["snapshot_id"]).collect();
     let newest: Vec<&Value> = before["snapshots"].as_array().unwrap()[2..].iter().map(|s| &s["snapshot_id"]).collect();
     assert_eq!(kept, newest, "the two newest snapshots are kept: {after}");
@@ -164,4 +172,75 @@ fn after_run_maintains_the_tables_a_run_committed() {
     assert_eq!((bronze["snapshots"].as_array().unwrap().len(), &bronze["rows"]), (1, &Value::from(3)), "{bronze}");
     assert_eq!(parquet_files(&dir.join("state/warehouse/bronze/raw_events/data")), 1);
     assert_eq!(table(dir, "silver.events")["snapshots"].as_array().unwrap().len(), 3);
+}
+
+fn write(dir: &Path, table: &str, args: &[&str]) -> Value {
+    let state = dir.join("state");
+    let mut all = vec!["--state-dir", state.to_str().unwrap(), "--table", table];
+    all.extend(args);
+    python_json("table_write.py", &all)
+}
+
+/// 100 small appends by another engine (pyiceberg), then `maintain`: the
+/// small files become a few files near the target size in one `replace`
+/// snapshot, every row is still there (checksums), and the 101 manifests of
+/// the current snapshot are merged into one.
+#[test]
+fn maintain_compacts_small_files_and_merges_manifests() {
+    let dir = temp_dir();
+    let dir = dir.path();
+    project(dir, "{retention: 7 years, target_file_size: 64KiB, max_manifests: 10}");
+    let csv: String = (0..50).map(|i| format!("{i},name-{i}\n")).collect();
+    std::fs::write(dir.join("events.csv"), format!("id,name\n{csv}")).unwrap();
+    floe(dir, &["run"]).expect_code(0);
+    write(dir, "bronze.raw_events", &["append", "--commits", "100", "--rows", "300"]);
+    let before = table(dir, "bronze.raw_events");
+    let files_before = before["files"].as_array().unwrap().len();
+    assert_eq!((files_before, &before["rows"]), (101, &Value::from(30_050)), "{}", before["files"]);
+
+    let dry = floe(dir, &["maintain", "--dry-run", "--json"]).expect_code(0);
+    let dry: Value = serde_json::from_str(&dry.stdout).unwrap();
+    let bronze = &dry["tables"][0];
+    assert_eq!(bronze["table"], "bronze.raw_events", "{dry}");
+    assert_eq!((&bronze["compaction"]["files_replaced"], &bronze["manifests_before"]), (&101.into(), &101.into()));
+    assert_eq!(table(dir, "bronze.raw_events")["snapshots"], before["snapshots"], "a dry run commits nothing");
+
+    let done = floe(dir, &["maintain", "--json"]).expect_code(0);
+    let done: Value = serde_json::from_str(&done.stdout).unwrap();
+    let report = &done["tables"][0];
+    let after = table(dir, "bronze.raw_events");
+    assert_eq!((&after["rows"], &after["sums"]), (&before["rows"], &before["sums"]), "no row changed");
+    assert_eq!(after["records"], before["records"], "the same rows, ordered by id");
+    let files = after["files"].as_array().unwrap();
+    let written = report["compaction"]["files_written"].as_u64().unwrap() as usize;
+    assert_eq!(files.len(), written, "{report}");
+    assert!((2..=10).contains(&files.len()), "{} files from 101: {report}", files.len());
+    let sizes: Vec<u64> = files.iter().map(|f| f["size"].as_u64().unwrap()).collect();
+    let total: u64 = sizes.iter().sum();
+    assert_eq!(total, report["compaction"]["bytes_written"].as_u64().unwrap());
+    // The rolling writer closes a file once its (uncompressed) estimate
+    // passes the target: every file but the last is near it.
+    let mut full = sizes.clone();
+    full.sort();
+    full.pop();
+    assert!(full.iter().all(|&size| (16_384..=98_304).contains(&size)), "sizes near 64 KiB: {sizes:?}");
+    // Two maintenance snapshots: the compaction, then the manifest merge.
+    let history = after["snapshots"].as_array().unwrap();
+    let last_two: Vec<(&Value, &Value)> =
+        history[history.len() - 2..].iter().map(|s| (&s["operation"], &s["summary"]["floe.maintenance"])).collect();
+    assert_eq!(last_two, [(&"replace".into(), &"compact".into()), (&"replace".into(), &"rewrite-manifests".into())]);
+    let compaction = &history[history.len() - 2]["summary"];
+    assert_eq!((&compaction["deleted-data-files"], &compaction["added-records"]), (&"101".into(), &"30050".into()));
+    // The compaction's snapshot lists 102: its new files' and the 101 it
+    // rewrote to mark the old files deleted.
+    assert_eq!((&report["manifests_before"], &report["manifests_after"]), (&Value::from(102), &Value::from(1)));
+    // Time travel to before the compaction still reads the old files.
+    let previous = history[history.len() - 3]["snapshot_id"].to_string();
+    let travelled = time_travel(dir, "bronze.raw_events", &[&previous]);
+    assert_eq!(travelled["snapshot_rows"][&previous], 30_050, "{travelled}");
+
+    // Nothing is left to compact or merge.
+    let again: Value = serde_json::from_str(&floe(dir, &["maintain", "--json"]).expect_code(0).stdout).unwrap();
+    let again = &again["tables"][0];
+    assert_eq!((&again["compaction"]["files_replaced"], &again["manifests_after"]), (&0.into(), &1.into()), "{again}");
 }

@@ -331,6 +331,19 @@ pub struct Maintenance {
     /// (as `floe-host maintain --table` would). Default false.
     #[serde(default)]
     pub after_run: bool,
+    /// Compaction rewrites a partition's small files into files of about
+    /// this size. Default `512MiB` (Iceberg's `write.target-file-size-bytes`).
+    #[serde(default)]
+    pub target_file_size: Option<ByteSize>,
+    /// Files smaller than this are small: a partition with 5 or more is
+    /// compacted. Default 3/4 of `target_file_size`; `0` turns compaction off.
+    #[serde(default)]
+    pub small_file_size: Option<ByteSize>,
+    /// A table's data manifests are merged (one per partition spec) when its
+    /// current snapshot has more than this many. Default 100 (Iceberg's
+    /// `commit.manifest.min-count-to-merge`).
+    #[serde(default)]
+    pub max_manifests: Option<u32>,
 }
 
 /// Traces and lineage.

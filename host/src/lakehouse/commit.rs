@@ -35,7 +35,7 @@ use iceberg::{ErrorKind, TableRequirement, TableUpdate};
 
 use super::catalog::OpenCatalog;
 use super::schema::Target;
-use super::{CommitTags, LakehouseError, history, replace};
+use super::{CommitTags, LakehouseError, history, manifests, replace};
 use crate::config::WriteMode;
 use crate::plan::TableRef;
 
@@ -66,6 +66,9 @@ pub(super) struct Change {
     pub target: Target,
     /// Extra snapshot summary properties.
     pub properties: Vec<(String, String)>,
+    /// With `Removed::Nothing`: the parent's data manifests merged into few
+    /// (`manifests::merged`), instead of carried over as they are.
+    pub relist: bool,
 }
 
 /// Which live files of the current snapshot a commit removes.
@@ -122,7 +125,7 @@ pub(super) async fn commit_with_retry(
             return Ok(CommitInfo { superseded: true, ..history::commit_info(snapshot) });
         }
         let change = prepare(&table).await?;
-        match commit_once(catalog, &table, change, mode, tags).await {
+        match commit_once(catalog, &table, change, Origin::Step { mode, tags }).await {
             Ok(info) => return Ok(info),
             Err(e) if e.kind() == ErrorKind::CatalogCommitConflicts && attempt < retries => {
                 attempt += 1;
@@ -159,12 +162,23 @@ fn property(properties: &HashMap<String, String>, key: &str, default: u64) -> u6
     properties.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-async fn commit_once(
+/// Who commits a snapshot, which its operation and summary say.
+pub(super) enum Origin<'a> {
+    /// A step of a run, with its write mode and tags.
+    Step { mode: WriteMode, tags: &'a CommitTags },
+    /// `floe-host maintain` (`compact`, `rewrite-manifests`): a `replace`
+    /// snapshot that changes no row. It carries over the parent's record of
+    /// the inputs it was computed from (`history::superseded_by`).
+    Maintenance(&'static str),
+}
+
+/// Commits `change` on `table`'s current state, once; a conflict is the
+/// caller's to retry.
+pub(super) async fn commit_once(
     catalog: &OpenCatalog,
     table: &Table,
     change: Change,
-    mode: WriteMode,
-    tags: &CommitTags,
+    origin: Origin<'_>,
 ) -> iceberg::Result<CommitInfo> {
     let metadata = table.metadata();
     if metadata.format_version() != FormatVersion::V2 {
@@ -173,7 +187,7 @@ async fn commit_once(
             format!("floe-host writes Iceberg format v2 tables; this table is {}", metadata.format_version()),
         ));
     }
-    let Change { added, removed, target, properties: extra_properties } = change;
+    let Change { added, removed, target, properties: extra_properties, relist } = change;
     let file_io = table.file_io();
     let schema = target.schema.clone();
     let evolves = !target.added.is_empty();
@@ -185,6 +199,7 @@ async fn commit_once(
     let meta_dir = format!("{}/metadata", metadata.location());
 
     let mut summary = SnapshotSummaryCollector::default();
+    let mut extra = extra_properties;
     let mut manifests = Vec::new();
     let info = CommitInfo {
         snapshot_id,
@@ -212,7 +227,14 @@ async fn commit_once(
         match &removed {
             Removed::Nothing => {
                 previous_totals = Totals::from_summary(parent.summary());
-                manifests.extend(list.consume_entries());
+                if relist {
+                    let path = |n: usize| format!("{meta_dir}/{commit_uuid}-g{n}.avro");
+                    let merged = manifests::merged(table, list.consume_entries(), &schema, snapshot_id, path).await?;
+                    extra.extend(merged.summary());
+                    manifests.extend(merged.manifests);
+                } else {
+                    manifests.extend(list.consume_entries());
+                }
             }
             Removed::Everything => {
                 let output = file_io.new_output(format!("{meta_dir}/{commit_uuid}-m1.avro"))?;
@@ -269,27 +291,39 @@ async fn commit_once(
     list_writer.add_manifests(manifests.into_iter())?;
     list_writer.close().await?;
 
-    let operation = match &removed {
-        Removed::Nothing if mode == WriteMode::Append => Operation::Append,
-        _ => Operation::Overwrite,
-    };
     let mut properties: HashMap<String, String> = summary.build();
     previous_totals.add_to(&mut properties, &info);
-    properties.insert("floe.run-id".into(), tags.run_id.clone());
-    properties.insert("floe.pipeline".into(), tags.pipeline.clone());
-    properties.insert("floe.step".into(), tags.step.clone());
-    properties.insert("floe.mode".into(), mode.as_str().to_string());
-    if matches!(removed, Removed::Partitions(_)) {
-        // As Iceberg's ReplacePartitions marks its snapshots.
-        properties.insert("replace-partitions".into(), "true".into());
-    }
-    if let Some(partition) = &tags.partition {
-        properties.insert("floe.partition".into(), partition.clone());
-    }
-    for (key, sequence) in &tags.inputs {
-        properties.insert(key.clone(), sequence.to_string());
-    }
-    properties.extend(extra_properties);
+    let operation = match origin {
+        Origin::Step { mode, tags } => {
+            properties.insert("floe.run-id".into(), tags.run_id.clone());
+            properties.insert("floe.pipeline".into(), tags.pipeline.clone());
+            properties.insert("floe.step".into(), tags.step.clone());
+            properties.insert("floe.mode".into(), mode.as_str().to_string());
+            if matches!(removed, Removed::Partitions(_)) {
+                // As Iceberg's ReplacePartitions marks its snapshots.
+                properties.insert("replace-partitions".into(), "true".into());
+            }
+            if let Some(partition) = &tags.partition {
+                properties.insert("floe.partition".into(), partition.clone());
+            }
+            for (key, sequence) in &tags.inputs {
+                properties.insert(key.clone(), sequence.to_string());
+            }
+            match &removed {
+                Removed::Nothing if mode == WriteMode::Append => Operation::Append,
+                _ => Operation::Overwrite,
+            }
+        }
+        Origin::Maintenance(action) => {
+            properties.insert("floe.maintenance".into(), action.into());
+            let inputs = parent.map(|p| &p.summary().additional_properties).into_iter().flatten();
+            properties.extend(
+                inputs.filter(|(key, _)| key.starts_with(history::INPUT_PREFIX)).map(|(k, v)| (k.clone(), v.clone())),
+            );
+            Operation::Replace
+        }
+    };
+    properties.extend(extra);
 
     let snapshot = Snapshot::builder()
         .with_snapshot_id(snapshot_id)

@@ -42,8 +42,11 @@ pub(super) fn committed_by<'a>(table: &'a Table, tags: &CommitTags) -> Option<&'
 
 /// The summary key under which a snapshot records the version of an input.
 pub(super) fn input_key(catalog: &str, table: &TableRef) -> String {
-    format!("floe.input.{catalog}.{table}")
+    format!("{INPUT_PREFIX}{catalog}.{table}")
 }
+
+/// The start of every `input_key`.
+pub(super) const INPUT_PREFIX: &str = "floe.input.";
 
 /// The table's current snapshot, if it was computed from a newer version of
 /// one of `tags.inputs` than this step read. Such a snapshot supersedes the

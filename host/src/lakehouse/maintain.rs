@@ -1,6 +1,6 @@
-//! Table maintenance (`floe-host maintain`): expiring snapshots and deleting
-//! the files only they referenced, and deleting orphans, per the table's
-//! policy.
+//! Table maintenance (`floe-host maintain`), per the table's policy:
+//! expiring snapshots and deleting the files only they referenced,
+//! compacting small files, merging manifests, and deleting orphans.
 //!
 //! - **Expiry.** Every snapshot older than the retention is expired, except
 //!   the `keep_last` newest, the current one and any a ref names. One
@@ -16,6 +16,10 @@
 //!   orphan age. A write still running has written files no snapshot
 //!   references yet; the age (at least 1 hour) keeps them.
 //!
+//! - **Compaction** (`compact`) and **manifest merging** (`manifests`), each
+//!   a `replace` commit that changes no row, after the expiry: the files
+//!   they replace stay with the snapshots before, for the retention.
+//!
 //! Metadata JSON files are never deleted here.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -27,7 +31,8 @@ use iceberg::table::Table;
 use iceberg::{ErrorKind, TableRequirement, TableUpdate};
 
 use super::catalog::OpenCatalog;
-use super::{LakehouseError, read};
+use super::compact::{self, Compacted};
+use super::{LakehouseError, manifests, read};
 use crate::plan::{MaintenancePolicy, TableRef};
 
 /// What maintenance did to one table (or would do, in a dry run).
@@ -45,6 +50,11 @@ pub struct Maintained {
     pub orphan_bytes: u64,
     /// Orphan files kept because they are younger than the orphan age.
     pub orphans_young: usize,
+    /// Small files rewritten into larger ones.
+    pub compaction: Compacted,
+    /// The current snapshot's data manifests before and after merging.
+    pub manifests_before: usize,
+    pub manifests_after: usize,
 }
 
 /// The files snapshots reference, with their sizes where known. Manifests
@@ -177,6 +187,8 @@ pub(super) async fn maintain(
     }
     drop(table);
     let mut report = report;
+    report.compaction = compact::compact(catalog, table_ref, policy, dry_run).await?;
+    (report.manifests_before, report.manifests_after) = manifests::merge(catalog, table_ref, policy, dry_run).await?;
     // Orphans against the table as it is now: a commit since counts.
     if let Some(table) = catalog.load_table(table_ref).await? {
         orphans(&table, &mut reader, policy, dry_run, now, &mut report)

@@ -10,8 +10,10 @@
 
 mod catalog;
 mod commit;
+mod compact;
 mod history;
 mod maintain;
+mod manifests;
 mod merge;
 mod partition;
 mod pointer;
@@ -508,7 +510,7 @@ impl Lakehouse {
                     WriteMode::PartitionOverwrite => Removed::Partitions(partition::replaced(only.clone(), &files.0)),
                     WriteMode::Overwrite | WriteMode::Merge => Removed::Everything,
                 };
-                Ok(Change { added: files.0.clone(), removed, target, properties: Vec::new() })
+                Ok(Change { added: files.0.clone(), removed, target, properties: Vec::new(), relist: false })
             };
             commit::commit_with_retry(open, table, loaded, spec.mode, tags, prepare).await
         })
@@ -547,12 +549,13 @@ impl Lakehouse {
                     rewritten = merged.rewritten, files_replaced = merged.replaced_files.len(),
                     "Merged the step's output into the table.");
                 let rows = futures::stream::iter(merged.batches);
-                let added = write::data_files(state, table, &target.schema, rows, tags, None).await?;
+                let added =
+                    write::data_files(state, table, &target.schema, rows, write::Layout::step(tags), None).await?;
                 let properties = vec![
                     ("floe.merge.updated-records".to_string(), merged.updated.to_string()),
                     ("floe.merge.inserted-records".to_string(), merged.inserted.to_string()),
                 ];
-                Ok(Change { added, removed: Removed::Files(merged.replaced_files), target, properties })
+                Ok(Change { added, removed: Removed::Files(merged.replaced_files), target, properties, relist: false })
             };
             commit::commit_with_retry(open, table, loaded, spec.mode, tags, prepare).await
         })
@@ -646,7 +649,7 @@ impl PendingWrite {
         let (table, table_ref, schema) = (self.table.clone(), self.table_ref.clone(), self.target.schema.clone());
         let (tags, only, storage) = (tags.clone(), self.only.clone(), self.storage.clone());
         async move {
-            write::data_files(&table, &table_ref, &schema, batches, &tags, only.as_ref())
+            write::data_files(&table, &table_ref, &schema, batches, write::Layout::step(&tags), only.as_ref())
                 .await
                 .map(WrittenFiles)
                 .map_err(|e| e.on_storage_named(&storage))

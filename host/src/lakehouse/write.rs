@@ -10,7 +10,7 @@
 use arrow_array::RecordBatch;
 use futures::{Stream, StreamExt};
 use iceberg::arrow::RecordBatchPartitionSplitter;
-use iceberg::spec::{DataFile, DataFileFormat, SchemaRef, Struct};
+use iceberg::spec::{DataFile, DataFileFormat, SchemaRef, Struct, TableProperties};
 use iceberg::table::Table;
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
@@ -26,6 +26,32 @@ use super::partition::{PartitionPaths, describe_partition};
 use super::{CommitTags, LakehouseError, schema};
 use crate::plan::TableRef;
 
+/// How a write names its files and how large it lets them grow.
+pub struct Layout {
+    /// Unique to this write: the default generator numbers files from zero
+    /// on every write and would otherwise overwrite earlier files.
+    prefix: String,
+    target_size: usize,
+}
+
+impl Layout {
+    /// A step's files: `<step>-<run id>-<unique>-*.parquet`, of the default size.
+    pub fn step(tags: &CommitTags) -> Self {
+        let unique = uuid::Uuid::new_v4().simple();
+        Layout {
+            prefix: format!("{}-{}-{unique}", tags.step, tags.run_id),
+            target_size: TableProperties::PROPERTY_WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT,
+        }
+    }
+
+    /// A compaction's file: `compact-<unique>-0.parquet`, one per write
+    /// (compaction sizes its files by what it gives each write).
+    pub fn compaction() -> Self {
+        let unique = uuid::Uuid::new_v4().simple();
+        Layout { prefix: format!("compact-{unique}"), target_size: usize::MAX }
+    }
+}
+
 /// Writes `batches` as data files of `table` with the Iceberg `schema` (the
 /// table's current one, or the one a schema evolution will make current),
 /// as they arrive. With `only`, every row must fall in that partition;
@@ -36,7 +62,7 @@ pub async fn data_files(
     table_ref: &TableRef,
     schema: &SchemaRef,
     mut batches: impl Stream<Item = RecordBatch> + Unpin,
-    tags: &CommitTags,
+    layout: Layout,
     only: Option<&Struct>,
 ) -> Result<Vec<DataFile>, LakehouseError> {
     let error = |message: &'static str| {
@@ -48,17 +74,14 @@ pub async fn data_files(
     let properties = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
     let parquet = ParquetWriterBuilder::new(properties, schema.clone());
     let locations = PartitionPaths::new(metadata).map_err(error("cannot place data files"))?;
-    // A prefix unique to this write: the default generator numbers files from
-    // zero on every write and would otherwise overwrite earlier files.
-    let prefix = format!("{}-{}-{}", tags.step, tags.run_id, uuid::Uuid::new_v4().simple());
+    let Layout { prefix, target_size } = layout;
     let files = format!("`{}/data/…/{prefix}-*.parquet`", metadata.location());
     let write_error = |message: &'static str| {
         let (table, files) = (table_ref.to_string(), files.clone());
         move |source| LakehouseError::WriteFiles { table, message, files, source }
     };
     let names = DefaultFileNameGenerator::new(prefix, None, DataFileFormat::Parquet);
-    let rolling =
-        RollingFileWriterBuilder::new_with_default_file_size(parquet, table.file_io().clone(), locations, names);
+    let rolling = RollingFileWriterBuilder::new(parquet, target_size, table.file_io().clone(), locations, names);
     let builder = DataFileWriterBuilder::new(rolling);
     let align = |batch: RecordBatch| {
         schema::align(batch, &target).map_err(|e| LakehouseError::Unsupported {

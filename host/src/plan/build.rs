@@ -828,6 +828,15 @@ impl Checker<'_> {
             keep_last: asked.keep_last.unwrap_or(1),
             orphan_age: asked.orphan_age.map_or(MaintenancePolicy::DEFAULT_ORPHAN_AGE, |d| d.0),
             after_run: asked.after_run,
+            target_file_size: asked.target_file_size.map_or(MaintenancePolicy::DEFAULT_TARGET_FILE_SIZE, |s| s.0),
+            small_file_size: 0,
+            max_manifests: asked.max_manifests.unwrap_or(MaintenancePolicy::DEFAULT_MAX_MANIFESTS),
+        };
+        let policy = MaintenancePolicy {
+            small_file_size: asked
+                .small_file_size
+                .map_or(MaintenancePolicy::default_small_file_size(policy.target_file_size), |s| s.0),
+            ..policy
         };
         let key = |field: &str| format!("layers.{layer}.maintenance.{field}");
         let reported = self.errors.0.iter().any(|e| e.key.starts_with(&format!("layers.{layer}.maintenance")));
@@ -836,6 +845,30 @@ impl Checker<'_> {
                 key("orphan_age"),
                 "is under 1h: a write still running may commit files that young, and they would be deleted".into(),
                 Some("write `orphan_age: 3 days` (the default), or at least `1h`".into()),
+            );
+        }
+        if !reported && policy.target_file_size == 0 {
+            self.platform_error(
+                key("target_file_size"),
+                "is 0: compaction needs a size to write files of".into(),
+                Some(
+                    "write `target_file_size: 512MiB` (the default), or `small_file_size: 0` to turn compaction off"
+                        .into(),
+                ),
+            );
+        }
+        if !reported && policy.small_file_size > policy.target_file_size {
+            self.platform_error(
+                key("small_file_size"),
+                "is larger than `target_file_size`: the files compaction writes would be compacted again".into(),
+                Some("make `small_file_size` at most `target_file_size` (by default it is 3/4 of it)".into()),
+            );
+        }
+        if !reported && policy.max_manifests == 0 {
+            self.platform_error(
+                key("max_manifests"),
+                "is 0: a table with data has at least one manifest".into(),
+                Some("write `max_manifests: 100` (the default) or at least 1".into()),
             );
         }
         if !reported && policy.keep_last == 0 {

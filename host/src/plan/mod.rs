@@ -122,6 +122,12 @@ pub struct MaintenancePolicy {
     pub orphan_age: std::time::Duration,
     /// Maintain the table at the end of each run that committed it.
     pub after_run: bool,
+    /// Compaction writes files of about this size...
+    pub target_file_size: u64,
+    /// ...from the live files smaller than this (0: no compaction).
+    pub small_file_size: u64,
+    /// The current snapshot's data manifests are merged when there are more.
+    pub max_manifests: u32,
 }
 
 impl MaintenancePolicy {
@@ -129,6 +135,16 @@ impl MaintenancePolicy {
     pub const DEFAULT_ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3 * 86_400);
     /// A writer may still commit files younger than this: never deleted.
     pub const MIN_ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+    /// Iceberg's `write.target-file-size-bytes` default, which runs write with too.
+    pub const DEFAULT_TARGET_FILE_SIZE: u64 = 512 * 1024 * 1024;
+    /// Iceberg's `commit.manifest.min-count-to-merge` default.
+    pub const DEFAULT_MAX_MANIFESTS: u32 = 100;
+
+    /// Files under 3/4 of the target are small, as Spark's
+    /// `rewrite_data_files` counts them by default.
+    pub fn default_small_file_size(target_file_size: u64) -> u64 {
+        target_file_size / 4 * 3
+    }
 }
 
 fn seconds<S: serde::Serializer>(duration: &std::time::Duration, serializer: S) -> Result<S::Ok, S::Error> {

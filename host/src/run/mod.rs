@@ -492,7 +492,8 @@ async fn maintain_after_run(lakehouse: &Lakehouse, plan: &Plan, reports: &[StepR
         match lakehouse.maintain(&step.catalog, &step.target, &step.maintenance, false).await {
             Ok(Some(done)) => tracing::info!(step = %step.name, table = %step.target, expired = done.expired.len(),
                 files_deleted = done.files_deleted, bytes_deleted = done.bytes_deleted,
-                orphans_deleted = done.orphans_deleted, "Maintained the table after the run."),
+                orphans_deleted = done.orphans_deleted, files_compacted = done.compaction.files_replaced,
+                manifests = done.manifests_after, "Maintained the table after the run."),
             Ok(None) => {}
             Err(error) => tracing::warn!(step = %step.name, table = %step.target, %error,
                 "Cannot maintain the table after the run; its data is committed, and `floe-host maintain` can \
