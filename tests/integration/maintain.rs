@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use crate::support::{floe_host, parquet_files, plugin, python_json, temp_dir};
+use crate::support::{floe_host, floe_host_command, parquet_files, plugin, python_json, temp_dir};
 
 /// Bronze keeps its last two snapshots (the storage profile's `retention:
 /// 1ms` expires every older one); silver keeps seven years of them.
@@ -243,4 +243,118 @@ fn maintain_compacts_small_files_and_merges_manifests() {
     let again: Value = serde_json::from_str(&floe(dir, &["maintain", "--json"]).expect_code(0).stdout).unwrap();
     let again = &again["tables"][0];
     assert_eq!((&again["compaction"]["files_replaced"], &again["manifests_after"]), (&0.into(), &1.into()), "{again}");
+}
+
+/// A snapshot a tag names is never expired: pyiceberg tags the oldest, and
+/// `maintain` (everything older than the current snapshot is due) expires
+/// only the untagged one between; the tag still reads its rows.
+#[test]
+fn maintain_keeps_a_snapshot_that_a_tag_names() {
+    let dir = temp_dir();
+    let dir = dir.path();
+    project(dir, "{keep_last: 1}");
+    for run in 1..=3 {
+        let csv: String = (0..run).map(|i| format!("{i},name-{i}\n")).collect();
+        std::fs::write(dir.join("events.csv"), format!("id,name\n{csv}")).unwrap();
+        floe(dir, &["run"]).expect_code(0);
+    }
+    let tagged = write(dir, "bronze.raw_events", &["tag", "--name", "audit-2026", "--oldest"])["tagged"].to_string();
+    let before = table(dir, "bronze.raw_events");
+    let history: Vec<String> =
+        before["snapshots"].as_array().unwrap().iter().map(|s| s["snapshot_id"].to_string()).collect();
+    assert_eq!(history[0], tagged);
+    floe(dir, &["maintain", "--table", "bronze.raw_events"]).expect_code(0);
+    let after = time_travel(dir, "bronze.raw_events", &[]);
+    let mut kept: Vec<&String> = after["snapshot_rows"].as_object().unwrap().keys().collect();
+    kept.sort();
+    let mut expected = vec![&history[0], &history[2]];
+    expected.sort();
+    assert_eq!(kept, expected, "the middle snapshot alone is expired: {after}");
+    assert_eq!(after["snapshot_rows"][&tagged], 1, "the tag reads its rows: {after}");
+    assert_eq!(after["refs"]["audit-2026"].to_string(), tagged);
+}
+
+/// `maintain` with every snapshot due, compaction and manifest merging
+/// beside 4 writers appending to the same table, ten times over: no row is
+/// lost, and every file the current snapshot lists is there.
+#[test]
+fn maintain_beside_four_writers_loses_no_row_and_no_live_file() {
+    let dir = temp_dir();
+    let dir = dir.path();
+    project(dir, "{retention: 1ms, target_file_size: 8KiB, max_manifests: 3}");
+    // Four pipelines that append to bronze.raw_events, each from its own file.
+    let floe_yaml = std::fs::read_to_string(dir.join("floe.yaml")).unwrap();
+    let ingest = floe_yaml.lines().find(|l| l.contains("kind: ingest")).unwrap();
+    for writer in 0..4 {
+        let step = ingest.replace("source: events.csv", &format!("source: w{writer}.csv, mode: append"));
+        let head: String =
+            floe_yaml.lines().take_while(|l| !l.contains("transforms:")).map(|l| format!("{l}\n")).collect();
+        std::fs::write(dir.join(format!("w{writer}.yaml")), format!("{head}transforms:\n{step}\n")).unwrap();
+    }
+    let (project, platform, state) = (dir.to_str().unwrap(), dir.join("platform.yaml"), dir.join("state"));
+    let command = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--platform", platform.to_str().unwrap(), "--state-dir", state.to_str().unwrap()]);
+        let mut command = floe_host_command(&all, &[]);
+        command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        command
+    };
+    let mut expected_rows = 0u64;
+    let mut expected_ids = 0u64;
+    let (mut expired, mut compacted) = (0, 0);
+    for round in 0..10u64 {
+        let mut children = Vec::new();
+        for writer in 0..4u64 {
+            let rows: String = (0..5)
+                .map(|i| {
+                    let id = round * 100 + writer * 10 + i;
+                    expected_ids += id;
+                    format!("{id},w{writer}-r{round}-{i}\n")
+                })
+                .collect();
+            std::fs::write(dir.join(format!("w{writer}.csv")), format!("id,name\n{rows}")).unwrap();
+            let file = dir.join(format!("w{writer}.yaml"));
+            children.push(("writer", command(&["run", project, "-f", file.to_str().unwrap()]).spawn().unwrap()));
+        }
+        expected_rows += 20;
+        let w0 = dir.join("w0.yaml");
+        let args = ["maintain", project, "-f", w0.to_str().unwrap(), "--json"];
+        children.push(("maintain", command(&args).spawn().unwrap()));
+        for (what, child) in children {
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "round {round}: {what} failed\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if what == "maintain" {
+                let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+                let table = &report["tables"][0];
+                expired += table["expired"].as_array().map_or(0, Vec::len);
+                compacted += table["compaction"]["snapshot_id"].is_i64() as usize;
+            }
+        }
+        let now = table(dir, "bronze.raw_events");
+        assert_eq!(now["rows"], expected_rows, "round {round}: {}", now["files"]);
+        let ids: u64 =
+            now["records"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().parse::<u64>().unwrap()).sum();
+        assert_eq!(ids, expected_ids, "round {round}");
+        for file in now["files"].as_array().unwrap() {
+            let path = file["path"].as_str().unwrap().trim_start_matches("file://");
+            assert!(Path::new(path).exists(), "round {round}: a live file is gone: {path}");
+        }
+    }
+    // The concurrent maintains did their work, not only the last one.
+    assert!(expired >= 10 && compacted >= 2, "{expired} snapshots expired, {compacted} compactions");
+    // The last maintain, alone: history is down to its own compaction and
+    // merge, and the appends' small files were compacted along the way.
+    let w0 = dir.join("w0.yaml");
+    let done = floe(dir, &["maintain", "--json", "-f", w0.to_str().unwrap()]).expect_code(0);
+    let done: Value = serde_json::from_str(&done.stdout).unwrap();
+    let after = table(dir, "bronze.raw_events");
+    assert_eq!(after["rows"], expected_rows);
+    let operations: Vec<&Value> = after["snapshots"].as_array().unwrap().iter().map(|s| &s["operation"]).collect();
+    assert!((1..=2).contains(&operations.len()) && operations.iter().all(|&o| o == "replace"), "{done}");
+    assert!(after["files"].as_array().unwrap().len() < 40, "{} files: {done}", after["files"]);
 }

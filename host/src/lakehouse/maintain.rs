@@ -17,8 +17,10 @@
 //!   references yet; the age (at least 1 hour) keeps them.
 //!
 //! - **Compaction** (`compact`) and **manifest merging** (`manifests`), each
-//!   a `replace` commit that changes no row, after the expiry: the files
-//!   they replace stay with the snapshots before, for the retention.
+//!   a `replace` commit that changes no row, come first. The snapshots before
+//!   them keep the replaced files until the expiry finds them due.
+//!
+//! So the order is compaction, merging, expiry, orphans.
 //!
 //! Metadata JSON files are never deleted here.
 
@@ -126,6 +128,10 @@ pub(super) async fn maintain(
         let table = table_ref.to_string();
         move |source| LakehouseError::Table { table, message, source }
     };
+    // Compaction and merging first: the snapshots they replace are then due
+    // for expiry like any other.
+    let compaction = compact::compact(catalog, table_ref, policy, dry_run).await?;
+    let (manifests_before, manifests_after) = manifests::merge(catalog, table_ref, policy, dry_run).await?;
     let now = SystemTime::now();
     let now_ms = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
     let mut attempt = 0;
@@ -137,6 +143,9 @@ pub(super) async fn maintain(
             table: table_ref.to_string(),
             snapshots: table.metadata().snapshots().len(),
             expired: expired.clone(),
+            compaction: compaction.clone(),
+            manifests_before,
+            manifests_after,
             ..Default::default()
         };
         if expired.is_empty() {
@@ -187,8 +196,6 @@ pub(super) async fn maintain(
     }
     drop(table);
     let mut report = report;
-    report.compaction = compact::compact(catalog, table_ref, policy, dry_run).await?;
-    (report.manifests_before, report.manifests_after) = manifests::merge(catalog, table_ref, policy, dry_run).await?;
     // Orphans against the table as it is now: a commit since counts.
     if let Some(table) = catalog.load_table(table_ref).await? {
         orphans(&table, &mut reader, policy, dry_run, now, &mut report)
