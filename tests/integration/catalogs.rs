@@ -213,7 +213,9 @@ fn demo_on_rest_catalog_with_a_static_token_over_s3() {
 /// `maintain` on the REST catalog over S3: after two runs, each table's
 /// older snapshot expires (the storage's `retention`, floe-platform's key)
 /// through the server's `remove-snapshots`, its files are deleted from S3,
-/// and pyiceberg still reads every table equal to the reference.
+/// and pyiceberg still reads every table equal to the reference. The S3
+/// listing finds no file that a snapshot does not reference, but one that
+/// pyiceberg planted, which is younger than the orphan age and stays.
 #[test]
 fn maintain_on_the_rest_catalog_over_s3_expires_old_snapshots_and_keeps_the_data() {
     let state = temp_dir();
@@ -236,14 +238,23 @@ fn maintain_on_the_rest_catalog_over_s3_expires_old_snapshots_and_keeps_the_data
     let rows = |stdout: &str| -> Vec<Vec<String>> {
         stdout.lines().skip(1).map(|l| l.split_whitespace().map(str::to_string).collect()).collect()
     };
+    let orders = format!("{prefix}silver.stg_orders");
+    let props = platform.pyiceberg.to_string();
+    let planted =
+        python_json("iceberg_peer.py", &["plant", "--props", &props, "--table", &orders, "--file", "x.parquet"]);
+    let planted = planted["path"].as_str().unwrap().to_string();
     let first = floe_host_with_env(&args, &platform.env()).expect_code(0);
     let tables = rows(&first.stdout);
     assert_eq!(tables.len(), 9, "{}", first.stdout);
     for table in &tables {
-        // table, snapshots, expired, files deleted, …
+        // table, snapshots, expired, files deleted (n, size), orphans deleted (n, size), young
         assert_eq!((&table[1], &table[2]), (&"2".to_string(), &"1".to_string()), "{}", first.stdout);
         assert_ne!(table[3], "0", "the expired snapshot's files are deleted: {}", first.stdout);
+        let young = if table[0] == "silver.stg_orders" { "1" } else { "0" };
+        assert_eq!((&table[6], table[9].as_str()), (&"0".to_string(), young), "{}", first.stdout);
     }
+    let exists = python_json("iceberg_peer.py", &["exists", "--props", &props, "--table", &orders, "--path", &planted]);
+    assert_eq!(exists["exists"], true, "a young orphan stays");
     assert_demo_tables(prefix, Catalog::RestToken, Storage::S3, state.path(), &platform);
     let second = floe_host_with_env(&args, &platform.env()).expect_code(0);
     for table in rows(&second.stdout) {

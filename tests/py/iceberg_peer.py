@@ -7,6 +7,12 @@
       appends three rows. Prints {"snapshot_id": ..., "rows": 3,
       "sum_order_id": 6}.
 
+  plant --props JSON --table NS.NAME --file NAME
+      Writes a small file at <table location>/data/NAME through the table's
+      own FileIO, as a crashed writer leaves one. Prints {"path": ...}.
+  exists --props JSON --table NS.NAME --path PATH
+      Prints {"exists": true|false} for PATH, through the table's FileIO.
+
 JSON is an object of pyiceberg catalog properties (`type`, `uri`,
 `credential`, `token`, `s3.*`, ...), as for `load_catalog`.
 """
@@ -44,14 +50,42 @@ def write(props: dict, name: str) -> dict:
     return {"snapshot_id": table.current_snapshot().snapshot_id, "rows": data.num_rows, "sum_order_id": 6}
 
 
+def plant(props: dict, name: str, file: str) -> dict:
+    from pyiceberg.catalog import load_catalog
+
+    table = load_catalog("peer", **props).load_table(name)
+    path = f"{table.location().rstrip('/')}/data/{file}"
+    with table.io.new_output(path).create(overwrite=True) as out:
+        out.write(b"PAR1 not really a data file")
+    return {"path": path}
+
+
+def exists(props: dict, name: str, path: str) -> dict:
+    from pyiceberg.catalog import load_catalog
+
+    table = load_catalog("peer", **props).load_table(name)
+    return {"exists": table.io.new_input(path).exists()}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     w = sub.add_parser("write")
     w.add_argument("--props", required=True)
     w.add_argument("--table", required=True)
+    for name in ("plant", "exists"):
+        c = sub.add_parser(name)
+        c.add_argument("--props", required=True)
+        c.add_argument("--table", required=True)
+        c.add_argument("--file" if name == "plant" else "--path", required=True)
     args = p.parse_args()
-    print(json.dumps(write(json.loads(args.props), args.table)))
+    props = json.loads(args.props)
+    if args.cmd == "write":
+        print(json.dumps(write(props, args.table)))
+    elif args.cmd == "plant":
+        print(json.dumps(plant(props, args.table, args.file)))
+    else:
+        print(json.dumps(exists(props, args.table, args.path)))
     return 0
 
 

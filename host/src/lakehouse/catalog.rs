@@ -16,6 +16,7 @@ use iceberg::{
 };
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 
+use super::listing::Lister;
 use super::pointer::SqlPointer;
 use super::rest::{AuthError, OpenError, RestCatalog};
 use super::{LakehouseError, partition, schema, storage};
@@ -27,6 +28,8 @@ pub(super) struct OpenCatalog {
     pub name: String,
     /// Where the tables' files are, for messages (`S3 at … (bucket …)`).
     pub storage: String,
+    /// Lists the tables' folders (orphan cleanup).
+    pub lister: Lister,
     backend: Backend,
 }
 
@@ -89,7 +92,12 @@ impl OpenCatalog {
                 }
             },
         };
-        Ok(OpenCatalog { name: name.to_string(), storage: storage::describe(storage), backend })
+        Ok(OpenCatalog {
+            name: name.to_string(),
+            storage: storage::describe(storage),
+            lister: Lister::new(storage),
+            backend,
+        })
     }
 
     pub fn ident(table: &TableRef) -> TableIdent {

@@ -10,7 +10,7 @@
 //!   deleted that an expired snapshot referenced and no kept one does:
 //!   manifest lists, manifests and data files. A concurrent writer builds on
 //!   the current snapshot, which is kept, so nothing it uses is deleted.
-//! - **Orphans** (local storage): files under the table's `data/` and
+//! - **Orphans** (local and S3 storage): files under the table's `data/` and
 //!   `metadata/` folders that no kept snapshot references (Parquet data
 //!   files, Avro manifests and manifest lists) and that are older than the
 //!   orphan age. A write still running has written files no snapshot
@@ -25,7 +25,6 @@
 //! Metadata JSON files are never deleted here.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use iceberg::spec::{MAIN_BRANCH, SnapshotRef};
@@ -34,7 +33,7 @@ use iceberg::{ErrorKind, TableRequirement, TableUpdate};
 
 use super::catalog::OpenCatalog;
 use super::compact::{self, Compacted};
-use super::{LakehouseError, manifests, read};
+use super::{LakehouseError, manifests};
 use crate::plan::{MaintenancePolicy, TableRef};
 
 /// What maintenance did to one table (or would do, in a dry run).
@@ -198,17 +197,17 @@ pub(super) async fn maintain(
     let mut report = report;
     // Orphans against the table as it is now: a commit since counts.
     if let Some(table) = catalog.load_table(table_ref).await? {
-        orphans(&table, &mut reader, policy, dry_run, now, &mut report)
+        orphans(catalog, &table, &mut reader, policy, dry_run, now, &mut report)
             .await
             .map_err(error("cannot look for orphan files"))?;
     }
     Ok(Some(report))
 }
 
-/// Deletes (or counts, in a dry run) the orphan files of a table on local
-/// storage: see the module's documentation. Tables on object storage are
-/// skipped (listing them is not implemented yet).
+/// Deletes (or counts, in a dry run) the orphan files of a table: see the
+/// module's documentation. Storage this build cannot list is skipped.
 async fn orphans(
+    catalog: &OpenCatalog,
     table: &Table,
     reader: &mut Reader,
     policy: &MaintenancePolicy,
@@ -216,10 +215,7 @@ async fn orphans(
     now: SystemTime,
     report: &mut Maintained,
 ) -> iceberg::Result<()> {
-    let Some(root) = read::local_path(table.metadata().location()) else {
-        tracing::debug!(table = %report.table, "Orphan files are looked for on local storage only.");
-        return Ok(());
-    };
+    let location = table.metadata().location().trim_end_matches('/');
     // In a dry run the snapshots to expire are still here: their files are
     // counted as theirs, not as orphans.
     let mut referenced = BTreeSet::new();
@@ -227,33 +223,27 @@ async fn orphans(
         referenced.extend(reader.files(table, snapshot).await?.into_keys().map(|p| strip_scheme(&p).to_string()));
     }
     for folder in ["data", "metadata"] {
-        let mut pending = vec![Path::new(root).join(folder)];
-        while let Some(dir) = pending.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let Ok(meta) = entry.metadata() else { continue };
-                if meta.is_dir() {
-                    pending.push(path);
-                    continue;
-                }
-                let orphan_kind = matches!(path.extension().and_then(|e| e.to_str()), Some("parquet" | "avro"));
-                let shown = path.display().to_string();
-                if !meta.is_file() || !orphan_kind || referenced.contains(&shown) {
-                    continue;
-                }
-                let age = meta.modified().ok().and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
-                if age < policy.orphan_age {
-                    report.orphans_young += 1;
-                    continue;
-                }
-                if !dry_run && let Err(e) = std::fs::remove_file(&path) {
-                    tracing::warn!(file = %shown, error = %e, "Cannot delete an orphan file.");
-                    continue;
-                }
-                report.orphans_deleted += 1;
-                report.orphan_bytes += meta.len();
+        let Some(files) = catalog.lister.list(&format!("{location}/{folder}")).await? else {
+            tracing::debug!(table = %report.table, "Orphan files are not looked for on this storage.");
+            return Ok(());
+        };
+        for file in files {
+            // Metadata JSON files, and anything else not Iceberg's, stay.
+            let orphan_kind = file.path.ends_with(".parquet") || file.path.ends_with(".avro");
+            if !orphan_kind || referenced.contains(strip_scheme(&file.path)) {
+                continue;
             }
+            let age = file.modified.and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
+            if age < policy.orphan_age {
+                report.orphans_young += 1;
+                continue;
+            }
+            if !dry_run && let Err(e) = table.file_io().delete(&file.path).await {
+                tracing::warn!(file = %file.path, error = %e, "Cannot delete an orphan file.");
+                continue;
+            }
+            report.orphans_deleted += 1;
+            report.orphan_bytes += file.size;
         }
     }
     Ok(())

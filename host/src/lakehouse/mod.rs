@@ -12,6 +12,7 @@ mod catalog;
 mod commit;
 mod compact;
 mod history;
+mod listing;
 mod maintain;
 mod manifests;
 mod merge;
