@@ -78,6 +78,10 @@ pub enum Command {
         /// Print the report as JSON: one object per table.
         #[arg(long)]
         json: bool,
+        /// Also write the report, with the maintenance's id, status and exit
+        /// code, as JSON to this file (replaced whole, on success or failure).
+        #[arg(long, value_name = "FILE")]
+        summary_json: Option<PathBuf>,
     },
     /// Print the resolved plan: steps in order, targets, inputs and plugins.
     /// Secrets are shown as `***`.

@@ -13,16 +13,18 @@ use floe_host::plugin_tool;
 
 use crate::cli::{ConfigArgs, PluginCommand, RunArgs};
 use crate::plugin_tool_text;
+use floe_host::observe::RunInfo;
 
-/// The reporters of a run, from the platform's `observability` and the flags.
-pub fn observers(plan: &plan::Plan, args: &RunArgs, pipes: Option<Pipes>) -> Observers {
+/// The reporters of a run or a maintenance, from the platform's
+/// `observability` and the `--summary-json` flag.
+pub fn observers(plan: &plan::Plan, summary_json: Option<&PathBuf>, pipes: Option<Pipes>) -> Observers {
     let mut list: Vec<Box<dyn Observer>> = Vec::new();
     // Dagster Pipes: set up by `dagster_pipes` in the Run branch, since it also selects the steps.
     list.extend(pipes.map(|p| Box::new(p) as Box<dyn Observer>));
     if let Some(lineage) = floe_host::observe::lineage::LineageObserver::from_plan(plan) {
         list.push(Box::new(lineage));
     }
-    if let Some(path) = &args.summary_json {
+    if let Some(path) = summary_json {
         list.push(Box::new(SummaryJson::new(path.clone())));
     }
     Observers(list)
@@ -58,6 +60,23 @@ pub fn prepare_run(plan: plan::Plan, args: &RunArgs) -> Option<(plan::Plan, Opti
             None
         }
     }
+}
+
+/// The plan of a maintenance, narrowed to the assets Dagster selected when
+/// it launched this process, with its Pipes session; and the maintenance's
+/// identity for the reporters. `None` after a usage error (reported).
+pub fn prepare_maintenance(plan: plan::Plan) -> Option<(plan::Plan, Option<Pipes>, RunInfo)> {
+    let (plan, pipes) = floe_host::observe::pipes::start(plan, None)
+        .map_err(|error| crate::logging::report_error(&error.to_string(), ExitCode::Config, Default::default()))
+        .ok()?;
+    let run = RunInfo {
+        run_id: floe_host::maintain::new_run_id(),
+        pipeline: plan.pipeline.clone(),
+        started_at: std::time::SystemTime::now(),
+        partition: None,
+        parent: pipes.as_ref().and_then(|p| p.parent_run()),
+    };
+    Some((plan, pipes, run))
 }
 
 pub fn load_plan(config: &ConfigArgs) -> Result<plan::Plan, config::ConfigErrors> {

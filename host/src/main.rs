@@ -82,8 +82,11 @@ fn main() -> ProcessExit {
             }
             ExitCode::Success
         }),
-        Command::Maintain { config, tables, dry_run, json } => {
-            load_plan(&config).map(|plan| match floe_host::maintain::maintain(&plan, &tables, dry_run) {
+        Command::Maintain { config, tables, dry_run, json, summary_json } => load_plan(&config).map(|plan| {
+            telemetry.start(&plan.observability);
+            let Some((plan, pipes, run)) = commands::prepare_maintenance(plan) else { return ExitCode::Config };
+            let mut observers = observers(&plan, summary_json.as_ref(), pipes);
+            match floe_host::maintain::maintain(&plan, &tables, dry_run, &run, &mut observers) {
                 Ok(maintained) if json => {
                     let report = serde_json::json!({"dry_run": dry_run, "tables": maintained});
                     out(&format!("{}\n", serde_json::to_string_pretty(&report).expect("a report serializes")));
@@ -94,8 +97,8 @@ fn main() -> ProcessExit {
                     ExitCode::Success
                 }
                 Err(error) => fail(&error.to_string(), error.exit_code()),
-            })
-        }
+            }
+        }),
         Command::Schema { command: SchemaCommand::Export { file, out_dir } } => Ok(export_schema(file, out_dir)),
         Command::Version => Ok(match floe_host::compute::engine_report() {
             Ok((duckdb, extensions)) => {
@@ -157,7 +160,7 @@ fn main() -> ProcessExit {
             if let Err(error) = options.cancel.install_signal_handlers() {
                 tracing::warn!(%error, "Cannot install the SIGTERM/SIGINT handlers; a signal will kill the run outright.");
             }
-            let mut observers = observers(&plan, &args, pipes);
+            let mut observers = observers(&plan, args.summary_json.as_ref(), pipes);
             match run::run(&plan, &options, &mut observers) {
                 Ok(report) => {
                     out(&run::summary_table(&report));

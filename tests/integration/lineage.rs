@@ -148,7 +148,7 @@ fn violations(events: &[Value]) -> Vec<String> {
     report["violations"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
 }
 
-fn assert_all_valid(events: &[Value]) {
+pub(crate) fn assert_all_valid(events: &[Value]) {
     let found = violations(events);
     assert!(found.is_empty(), "{} schema violations:\n{}", found.len(), found.join("\n"));
 }

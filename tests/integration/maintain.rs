@@ -358,3 +358,95 @@ fn maintain_beside_four_writers_loses_no_row_and_no_live_file() {
     assert!((1..=2).contains(&operations.len()) && operations.iter().all(|&o| o == "replace"), "{done}");
     assert!(after["files"].as_array().unwrap().len() < 40, "{} files: {done}", after["files"]);
 }
+
+/// `maintain` reports as `run` does: OpenLineage events that validate
+/// against the 2-0-2 schemas (a `<pipeline>.maintain` run, one task per
+/// table with its `floe_maintenance` facet), Dagster Pipes messages (a log
+/// line and a custom message per table, then `closed`), and the
+/// `--summary-json` file, each with the same figures as `--json`.
+#[test]
+fn maintain_reports_through_lineage_pipes_and_the_summary() {
+    let dir = temp_dir();
+    let dir = dir.path();
+    project(dir, "{keep_last: 1}");
+    for run in 1..=2 {
+        std::fs::write(dir.join("events.csv"), format!("id,name\n{run},x\n")).unwrap();
+        floe(dir, &["run"]).expect_code(0);
+    }
+    let (lineage, messages, summary) = (dir.join("lineage.jsonl"), dir.join("pipes.jsonl"), dir.join("summary.json"));
+    let context = serde_json::json!({"data": {"asset_keys": null, "run_id": "dagster-run-1", "extras": {},
+        "retry_number": 0, "job_name": "floe_maintenance"}});
+    let (platform, state) = (dir.join("platform.yaml"), dir.join("state"));
+    let args = [
+        "maintain",
+        dir.to_str().unwrap(),
+        "--platform",
+        platform.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--json",
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ];
+    let env = [
+        ("FLOE_LINEAGE_FILE", lineage.to_str().unwrap().to_string()),
+        ("DAGSTER_PIPES_CONTEXT", crate::pipes::encode_param(&context)),
+        ("DAGSTER_PIPES_MESSAGES", crate::pipes::encode_param(&serde_json::json!({"path": messages}))),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let done = crate::support::floe_host_with_env(&args, &env).expect_code(0);
+    let report: Value = serde_json::from_str(&done.stdout).unwrap();
+    let tables = report["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 2, "{report}");
+    let bronze = tables.iter().find(|t| t["table"] == "bronze.raw_events").unwrap();
+    assert_eq!(bronze["expired"].as_array().unwrap().len(), 1, "{bronze}");
+
+    // The summary file: the same tables, and the maintenance's identity.
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(
+        (&written["command"], &written["status"], &written["exit_code"]),
+        (&"maintain".into(), &"succeeded".into(), &0.into())
+    );
+    assert_eq!(&written["tables"], &report["tables"]);
+    let run_id = written["run_id"].as_str().unwrap();
+    assert!(run_id.starts_with("maintain-"), "{written}");
+
+    // Lineage: valid, a parent run and one task per table with its figures.
+    let events: Vec<Value> =
+        std::fs::read_to_string(&lineage).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    crate::lineage::assert_all_valid(&events);
+    let kinds: Vec<(&str, &str)> =
+        events.iter().map(|e| (e["eventType"].as_str().unwrap(), e["job"]["name"].as_str().unwrap())).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("START", "maintained.maintain"),
+            ("COMPLETE", "maintained.maintain.raw_events"),
+            ("COMPLETE", "maintained.maintain.events"),
+            ("COMPLETE", "maintained.maintain"),
+        ]
+    );
+    let task = &events[1];
+    let figures = &task["run"]["facets"]["floe_maintenance"];
+    assert_eq!(figures["snapshotsExpired"], 1, "{task}");
+    assert_eq!(figures["filesDeleted"], bronze["files_deleted"]);
+    assert_eq!(task["run"]["facets"]["parent"]["run"]["runId"], events[0]["run"]["runId"]);
+    assert_eq!(task["inputs"][0]["name"], "bronze.raw_events");
+    assert_eq!(task["outputs"][0]["name"], "bronze.raw_events");
+    assert_eq!(events[0]["run"]["facets"]["floe_run"]["runId"], run_id);
+
+    // Pipes: opened, a log line and the figures per table, closed cleanly.
+    let messages: Vec<Value> =
+        std::fs::read_to_string(&messages).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let methods: Vec<&str> = messages.iter().map(|m| m["method"].as_str().unwrap()).collect();
+    assert_eq!(methods.first(), Some(&"opened"));
+    assert_eq!(methods.last(), Some(&"closed"));
+    assert_eq!(messages.last().unwrap()["params"]["exception"], Value::Null);
+    let custom: Vec<&Value> =
+        messages.iter().filter(|m| m["method"] == "report_custom_message").map(|m| &m["params"]["payload"]).collect();
+    assert_eq!(custom.len(), 2, "{messages:?}");
+    assert_eq!(custom[0]["asset_key"], "bronze/raw_events");
+    assert_eq!(custom[0]["floe_maintenance"], *bronze);
+    let logs = messages.iter().filter(|m| m["method"] == "log").map(|m| m["params"]["message"].to_string());
+    assert!(logs.clone().any(|l| l.contains("maintained bronze.raw_events: 1 snapshots expired")), "{messages:?}");
+}

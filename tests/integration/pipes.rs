@@ -29,7 +29,7 @@ const DEMO_ROWS: [(&str, u64); 9] = [
 const BROKEN_SQL_ERROR: &str = "floe-test: revenue is broken";
 
 /// `base64(zlib(json))`, as `dagster_pipes.encode_param`.
-fn encode_param(value: &Value) -> String {
+pub(crate) fn encode_param(value: &Value) -> String {
     use base64::Engine;
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     z.write_all(value.to_string().as_bytes()).unwrap();

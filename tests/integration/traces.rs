@@ -167,6 +167,40 @@ fn demo_run_exports_one_trace_with_run_step_read_plugin_and_commit_spans() {
     for call in ["ingest", "sql", "transform"] {
         assert!(calls.contains(call), "no `{call}` plugin span: {calls:?}");
     }
+
+    // `maintain` (a dry run) on the same tables: a trace of its own, a
+    // `maintain` root and one `maintain_table` span per table with its figures.
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+    let subscriber = tracing_subscriber::registry().with(traces::layer(&provider).with_filter(traces::targets()));
+    let info = floe_host::observe::RunInfo {
+        run_id: "maintain-traces-test".into(),
+        pipeline: plan.pipeline.clone(),
+        started_at: std::time::SystemTime::now(),
+        partition: None,
+        parent: None,
+    };
+    let maintained = tracing::subscriber::with_default(subscriber, || {
+        floe_host::maintain::maintain(&plan, &[], true, &info, &mut Observers(Vec::new()))
+    })
+    .expect("the demo's tables are maintained");
+    provider.force_flush().expect("flush");
+    let spans = exporter.get_finished_spans().expect("finished spans");
+    provider.shutdown().expect("shutdown");
+    let named = |name: &str| spans.iter().filter(|s| s.name == name).collect::<Vec<_>>();
+    let roots = named(traces::MAINTAIN);
+    assert_eq!(roots.len(), 1, "maintain spans");
+    assert_eq!((text(roots[0], "run_id"), int(roots[0], "tables")), ("maintain-traces-test".into(), 9));
+    let tables = named(traces::MAINTAIN_TABLE);
+    assert_eq!(tables.len(), 9, "maintain_table spans");
+    for span in &tables {
+        assert_eq!(span.parent_span_id, roots[0].span_context.span_id());
+        let table = text(span, "table");
+        let report = maintained.iter().find(|m| m.table == table).unwrap_or_else(|| panic!("{table}"));
+        assert_eq!(int(span, "snapshots") as usize, report.snapshots, "{table}");
+        assert_eq!(int(span, "expired") as usize, report.expired.len(), "{table}");
+        assert_eq!(int(span, "manifests_after") as usize, report.manifests_after, "{table}");
+    }
 }
 
 /// A `floe-host init` project in `dir`, with a platform.yaml (embedded-style

@@ -40,6 +40,8 @@ use crate::plan::{MaintenancePolicy, TableRef};
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Maintained {
     pub table: String,
+    /// Nothing was changed: the figures are what `maintain` would do.
+    pub dry_run: bool,
     /// Snapshots before, and the ids expired.
     pub snapshots: usize,
     pub expired: Vec<i64>,
@@ -140,6 +142,7 @@ pub(super) async fn maintain(
         let expired = to_expire(&table, policy, now_ms);
         let mut report = Maintained {
             table: table_ref.to_string(),
+            dry_run,
             snapshots: table.metadata().snapshots().len(),
             expired: expired.clone(),
             compaction: compaction.clone(),

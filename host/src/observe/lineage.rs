@@ -13,7 +13,10 @@
 //! - Events: pipeline START at `run_started`, step START at `step_started`,
 //!   COMPLETE at `step_committed`, FAIL (with `errorMessage`) at
 //!   `step_failed`, and pipeline COMPLETE or FAIL at `run_finished`: one
-//!   START and one terminal event per run. A step that wrote nothing (its
+//!   START and one terminal event per run. `maintain` is run `<pipeline>.maintain`
+//!   (START, then COMPLETE or FAIL), with one COMPLETE per table as job
+//!   `<pipeline>.maintain.<step>`, the table as its input and output and
+//!   what was done in a `floe_maintenance` run facet. A step that wrote nothing (its
 //!   result was already committed by this floe run id, or superseded) still
 //!   completes, with a `floe_step` facet saying so and no `outputStatistics`.
 //! - Datasets (the naming spec has no Iceberg entry, so this follows its
@@ -33,7 +36,7 @@
 //!   and `schema` (datasets; the schema of outputs, from the committed Arrow
 //!   schema), `outputStatistics` (rowCount, size, fileCount),
 //!   `dataQualityAssertions` (the dbt data tests checked on the output),
-//!   `errorMessage` on FAIL. The two `floe_*` facets are described by JSON schemas in
+//!   `errorMessage` on FAIL. The `floe_*` facets are described by JSON schemas in
 //!   `schemas/lineage/`.
 //! - Transports: HTTP when `observability.lineage` is on (to
 //!   `lineage_endpoint`), or when `OPENLINEAGE_URL` is set (to that URL plus
@@ -68,6 +71,7 @@ use uuid::Uuid;
 
 use super::http_post::{Endpoint, PostError, Poster};
 use super::{Observer, ParentRun, RunInfo};
+use crate::lakehouse::Maintained;
 use crate::plan::{Action, CatalogSpec, Plan, Step, TableRef};
 use crate::run::{RunError, RunReport, StepReport};
 
@@ -104,6 +108,10 @@ const FACET_FLOE_RUN: &str =
     concat!(env!("CARGO_PKG_REPOSITORY"), "/blob/main/schemas/lineage/FloeRunFacet.json#/$defs/FloeRunFacet");
 const FACET_FLOE_STEP: &str =
     concat!(env!("CARGO_PKG_REPOSITORY"), "/blob/main/schemas/lineage/FloeStepFacet.json#/$defs/FloeStepFacet");
+const FACET_FLOE_MAINTENANCE: &str = concat!(
+    env!("CARGO_PKG_REPOSITORY"),
+    "/blob/main/schemas/lineage/FloeMaintenanceFacet.json#/$defs/FloeMaintenanceFacet"
+);
 
 /// Delivery bounds (see the module docs).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -126,6 +134,8 @@ pub struct LineageObserver {
     producer: String,
     catalogs: std::collections::BTreeMap<String, CatalogSpec>,
     pipeline_run: Option<Uuid>,
+    /// The job of `pipeline_run` when it is not the pipeline's own: `<pipeline>.maintain`.
+    parent_job: Option<String>,
     step_runs: HashMap<String, Uuid>,
     file: Option<(PathBuf, File)>,
     http: Option<HttpSender>,
@@ -200,6 +210,7 @@ impl LineageObserver {
             producer: producer(),
             catalogs: plan.catalogs.clone(),
             pipeline_run: None,
+            parent_job: None,
             step_runs: HashMap::new(),
             file,
             http,
@@ -272,7 +283,7 @@ impl LineageObserver {
         if let Some(parent) = self.pipeline_run {
             let mut fields = json!({
                 "run": { "runId": parent.to_string() },
-                "job": { "namespace": self.namespace, "name": run.pipeline },
+                "job": { "namespace": self.namespace, "name": self.parent_job.as_deref().unwrap_or(&run.pipeline) },
             });
             // The root of the hierarchy: Dagster's run when it launched this one.
             if let Some(root) = dagster_parent(run) {
@@ -476,25 +487,68 @@ impl Observer for LineageObserver {
     }
 
     fn run_finished(&mut self, run: &RunInfo, result: Result<&RunReport, &RunError>) {
+        self.finish(run, run.pipeline.clone(), result.err());
+    }
+
+    fn maintenance_started(&mut self, run: &RunInfo, _steps: &[&Step], _dry_run: bool) {
+        let run_id = Uuid::now_v7();
+        self.pipeline_run = Some(run_id);
+        let name = format!("{}.maintain", run.pipeline);
+        self.parent_job = Some(name.clone());
+        let facets = Value::Object(self.pipeline_run_facets(run));
+        let event = self.event("START", run_id, facets, self.job(name, "JOB", None), vec![], vec![]);
+        self.emit(event);
+    }
+
+    /// One terminal event per table: job `<pipeline>.maintain.<step>`, its
+    /// table as input and output, the figures in `floe_maintenance`.
+    fn table_maintained(&mut self, run: &RunInfo, step: &Step, m: &Maintained) {
+        let mut facets = self.step_run_facets(run);
+        let figures = json!({
+            "dryRun": m.dry_run,
+            "snapshots": m.snapshots,
+            "snapshotsExpired": m.expired.len(),
+            "filesDeleted": m.files_deleted,
+            "bytesDeleted": m.bytes_deleted,
+            "orphansDeleted": m.orphans_deleted,
+            "orphanBytesDeleted": m.orphan_bytes,
+            "filesCompacted": m.compaction.files_replaced,
+            "filesWritten": m.compaction.files_written,
+            "manifestsBefore": m.manifests_before,
+            "manifestsAfter": m.manifests_after,
+        });
+        facets.insert("floe_maintenance".into(), self.facet(FACET_FLOE_MAINTENANCE, figures));
+        let job = self.job(format!("{}.maintain.{}", run.pipeline, step.name), "TASK", None);
+        let table = self.table(&step.catalog, &step.target, Default::default());
+        let event =
+            self.event("COMPLETE", Uuid::now_v7(), Value::Object(facets), job, vec![table.clone()], vec![table]);
+        self.emit(event);
+    }
+
+    fn maintenance_finished(&mut self, run: &RunInfo, result: Result<&[Maintained], &RunError>) {
+        self.finish(run, format!("{}.maintain", run.pipeline), result.err());
+    }
+}
+
+impl LineageObserver {
+    /// The terminal event of the parent run (`job`), then the delivery's end.
+    fn finish(&mut self, run: &RunInfo, job: String, error: Option<&RunError>) {
         let run_id = *self.pipeline_run.get_or_insert_with(Uuid::now_v7);
         let mut facets = self.pipeline_run_facets(run);
-        let kind = match result {
-            Ok(_) => "COMPLETE",
-            Err(error) => {
+        let kind = match error {
+            None => "COMPLETE",
+            Some(error) => {
                 facets.insert("errorMessage".into(), self.error_facet(&error.to_string()));
                 "FAIL"
             }
         };
-        let job = self.job(run.pipeline.clone(), "JOB", None);
-        let event = self.event(kind, run_id, Value::Object(facets), job, vec![], vec![]);
+        let event = self.event(kind, run_id, Value::Object(facets), self.job(job, "JOB", None), vec![], vec![]);
         self.emit(event);
         if let Some(http) = self.http.take() {
             http.finish();
         }
     }
-}
 
-impl LineageObserver {
     fn error_facet(&self, message: &str) -> Value {
         self.facet(FACET_ERROR, json!({ "message": message, "programmingLanguage": "Rust" }))
     }

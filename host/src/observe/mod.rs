@@ -1,8 +1,9 @@
-//! Observers of a run: everything that reports what the host does (Dagster
-//! Pipes messages, OpenLineage events, traces, run summaries) hooks in here
-//! instead of into the driver. The driver calls every observer at each event,
-//! in order; an observer must never fail or stall the run, so the hooks
-//! return nothing and implementations handle their own errors (log and go on).
+//! Observers of a run (and of a `maintain`): everything that reports what
+//! the host does (Dagster Pipes messages, OpenLineage events, traces, run
+//! summaries) hooks in here instead of into the driver. The driver calls
+//! every observer at each event, in order; an observer must never fail or
+//! stall the run, so the hooks return nothing and implementations handle
+//! their own errors (log and go on).
 
 mod http_post;
 pub mod lineage;
@@ -19,6 +20,7 @@ use std::time::SystemTime;
 
 use arrow_schema::{DataType, SchemaRef};
 
+use crate::lakehouse::Maintained;
 use crate::plan::{Plan, Step};
 use crate::run::{RunError, RunReport, StepReport};
 
@@ -56,6 +58,14 @@ pub trait Observer: Send {
     fn step_failed(&mut self, _run: &RunInfo, _step: &Step, _error: &RunError) {}
     /// The run ended, either way. Flush here.
     fn run_finished(&mut self, _run: &RunInfo, _result: Result<&RunReport, &RunError>) {}
+
+    /// `floe-host maintain` starts on `steps`' tables (`run` is its own run
+    /// id and pipeline). A maintenance sends these three, never the above.
+    fn maintenance_started(&mut self, _run: &RunInfo, _steps: &[&Step], _dry_run: bool) {}
+    /// One table is maintained (or, in a dry run, measured).
+    fn table_maintained(&mut self, _run: &RunInfo, _step: &Step, _report: &Maintained) {}
+    /// The maintenance ended, either way. Flush here.
+    fn maintenance_finished(&mut self, _run: &RunInfo, _result: Result<&[Maintained], &RunError>) {}
 }
 
 /// Calls every observer in turn.
@@ -81,6 +91,18 @@ impl Observers {
 
     pub fn run_finished(&mut self, run: &RunInfo, result: Result<&RunReport, &RunError>) {
         self.0.iter_mut().for_each(|o| o.run_finished(run, result));
+    }
+
+    pub fn maintenance_started(&mut self, run: &RunInfo, steps: &[&Step], dry_run: bool) {
+        self.0.iter_mut().for_each(|o| o.maintenance_started(run, steps, dry_run));
+    }
+
+    pub fn table_maintained(&mut self, run: &RunInfo, step: &Step, report: &Maintained) {
+        self.0.iter_mut().for_each(|o| o.table_maintained(run, step, report));
+    }
+
+    pub fn maintenance_finished(&mut self, run: &RunInfo, result: Result<&[Maintained], &RunError>) {
+        self.0.iter_mut().for_each(|o| o.maintenance_finished(run, result));
     }
 }
 

@@ -24,6 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Observer, RunInfo};
+use crate::lakehouse::Maintained;
 use crate::plan::model::data_tests::Severity;
 use crate::plan::select::SelectError;
 use crate::plan::{Plan, Step};
@@ -454,6 +455,61 @@ impl Observer for Pipes {
             "ERROR",
             format!("step `{}` ({}) failed, nothing of it was committed: {error}", step.name, step.target),
         );
+    }
+
+    fn maintenance_started(&mut self, run: &RunInfo, steps: &[&Step], dry_run: bool) {
+        self.open();
+        let tables: Vec<String> = steps.iter().map(|s| s.target.to_string()).collect();
+        let dry = if dry_run { " (dry run: nothing is changed)" } else { "" };
+        self.log(
+            "INFO",
+            format!(
+                "floe-host maintain {} of pipeline `{}`{dry}: {} tables: {}",
+                run.run_id,
+                run.pipeline,
+                tables.len(),
+                tables.join(", ")
+            ),
+        );
+    }
+
+    /// A log line for people, and the figures as a custom message
+    /// (`PipesSession.get_custom_messages()` in Dagster): maintenance changes
+    /// no row, so it is no materialization.
+    fn table_maintained(&mut self, run: &RunInfo, step: &Step, m: &Maintained) {
+        self.log(
+            "INFO",
+            format!(
+                "maintained {}: {} snapshots expired, {} files deleted ({} bytes), {} small files compacted into {}, \
+                 {} manifests (from {}), {} orphans deleted",
+                step.target,
+                m.expired.len(),
+                m.files_deleted,
+                m.bytes_deleted,
+                m.compaction.files_replaced,
+                m.compaction.files_written,
+                m.manifests_after,
+                m.manifests_before,
+                m.orphans_deleted
+            ),
+        );
+        let payload = json!({
+            "floe_maintenance": m,
+            "asset_key": asset_key_of(step),
+            "floe_run_id": run.run_id,
+        });
+        self.send("report_custom_message", json!({ "payload": payload }));
+    }
+
+    fn maintenance_finished(&mut self, run: &RunInfo, result: Result<&[Maintained], &RunError>) {
+        self.open();
+        match result {
+            Ok(done) => {
+                self.log("INFO", format!("floe-host maintain {} maintained {} tables", run.run_id, done.len()));
+                self.close(None, "");
+            }
+            Err(error) => self.close(Some(&error.to_string()), &format!("{:?}", error.exit_code())),
+        }
     }
 
     fn run_finished(&mut self, run: &RunInfo, result: Result<&RunReport, &RunError>) {

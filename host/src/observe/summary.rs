@@ -39,6 +39,10 @@
 //! not), and a plugin step repeats its plugin's as `plugin_compile_ms` and
 //! `plugin_from_cache` (null for SQL models). On a failed run, `plugins` is
 //! empty.
+//!
+//! `maintain --summary-json PATH` writes the same way, with `"command":
+//! "maintain"`, `dry_run`, `failed_table` and `tables` (the objects of
+//! `maintain --json`) instead of `steps` and `plugins`.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -47,6 +51,7 @@ use arrow_schema::SchemaRef;
 use serde_json::{Value, json};
 
 use super::{Observer, RunInfo};
+use crate::lakehouse::Maintained;
 use crate::plan::Step;
 use crate::run::{RunError, RunReport, StepReport};
 
@@ -55,12 +60,44 @@ pub struct SummaryJson {
     path: PathBuf,
     steps: Vec<StepReport>,
     failed_step: Option<String>,
+    dry_run: bool,
 }
 
 impl SummaryJson {
     pub fn new(path: PathBuf) -> Self {
-        SummaryJson { path, steps: Vec::new(), failed_step: None }
+        SummaryJson { path, steps: Vec::new(), failed_step: None, dry_run: false }
     }
+
+    fn write(&self, document: &Value) {
+        let text = serde_json::to_string_pretty(document).expect("a summary serializes") + "\n";
+        if let Err(error) = write_atomically(&self.path, &text) {
+            // An observer never fails the run; say it loudly instead.
+            tracing::error!(%error, path = %self.path.display(), "Cannot write the run summary.");
+            eprintln!("warning: cannot write the run summary {}: {error}", self.path.display());
+        }
+    }
+}
+
+/// The summary document of a maintenance.
+pub fn maintenance_summary(run: &RunInfo, dry_run: bool, result: Result<&[Maintained], &RunError>) -> Value {
+    let (status, exit_code, error, failed) = match result {
+        Ok(_) => ("succeeded", 0, None, None),
+        Err(error) => ("failed", error.exit_code().code(), Some(error.to_string()), error.step()),
+    };
+    let duration_ms = SystemTime::now().duration_since(run.started_at).map(|d| d.as_millis() as u64).unwrap_or(0);
+    json!({
+        "command": "maintain",
+        "run_id": run.run_id,
+        "pipeline": run.pipeline,
+        "dry_run": dry_run,
+        "status": status,
+        "exit_code": exit_code,
+        "error": error,
+        "failed_table": failed,
+        "started_at_unix_ms": run.started_at.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+        "duration_ms": duration_ms,
+        "tables": result.unwrap_or_default(),
+    })
 }
 
 /// The summary document.
@@ -153,13 +190,15 @@ impl Observer for SummaryJson {
     }
 
     fn run_finished(&mut self, run: &RunInfo, result: Result<&RunReport, &RunError>) {
-        let document = summary(run, &self.steps, self.failed_step.as_deref(), result);
-        let text = serde_json::to_string_pretty(&document).expect("a summary serializes") + "\n";
-        if let Err(error) = write_atomically(&self.path, &text) {
-            // An observer never fails the run; say it loudly instead.
-            tracing::error!(%error, path = %self.path.display(), "Cannot write the run summary.");
-            eprintln!("warning: cannot write the run summary {}: {error}", self.path.display());
-        }
+        self.write(&summary(run, &self.steps, self.failed_step.as_deref(), result));
+    }
+
+    fn maintenance_started(&mut self, _run: &RunInfo, _steps: &[&Step], dry_run: bool) {
+        self.dry_run = dry_run;
+    }
+
+    fn maintenance_finished(&mut self, run: &RunInfo, result: Result<&[Maintained], &RunError>) {
+        self.write(&maintenance_summary(run, self.dry_run, result));
     }
 }
 

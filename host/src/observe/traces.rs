@@ -42,6 +42,10 @@ pub const COMPILE: &str = "compile";
 /// One span per plugin invocation (a whole ingest stream, a whole transform
 /// stream, or a SQL-mode `sql` call), with its counters as attributes.
 pub const PLUGIN: &str = "plugin";
+/// `floe-host maintain`: the root span (`run_id`, `pipeline`, `dry_run`,
+/// `tables`), and one span per table with the counts of `Maintained`.
+pub const MAINTAIN: &str = "maintain";
+pub const MAINTAIN_TABLE: &str = "maintain_table";
 
 /// The instrumentation scope of every span.
 pub const SCOPE: &str = "floe-host";
