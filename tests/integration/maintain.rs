@@ -450,3 +450,39 @@ fn maintain_reports_through_lineage_pipes_and_the_summary() {
     let logs = messages.iter().filter(|m| m["method"] == "log").map(|m| m["params"]["message"].to_string());
     assert!(logs.clone().any(|l| l.contains("maintained bronze.raw_events: 1 snapshots expired")), "{messages:?}");
 }
+
+/// Metadata JSON files that fell out of the metadata log
+/// (`write.metadata.previous-versions-max`, set to 2 here by pyiceberg) are
+/// orphans: deleted once older than the orphan age. The current one and
+/// those in the log stay, and the table still reads.
+#[test]
+fn maintain_deletes_metadata_files_that_left_the_log() {
+    let dir = temp_dir();
+    let dir = dir.path();
+    project(dir, "{retention: 7 years}");
+    std::fs::write(dir.join("events.csv"), "id,name\n1,x\n").unwrap();
+    floe(dir, &["run"]).expect_code(0);
+    write(dir, "bronze.raw_events", &["set-property", "--key", "write.metadata.previous-versions-max", "--value", "2"]);
+    for run in 2..=4 {
+        std::fs::write(dir.join("events.csv"), format!("id,name\n{run},x\n")).unwrap();
+        floe(dir, &["run"]).expect_code(0);
+    }
+    let metadata = dir.join("state/warehouse/bronze/raw_events/metadata");
+    let json_files = || -> Vec<std::path::PathBuf> {
+        let entries = std::fs::read_dir(&metadata).unwrap().flatten().map(|e| e.path());
+        entries.filter(|p| p.to_string_lossy().ends_with(".metadata.json")).collect()
+    };
+    let before = json_files();
+    assert_eq!(before.len(), 5, "the first run's, the property's and three more runs' commits: {before:?}");
+    let four_days_ago = SystemTime::now() - Duration::from_secs(4 * 86_400);
+    for file in std::fs::read_dir(&metadata).unwrap().flatten() {
+        std::fs::File::options().write(true).open(file.path()).unwrap().set_modified(four_days_ago).unwrap();
+    }
+    let done: Value = serde_json::from_str(&floe(dir, &["maintain", "--json"]).expect_code(0).stdout).unwrap();
+    let bronze = done["tables"].as_array().unwrap().iter().find(|t| t["table"] == "bronze.raw_events").unwrap();
+    // The current file and the two the log keeps stay; two go.
+    assert_eq!(json_files().len(), 3, "{:?}", json_files());
+    assert_eq!(bronze["orphans_deleted"], 2, "{bronze}");
+    let after = table(dir, "bronze.raw_events");
+    assert_eq!((&after["rows"], after["snapshots"].as_array().unwrap().len()), (&Value::from(1), 4), "{after}");
+}

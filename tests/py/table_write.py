@@ -8,10 +8,13 @@ another engine sharing the catalog would (tests/integration/maintain.rs).
       the table's largest id, 0 when empty), text columns "a{c}-{i}", others null.
   table_write.py --state-dir DIR --table NS.NAME tag --name TAG --oldest
       Tags the oldest snapshot of the table's metadata.
+  table_write.py --state-dir DIR --table NS.NAME set-property --key K --value V
+      Sets a table property (one commit).
 
 DIR is floe-host's --state-dir (DIR/catalog.db, DIR/warehouse). Prints one
 JSON object: {"snapshot_ids": [...]} for append (the snapshots committed),
-{"tagged": id} for tag. On failure: {"error": "..."} and exit code 1.
+{"tagged": id} for tag, {"metadata_log": N} (the length of the metadata log)
+for set-property. On failure: {"error": "..."} and exit code 1.
 """
 
 from __future__ import annotations
@@ -64,6 +67,12 @@ def tag(table, name: str) -> dict:
     return {"tagged": oldest.snapshot_id}
 
 
+def set_property(table, key: str, value: str) -> dict:
+    with table.transaction() as transaction:
+        transaction.set_properties(**{key: value})
+    return {"metadata_log": len(table.metadata.metadata_log)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--state-dir", required=True, type=Path)
@@ -75,13 +84,18 @@ def main() -> int:
     tagging = actions.add_parser("tag")
     tagging.add_argument("--name", required=True)
     tagging.add_argument("--oldest", action="store_true", required=True)
+    setting = actions.add_parser("set-property")
+    setting.add_argument("--key", required=True)
+    setting.add_argument("--value", required=True)
     args = parser.parse_args()
     try:
         table = catalog(args.state_dir).load_table(args.table)
         if args.action == "append":
             result = append(table, args.commits, args.rows)
-        else:
+        elif args.action == "tag":
             result = tag(table, args.name)
+        else:
+            result = set_property(table, args.key, args.value)
         code = 0
     except Exception as error:  # one JSON object either way
         result, code = {"error": f"{type(error).__name__}: {error}"}, 1

@@ -12,17 +12,17 @@
 //!   the current snapshot, which is kept, so nothing it uses is deleted.
 //! - **Orphans** (local and S3 storage): files under the table's `data/` and
 //!   `metadata/` folders that no kept snapshot references (Parquet data
-//!   files, Avro manifests and manifest lists) and that are older than the
-//!   orphan age. A write still running has written files no snapshot
-//!   references yet; the age (at least 1 hour) keeps them.
+//!   files, Avro manifests and manifest lists), and metadata JSON files that
+//!   are neither current nor in the metadata log (Iceberg keeps the last
+//!   `write.metadata.previous-versions-max`, 100 by default), older than the
+//!   orphan age. A write still running has written files no snapshot or
+//!   pointer references yet; the age (at least 1 hour) keeps them.
 //!
 //! - **Compaction** (`compact`) and **manifest merging** (`manifests`), each
 //!   a `replace` commit that changes no row, come first. The snapshots before
 //!   them keep the replaced files until the expiry finds them due.
 //!
 //! So the order is compaction, merging, expiry, orphans.
-//!
-//! Metadata JSON files are never deleted here.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
@@ -225,14 +225,20 @@ async fn orphans(
     for snapshot in table.metadata().snapshots() {
         referenced.extend(reader.files(table, snapshot).await?.into_keys().map(|p| strip_scheme(&p).to_string()));
     }
+    // The metadata files a reader can still reach: the current one and the
+    // log of previous ones (`write.metadata.previous-versions-max`, 100).
+    let log = table.metadata().metadata_log().iter().map(|entry| entry.metadata_file.as_str());
+    referenced.extend(table.metadata_location().into_iter().chain(log).map(|p| strip_scheme(p).to_string()));
     for folder in ["data", "metadata"] {
         let Some(files) = catalog.lister.list(&format!("{location}/{folder}")).await? else {
             tracing::debug!(table = %report.table, "Orphan files are not looked for on this storage.");
             return Ok(());
         };
         for file in files {
-            // Metadata JSON files, and anything else not Iceberg's, stay.
-            let orphan_kind = file.path.ends_with(".parquet") || file.path.ends_with(".avro");
+            // Anything not Iceberg's stays.
+            let orphan_kind = [".parquet", ".avro", ".metadata.json", ".metadata.json.gz"]
+                .iter()
+                .any(|kind| file.path.ends_with(kind));
             if !orphan_kind || referenced.contains(strip_scheme(&file.path)) {
                 continue;
             }
