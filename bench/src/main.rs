@@ -3,6 +3,9 @@
 //! - `floe-bench pipeline [--orders 10M …]`: the demo pipeline end to end,
 //!   floe-host against raw DuckDB and native Rust stage by stage (issue #7;
 //!   `pipeline/mod.rs`).
+//! - `floe-bench models`: dbt project rendering against `dbt parse` (`models.rs`).
+//! - `floe-bench maintenance [--days 365]`: a year of daily runs with and
+//!   without `maintain` (issue #14; `maintenance.rs`).
 //! - `floe-bench [--rows N …]`, below: the plugin path (issue "Plugin platform").
 //!
 //! The plugin-path benchmark measures:
@@ -28,6 +31,7 @@
 //! $CARGO_TARGET_DIR/release/floe-bench [--rows 10000000] [--reps 5] [--plugins plugins/dist]
 //! ```
 
+mod maintenance;
 mod models;
 mod native;
 mod pipeline;
@@ -92,6 +96,9 @@ fn usage(problem: &str) -> ! {
     }
     eprintln!("usage: floe-bench [--rows N (10000000)] [--reps N (5)] [--plugins DIR (plugins/dist)]");
     eprintln!("       floe-bench pipeline --help    (the demo pipeline against raw DuckDB)");
+    eprintln!(
+        "       floe-bench maintenance [--days 365] [--rows 1000]    (a year of daily runs, with and without maintain)"
+    );
     std::process::exit(if problem.is_empty() { 0 } else { 2 });
 }
 
@@ -284,6 +291,7 @@ fn main() {
     match args.next().as_deref() {
         Some("pipeline") => return pipeline::main(args.collect()),
         Some("models") => return models::main(args.collect()),
+        Some("maintenance") => return maintenance::main(args.collect()),
         Some(pipeline::BASELINE_COMMAND) => return pipeline::baseline::child(args.collect()),
         _ => {}
     }

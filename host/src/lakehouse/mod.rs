@@ -399,6 +399,17 @@ impl Lakehouse {
         Ok(Some(tasks.iter().filter_map(|t| t.record_count).sum()))
     }
 
+    /// Plans a scan of the table's current snapshot as a reader would (the
+    /// metadata loaded, the manifest list and every manifest read): the data
+    /// files it lists. `None` when the table does not exist.
+    pub async fn plan_scan(&self, catalog: &str, table: &TableRef) -> Result<Option<usize>, LakehouseError> {
+        let Some(loaded) = self.catalog(catalog).load_table(table).await? else { return Ok(None) };
+        let error =
+            |source| LakehouseError::Table { table: table.to_string(), message: "cannot plan the scan", source };
+        let scan = loaded.scan().select_all().build().map_err(error)?;
+        Ok(Some(read::plan_files(&scan, table).await?.len()))
+    }
+
     /// The sequence number of the current snapshot of each of the step's
     /// inputs (0 for one without snapshots), under its summary key; see
     /// [`CommitTags::inputs`].
