@@ -23,6 +23,12 @@ partition at a time: pass `partitions_def` (for example
 `dg.DailyPartitionsDefinition(start_date="2024-01-01")`), and floe-host reads
 the run's partition key from the Pipes context as its `--partition`.
 
+`floe_maintenance_job` runs `floe-host maintain PROJECT` the same way (a daily
+schedule is defined for it): floe-host compacts, merges manifests, expires
+snapshots and deletes orphans per platform.yaml's `maintenance` policies, and
+each table's figures become an `AssetObservation` (maintenance changes no row,
+so it is no materialization).
+
 Settings (environment variables): FLOE_HOST_BIN (default: `floe-host` on PATH),
 FLOE_PROJECT (default: examples/customer-analytics), FLOE_STATE_DIR (passed on
 to floe-host as is).
@@ -182,9 +188,74 @@ def floe_assets(
     return _floe
 
 
+def floe_maintenance_job(
+    binary: str, project: str | os.PathLike, *, state_dir: str | os.PathLike | None = None, name: str = "floe_maintenance"
+) -> dg.JobDefinition:
+    """A job that runs `floe-host maintain PROJECT` in a Pipes session and logs
+    one `AssetObservation` per table with what was done (snapshots expired,
+    files deleted, small files compacted, manifests, orphans)."""
+    command = [binary, "maintain", str(project)]
+    if state_dir is not None:
+        command += ["--state-dir", str(state_dir)]
+
+    @dg.op(name=f"{name}_op")
+    def _maintain(context: dg.OpExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
+        client = pipes_subprocess_client
+        with dg.open_pipes_session(
+            context=context, context_injector=client.context_injector, message_reader=client.message_reader
+        ) as session:
+            process = subprocess.Popen(
+                command, cwd=client.cwd, env={**os.environ, **client.env, **session.get_bootstrap_env_vars()}
+            )
+            try:
+                code = process.wait()
+            except dg.DagsterExecutionInterruptedError:
+                # Every maintenance commit is atomic; SIGTERM stops between them.
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=120)
+                raise
+        for message in session.get_custom_messages():
+            figures = message.get("floe_maintenance") if isinstance(message, dict) else None
+            if figures is None:
+                continue
+            compaction = figures["compaction"]
+            context.log_event(
+                dg.AssetObservation(
+                    asset_key=dg.AssetKey.from_user_string(message["asset_key"]),
+                    metadata={
+                        "floe_run_id": message["floe_run_id"],
+                        "dry_run": figures["dry_run"],
+                        "snapshots": figures["snapshots"],
+                        "snapshots_expired": len(figures["expired"]),
+                        "files_deleted": figures["files_deleted"],
+                        "bytes_deleted": figures["bytes_deleted"],
+                        "orphans_deleted": figures["orphans_deleted"],
+                        "files_compacted": compaction["files_replaced"],
+                        "files_written": compaction["files_written"],
+                        "manifests": figures["manifests_after"],
+                    },
+                )
+            )
+        if code != 0:
+            raise dg.Failure(
+                description=f"floe-host exited with code {code}: {EXIT_CODES.get(code, 'unexpected exit')}",
+                metadata={"exit_code": code},
+                allow_retries=code == 1,
+            )
+
+    @dg.job(name=name)
+    def _job():
+        _maintain()
+
+    return _job
+
+
 def floe_definitions(binary: str, project: str | os.PathLike, *, state_dir=None) -> dg.Definitions:
+    maintenance = floe_maintenance_job(binary, project, state_dir=state_dir)
     return dg.Definitions(
         assets=[floe_assets(binary, project, state_dir=state_dir)],
+        jobs=[maintenance],
+        schedules=[dg.ScheduleDefinition(job=maintenance, cron_schedule="0 3 * * *")],
         resources={"pipes_subprocess_client": dg.PipesSubprocessClient()},
     )
 

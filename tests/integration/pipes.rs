@@ -626,3 +626,31 @@ fn summary_json_describes_the_run() {
         (&json!("raw_customers"), &json!("bronze.raw_customers"), &json!(3))
     );
 }
+
+/// The example's `floe_maintenance_job`, executed by real Dagster: one
+/// `AssetObservation` per table with floe-host's figures, and the per-table
+/// log lines in the event log.
+#[test]
+fn dagster_runs_the_maintenance_job_and_observes_each_table() {
+    let dir = temp_dir();
+    let project = dir.path().join("project");
+    broken_project(&project);
+    fs::write(project.join("models/broken.sql"), "SELECT customer_id, name FROM bronze.raw_customers\n").unwrap();
+    let state = dir.path().join("state");
+    for _ in 0..2 {
+        floe_host(&["run", project.to_str().unwrap(), "--state-dir", state.to_str().unwrap()]).expect_code(0);
+    }
+    let args = [env!("CARGO_BIN_EXE_floe-host"), project.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
+    let result = python_json("dagster_demo.py", &[&args[..], &["--maintain"]].concat());
+    assert_eq!(result["success"], true, "{result:#}");
+    let observed = result["observations"].as_object().unwrap();
+    let keys: Vec<&String> = observed.keys().collect();
+    assert_eq!(keys, ["bronze/raw_customers", "silver/broken"], "{result:#}");
+    for figures in observed.values() {
+        // Two runs, and the default retention (7 days) expires nothing.
+        assert_eq!((&figures["snapshots"], &figures["snapshots_expired"]), (&json!(2), &json!(0)), "{figures}");
+        assert!(figures["floe_run_id"].as_str().unwrap().starts_with("maintain-"), "{figures}");
+    }
+    let logs = result["logs"].to_string();
+    assert!(logs.contains("maintained bronze.raw_customers: 0 snapshots expired"), "{logs}");
+}

@@ -13,6 +13,10 @@ prints JSON:
 
 Usage: dagster_demo.py FLOE_HOST PROJECT --state-dir DIR [--select gold/customer_totals ...]
            [--partitions KEY,KEY,... --partition KEY] [--reexecute RUN_ID] [--lineage-file F]
+       dagster_demo.py FLOE_HOST PROJECT --state-dir DIR --maintain
+
+`--maintain` executes `floe_maintenance_job` instead and prints
+{"success": bool, "observations": {"bronze/raw_orders": {metadata...}, ...}, "logs": [...]}.
 
 `--reexecute` tags the run as Dagster tags a re-execution of RUN_ID
 (`dagster/root_run_id`, `dagster/parent_run_id`).
@@ -30,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "dagst
 warnings.filterwarnings("ignore")
 
 import dagster as dg  # noqa: E402
-from definitions import floe_assets  # noqa: E402
+from definitions import floe_assets, floe_maintenance_job  # noqa: E402
 
 
 def error_messages(error):
@@ -62,7 +66,10 @@ def main():
     parser.add_argument("--partition", help="the partition key to materialize")
     parser.add_argument("--reexecute", help="the run this one re-executes")
     parser.add_argument("--lineage-file", help="floe-host appends its OpenLineage events here")
+    parser.add_argument("--maintain", action="store_true", help="run floe_maintenance_job instead")
     args = parser.parse_args()
+    if args.maintain:
+        return maintain(args)
     if args.lineage_file:
         # PipesSubprocessClient passes this process's environment on to floe-host.
         os.environ["FLOE_LINEAGE_FILE"] = args.lineage_file
@@ -123,6 +130,26 @@ def main():
             "run_id": result.run_id,
         }
     json_out.write(json.dumps(result_json) + "\n")
+    json_out.flush()
+
+
+def maintain(args):
+    job = floe_maintenance_job(args.floe_host, args.project, state_dir=args.state_dir)
+    json_out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(
+            resources={"pipes_subprocess_client": dg.PipesSubprocessClient()}, instance=instance, raise_on_error=False
+        )
+        observations = {}
+        for event in result.get_asset_observation_events():
+            observation = event.asset_observation_data.asset_observation
+            observations[observation.asset_key.to_user_string()] = {k: v.value for k, v in observation.metadata.items()}
+        entries = instance.all_logs(result.run_id)
+        logs = [
+            f"{logging.getLevelName(entry.level)} {entry.user_message}" for entry in entries if entry.dagster_event is None
+        ]
+        json_out.write(json.dumps({"success": result.success, "observations": observations, "logs": logs}) + "\n")
     json_out.flush()
 
 
