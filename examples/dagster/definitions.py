@@ -65,6 +65,32 @@ def floe_run_id(context: dg.AssetExecutionContext) -> str:
     return run.root_run_id or run.tags.get("dagster/root_run_id") or run.run_id
 
 
+def launch(client: dg.PipesSubprocessClient, session, command: list[str]) -> int:
+    """Runs `command` with the session's bootstrap variables; its exit code.
+    A Dagster interruption becomes SIGTERM: floe-host stops at its next safe
+    point (no step is half-committed, every maintenance commit is atomic)."""
+    process = subprocess.Popen(
+        command,
+        cwd=client.cwd,
+        env={**os.environ, **client.env, **session.get_bootstrap_env_vars()},
+    )
+    try:
+        return process.wait()
+    except dg.DagsterExecutionInterruptedError:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+        raise
+
+
+def failure(code: int) -> dg.Failure:
+    """The step failure for floe-host's exit `code`: retryable only for 1."""
+    return dg.Failure(
+        description=f"floe-host exited with code {code}: {EXIT_CODES.get(code, 'unexpected exit')}",
+        metadata={"exit_code": code},
+        allow_retries=code == 1,
+    )
+
+
 def run_floe(
     context: dg.AssetExecutionContext,
     client: dg.PipesSubprocessClient,
@@ -82,27 +108,12 @@ def run_floe(
         message_reader=client.message_reader,
         extras={"floe_run_id": floe_run_id(context)},
     ) as session:
-        process = subprocess.Popen(
-            command,
-            cwd=client.cwd,
-            env={**os.environ, **client.env, **session.get_bootstrap_env_vars()},
-        )
-        try:
-            code = process.wait()
-        except dg.DagsterExecutionInterruptedError:
-            # floe-host stops at its next safe point: no step is half-committed.
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=120)
-            raise
+        code = launch(client, session, command)
     # After a failure, only what floe-host reported: Dagster would otherwise
     # add an empty materialization for every selected asset it did not commit.
     yield from session.get_results(implicit_materializations=code == 0)
     if code != 0:
-        raise dg.Failure(
-            description=f"floe-host exited with code {code}: {EXIT_CODES.get(code, 'unexpected exit')}",
-            metadata={"exit_code": code},
-            allow_retries=code == 1,
-        )
+        raise failure(code)
 
 
 def floe_plan(binary: str, project: str | os.PathLike, extra_args: list[str] | None = None) -> dict:
@@ -204,16 +215,7 @@ def floe_maintenance_job(
         with dg.open_pipes_session(
             context=context, context_injector=client.context_injector, message_reader=client.message_reader
         ) as session:
-            process = subprocess.Popen(
-                command, cwd=client.cwd, env={**os.environ, **client.env, **session.get_bootstrap_env_vars()}
-            )
-            try:
-                code = process.wait()
-            except dg.DagsterExecutionInterruptedError:
-                # Every maintenance commit is atomic; SIGTERM stops between them.
-                process.send_signal(signal.SIGTERM)
-                process.wait(timeout=120)
-                raise
+            code = launch(client, session, command)
         for message in session.get_custom_messages():
             figures = message.get("floe_maintenance") if isinstance(message, dict) else None
             if figures is None:
@@ -237,11 +239,7 @@ def floe_maintenance_job(
                 )
             )
         if code != 0:
-            raise dg.Failure(
-                description=f"floe-host exited with code {code}: {EXIT_CODES.get(code, 'unexpected exit')}",
-                metadata={"exit_code": code},
-                allow_retries=code == 1,
-            )
+            raise failure(code)
 
     @dg.job(name=name)
     def _job():

@@ -222,6 +222,11 @@ fn maintain_on_the_rest_catalog_over_s3_expires_old_snapshots_and_keeps_the_data
     let prefix = &format!("maintained_{}_", std::process::id());
     let mut platform = platform(prefix, Catalog::RestToken, Storage::S3, state.path());
     platform.yaml = platform.yaml.replacen("path_style_access: true", "path_style_access: true, retention: 1ms", 1);
+    // Every table's overwrite snapshot lists two manifests: merged into one.
+    platform.yaml = platform.yaml.replace(
+        "catalog_ref: default, namespace:",
+        "catalog_ref: default, maintenance: {max_manifests: 1}, namespace:",
+    );
     let platform_file = platform.write(state.path());
     for _ in 0..2 {
         run_demo(&platform_file, state.path(), &platform.env()).expect_code(0);
@@ -247,8 +252,11 @@ fn maintain_on_the_rest_catalog_over_s3_expires_old_snapshots_and_keeps_the_data
     let tables = rows(&first.stdout);
     assert_eq!(tables.len(), 9, "{}", first.stdout);
     for table in &tables {
-        // table, snapshots, expired, files deleted (n, size), orphans deleted (n, size), young
-        assert_eq!((&table[1], &table[2]), (&"2".to_string(), &"1".to_string()), "{}", first.stdout);
+        // table, snapshots, expired, files deleted (n, size), orphans deleted (n, size), young,
+        // compacted, manifests (before → after)
+        assert_eq!(table[11..], ["2", "→", "1"], "{}", first.stdout);
+        // The two runs' snapshots expire; the merge's is current.
+        assert_eq!((&table[1], &table[2]), (&"3".to_string(), &"2".to_string()), "{}", first.stdout);
         assert_ne!(table[3], "0", "the expired snapshot's files are deleted: {}", first.stdout);
         let young = if table[0] == "silver.stg_orders" { "1" } else { "0" };
         assert_eq!((&table[6], table[9].as_str()), (&"0".to_string(), young), "{}", first.stdout);
