@@ -486,3 +486,38 @@ fn maintain_deletes_metadata_files_that_left_the_log() {
     let after = table(dir, "bronze.raw_events");
     assert_eq!((&after["rows"], after["snapshots"].as_array().unwrap().len()), (&Value::from(1), 4), "{after}");
 }
+
+/// On a partitioned table, compaction rewrites each partition's small files
+/// into files of that partition alone.
+#[test]
+fn compaction_keeps_each_file_in_one_partition() {
+    let dir = temp_dir();
+    let dir = dir.path();
+    project(dir, "{retention: 7 years}");
+    let yaml = std::fs::read_to_string(dir.join("floe.yaml")).unwrap();
+    let yaml = yaml.replace("source: events.csv}", "source: events.csv, mode: append, partition_by: [name]}");
+    std::fs::write(dir.join("floe.yaml"), yaml).unwrap();
+    for run in 0..6 {
+        std::fs::write(
+            dir.join("events.csv"),
+            format!("id,name\n{},a\n{},b\n{},a\n", run * 3, run * 3 + 1, run * 3 + 2),
+        )
+        .unwrap();
+        floe(dir, &["run"]).expect_code(0);
+    }
+    let before = table(dir, "bronze.raw_events");
+    assert_eq!(before["files"].as_array().unwrap().len(), 12, "{}", before["files"]);
+    let done: Value = serde_json::from_str(&floe(dir, &["maintain", "--json"]).expect_code(0).stdout).unwrap();
+    let bronze = done["tables"].as_array().unwrap().iter().find(|t| t["table"] == "bronze.raw_events").unwrap();
+    assert_eq!((&bronze["compaction"]["partitions"], &bronze["compaction"]["files_replaced"]), (&2.into(), &12.into()));
+    let after = table(dir, "bronze.raw_events");
+    assert_eq!((&after["rows"], &after["records"]), (&before["rows"], &before["records"]));
+    let mut partitions: Vec<(String, u64)> = after["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["partition"].to_string(), f["records"].as_u64().unwrap()))
+        .collect();
+    partitions.sort();
+    assert_eq!(partitions, [(r#"["a"]"#.to_string(), 12), (r#"["b"]"#.to_string(), 6)]);
+}

@@ -15,7 +15,8 @@ warehouse DIR/warehouse. Prints one JSON object:
    "snapshots": [{"snapshot_id": 1, "parent_snapshot_id": null, "operation": "append",
                   "schema_id": 0, "summary": {"floe.run-id": "r1", ...}}, ...],
    "snapshot_rows": {"1": 3, ...},
-   "files": [{"path": "file:///...", "size": 1234, "records": 3}, ...],  # live data files
+   "files": [{"path": "file:///...", "size": 1234, "records": 3,     # live data files
+              "partition": ["a"]}, ...],                  # its partition values
    "refs": {"main": 123, ...}}                        # every branch and tag
 
 `snapshots` is the history of `main`, oldest first: the current snapshot and its
@@ -78,7 +79,12 @@ def read(state_dir: Path, table_name: str, catalog_name: str, order_by: str | No
             snapshot_rows[str(snapshot.snapshot_id)] = f"{type(error).__name__}: {error}"
 
     files = [
-        {"path": task.file.file_path, "size": task.file.file_size_in_bytes, "records": task.file.record_count}
+        {
+            "path": task.file.file_path,
+            "size": task.file.file_size_in_bytes,
+            "records": task.file.record_count,
+            "partition": [task.file.partition[i] for i in range(len(task.file.partition))],
+        }
         for task in table.scan().plan_files()
     ]
     current = table.current_snapshot()

@@ -4,10 +4,12 @@
 //!
 //! A partition is compacted when it has at least [`MIN_FILES`] live files
 //! smaller than the policy's `small_file_size` (as Spark's
-//! `rewrite_data_files` does with its `min-input-files`). Files of an earlier
-//! partition spec are left alone, and so is a table with delete files
-//! (floe-host writes none: another engine's deletes would have to be applied
-//! and kept in step, which this does not do).
+//! `rewrite_data_files` does with its `min-input-files`). The new files are
+//! written with the current schema and partition spec (a file of an earlier
+//! spec, which floe-host never makes but another engine may, is rewritten
+//! into the current one, as Spark's rewrite does). A table with delete files
+//! is left alone (floe-host writes none: another engine's deletes would have
+//! to be applied and kept in step, which this does not do).
 //!
 //! The rewrite reads and writes as a stream, one partition at a time. The
 //! commit removes exactly the files it read: if a concurrent writer removed
@@ -75,7 +77,7 @@ pub(super) async fn compact(
         report.skipped = Some("the table has delete files, which compaction does not rewrite".into());
         return Ok(report);
     }
-    let groups = small_files(tasks, policy, table.metadata().default_partition_spec_id());
+    let groups = small_files(tasks, policy);
     report.partitions = groups.len();
     for group in &groups {
         report.files_replaced += group.len();
@@ -152,16 +154,17 @@ async fn live_files(table: &Table, table_ref: &TableRef) -> Result<Vec<FileScanT
     read::plan_files(&scan, table_ref).await
 }
 
-/// The small files of each partition of the current spec that has at least
-/// `MIN_FILES` of them.
-fn small_files(tasks: Vec<FileScanTask>, policy: &MaintenancePolicy, spec_id: i32) -> Vec<Vec<FileScanTask>> {
+/// The small files of each partition that has at least `MIN_FILES` of
+/// them. (Scan tasks carry a file's partition values but not its spec:
+/// values of two specs that happen to be equal share a group, which only
+/// decides which files are read together; the writer splits rows by the
+/// current spec whatever their group.)
+fn small_files(tasks: Vec<FileScanTask>, policy: &MaintenancePolicy) -> Vec<Vec<FileScanTask>> {
     let mut by_partition: HashMap<Option<Struct>, Vec<FileScanTask>> = HashMap::new();
     let mut seen = HashSet::new();
     for task in tasks {
-        let current_spec = task.partition_spec.as_ref().is_none_or(|s| s.spec_id() == spec_id);
         // A file is scanned whole here, but a task per split would list it twice.
-        if current_spec && task.file_size_in_bytes < policy.small_file_size && seen.insert(task.data_file_path.clone())
-        {
+        if task.file_size_in_bytes < policy.small_file_size && seen.insert(task.data_file_path.clone()) {
             by_partition.entry(task.partition.clone()).or_default().push(task);
         }
     }
