@@ -138,10 +138,11 @@ pub enum PluginCommand {
         /// The `.wasm` component.
         wasm: PathBuf,
     },
-    /// Create a ready-to-build plugin crate NAME on the floe plugin SDK. The
-    /// SDK and the WIT contract are copied in from this binary (under
-    /// `vendor/` and `wit/`), so the crate builds anywhere with only crates.io;
-    /// its README has the commands to build and try it.
+    /// Create a ready-to-build plugin project NAME on the floe plugin SDK,
+    /// in Rust (a crate) or JavaScript (a module). The SDK and the WIT
+    /// contract are copied in from this binary (under `vendor/` and `wit/`),
+    /// so the project builds anywhere with only crates.io or npm; its README
+    /// has the two commands to build and try it. (Python is planned.)
     New {
         /// Crate name, for example `upper-case`.
         name: String,
@@ -150,10 +151,14 @@ pub enum PluginCommand {
         /// query over its input).
         #[arg(long, value_enum, default_value_t = PluginKindArg::Transform)]
         kind: PluginKindArg,
+        /// The language: `rust` (built with cargo for wasm32-wasip2) or `js`
+        /// (built with esbuild and componentize-js; Node.js 20.11 or newer).
+        #[arg(long, value_enum, default_value_t = PluginLangArg::Rust)]
+        lang: PluginLangArg,
         /// Where to create it.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// Depend on this SDK checkout (floe-host's plugins/sdk) instead of a copy.
+        /// Rust only: depend on this SDK checkout (floe-host's plugins/sdk) instead of a copy.
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
@@ -179,6 +184,21 @@ pub enum PluginCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum PluginLangArg {
+    Rust,
+    Js,
+}
+
+impl From<PluginLangArg> for floe_host::plugin_tool::Lang {
+    fn from(lang: PluginLangArg) -> Self {
+        match lang {
+            PluginLangArg::Rust => Self::Rust,
+            PluginLangArg::Js => Self::Js,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]

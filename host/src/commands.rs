@@ -134,12 +134,19 @@ pub fn plugin_command(command: PluginCommand) -> ExitCode {
                 }
             }
         }
-        PluginCommand::New { name, kind, dir, sdk } => {
-            match plugin_tool::scaffold(&name, kind.into(), &dir, sdk.as_deref()) {
+        PluginCommand::New { name, kind, lang, dir, sdk } => {
+            let lang = floe_host::plugin_tool::Lang::from(lang);
+            match plugin_tool::scaffold(&name, kind.into(), lang, &dir, sdk.as_deref()) {
                 Ok(files) => {
                     let root = dir.join(&name);
-                    println!("created {} ({} files; the plugin is src/lib.rs)", root.display(), files.len());
-                    println!("next: cd {} && cargo build --release --target wasm32-wasip2", root.display());
+                    let (source, build) = match lang {
+                        floe_host::plugin_tool::Lang::Rust => {
+                            ("src/lib.rs", "cargo build --release --target wasm32-wasip2")
+                        }
+                        floe_host::plugin_tool::Lang::Js => ("src/plugin.js", "npm ci && npm run build"),
+                    };
+                    println!("created {} ({} files; the plugin is {source})", root.display(), files.len());
+                    println!("next: cd {} && {build}", root.display());
                     println!("      then see README.md to try it with `floe-host plugin test`");
                     ExitCode::Success
                 }

@@ -12,6 +12,7 @@ mod examples;
 mod golden;
 mod guards;
 mod hostile_sql;
+mod js_plugins;
 mod lineage;
 mod logs;
 mod maintain;

@@ -1,12 +1,22 @@
-//! `plugin new NAME --kind ingest|transform|sql`: a ready-to-build plugin
-//! crate that depends on nothing but crates.io and what it is given: the
-//! SDK and the WIT come from the binary (`sdk_files.rs`), unless `--sdk`
-//! names a checkout of the SDK to depend on.
+//! `plugin new NAME --kind ingest|transform|sql --lang rust|js`: a
+//! ready-to-build plugin project that depends on nothing but its registry
+//! (crates.io, npm) and what it is given: the SDK and the WIT come from the
+//! binary (`sdk_files.rs`, `js_templates.rs`), unless `--sdk` names a
+//! checkout of the Rust SDK to depend on.
 
 use std::path::{Path, PathBuf};
 
-use super::sdk_files;
 use super::templates::{self, Kind};
+use super::{js_templates, sdk_files};
+
+/// The language a new plugin is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    /// A crate on the Rust SDK, built with cargo for wasm32-wasip2.
+    Rust,
+    /// A module on the JavaScript SDK (apache-arrow), built with esbuild and componentize-js.
+    Js,
+}
 
 /// Why a crate could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +27,8 @@ pub enum ScaffoldError {
     Exists(PathBuf),
     #[error("--sdk {}: no plugin SDK there (no Cargo.toml); pass floe-host's plugins/sdk, or leave --sdk out to use the SDK built into floe-host", .0.display())]
     NoSdk(PathBuf),
+    #[error("--sdk names a Rust SDK checkout; a JavaScript plugin carries its SDK in vendor/ (leave --sdk out)")]
+    SdkForJs,
     #[error("cannot write {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -29,11 +41,20 @@ pub enum ScaffoldError {
 /// files written. With `sdk`, the crate depends on that SDK checkout;
 /// without, on a copy of the SDK built into floe-host, written under
 /// `vendor/`.
-pub fn scaffold(name: &str, kind: Kind, dir: &Path, sdk: Option<&Path>) -> Result<Vec<PathBuf>, ScaffoldError> {
+pub fn scaffold(
+    name: &str,
+    kind: Kind,
+    lang: Lang,
+    dir: &Path,
+    sdk: Option<&Path>,
+) -> Result<Vec<PathBuf>, ScaffoldError> {
     let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !valid {
         return Err(ScaffoldError::Name(name.to_string()));
+    }
+    if lang == Lang::Js && sdk.is_some() {
+        return Err(ScaffoldError::SdkForJs);
     }
     let sdk = match sdk {
         Some(path) => {
@@ -49,7 +70,22 @@ pub fn scaffold(name: &str, kind: Kind, dir: &Path, sdk: Option<&Path>) -> Resul
     if root.exists() {
         return Err(ScaffoldError::Exists(root));
     }
-    let sdk_path = sdk.as_ref().map_or_else(|| "vendor/floe-plugin-sdk".to_string(), |p| p.display().to_string());
+    let files = match lang {
+        Lang::Rust => rust_files(name, kind, &root, sdk.as_deref()),
+        Lang::Js => js_files(name, kind, &root),
+    };
+    for (path, text) in &files {
+        let parent = path.parent().expect("files are inside the project");
+        std::fs::create_dir_all(parent)
+            .map_err(|source| ScaffoldError::Write { path: parent.to_path_buf(), source })?;
+        std::fs::write(path, text).map_err(|source| ScaffoldError::Write { path: path.clone(), source })?;
+    }
+    Ok(files.into_iter().map(|(p, _)| p).collect())
+}
+
+/// A crate on the Rust SDK: vendored unless `sdk` names a checkout.
+fn rust_files(name: &str, kind: Kind, root: &Path, sdk: Option<&Path>) -> Vec<(PathBuf, String)> {
+    let sdk_path = sdk.map_or_else(|| "vendor/floe-plugin-sdk".to_string(), |p| p.display().to_string());
     let mut files = vec![
         (root.join("Cargo.toml"), templates::cargo_toml(name, &sdk_path)),
         (root.join("src/lib.rs"), templates::lib_rs(kind).to_string()),
@@ -64,11 +100,19 @@ pub fn scaffold(name: &str, kind: Kind, dir: &Path, sdk: Option<&Path>) -> Resul
         }
         files.push((root.join("wit/floe-plugin.wit"), sdk_files::WIT.to_string()));
     }
-    for (path, text) in &files {
-        let parent = path.parent().expect("files are inside the crate");
-        std::fs::create_dir_all(parent)
-            .map_err(|source| ScaffoldError::Write { path: parent.to_path_buf(), source })?;
-        std::fs::write(path, text).map_err(|source| ScaffoldError::Write { path: path.clone(), source })?;
-    }
-    Ok(files.into_iter().map(|(p, _)| p).collect())
+    files
+}
+
+/// A module on the JavaScript SDK, with its build script and lockfile.
+fn js_files(name: &str, kind: Kind, root: &Path) -> Vec<(PathBuf, String)> {
+    vec![
+        (root.join("package.json"), js_templates::package_json(name, kind)),
+        (root.join("package-lock.json"), js_templates::package_lock(name)),
+        (root.join("src/plugin.js"), js_templates::plugin_js(kind).replace("\"NAME\"", &format!("\"{name}\""))),
+        (root.join("README.md"), js_templates::readme(name, kind)),
+        (root.join("build.mjs"), js_templates::BUILD.to_string()),
+        (root.join("vendor/floe-plugin.js"), js_templates::SDK.to_string()),
+        (root.join("wit/floe-plugin.wit"), sdk_files::WIT.to_string()),
+        (root.join(".gitignore"), "/node_modules\n/*.wasm\n".to_string()),
+    ]
 }
