@@ -62,6 +62,9 @@ struct Options {
     rows: usize,
     reps: usize,
     plugins: PathBuf,
+    /// The pii-mask component measured: `<plugins>/pii_mask.wasm` unless
+    /// `--pii` names another build of it (the JavaScript port).
+    pii: Option<PathBuf>,
 }
 
 fn options() -> Options {
@@ -71,6 +74,7 @@ fn options() -> Options {
         plugins: std::env::var_os("FLOE_PLUGIN_DIST")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist")),
+        pii: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -79,6 +83,7 @@ fn options() -> Options {
             "--rows" => options.rows = number(&value()),
             "--reps" => options.reps = number(&value()).max(1),
             "--plugins" => options.plugins = PathBuf::from(value()),
+            "--pii" => options.pii = Some(PathBuf::from(value())),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument `{other}`")),
         }
@@ -94,7 +99,9 @@ fn usage(problem: &str) -> ! {
     if !problem.is_empty() {
         eprintln!("floe-bench: {problem}");
     }
-    eprintln!("usage: floe-bench [--rows N (10000000)] [--reps N (5)] [--plugins DIR (plugins/dist)]");
+    eprintln!(
+        "usage: floe-bench [--rows N (10000000)] [--reps N (5)] [--plugins DIR (plugins/dist)] [--pii FILE (DIR/pii_mask.wasm)]"
+    );
     eprintln!("       floe-bench pipeline --help    (the demo pipeline against raw DuckDB)");
     eprintln!(
         "       floe-bench maintenance [--days 365] [--rows 1000]    (a year of daily runs, with and without maintain)"
@@ -302,7 +309,13 @@ fn main() {
 fn plugin_path() {
     let options = options();
     let reps = options.reps;
-    let pii_wasm = read(options.plugins.join("pii_mask.wasm"));
+    let pii_path = options.pii.clone().unwrap_or_else(|| options.plugins.join("pii_mask.wasm"));
+    println!(
+        "pii-mask component: {} ({} bytes)",
+        pii_path.display(),
+        std::fs::metadata(&pii_path).map_or(0, |m| m.len())
+    );
+    let pii_wasm = read(pii_path);
     let filter_wasm = read(options.plugins.join("sql_filter.wasm"));
     let cache_dir = std::env::temp_dir().join(format!("floe-bench-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache_dir);
