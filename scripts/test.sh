@@ -9,6 +9,7 @@ cd "$FLOE_REPO"
 scripts/setup.sh
 scripts/build-plugins.sh
 scripts/build-js-plugins.sh
+scripts/build-py-plugins.sh
 
 # Real services on 127.0.0.1 (REST catalog, OAuth2 IdP, S3), stopped on any exit.
 # Their URLs and credentials reach the tests as FLOE_TEST_* (tests/services/README.md).

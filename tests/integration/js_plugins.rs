@@ -15,7 +15,7 @@ use crate::support::{example, floe_host, floe_host_with_env, plugin, python_json
 use arrow_array::RecordBatch;
 
 /// Every batch of a Parquet file that `plugin test --out` wrote, as one.
-fn parquet(path: &Path) -> RecordBatch {
+pub(crate) fn parquet(path: &Path) -> RecordBatch {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
     let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
@@ -23,7 +23,7 @@ fn parquet(path: &Path) -> RecordBatch {
 }
 
 /// `plugin test WASM --input INPUT --config k=v … --out OUT`: its output.
-fn trial(wasm: &Path, input: &Path, config: &[&str], out: &Path) -> RecordBatch {
+pub(crate) fn trial(wasm: &Path, input: &Path, config: &[&str], out: &Path) -> RecordBatch {
     let mut args = vec!["plugin", "test", wasm.to_str().unwrap(), "--input", input.to_str().unwrap()];
     for entry in config {
         args.extend(["--config", entry]);

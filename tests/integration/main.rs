@@ -19,6 +19,7 @@ mod maintain;
 mod partitions;
 mod pipes;
 mod plugin_tool;
+mod py_plugins;
 mod sandbox;
 mod secrets;
 mod select;

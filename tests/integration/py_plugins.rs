@@ -1,0 +1,109 @@
+//! Plugins written in Python (the SDK in plugins/python/sdk, componentize-py):
+//! the port of pii-mask gives exactly the Rust plugin's output, and hostile
+//! Python is contained like hostile Rust: an endless loop and a memory
+//! hoard fail their step with exit 3 and no table; `open()`, `os.environ`
+//! and `socket` find nothing to reach.
+//!
+//! scripts/build-py-plugins.sh builds them into plugins/dist (`*_py.wasm`).
+
+use std::io::ErrorKind;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use crate::js_plugins::trial;
+use crate::support::{example, floe_host_with_env, plugin, python_json, temp_dir};
+
+#[test]
+fn the_python_pii_mask_matches_the_rust_plugin_on_the_demo_data() {
+    let dir = temp_dir();
+    let customers = example("customer-analytics").join("data/customers.csv");
+    let pii = ["email=email", "hash=customer_name", "salt=customer-analytics-demo"];
+    let rust = trial(&plugin("pii_mask.wasm"), &customers, &pii, &dir.path().join("a.parquet"));
+    let python = trial(&plugin("pii_mask_py.wasm"), &customers, &pii, &dir.path().join("b.parquet"));
+    assert_eq!(rust.num_rows(), 1055);
+    assert_eq!(python, rust);
+}
+
+/// A project: bronze by the Rust csv-ingest, silver by `evil` (a Python
+/// component) with `config`, under tight plugin limits.
+fn run_evil(dir: &Path, name: &str, config: &str, env: &[(&str, &str)]) -> crate::support::Run {
+    let state = dir.join("state");
+    std::fs::write(dir.join("events.csv"), "id,name\n1,a\n2,b\n").unwrap();
+    let q = |p: &Path| serde_json::to_string(p.to_str().unwrap()).unwrap();
+    let platform = dir.join("platform.yaml");
+    std::fs::write(
+        &platform,
+        format!(
+            "catalogs:\n  default: {{type: sql, uri: {uri}, warehouse: {wh}}}\n\
+             storage:\n  default: {{type: local, root: {wh}}}\n\
+             compute:\n  default: {{type: duckdb}}\n\
+             plugins:\n  memory_limit: 256MiB\n  call_timeout: 3s\n",
+            uri = q(&PathBuf::from(format!("sqlite:{}", state.join("catalog.db").display()))),
+            wh = q(&state.join("warehouse")),
+        ),
+    )
+    .unwrap();
+    let floe = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &floe,
+        format!(
+            "name: hostile\nplugins:\n  csv-ingest: {{path: {csv}}}\n  evil: {{path: {evil}}}\ntransforms:\n\
+             \x20 - {{name: raw_events, layer: bronze, kind: ingest, plugin: csv-ingest, source: {source}}}\n\
+             \x20 - {{name: events, layer: silver, kind: wasm, plugin: evil, inputs: [bronze.raw_events], config: {config}}}\n",
+            csv = q(&plugin("csv_ingest.wasm")),
+            evil = q(&plugin(&format!("evil_{name}_py.wasm"))),
+            source = q(&dir.join("events.csv")),
+        ),
+    )
+    .unwrap();
+    let args = ["run", "-f", floe.to_str().unwrap(), "--platform", platform.to_str().unwrap()];
+    floe_host_with_env(&[&args[..], &["--state-dir", state.to_str().unwrap()]].concat(), env)
+}
+
+#[test]
+fn hostile_python_plugins_are_contained() {
+    for (name, expected) in [("loop", "exceeded its deadline"), ("memory", "memory")] {
+        let dir = temp_dir();
+        let run = run_evil(dir.path(), name, "{}", &[]).expect_code(3);
+        assert!(run.stderr.contains("plugin `evil`") && run.stderr.contains(expected), "{name}:\n{}", run.stderr);
+        let state = dir.path().join("state");
+        let silver = std::process::Command::new(crate::support::python())
+            .arg(crate::support::repo().join("tests/py/table_check.py"))
+            .args(["--state-dir", state.to_str().unwrap(), "--table", "silver.events"])
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&silver.stdout).contains("NoSuchTable"), "{name}: a silver table exists");
+    }
+
+    // open(), os.environ and socket: each attempt is refused, nothing leaks,
+    // and the batches pass through.
+    let dir = temp_dir();
+    let secret = format!("floe-py-secret-{}", std::process::id());
+    let secret_file = dir.path().join("token");
+    std::fs::write(&secret_file, &secret).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let config =
+        format!("{{probe_path: {}, addr: \"{addr}\"}}", serde_json::to_string(secret_file.to_str().unwrap()).unwrap());
+    let run = run_evil(dir.path(), "escape", &config, &[("FLOE_TEST_SECRET", &secret)]).expect_code(0);
+    assert!(!run.stderr.contains(&secret) && !run.stdout.contains(&secret), "the secret leaked:\n{}", run.stderr);
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    assert!(!run.stderr.contains(passwd.lines().next().unwrap()), "/etc/passwd leaked:\n{}", run.stderr);
+    for attempt in [
+        "read /etc/passwd: refused",
+        "read secret: refused",
+        "env FLOE_TEST_SECRET: got 'unset'",
+        "env count: got 0",
+        "tcp connect: refused",
+    ] {
+        assert!(run.stderr.contains(&format!("escape {attempt}")), "lacks {attempt:?}:\n{}", run.stderr);
+    }
+    match listener.accept() {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        other => panic!("the listener got a connection: {other:?}"),
+    }
+    let state = dir.path().join("state");
+    let silver = python_json("table_check.py", &["--state-dir", state.to_str().unwrap(), "--table", "silver.events"]);
+    assert_eq!(silver["rows"], 2);
+}
