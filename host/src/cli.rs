@@ -139,10 +139,10 @@ pub enum PluginCommand {
         wasm: PathBuf,
     },
     /// Create a ready-to-build plugin project NAME on the floe plugin SDK,
-    /// in Rust (a crate) or JavaScript (a module). The SDK and the WIT
-    /// contract are copied in from this binary (under `vendor/` and `wit/`),
-    /// so the project builds anywhere with only crates.io or npm; its README
-    /// has the two commands to build and try it. (Python is planned.)
+    /// in Rust (a crate), JavaScript (a module) or Python (an app). The SDK
+    /// and the WIT contract are copied in from this binary (under `vendor/`
+    /// and `wit/`), so the project builds anywhere with only crates.io, npm
+    /// or PyPI; its README has the two commands to build and try it.
     New {
         /// Crate name, for example `upper-case`.
         name: String,
@@ -151,8 +151,9 @@ pub enum PluginCommand {
         /// query over its input).
         #[arg(long, value_enum, default_value_t = PluginKindArg::Transform)]
         kind: PluginKindArg,
-        /// The language: `rust` (built with cargo for wasm32-wasip2) or `js`
-        /// (built with esbuild and componentize-js; Node.js 20.11 or newer).
+        /// The language: `rust` (built with cargo for wasm32-wasip2), `js`
+        /// (built with esbuild and componentize-js; Node.js 20.11 or newer)
+        /// or `python` (built with componentize-py).
         #[arg(long, value_enum, default_value_t = PluginLangArg::Rust)]
         lang: PluginLangArg,
         /// Where to create it.
@@ -190,6 +191,7 @@ pub enum PluginCommand {
 pub enum PluginLangArg {
     Rust,
     Js,
+    Python,
 }
 
 impl From<PluginLangArg> for floe_host::plugin_tool::Lang {
@@ -197,6 +199,7 @@ impl From<PluginLangArg> for floe_host::plugin_tool::Lang {
         match lang {
             PluginLangArg::Rust => Self::Rust,
             PluginLangArg::Js => Self::Js,
+            PluginLangArg::Python => Self::Python,
         }
     }
 }

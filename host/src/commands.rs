@@ -144,6 +144,9 @@ pub fn plugin_command(command: PluginCommand) -> ExitCode {
                             ("src/lib.rs", "cargo build --release --target wasm32-wasip2")
                         }
                         floe_host::plugin_tool::Lang::Js => ("src/plugin.js", "npm ci && npm run build"),
+                        floe_host::plugin_tool::Lang::Python => {
+                            ("app.py", "pip install -r requirements.txt && sh build.sh")
+                        }
                     };
                     println!("created {} ({} files; the plugin is {source})", root.display(), files.len());
                     println!("next: cd {} && {build}", root.display());

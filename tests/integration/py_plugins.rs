@@ -107,3 +107,77 @@ fn hostile_python_plugins_are_contained() {
     let silver = python_json("table_check.py", &["--state-dir", state.to_str().unwrap(), "--table", "silver.events"]);
     assert_eq!(silver["rows"], 2);
 }
+
+/// `plugin new --lang python` for a transform, an ingest and a SQL-mode
+/// plugin, each built with its README's commands (componentize-py from the
+/// test venv stands in for `pip install -r requirements.txt`) and tried with
+/// `plugin test`; the first two then run as a pipeline pyiceberg reads.
+#[test]
+fn a_python_plugin_from_plugin_new_builds_and_runs() {
+    let dir = temp_dir();
+    let venv_bin = crate::support::python().parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default());
+    for (name, kind, input, text, config, shown) in [
+        ("shout", "transform", "sample.csv", "id,name\n1,Zoe\n2,\n", vec!["column=name"], vec!["1", "ZOE", "2", ""]),
+        ("lines", "ingest", "sample.txt", "first\nsecond\r\nthird", vec![], vec!["first", "second", "third"]),
+        ("large", "sql", "sample.csv", "id,amount\n1,5\n2,50\n", vec!["where=amount > 10"], vec!["2", "50"]),
+    ] {
+        let made = crate::support::floe_host(&[
+            "plugin",
+            "new",
+            name,
+            "--kind",
+            kind,
+            "--lang",
+            "python",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .expect_code(0);
+        assert!(made.stdout.contains("pip install -r requirements.txt && sh build.sh"), "{}", made.stdout);
+        let project = dir.path().join(name);
+        let requirements = std::fs::read_to_string(project.join("requirements.txt")).unwrap();
+        assert!(requirements.contains("componentize-py==0.25.1"), "{requirements}");
+        let built =
+            std::process::Command::new("sh").arg("build.sh").current_dir(&project).env("PATH", &path).output().unwrap();
+        assert!(built.status.success(), "{name}: {}", String::from_utf8_lossy(&built.stderr));
+        std::fs::write(project.join(input), text).unwrap();
+        let wasm = project.join(format!("{name}.wasm"));
+        let batch = trial(&wasm, &project.join(input), &config, &project.join("out.parquet"));
+        let mut values = Vec::new();
+        for row in 0..batch.num_rows() {
+            for column in batch.columns().iter().take(2) {
+                let formatter = arrow_cast::display::ArrayFormatter::try_new(column, &Default::default()).unwrap();
+                values.push(formatter.value(row).to_string());
+            }
+        }
+        if kind == "ingest" {
+            let lines: Vec<&String> = values.iter().step_by(2).collect();
+            assert_eq!(lines, shown.iter().collect::<Vec<_>>(), "{name}");
+        } else {
+            assert_eq!(values, shown, "{name}");
+        }
+    }
+    let pipeline = dir.path().join("pipeline");
+    std::fs::create_dir_all(&pipeline).unwrap();
+    std::fs::write(pipeline.join("notes.txt"), "first\nsecond\n").unwrap();
+    let wasm = |name: &str| {
+        serde_json::to_string(dir.path().join(name).join(format!("{name}.wasm")).to_str().unwrap()).unwrap()
+    };
+    let yaml = format!(
+        "name: scaffolded\nplugins:\n  lines: {{path: {lines}}}\n  shout: {{path: {shout}}}\ntransforms:\n\
+         \x20 - {{name: raw_lines, layer: bronze, kind: ingest, plugin: lines, source: notes.txt}}\n\
+         \x20 - {{name: shouted, layer: silver, kind: wasm, plugin: shout, inputs: [bronze.raw_lines], config: {{column: line}}}}\n",
+        lines = wasm("lines"),
+        shout = wasm("shout"),
+    );
+    std::fs::write(pipeline.join("floe.yaml"), yaml).unwrap();
+    let state = dir.path().join("state");
+    crate::support::floe_host(&["run", pipeline.to_str().unwrap(), "--state-dir", state.to_str().unwrap()])
+        .expect_code(0);
+    let silver = python_json(
+        "table_check.py",
+        &["--state-dir", state.to_str().unwrap(), "--table", "silver.shouted", "--order-by", "_row"],
+    );
+    assert_eq!(silver["records"], serde_json::json!([{"line": "FIRST", "_row": 1}, {"line": "SECOND", "_row": 2}]));
+}

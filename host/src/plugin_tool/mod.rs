@@ -4,6 +4,7 @@
 //! pipeline uses.
 
 mod js_templates;
+mod py_templates;
 mod scaffold;
 mod sdk_files;
 mod templates;

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::templates::{self, Kind};
-use super::{js_templates, sdk_files};
+use super::{js_templates, py_templates, sdk_files};
 
 /// The language a new plugin is written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,6 +16,8 @@ pub enum Lang {
     Rust,
     /// A module on the JavaScript SDK (apache-arrow), built with esbuild and componentize-js.
     Js,
+    /// An app on the Python SDK, built with componentize-py.
+    Python,
 }
 
 /// Why a crate could not be created.
@@ -27,7 +29,9 @@ pub enum ScaffoldError {
     Exists(PathBuf),
     #[error("--sdk {}: no plugin SDK there (no Cargo.toml); pass floe-host's plugins/sdk, or leave --sdk out to use the SDK built into floe-host", .0.display())]
     NoSdk(PathBuf),
-    #[error("--sdk names a Rust SDK checkout; a JavaScript plugin carries its SDK in vendor/ (leave --sdk out)")]
+    #[error(
+        "--sdk names a Rust SDK checkout; a JavaScript or Python plugin carries its SDK in vendor/ (leave --sdk out)"
+    )]
     SdkForJs,
     #[error("cannot write {}: {source}", path.display())]
     Write {
@@ -53,7 +57,7 @@ pub fn scaffold(
     if !valid {
         return Err(ScaffoldError::Name(name.to_string()));
     }
-    if lang == Lang::Js && sdk.is_some() {
+    if lang != Lang::Rust && sdk.is_some() {
         return Err(ScaffoldError::SdkForJs);
     }
     let sdk = match sdk {
@@ -73,6 +77,7 @@ pub fn scaffold(
     let files = match lang {
         Lang::Rust => rust_files(name, kind, &root, sdk.as_deref()),
         Lang::Js => js_files(name, kind, &root),
+        Lang::Python => py_files(name, kind, &root),
     };
     for (path, text) in &files {
         let parent = path.parent().expect("files are inside the project");
@@ -114,5 +119,18 @@ fn js_files(name: &str, kind: Kind, root: &Path) -> Vec<(PathBuf, String)> {
         (root.join("vendor/floe-plugin.js"), js_templates::SDK.to_string()),
         (root.join("wit/floe-plugin.wit"), sdk_files::WIT.to_string()),
         (root.join(".gitignore"), "/node_modules\n/*.wasm\n".to_string()),
+    ]
+}
+
+/// An app on the Python SDK, with its build script and pinned build tool.
+fn py_files(name: &str, kind: Kind, root: &Path) -> Vec<(PathBuf, String)> {
+    vec![
+        (root.join("app.py"), py_templates::app_py(kind).replace("\"NAME\"", &format!("\"{name}\""))),
+        (root.join("requirements.txt"), py_templates::requirements()),
+        (root.join("build.sh"), py_templates::build_sh(name, kind)),
+        (root.join("README.md"), py_templates::readme(name, kind)),
+        (root.join("vendor/floe_plugin.py"), py_templates::SDK.to_string()),
+        (root.join("wit/floe-plugin.wit"), sdk_files::WIT.to_string()),
+        (root.join(".gitignore"), "/*.wasm\n__pycache__/\n".to_string()),
     ]
 }

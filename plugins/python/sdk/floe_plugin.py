@@ -728,3 +728,27 @@ def ingest_plugin(name, open, version="0.1.0", config_schema=None):
             return _guarded(lambda: Parser(opener(dict(config), source_name)))
 
     return Meta, Ingest
+
+
+def sql_plugin(name, sql, version="0.1.0", config_schema=None):
+    """The `Meta` and `Transform` classes of a SQL-mode transform plugin:
+    `sql(config, inputs)` returns a DuckDB query over `inputs` (their
+    `layer.table` names); the host runs it."""
+    from wit_world import exports
+    from wit_world.imports import types
+
+    class Meta(exports.Meta):
+        def info(self):
+            return _info(name, version, types.PluginKind.TRANSFORM, config_schema)
+
+    class Transform(exports.Transform):
+        def output_schema(self, config, input_schema):
+            raise _err(PluginError("internal", "a SQL-mode plugin does not stream batches"))
+
+        def open(self, config):
+            raise _err(PluginError("internal", "a SQL-mode plugin does not stream batches"))
+
+        def sql(self, config, inputs):
+            return _guarded(lambda: sql(dict(config), list(inputs)))
+
+    return Meta, Transform
