@@ -43,6 +43,32 @@ fn npm(dir: &Path, args: &[&str]) {
     );
 }
 
+/// The scaffolded `lines` ingest and `shout` transform (built under `dir`)
+/// as a pipeline: lines in bronze, upper-cased in silver, read back by
+/// pyiceberg.
+pub(crate) fn run_scaffolded_pipeline(dir: &Path) {
+    let pipeline = dir.join("pipeline");
+    std::fs::create_dir_all(&pipeline).unwrap();
+    std::fs::write(pipeline.join("notes.txt"), "first\nsecond\n").unwrap();
+    let wasm =
+        |name: &str| serde_json::to_string(dir.join(name).join(format!("{name}.wasm")).to_str().unwrap()).unwrap();
+    let yaml = format!(
+        "name: scaffolded\nplugins:\n  lines: {{path: {lines}}}\n  shout: {{path: {shout}}}\ntransforms:\n\
+         \x20 - {{name: raw_lines, layer: bronze, kind: ingest, plugin: lines, source: notes.txt}}\n\
+         \x20 - {{name: shouted, layer: silver, kind: wasm, plugin: shout, inputs: [bronze.raw_lines], config: {{column: line}}}}\n",
+        lines = wasm("lines"),
+        shout = wasm("shout"),
+    );
+    std::fs::write(pipeline.join("floe.yaml"), yaml).unwrap();
+    let state = dir.join("state");
+    floe_host(&["run", pipeline.to_str().unwrap(), "--state-dir", state.to_str().unwrap()]).expect_code(0);
+    let silver = python_json(
+        "table_check.py",
+        &["--state-dir", state.to_str().unwrap(), "--table", "silver.shouted", "--order-by", "_row"],
+    );
+    assert_eq!(silver["records"], serde_json::json!([{"line": "FIRST", "_row": 1}, {"line": "SECOND", "_row": 2}]));
+}
+
 /// `plugin new --lang js` for a transform and an ingest, each built with
 /// `npm ci` (offline: from the cache the toolchain's install filled) and
 /// `npm run build`, tried with `plugin test`, then run as a pipeline whose
@@ -82,27 +108,7 @@ fn a_js_plugin_from_plugin_new_builds_and_runs() {
     }
 
     // Both in a pipeline: lines in bronze, upper-cased in silver, read back by pyiceberg.
-    let pipeline = dir.path().join("pipeline");
-    std::fs::create_dir_all(&pipeline).unwrap();
-    std::fs::write(pipeline.join("notes.txt"), "first\nsecond\n").unwrap();
-    let wasm = |name: &str| {
-        serde_json::to_string(dir.path().join(name).join(format!("{name}.wasm")).to_str().unwrap()).unwrap()
-    };
-    let yaml = format!(
-        "name: scaffolded\nplugins:\n  lines: {{path: {lines}}}\n  shout: {{path: {shout}}}\ntransforms:\n\
-         \x20 - {{name: raw_lines, layer: bronze, kind: ingest, plugin: lines, source: notes.txt}}\n\
-         \x20 - {{name: shouted, layer: silver, kind: wasm, plugin: shout, inputs: [bronze.raw_lines], config: {{column: line}}}}\n",
-        lines = wasm("lines"),
-        shout = wasm("shout"),
-    );
-    std::fs::write(pipeline.join("floe.yaml"), yaml).unwrap();
-    let state = dir.path().join("state");
-    floe_host(&["run", pipeline.to_str().unwrap(), "--state-dir", state.to_str().unwrap()]).expect_code(0);
-    let silver = python_json(
-        "table_check.py",
-        &["--state-dir", state.to_str().unwrap(), "--table", "silver.shouted", "--order-by", "_row"],
-    );
-    assert_eq!(silver["records"], serde_json::json!([{"line": "FIRST", "_row": 1}, {"line": "SECOND", "_row": 2}]));
+    run_scaffolded_pipeline(dir.path());
 }
 
 /// The JavaScript ports give exactly the Rust plugins' output on the demo

@@ -158,26 +158,5 @@ fn a_python_plugin_from_plugin_new_builds_and_runs() {
             assert_eq!(values, shown, "{name}");
         }
     }
-    let pipeline = dir.path().join("pipeline");
-    std::fs::create_dir_all(&pipeline).unwrap();
-    std::fs::write(pipeline.join("notes.txt"), "first\nsecond\n").unwrap();
-    let wasm = |name: &str| {
-        serde_json::to_string(dir.path().join(name).join(format!("{name}.wasm")).to_str().unwrap()).unwrap()
-    };
-    let yaml = format!(
-        "name: scaffolded\nplugins:\n  lines: {{path: {lines}}}\n  shout: {{path: {shout}}}\ntransforms:\n\
-         \x20 - {{name: raw_lines, layer: bronze, kind: ingest, plugin: lines, source: notes.txt}}\n\
-         \x20 - {{name: shouted, layer: silver, kind: wasm, plugin: shout, inputs: [bronze.raw_lines], config: {{column: line}}}}\n",
-        lines = wasm("lines"),
-        shout = wasm("shout"),
-    );
-    std::fs::write(pipeline.join("floe.yaml"), yaml).unwrap();
-    let state = dir.path().join("state");
-    crate::support::floe_host(&["run", pipeline.to_str().unwrap(), "--state-dir", state.to_str().unwrap()])
-        .expect_code(0);
-    let silver = python_json(
-        "table_check.py",
-        &["--state-dir", state.to_str().unwrap(), "--table", "silver.shouted", "--order-by", "_row"],
-    );
-    assert_eq!(silver["records"], serde_json::json!([{"line": "FIRST", "_row": 1}, {"line": "SECOND", "_row": 2}]));
+    crate::js_plugins::run_scaffolded_pipeline(dir.path());
 }

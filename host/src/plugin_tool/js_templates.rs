@@ -57,25 +57,20 @@ pub fn plugin_js(kind: Kind) -> &'static str {
 /// The project's README: the two commands to build and try it.
 pub fn readme(name: &str, kind: Kind) -> String {
     let wasm = wasm_name(name);
-    let (what, sample, try_it) = match kind {
-        Kind::Ingest => (
+    let (sample, try_it) = super::templates::sample(kind);
+    let what = match kind {
+        Kind::Ingest => {
             "A floe ingest plugin in JavaScript: each line of a source object becomes a row (a `line` column and \
-             `_row`, the line number).",
-            "printf 'first\\nsecond\\n' > sample.txt",
-            "--input sample.txt",
-        ),
-        Kind::Transform => (
+             `_row`, the line number)."
+        }
+        Kind::Transform => {
             "A floe transform plugin in JavaScript: it upper-cases the column named by its `column` config, batch \
-             by batch.",
-            "printf 'id,name\\n1,Zoe\\n' > sample.csv",
-            "--input sample.csv --config column=name",
-        ),
-        Kind::Sql => (
+             by batch."
+        }
+        Kind::Sql => {
             "A floe SQL-mode transform plugin in JavaScript: it returns a DuckDB query that keeps the rows of its \
-             input matching the `where` config.",
-            "printf 'id,amount\\n1,5\\n2,50\\n' > sample.csv",
-            "--input sample.csv --config 'where=amount > 10'",
-        ),
+             input matching the `where` config."
+        }
     };
     format!(
         "# {name}\n\n{what}\n\n\

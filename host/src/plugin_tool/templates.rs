@@ -49,29 +49,37 @@ strip = "debuginfo"
 
 /// The crate's README: what it does, the two commands to build and try it,
 /// and how a pipeline uses it.
+/// The sample a README makes for a plugin of `kind`, and the `plugin test`
+/// arguments that try the plugin on it (every language's scaffold does the
+/// same per kind).
+pub fn sample(kind: Kind) -> (&'static str, &'static str) {
+    match kind {
+        Kind::Ingest => ("printf 'first\\nsecond\\n' > sample.txt", "--input sample.txt"),
+        Kind::Transform => ("printf 'id,name\\n1,Zoe\\n' > sample.csv", "--input sample.csv --config column=name"),
+        Kind::Sql => {
+            ("printf 'id,amount\\n1,5\\n2,50\\n' > sample.csv", "--input sample.csv --config 'where=amount > 10'")
+        }
+    }
+}
+
 pub fn readme(name: &str, kind: Kind) -> String {
     let lib = lib_name(name);
-    let (what, sample, try_it, step) = match kind {
+    let (sample, try_it) = sample(kind);
+    let (what, step) = match kind {
         Kind::Ingest => (
             "A floe ingest plugin: each line of a source object becomes a row (a `line` column, \
              renamed by the `column` config, and `_row`, the line number).",
-            "printf 'first\\nsecond\\n' > sample.txt",
-            "--input sample.txt",
             "  - name: raw_lines\n    layer: bronze\n    kind: ingest\n    plugin: {name}\n    \
              source: data/notes.txt\n    config: {column: note}",
         ),
         Kind::Transform => (
             "A floe transform plugin: it upper-cases the column named by its `column` config, batch by batch.",
-            "printf 'id,name\\n1,Zoe\\n' > sample.csv",
-            "--input sample.csv --config column=name",
             "  - name: shouted\n    layer: silver\n    kind: wasm\n    plugin: {name}\n    \
              inputs: [bronze.raw_customers]\n    config: {column: customer_name}",
         ),
         Kind::Sql => (
             "A floe SQL-mode transform plugin: it returns a DuckDB query that keeps the rows of its \
              input matching the `where` config. No data passes through the plugin.",
-            "printf 'id,amount\\n1,5\\n2,50\\n' > sample.csv",
-            "--input sample.csv --config 'where=amount > 10'",
             "  - name: large_orders\n    layer: gold\n    kind: wasm\n    plugin: {name}\n    \
              inputs: [silver.stg_orders]\n    config: {where: \"amount > 100\"}",
         ),
