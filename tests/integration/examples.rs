@@ -14,7 +14,7 @@ const CASES: [(&str, Option<&str>, Option<&str>); 6] = [
     ("customer-analytics", Some("platforms/kubernetes/platform.yaml"), None),
     ("from-floe-platform", None, Some("local")),
     ("from-floe-platform", None, Some("prod")),
-    ("js-plugins", None, None),
+    ("plugins-in-js-and-python", None, None),
 ];
 
 fn run(args: &[&str], env: Option<&str>, secrets: &Path) -> (i32, String) {

@@ -131,24 +131,24 @@ fn js_ports_match_the_rust_plugins_on_the_demo_data() {
     }
 }
 
-/// examples/js-plugins: bronze by csv-ingest-js, silver by pii-mask-js;
-/// the tables pyiceberg reads equal those of the same pipeline on the Rust
-/// plugins.
+/// examples/plugins-in-js-and-python: bronze by csv-ingest in JavaScript and
+/// in Python, silver by pii-mask in both; the tables pyiceberg reads equal
+/// those of the same pipeline on the Rust plugins.
 #[test]
-fn a_pipeline_of_js_plugins_commits_what_the_rust_one_does() {
+fn a_pipeline_of_js_and_python_plugins_commits_what_the_rust_one_does() {
     let dir = temp_dir();
     let mut tables = Vec::new();
-    for (variant, rewrite) in [("js", false), ("rust", true)] {
+    for (variant, rewrite) in [("ported", false), ("rust", true)] {
         // The example as it is, with the plugins where this build put them.
         let project = dir.path().join(variant);
         std::fs::create_dir_all(project.join("data")).unwrap();
-        let example = example("js-plugins");
+        let example = example("plugins-in-js-and-python");
         std::fs::copy(example.join("data/customers.csv"), project.join("data/customers.csv")).unwrap();
         let dist = plugin("csv_ingest.wasm").parent().unwrap().display().to_string();
         let mut yaml = std::fs::read_to_string(example.join("floe.yaml")).unwrap();
         yaml = yaml.replace("../../plugins/dist", &dist);
         if rewrite {
-            yaml = yaml.replace("_js.wasm", ".wasm");
+            yaml = yaml.replace("_js.wasm", ".wasm").replace("_py.wasm", ".wasm");
         }
         std::fs::write(project.join("floe.yaml"), yaml).unwrap();
         let state = dir.path().join(format!("state-{variant}"));
@@ -159,12 +159,17 @@ fn a_pipeline_of_js_plugins_commits_what_the_rust_one_does() {
                 &["--state-dir", state.to_str().unwrap(), "--table", table, "--order-by", "_row"],
             )
         };
-        tables.push((read("bronze.raw_customers"), read("silver.customer_contacts")));
+        let names = [
+            "bronze.raw_customers",
+            "bronze.raw_customers_py",
+            "silver.customer_contacts",
+            "silver.customer_contacts_py",
+        ];
+        tables.push(names.map(|name| (name, read(name))));
     }
-    let (js, rust) = (&tables[0], &tables[1]);
-    for (name, js, rust) in [("bronze", &js.0, &rust.0), ("silver", &js.1, &rust.1)] {
-        assert_eq!(js["rows"], 1055, "{name}");
-        assert_eq!((&js["columns"], &js["records"]), (&rust["columns"], &rust["records"]), "{name}");
+    for ((name, ported), (_, rust)) in tables[0].iter().zip(&tables[1]) {
+        assert_eq!(ported["rows"], 1055, "{name}");
+        assert_eq!((&ported["columns"], &ported["records"]), (&rust["columns"], &rust["records"]), "{name}");
     }
 }
 

@@ -1,5 +1,7 @@
 //! Plugins written in Python (the SDK in plugins/python/sdk, componentize-py):
-//! the port of pii-mask gives exactly the Rust plugin's output, and hostile
+//! the ports of pii-mask and csv-ingest give exactly the Rust plugins'
+//! output (examples/plugins-in-js-and-python runs them as a pipeline, in
+//! `js_plugins`), `plugin new --lang python` builds and runs, and hostile
 //! Python is contained like hostile Rust: an endless loop and a memory
 //! hoard fail their step with exit 3 and no table; `open()`, `os.environ`
 //! and `socket` find nothing to reach.
@@ -13,15 +15,25 @@ use std::path::{Path, PathBuf};
 use crate::js_plugins::trial;
 use crate::support::{example, floe_host_with_env, plugin, python_json, temp_dir};
 
+/// The Python ports give exactly the Rust plugins' output on the demo data:
+/// the same schema (names, types, nullability) and the same values.
 #[test]
-fn the_python_pii_mask_matches_the_rust_plugin_on_the_demo_data() {
+fn python_ports_match_the_rust_plugins_on_the_demo_data() {
     let dir = temp_dir();
-    let customers = example("customer-analytics").join("data/customers.csv");
+    let data = example("customer-analytics").join("data");
+    let customers = data.join("customers.csv");
     let pii = ["email=email", "hash=customer_name", "salt=customer-analytics-demo"];
     let rust = trial(&plugin("pii_mask.wasm"), &customers, &pii, &dir.path().join("a.parquet"));
     let python = trial(&plugin("pii_mask_py.wasm"), &customers, &pii, &dir.path().join("b.parquet"));
     assert_eq!(rust.num_rows(), 1055);
-    assert_eq!(python, rust);
+    assert_eq!(python, rust, "pii-mask");
+    for file in ["customers.csv", "orders.csv"] {
+        let input = data.join(file);
+        let rust = trial(&plugin("csv_ingest.wasm"), &input, &[], &dir.path().join("c.parquet"));
+        let python = trial(&plugin("csv_ingest_py.wasm"), &input, &[], &dir.path().join("d.parquet"));
+        assert!(rust.num_rows() > 1000);
+        assert_eq!(python, rust, "csv-ingest on {file}");
+    }
 }
 
 /// A project: bronze by the Rust csv-ingest, silver by `evil` (a Python
