@@ -72,7 +72,7 @@ pub(super) async fn compact(
     if policy.small_file_size == 0 || table.metadata().current_snapshot().is_none() {
         return Ok(report);
     }
-    let tasks = live_files(&table, table_ref).await?;
+    let tasks = read::live_files(&table, table_ref).await?;
     if tasks.iter().any(|t| !t.deletes.is_empty()) {
         report.skipped = Some("the table has delete files, which compaction does not rewrite".into());
         return Ok(report);
@@ -106,7 +106,7 @@ pub(super) async fn compact(
     loop {
         // Compare what the table holds now with what was read.
         let live: HashSet<String> =
-            live_files(&table, table_ref).await?.into_iter().map(|t| t.data_file_path).collect();
+            read::live_files(&table, table_ref).await?.into_iter().map(|t| t.data_file_path).collect();
         let changed = if table.metadata().current_schema_id() != schema.schema_id() {
             Some("its schema changed while it was compacted")
         } else if !replaced.is_subset(&live) {
@@ -142,16 +142,6 @@ pub(super) async fn compact(
             }
         }
     }
-}
-
-/// The live data files of the table's current snapshot, with their deletes.
-async fn live_files(table: &Table, table_ref: &TableRef) -> Result<Vec<FileScanTask>, LakehouseError> {
-    let scan = table.scan().select_all().build().map_err(|source| LakehouseError::Table {
-        table: table_ref.to_string(),
-        message: "cannot plan the scan",
-        source,
-    })?;
-    read::plan_files(&scan, table_ref).await
 }
 
 /// The small files of each partition that has at least `MIN_FILES` of

@@ -122,8 +122,7 @@ pub(super) async fn merge(
         output_keys.extend((0..batch.num_rows()).map(|i| rows.row(i).as_ref().into()));
     }
 
-    let scan = table.scan().select_all().build().map_err(error("cannot plan the scan"))?;
-    let tasks = read::plan_files(&scan, table_ref).await?;
+    let tasks = read::live_files(table, table_ref).await?;
     if tasks.iter().any(|t| !t.deletes.is_empty()) {
         return Err(LakehouseError::Unsupported {
             table: table_ref.to_string(),

@@ -404,10 +404,7 @@ impl Lakehouse {
     /// files it lists. `None` when the table does not exist.
     pub async fn plan_scan(&self, catalog: &str, table: &TableRef) -> Result<Option<usize>, LakehouseError> {
         let Some(loaded) = self.catalog(catalog).load_table(table).await? else { return Ok(None) };
-        let error =
-            |source| LakehouseError::Table { table: table.to_string(), message: "cannot plan the scan", source };
-        let scan = loaded.scan().select_all().build().map_err(error)?;
-        Ok(Some(read::plan_files(&scan, table).await?.len()))
+        Ok(Some(read::live_files(&loaded, table).await?.len()))
     }
 
     /// The sequence number of the current snapshot of each of the step's

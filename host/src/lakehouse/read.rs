@@ -52,6 +52,16 @@ impl Input {
     }
 }
 
+/// Every live data file of the table's current snapshot, with its deletes.
+pub(super) async fn live_files(table: &Table, table_ref: &TableRef) -> Result<Vec<FileScanTask>, LakehouseError> {
+    let scan = table.scan().select_all().build().map_err(|source| LakehouseError::Table {
+        table: table_ref.to_string(),
+        message: "cannot plan the scan",
+        source,
+    })?;
+    plan_files(&scan, table_ref).await
+}
+
 /// The data files a scan will read (after partition and statistics pruning).
 pub(super) async fn plan_files(scan: &TableScan, table_ref: &TableRef) -> Result<Vec<FileScanTask>, LakehouseError> {
     let error =
