@@ -14,14 +14,14 @@ use serde_json::{Value, json};
 use crate::support::{example, floe_host_with_env, python_json, service, temp_dir};
 
 #[derive(Clone, Copy, Debug)]
-enum Catalog {
+pub(crate) enum Catalog {
     Sql,
     RestOAuth2,
     RestToken,
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Storage {
+pub(crate) enum Storage {
     Local,
     /// S3 with static keys from a secret_ref.
     S3,
@@ -32,15 +32,15 @@ enum Storage {
 
 /// A platform file for one combination, the secrets it refers to (as
 /// environment variables) and the pyiceberg properties of the same catalog.
-struct Platform {
-    yaml: String,
-    env: Vec<(String, String)>,
-    pyiceberg: Value,
+pub(crate) struct Platform {
+    pub(crate) yaml: String,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) pyiceberg: Value,
 }
 
 const CLIENT_SECRET_REF: &str = "rest-client-secret";
 
-fn platform(prefix: &str, catalog: Catalog, storage: Storage, state: &Path) -> Platform {
+pub(crate) fn platform(prefix: &str, catalog: Catalog, storage: Storage, state: &Path) -> Platform {
     let mut env = Vec::new();
     let mut pyiceberg = serde_json::Map::new();
     // The REST catalog instance whose warehouse is on the chosen storage.
@@ -248,6 +248,16 @@ fn maintain_on_the_rest_catalog_over_s3_expires_old_snapshots_and_keeps_the_data
     let planted =
         python_json("iceberg_peer.py", &["plant", "--props", &props, "--table", &orders, "--file", "x.parquet"]);
     let planted = planted["path"].as_str().unwrap().to_string();
+    let time_travel = |ids: &[&str]| {
+        let mut args = vec!["--props", &props, "--table", &orders, "--time-travel"];
+        args.extend(ids);
+        python_json("table_check.py", &args)["snapshot_rows"].clone()
+    };
+    // Both runs' snapshots read whole before.
+    let before = time_travel(&[]);
+    let runs: Vec<&str> = before.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(runs.len(), 2, "{before}");
+    assert!(before.as_object().unwrap().values().all(Value::is_u64), "{before}");
     let first = floe_host_with_env(&args, &platform.env()).expect_code(0);
     let tables = rows(&first.stdout);
     assert_eq!(tables.len(), 9, "{}", first.stdout);
@@ -260,6 +270,12 @@ fn maintain_on_the_rest_catalog_over_s3_expires_old_snapshots_and_keeps_the_data
         assert_ne!(table[3], "0", "the expired snapshot's files are deleted: {}", first.stdout);
         let young = if table[0] == "silver.stg_orders" { "1" } else { "0" };
         assert_eq!((&table[6], table[9].as_str()), (&"0".to_string(), young), "{}", first.stdout);
+    }
+    // Time travel to the expired snapshots fails: the catalog no longer has them.
+    let after = time_travel(&runs);
+    for run in &runs {
+        let error = after[*run].as_str().unwrap_or_else(|| panic!("snapshot {run} still reads: {after}"));
+        assert!(error.contains("no snapshot") && error.contains(run), "{after}");
     }
     let exists = python_json("iceberg_peer.py", &["exists", "--props", &props, "--table", &orders, "--path", &planted]);
     assert_eq!(exists["exists"], true, "a young orphan stays");

@@ -1,73 +1,158 @@
-//! `floe-host maintain` on the embedded catalog and local storage: snapshots
-//! expire as each layer's policy says, the files only they referenced are
-//! deleted, orphans older than the orphan age are deleted and younger ones
-//! kept, the current data is unchanged (pyiceberg checks), and `--dry-run`
-//! changes nothing.
+//! `floe-host maintain`: snapshots expire as each layer's policy says, the
+//! files only they referenced are deleted, orphans older than the orphan age
+//! are deleted and younger ones kept, small files are compacted and
+//! manifests merged, the current data is unchanged (pyiceberg checks), and
+//! `--dry-run` changes nothing. On the embedded catalog and local storage;
+//! compaction and the concurrent writers also on the REST catalog over S3.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use crate::support::{floe_host, floe_host_command, parquet_files, plugin, python_json, temp_dir};
+use crate::catalogs::{Catalog, Storage};
+use crate::support::{Run, floe_host_command, floe_host_with_env, parquet_files, plugin, python_json, temp_dir};
 
-/// Bronze keeps its last two snapshots (the storage profile's `retention:
-/// 1ms` expires every older one); silver keeps seven years of them.
-fn project(dir: &Path, bronze_policy: &str) {
-    std::fs::create_dir_all(dir.join("models")).unwrap();
-    std::fs::write(dir.join("models/events.sql"), "SELECT id, name FROM bronze.raw_events\n").unwrap();
+/// Where a test's tables live.
+#[derive(Clone, Copy, Debug)]
+enum Lake {
+    /// The embedded catalog on local storage, under the project's `state/`.
+    Local,
+    /// The REST catalog on S3 (the test services), in namespaces of the
+    /// test's own.
+    RestS3,
+}
+
+/// A test project, and how floe-host and pyiceberg reach its tables.
+struct Project {
+    dir: tempfile::TempDir,
+    /// The secrets the platform file refers to.
+    env: Vec<(String, String)>,
+    /// pyiceberg's way to the catalog: `--state-dir DIR` or `--props JSON`.
+    catalog: [String; 2],
+    /// Before each layer's namespace, so tests sharing a catalog server never
+    /// see each other's tables; empty on the embedded catalog.
+    prefix: String,
+}
+
+/// A pipeline that ingests `events.csv` into bronze.raw_events (the plugin
+/// reads every value as text) and selects it into silver.events. Every
+/// snapshot of bronze is due for expiry under the storage profile's
+/// `retention: 1ms` unless `bronze_policy` says otherwise; silver keeps
+/// seven years of them.
+fn project(lake: Lake, bronze_policy: &str) -> Project {
+    static PROJECTS: AtomicUsize = AtomicUsize::new(0);
+    let dir = temp_dir();
+    let path = dir.path();
+    std::fs::create_dir_all(path.join("models")).unwrap();
+    std::fs::write(path.join("models/events.sql"), "SELECT id, name FROM bronze.raw_events\n").unwrap();
     let floe = format!(
         "name: maintained\nplugins:\n  csv-ingest:\n    path: {}\ntransforms:\n\
          \x20 - {{name: raw_events, layer: bronze, kind: ingest, plugin: csv-ingest, source: events.csv}}\n\
          \x20 - {{name: events, layer: silver, kind: sql, sql: models/events.sql, max_shrink: 1}}\n",
         serde_json::to_string(plugin("csv_ingest.wasm").to_str().unwrap()).unwrap(),
     );
-    std::fs::write(dir.join("floe.yaml"), floe).unwrap();
+    std::fs::write(path.join("floe.yaml"), floe).unwrap();
+    let (head, env, catalog, prefix) = match lake {
+        Lake::Local => {
+            let head = "compute:\n  default: {type: duckdb}\n\
+                 catalogs:\n  default: {type: sql, uri: 'sqlite:state/catalog.db', warehouse: state/warehouse}\n\
+                 storage:\n  default: {type: local, root: state/warehouse, retention: 1ms}\n";
+            let state = path.join("state").display().to_string();
+            (head.to_string(), Vec::new(), ["--state-dir".to_string(), state], String::new())
+        }
+        Lake::RestS3 => {
+            let prefix =
+                format!("maintain_{}_{}_", std::process::id(), PROJECTS.fetch_add(1, Ordering::Relaxed));
+            let platform = crate::catalogs::platform(&prefix, Catalog::RestToken, Storage::S3, &path.join("state"));
+            let head = platform.yaml.split("layers:\n").next().unwrap();
+            let head = head.replacen("path_style_access: true", "path_style_access: true, retention: 1ms", 1);
+            (head, platform.env, ["--props".to_string(), platform.pyiceberg.to_string()], prefix)
+        }
+    };
     let platform = format!(
-        "compute:\n  default: {{type: duckdb}}\n\
-         catalogs:\n  default: {{type: sql, uri: 'sqlite:state/catalog.db', warehouse: state/warehouse}}\n\
-         storage:\n  default: {{type: local, root: state/warehouse, retention: 1ms}}\n\
-         layers:\n\
-         \x20 bronze: {{storage_ref: default, catalog_ref: default, maintenance: {bronze_policy}}}\n\
-         \x20 silver: {{storage_ref: default, catalog_ref: default, maintenance: {{retention: 7 years}}}}\n"
+        "{head}layers:\n\
+         \x20 bronze: {{storage_ref: default, catalog_ref: default, namespace: {prefix}bronze, \
+         maintenance: {bronze_policy}}}\n\
+         \x20 silver: {{storage_ref: default, catalog_ref: default, namespace: {prefix}silver, \
+         maintenance: {{retention: 7 years}}}}\n"
     );
-    std::fs::write(dir.join("platform.yaml"), platform).unwrap();
+    std::fs::write(path.join("platform.yaml"), platform).unwrap();
+    Project { dir, env, catalog, prefix }
 }
 
-fn floe(dir: &Path, args: &[&str]) -> crate::support::Run {
-    let (project, platform) = (dir.to_str().unwrap().to_string(), dir.join("platform.yaml"));
-    let state = dir.join("state");
-    let mut all =
-        vec![args[0], &project, "--platform", platform.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
-    all.extend(&args[1..]);
-    floe_host(&all)
-}
+impl Project {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
 
-fn table(dir: &Path, name: &str) -> Value {
-    let state = dir.join("state");
-    python_json("table_check.py", &["--state-dir", state.to_str().unwrap(), "--table", name, "--order-by", "id"])
-}
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
 
-/// `table`, and the rows of every snapshot the metadata holds (or of `ids`).
-fn time_travel(dir: &Path, name: &str, ids: &[&str]) -> Value {
-    let state = dir.join("state");
-    let mut args = vec!["--state-dir", state.to_str().unwrap(), "--table", name, "--order-by", "id", "--time-travel"];
-    args.extend(ids);
-    python_json("table_check.py", &args)
+    /// `args[0]` on this project (`run`, `maintain`), then `args[1..]`.
+    fn args(&self, args: &[&str]) -> Vec<String> {
+        let (platform, state) = (self.path().join("platform.yaml"), self.path().join("state"));
+        let mut all = vec![args[0].to_string(), self.path().display().to_string()];
+        all.extend(["--platform".into(), platform.display().to_string()]);
+        all.extend(["--state-dir".into(), state.display().to_string()]);
+        all.extend(args[1..].iter().map(|a| a.to_string()));
+        all
+    }
+
+    fn floe(&self, args: &[&str]) -> Run {
+        let args = self.args(args);
+        floe_host_with_env(&args.iter().map(String::as_str).collect::<Vec<_>>(), &self.env())
+    }
+
+    /// `floe`, spawned with its output piped, for runs side by side.
+    fn spawn(&self, args: &[&str]) -> std::process::Child {
+        let args = self.args(args);
+        let mut command = floe_host_command(&args.iter().map(String::as_str).collect::<Vec<_>>(), &self.env());
+        command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        command.spawn().unwrap()
+    }
+
+    /// `script` (table_check.py, table_write.py) on the table `name`
+    /// (`bronze.raw_events`) of this project's catalog.
+    fn python(&self, script: &str, name: &str, args: &[&str]) -> Value {
+        let table = format!("{}{name}", self.prefix);
+        let mut all = vec![self.catalog[0].as_str(), &self.catalog[1], "--table", &table];
+        all.extend(args);
+        python_json(script, &all)
+    }
+
+    /// The table as pyiceberg reads it, rows ordered by id, with whether
+    /// each live file exists.
+    fn table(&self, name: &str) -> Value {
+        self.python("table_check.py", name, &["--order-by", "id", "--check-files"])
+    }
+
+    /// `table`, and the rows of every snapshot the metadata holds (or of `ids`).
+    fn time_travel(&self, name: &str, ids: &[&str]) -> Value {
+        let mut args = vec!["--order-by", "id", "--time-travel"];
+        args.extend(ids);
+        self.python("table_check.py", name, &args)
+    }
+
+    /// Another engine writing: table_write.py's `args`.
+    fn write(&self, name: &str, args: &[&str]) -> Value {
+        self.python("table_write.py", name, args)
+    }
 }
 
 #[test]
 fn maintain_expires_snapshots_deletes_their_files_and_old_orphans() {
-    let dir = temp_dir();
-    let dir = dir.path();
-    project(dir, "{keep_last: 2}");
+    let project = project(Lake::Local, "{keep_last: 2}");
+    let dir = project.path();
     for run in 1..=4 {
         let csv: String = (0..10 * run).map(|i| format!("{i},name-{i}-{run}\n")).collect();
         std::fs::write(dir.join("events.csv"), format!("id,name\n{csv}")).unwrap();
-        floe(dir, &["run"]).expect_code(0);
+        project.floe(&["run"]).expect_code(0);
     }
     let bronze_data = dir.join("state/warehouse/bronze/raw_events/data");
-    let before = time_travel(dir, "bronze.raw_events", &[]);
+    let before = project.time_travel("bronze.raw_events", &[]);
     assert_eq!(before["snapshots"].as_array().unwrap().len(), 4, "{before}");
     assert_eq!(parquet_files(&bronze_data), 4, "one data file per run");
     // Two orphans, as a crashed write leaves them: one four days old, one new.
@@ -78,7 +163,7 @@ fn maintain_expires_snapshots_deletes_their_files_and_old_orphans() {
     std::fs::write(bronze_data.join("crashed-write-young.parquet"), b"PAR1 not really").unwrap();
 
     // A dry run reports and changes nothing.
-    let dry = floe(dir, &["maintain", "--dry-run"]).expect_code(0);
+    let dry = project.floe(&["maintain", "--dry-run"]).expect_code(0);
     assert!(dry.stdout.starts_with("dry run: nothing was changed"), "{}", dry.stdout);
     let line = |out: &str, table: &str| -> Vec<String> {
         let line = out.lines().find(|l| l.starts_with(table)).unwrap_or_else(|| panic!("{table}: {out}"));
@@ -91,13 +176,13 @@ fn maintain_expires_snapshots_deletes_their_files_and_old_orphans() {
     assert_eq!((&bronze[1], &bronze[2], &bronze[3]), (&"4".into(), &"2".into(), &"7".into()), "{}", dry.stdout);
     assert_eq!((&bronze[6], &bronze[9]), (&"1".into(), &"1".into()), "{}", dry.stdout);
     assert_eq!(parquet_files(&bronze_data), 6);
-    assert_eq!(table(dir, "bronze.raw_events")["snapshots"], before["snapshots"]);
+    assert_eq!(project.table("bronze.raw_events")["snapshots"], before["snapshots"]);
 
-    let done = floe(dir, &["maintain"]).expect_code(0);
+    let done = project.floe(&["maintain"]).expect_code(0);
     assert_eq!(line(&done.stdout, "bronze.raw_events")[..4], line(&dry.stdout, "bronze.raw_events")[..4]);
     let silver = line(&done.stdout, "silver.events");
     assert_eq!((&silver[1], &silver[2]), (&"4".into(), &"0".into()), "seven years keep them all: {}", done.stdout);
-    let after = time_travel(dir, "bronze.raw_events", &[]);
+    let after = project.time_travel("bronze.raw_events", &[]);
     let kept: Vec<&Value> = after["snapshots"].as_array().unwrap().iter().map(|s| &s["snapshot_id"]).collect();
     let newest: Vec<&Value> = before["snapshots"].as_array().unwrap()[2..].iter().map(|s| &s["snapshot_id"]).collect();
     assert_eq!(kept, newest, "the two newest snapshots are kept: {after}");
@@ -119,31 +204,29 @@ fn maintain_expires_snapshots_deletes_their_files_and_old_orphans() {
     // kept snapshots' files and the young orphan stay.
     assert_eq!(parquet_files(&bronze_data), 3);
     assert!(!old.exists() && bronze_data.join("crashed-write-young.parquet").exists());
-    assert_eq!(table(dir, "silver.events")["snapshots"].as_array().unwrap().len(), 4);
+    assert_eq!(project.table("silver.events")["snapshots"].as_array().unwrap().len(), 4);
 
     // Again, as JSON: nothing is left to do.
-    let json = floe(dir, &["maintain", "--json"]).expect_code(0);
+    let json = project.floe(&["maintain", "--json"]).expect_code(0);
     let report: Value = serde_json::from_str(&json.stdout).unwrap();
     let bronze = report["tables"].as_array().unwrap().iter().find(|t| t["table"] == "bronze.raw_events").unwrap();
     assert_eq!(
         (&bronze["snapshots"], &bronze["expired"], &bronze["orphans_young"]),
         (&2.into(), &Value::from(Vec::<i64>::new()), &1.into())
     );
-    let again = floe(dir, &["maintain", "--table", "bronze.raw_events"]).expect_code(0);
+    let again = project.floe(&["maintain", "--table", "bronze.raw_events"]).expect_code(0);
     let bronze = line(&again.stdout, "bronze.raw_events");
     assert_eq!((&bronze[1], &bronze[2], &bronze[3], &bronze[6]), (&"2".into(), &"0".into(), &"0".into(), &"0".into()));
     assert!(!again.stdout.contains("silver.events"), "{}", again.stdout);
-    let unknown = floe(dir, &["maintain", "--table", "bronze.nope"]).expect_code(2);
+    let unknown = project.floe(&["maintain", "--table", "bronze.nope"]).expect_code(2);
     assert!(unknown.stderr.contains("no step of this pipeline produces `bronze.nope`"), "{}", unknown.stderr);
 }
 
 /// A policy that could delete a running write's files is refused.
 #[test]
 fn an_orphan_age_under_an_hour_is_refused() {
-    let dir = temp_dir();
-    let dir = dir.path();
-    project(dir, "{orphan_age: 10m}");
-    let refused = floe(dir, &["maintain"]).expect_code(2);
+    let project = project(Lake::Local, "{orphan_age: 10m}");
+    let refused = project.floe(&["maintain"]).expect_code(2);
     assert!(
         refused
             .stderr
@@ -158,27 +241,19 @@ fn an_orphan_age_under_an_hour_is_refused() {
 /// `after_run`) keeps all of them.
 #[test]
 fn after_run_maintains_the_tables_a_run_committed() {
-    let dir = temp_dir();
-    let dir = dir.path();
-    project(dir, "{after_run: true}");
+    let project = project(Lake::Local, "{after_run: true}");
+    let dir = project.path();
     for run in 1..=3 {
         let csv: String = (0..run).map(|i| format!("{i},name-{i}\n")).collect();
         std::fs::write(dir.join("events.csv"), format!("id,name\n{csv}")).unwrap();
-        let done = floe(dir, &["run", "--log-format", "json"]).expect_code(0);
+        let done = project.floe(&["run", "--log-format", "json"]).expect_code(0);
         let maintained = done.stderr.lines().filter(|l| l.contains("Maintained the table after the run.")).count();
         assert_eq!(maintained, 1, "bronze only: {}", done.stderr);
     }
-    let bronze = table(dir, "bronze.raw_events");
+    let bronze = project.table("bronze.raw_events");
     assert_eq!((bronze["snapshots"].as_array().unwrap().len(), &bronze["rows"]), (1, &Value::from(3)), "{bronze}");
     assert_eq!(parquet_files(&dir.join("state/warehouse/bronze/raw_events/data")), 1);
-    assert_eq!(table(dir, "silver.events")["snapshots"].as_array().unwrap().len(), 3);
-}
-
-fn write(dir: &Path, table: &str, args: &[&str]) -> Value {
-    let state = dir.join("state");
-    let mut all = vec!["--state-dir", state.to_str().unwrap(), "--table", table];
-    all.extend(args);
-    python_json("table_write.py", &all)
+    assert_eq!(project.table("silver.events")["snapshots"].as_array().unwrap().len(), 3);
 }
 
 /// 100 small appends by another engine (pyiceberg), then `maintain`: the
@@ -187,33 +262,42 @@ fn write(dir: &Path, table: &str, args: &[&str]) -> Value {
 /// the current snapshot are merged into one.
 #[test]
 fn maintain_compacts_small_files_and_merges_manifests() {
-    let dir = temp_dir();
-    let dir = dir.path();
-    project(dir, "{retention: 7 years, target_file_size: 64KiB, max_manifests: 10}");
+    compacts_and_merges(Lake::Local);
+}
+
+#[test]
+fn maintain_compacts_small_files_and_merges_manifests_on_the_rest_catalog_over_s3() {
+    compacts_and_merges(Lake::RestS3);
+}
+
+fn compacts_and_merges(lake: Lake) {
+    let project = project(lake, "{retention: 7 years, target_file_size: 64KiB, max_manifests: 10}");
+    let dir = project.path();
     let csv: String = (0..50).map(|i| format!("{i},name-{i}\n")).collect();
     std::fs::write(dir.join("events.csv"), format!("id,name\n{csv}")).unwrap();
-    floe(dir, &["run"]).expect_code(0);
-    write(dir, "bronze.raw_events", &["append", "--commits", "100", "--rows", "300"]);
-    let before = table(dir, "bronze.raw_events");
+    project.floe(&["run"]).expect_code(0);
+    project.write("bronze.raw_events", &["append", "--commits", "100", "--rows", "300"]);
+    let before = project.table("bronze.raw_events");
     let files_before = before["files"].as_array().unwrap().len();
     assert_eq!((files_before, &before["rows"]), (101, &Value::from(30_050)), "{}", before["files"]);
 
-    let dry = floe(dir, &["maintain", "--dry-run", "--json"]).expect_code(0);
+    let dry = project.floe(&["maintain", "--dry-run", "--json"]).expect_code(0);
     let dry: Value = serde_json::from_str(&dry.stdout).unwrap();
     let bronze = &dry["tables"][0];
     assert_eq!(bronze["table"], "bronze.raw_events", "{dry}");
     assert_eq!((&bronze["compaction"]["files_replaced"], &bronze["manifests_before"]), (&101.into(), &101.into()));
-    assert_eq!(table(dir, "bronze.raw_events")["snapshots"], before["snapshots"], "a dry run commits nothing");
+    assert_eq!(project.table("bronze.raw_events")["snapshots"], before["snapshots"], "a dry run commits nothing");
 
-    let done = floe(dir, &["maintain", "--json"]).expect_code(0);
+    let done = project.floe(&["maintain", "--json"]).expect_code(0);
     let done: Value = serde_json::from_str(&done.stdout).unwrap();
     let report = &done["tables"][0];
-    let after = table(dir, "bronze.raw_events");
+    let after = project.table("bronze.raw_events");
     assert_eq!((&after["rows"], &after["sums"]), (&before["rows"], &before["sums"]), "no row changed");
     assert_eq!(after["records"], before["records"], "the same rows, ordered by id");
     let files = after["files"].as_array().unwrap();
     let written = report["compaction"]["files_written"].as_u64().unwrap() as usize;
     assert_eq!(files.len(), written, "{report}");
+    assert!(files.iter().all(|f| f["exists"] == true), "{}", after["files"]);
     assert!((2..=10).contains(&files.len()), "{} files from 101: {report}", files.len());
     let sizes: Vec<u64> = files.iter().map(|f| f["size"].as_u64().unwrap()).collect();
     let total: u64 = sizes.iter().sum();
@@ -236,11 +320,11 @@ fn maintain_compacts_small_files_and_merges_manifests() {
     assert_eq!((&report["manifests_before"], &report["manifests_after"]), (&Value::from(102), &Value::from(1)));
     // Time travel to before the compaction still reads the old files.
     let previous = history[history.len() - 3]["snapshot_id"].to_string();
-    let travelled = time_travel(dir, "bronze.raw_events", &[&previous]);
+    let travelled = project.time_travel("bronze.raw_events", &[&previous]);
     assert_eq!(travelled["snapshot_rows"][&previous], 30_050, "{travelled}");
 
     // Nothing is left to compact or merge.
-    let again: Value = serde_json::from_str(&floe(dir, &["maintain", "--json"]).expect_code(0).stdout).unwrap();
+    let again: Value = serde_json::from_str(&project.floe(&["maintain", "--json"]).expect_code(0).stdout).unwrap();
     let again = &again["tables"][0];
     assert_eq!((&again["compaction"]["files_replaced"], &again["manifests_after"]), (&0.into(), &1.into()), "{again}");
 }
@@ -250,21 +334,20 @@ fn maintain_compacts_small_files_and_merges_manifests() {
 /// only the untagged one between; the tag still reads its rows.
 #[test]
 fn maintain_keeps_a_snapshot_that_a_tag_names() {
-    let dir = temp_dir();
-    let dir = dir.path();
-    project(dir, "{keep_last: 1}");
+    let project = project(Lake::Local, "{keep_last: 1}");
+    let dir = project.path();
     for run in 1..=3 {
         let csv: String = (0..run).map(|i| format!("{i},name-{i}\n")).collect();
         std::fs::write(dir.join("events.csv"), format!("id,name\n{csv}")).unwrap();
-        floe(dir, &["run"]).expect_code(0);
+        project.floe(&["run"]).expect_code(0);
     }
-    let tagged = write(dir, "bronze.raw_events", &["tag", "--name", "audit-2026", "--oldest"])["tagged"].to_string();
-    let before = table(dir, "bronze.raw_events");
+    let tagged = project.write("bronze.raw_events", &["tag", "--name", "audit-2026", "--oldest"])["tagged"].to_string();
+    let before = project.table("bronze.raw_events");
     let history: Vec<String> =
         before["snapshots"].as_array().unwrap().iter().map(|s| s["snapshot_id"].to_string()).collect();
     assert_eq!(history[0], tagged);
-    floe(dir, &["maintain", "--table", "bronze.raw_events"]).expect_code(0);
-    let after = time_travel(dir, "bronze.raw_events", &[]);
+    project.floe(&["maintain", "--table", "bronze.raw_events"]).expect_code(0);
+    let after = project.time_travel("bronze.raw_events", &[]);
     let mut kept: Vec<&String> = after["snapshot_rows"].as_object().unwrap().keys().collect();
     kept.sort();
     let mut expected = vec![&history[0], &history[2]];
@@ -279,9 +362,17 @@ fn maintain_keeps_a_snapshot_that_a_tag_names() {
 /// lost, and every file the current snapshot lists is there.
 #[test]
 fn maintain_beside_four_writers_loses_no_row_and_no_live_file() {
-    let dir = temp_dir();
-    let dir = dir.path();
-    project(dir, "{retention: 1ms, target_file_size: 8KiB, max_manifests: 3}");
+    beside_four_writers(Lake::Local);
+}
+
+#[test]
+fn maintain_beside_four_writers_on_the_rest_catalog_over_s3_loses_no_row_and_no_live_file() {
+    beside_four_writers(Lake::RestS3);
+}
+
+fn beside_four_writers(lake: Lake) {
+    let project = project(lake, "{retention: 1ms, target_file_size: 8KiB, max_manifests: 3}");
+    let dir = project.path();
     // Four pipelines that append to bronze.raw_events, each from its own file.
     let floe_yaml = std::fs::read_to_string(dir.join("floe.yaml")).unwrap();
     let ingest = floe_yaml.lines().find(|l| l.contains("kind: ingest")).unwrap();
@@ -291,14 +382,6 @@ fn maintain_beside_four_writers_loses_no_row_and_no_live_file() {
             floe_yaml.lines().take_while(|l| !l.contains("transforms:")).map(|l| format!("{l}\n")).collect();
         std::fs::write(dir.join(format!("w{writer}.yaml")), format!("{head}transforms:\n{step}\n")).unwrap();
     }
-    let (project, platform, state) = (dir.to_str().unwrap(), dir.join("platform.yaml"), dir.join("state"));
-    let command = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--platform", platform.to_str().unwrap(), "--state-dir", state.to_str().unwrap()]);
-        let mut command = floe_host_command(&all, &[]);
-        command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-        command
-    };
     let mut expected_rows = 0u64;
     let mut expected_ids = 0u64;
     let (mut expired, mut compacted) = (0, 0);
@@ -314,12 +397,11 @@ fn maintain_beside_four_writers_loses_no_row_and_no_live_file() {
                 .collect();
             std::fs::write(dir.join(format!("w{writer}.csv")), format!("id,name\n{rows}")).unwrap();
             let file = dir.join(format!("w{writer}.yaml"));
-            children.push(("writer", command(&["run", project, "-f", file.to_str().unwrap()]).spawn().unwrap()));
+            children.push(("writer", project.spawn(&["run", "-f", file.to_str().unwrap()])));
         }
         expected_rows += 20;
         let w0 = dir.join("w0.yaml");
-        let args = ["maintain", project, "-f", w0.to_str().unwrap(), "--json"];
-        children.push(("maintain", command(&args).spawn().unwrap()));
+        children.push(("maintain", project.spawn(&["maintain", "-f", w0.to_str().unwrap(), "--json"])));
         for (what, child) in children {
             let out = child.wait_with_output().unwrap();
             assert_eq!(
@@ -335,14 +417,13 @@ fn maintain_beside_four_writers_loses_no_row_and_no_live_file() {
                 compacted += table["compaction"]["snapshot_id"].is_i64() as usize;
             }
         }
-        let now = table(dir, "bronze.raw_events");
+        let now = project.table("bronze.raw_events");
         assert_eq!(now["rows"], expected_rows, "round {round}: {}", now["files"]);
         let ids: u64 =
             now["records"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().parse::<u64>().unwrap()).sum();
         assert_eq!(ids, expected_ids, "round {round}");
         for file in now["files"].as_array().unwrap() {
-            let path = file["path"].as_str().unwrap().trim_start_matches("file://");
-            assert!(Path::new(path).exists(), "round {round}: a live file is gone: {path}");
+            assert_eq!(file["exists"], true, "round {round}: a live file is gone: {file}");
         }
     }
     // The concurrent maintains did their work, not only the last one.
@@ -350,9 +431,9 @@ fn maintain_beside_four_writers_loses_no_row_and_no_live_file() {
     // The last maintain, alone: history is down to its own compaction and
     // merge, and the appends' small files were compacted along the way.
     let w0 = dir.join("w0.yaml");
-    let done = floe(dir, &["maintain", "--json", "-f", w0.to_str().unwrap()]).expect_code(0);
+    let done = project.floe(&["maintain", "--json", "-f", w0.to_str().unwrap()]).expect_code(0);
     let done: Value = serde_json::from_str(&done.stdout).unwrap();
-    let after = table(dir, "bronze.raw_events");
+    let after = project.table("bronze.raw_events");
     assert_eq!(after["rows"], expected_rows);
     let operations: Vec<&Value> = after["snapshots"].as_array().unwrap().iter().map(|s| &s["operation"]).collect();
     assert!((1..=2).contains(&operations.len()) && operations.iter().all(|&o| o == "replace"), "{done}");
@@ -366,35 +447,24 @@ fn maintain_beside_four_writers_loses_no_row_and_no_live_file() {
 /// `--summary-json` file, each with the same figures as `--json`.
 #[test]
 fn maintain_reports_through_lineage_pipes_and_the_summary() {
-    let dir = temp_dir();
-    let dir = dir.path();
-    project(dir, "{keep_last: 1}");
+    let project = project(Lake::Local, "{keep_last: 1}");
+    let dir = project.path();
     for run in 1..=2 {
         std::fs::write(dir.join("events.csv"), format!("id,name\n{run},x\n")).unwrap();
-        floe(dir, &["run"]).expect_code(0);
+        project.floe(&["run"]).expect_code(0);
     }
     let (lineage, messages, summary) = (dir.join("lineage.jsonl"), dir.join("pipes.jsonl"), dir.join("summary.json"));
     let context = serde_json::json!({"data": {"asset_keys": null, "run_id": "dagster-run-1", "extras": {},
         "retry_number": 0, "job_name": "floe_maintenance"}});
-    let (platform, state) = (dir.join("platform.yaml"), dir.join("state"));
-    let args = [
-        "maintain",
-        dir.to_str().unwrap(),
-        "--platform",
-        platform.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-        "--json",
-        "--summary-json",
-        summary.to_str().unwrap(),
-    ];
+    let args = project.args(&["maintain", "--json", "--summary-json", summary.to_str().unwrap()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let env = [
         ("FLOE_LINEAGE_FILE", lineage.to_str().unwrap().to_string()),
         ("DAGSTER_PIPES_CONTEXT", crate::pipes::encode_param(&context)),
         ("DAGSTER_PIPES_MESSAGES", crate::pipes::encode_param(&serde_json::json!({"path": messages}))),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let done = crate::support::floe_host_with_env(&args, &env).expect_code(0);
+    let done = floe_host_with_env(&args, &env).expect_code(0);
     let report: Value = serde_json::from_str(&done.stdout).unwrap();
     let tables = report["tables"].as_array().unwrap();
     assert_eq!(tables.len(), 2, "{report}");
@@ -457,15 +527,14 @@ fn maintain_reports_through_lineage_pipes_and_the_summary() {
 /// those in the log stay, and the table still reads.
 #[test]
 fn maintain_deletes_metadata_files_that_left_the_log() {
-    let dir = temp_dir();
-    let dir = dir.path();
-    project(dir, "{retention: 7 years}");
+    let project = project(Lake::Local, "{retention: 7 years}");
+    let dir = project.path();
     std::fs::write(dir.join("events.csv"), "id,name\n1,x\n").unwrap();
-    floe(dir, &["run"]).expect_code(0);
-    write(dir, "bronze.raw_events", &["set-property", "--key", "write.metadata.previous-versions-max", "--value", "2"]);
+    project.floe(&["run"]).expect_code(0);
+    project.write("bronze.raw_events", &["set-property", "--key", "write.metadata.previous-versions-max", "--value", "2"]);
     for run in 2..=4 {
         std::fs::write(dir.join("events.csv"), format!("id,name\n{run},x\n")).unwrap();
-        floe(dir, &["run"]).expect_code(0);
+        project.floe(&["run"]).expect_code(0);
     }
     let metadata = dir.join("state/warehouse/bronze/raw_events/metadata");
     let json_files = || -> Vec<std::path::PathBuf> {
@@ -478,12 +547,12 @@ fn maintain_deletes_metadata_files_that_left_the_log() {
     for file in std::fs::read_dir(&metadata).unwrap().flatten() {
         std::fs::File::options().write(true).open(file.path()).unwrap().set_modified(four_days_ago).unwrap();
     }
-    let done: Value = serde_json::from_str(&floe(dir, &["maintain", "--json"]).expect_code(0).stdout).unwrap();
+    let done: Value = serde_json::from_str(&project.floe(&["maintain", "--json"]).expect_code(0).stdout).unwrap();
     let bronze = done["tables"].as_array().unwrap().iter().find(|t| t["table"] == "bronze.raw_events").unwrap();
     // The current file and the two the log keeps stay; two go.
     assert_eq!(json_files().len(), 3, "{:?}", json_files());
     assert_eq!(bronze["orphans_deleted"], 2, "{bronze}");
-    let after = table(dir, "bronze.raw_events");
+    let after = project.table("bronze.raw_events");
     assert_eq!((&after["rows"], after["snapshots"].as_array().unwrap().len()), (&Value::from(1), 4), "{after}");
 }
 
@@ -491,9 +560,8 @@ fn maintain_deletes_metadata_files_that_left_the_log() {
 /// into files of that partition alone.
 #[test]
 fn compaction_keeps_each_file_in_one_partition() {
-    let dir = temp_dir();
-    let dir = dir.path();
-    project(dir, "{retention: 7 years}");
+    let project = project(Lake::Local, "{retention: 7 years}");
+    let dir = project.path();
     let yaml = std::fs::read_to_string(dir.join("floe.yaml")).unwrap();
     let yaml = yaml.replace("source: events.csv}", "source: events.csv, mode: append, partition_by: [name]}");
     std::fs::write(dir.join("floe.yaml"), yaml).unwrap();
@@ -503,14 +571,14 @@ fn compaction_keeps_each_file_in_one_partition() {
             format!("id,name\n{},a\n{},b\n{},a\n", run * 3, run * 3 + 1, run * 3 + 2),
         )
         .unwrap();
-        floe(dir, &["run"]).expect_code(0);
+        project.floe(&["run"]).expect_code(0);
     }
-    let before = table(dir, "bronze.raw_events");
+    let before = project.table("bronze.raw_events");
     assert_eq!(before["files"].as_array().unwrap().len(), 12, "{}", before["files"]);
-    let done: Value = serde_json::from_str(&floe(dir, &["maintain", "--json"]).expect_code(0).stdout).unwrap();
+    let done: Value = serde_json::from_str(&project.floe(&["maintain", "--json"]).expect_code(0).stdout).unwrap();
     let bronze = done["tables"].as_array().unwrap().iter().find(|t| t["table"] == "bronze.raw_events").unwrap();
     assert_eq!((&bronze["compaction"]["partitions"], &bronze["compaction"]["files_replaced"]), (&2.into(), &12.into()));
-    let after = table(dir, "bronze.raw_events");
+    let after = project.table("bronze.raw_events");
     assert_eq!((&after["rows"], &after["records"]), (&before["rows"], &before["records"]));
     let mut partitions: Vec<(String, u64)> = after["files"]
         .as_array()

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Reads one table that floe-host wrote, through pyiceberg's SqlCatalog, for the
-write-mode tests (tests/integration/write_modes.rs).
+"""Reads one table that floe-host wrote, through pyiceberg, for the write-mode
+and maintenance tests (tests/integration/write_modes.rs, maintain.rs).
 
-  table_check.py --state-dir DIR --table NS.NAME [--catalog-name default] [--order-by COL] [--time-travel [ID ...]]
+  table_check.py (--state-dir DIR | --props JSON) --table NS.NAME [--catalog-name default]
+                 [--order-by COL] [--time-travel [ID ...]] [--check-files]
 
 DIR is floe-host's --state-dir: the catalog is DIR/catalog.db and the
-warehouse DIR/warehouse. Prints one JSON object:
+warehouse DIR/warehouse (pyiceberg's SqlCatalog). JSON is an object of
+pyiceberg catalog properties (`type`, `uri`, `token`, `s3.*`, ...), as for
+`load_catalog`, for any other catalog. Prints one JSON object:
 
   {"rows": 3,
    "columns": [["order_id", "long", false], ...],    # name, type, required
@@ -16,12 +19,15 @@ warehouse DIR/warehouse. Prints one JSON object:
                   "schema_id": 0, "summary": {"floe.run-id": "r1", ...}}, ...],
    "snapshot_rows": {"1": 3, ...},
    "files": [{"path": "file:///...", "size": 1234, "records": 3,     # live data files
-              "partition": ["a"]}, ...],                  # its partition values
+              "partition": ["a"],                         # its partition values
+              "exists": true}, ...],                      # with --check-files: through the table's FileIO
    "refs": {"main": 123, ...}}                        # every branch and tag
 
 `snapshots` is the history of `main`, oldest first: the current snapshot and its
 ancestors. With --time-travel, `snapshot_rows` reads every snapshot the metadata
-holds (or those IDs), each whole: its row count, or the error reading it raised. Values that JSON has no type for (decimals, dates) are strings.
+holds (or those IDs), each whole: its row count, or the error reading it raised
+(an ID the metadata no longer holds reads as an error too). Values that JSON has
+no type for (decimals, dates) are strings.
 On failure: {"error": "..."} and exit code 1.
 """
 
@@ -33,17 +39,25 @@ import sys
 from pathlib import Path
 
 
-def read(state_dir: Path, table_name: str, catalog_name: str, order_by: str | None, time_travel: list | None) -> dict:
-    import pyarrow as pa
-    import pyarrow.compute as pc
+def catalog(state_dir: Path | None, props: str | None, name: str):
+    """The SqlCatalog under floe-host's --state-dir, or the catalog `props` describe."""
+    if props is not None:
+        from pyiceberg.catalog import load_catalog
+
+        return load_catalog(name, **json.loads(props))
     from pyiceberg.catalog.sql import SqlCatalog
 
-    catalog = SqlCatalog(
-        catalog_name,
+    return SqlCatalog(
+        name,
         uri=f"sqlite:///{state_dir.resolve() / 'catalog.db'}",
         warehouse=f"file://{state_dir.resolve() / 'warehouse'}",
     )
-    table = catalog.load_table(table_name)
+
+
+def read(table, order_by: str | None, time_travel: list | None, check_files: bool) -> dict:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     data = table.scan().to_arrow()
     if order_by:
         data = data.sort_by(order_by)
@@ -71,12 +85,14 @@ def read(state_dir: Path, table_name: str, catalog_name: str, order_by: str | No
     history.reverse()
 
     snapshot_rows = {}
-    travelled = [s for s in table.metadata.snapshots if not time_travel or s.snapshot_id in time_travel]
-    for snapshot in travelled if time_travel is not None else []:
+    travelled = time_travel or [s.snapshot_id for s in table.metadata.snapshots]
+    for snapshot_id in travelled if time_travel is not None else []:
         try:
-            snapshot_rows[str(snapshot.snapshot_id)] = table.scan(snapshot_id=snapshot.snapshot_id).to_arrow().num_rows
-        except Exception as error:  # a snapshot whose files are gone
-            snapshot_rows[str(snapshot.snapshot_id)] = f"{type(error).__name__}: {error}"
+            if table.snapshot_by_id(snapshot_id) is None:
+                raise LookupError(f"no snapshot {snapshot_id} in the table's metadata")
+            snapshot_rows[str(snapshot_id)] = table.scan(snapshot_id=snapshot_id).to_arrow().num_rows
+        except Exception as error:  # an expired snapshot, or one whose files are gone
+            snapshot_rows[str(snapshot_id)] = f"{type(error).__name__}: {error}"
 
     files = [
         {
@@ -87,6 +103,9 @@ def read(state_dir: Path, table_name: str, catalog_name: str, order_by: str | No
         }
         for task in table.scan().plan_files()
     ]
+    if check_files:
+        for file in files:
+            file["exists"] = table.io.new_input(file["path"]).exists()
     current = table.current_snapshot()
     return {
         "files": sorted(files, key=lambda f: f["path"]),
@@ -104,14 +123,18 @@ def read(state_dir: Path, table_name: str, catalog_name: str, order_by: str | No
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--state-dir", required=True, type=Path)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--state-dir", type=Path)
+    where.add_argument("--props")
     parser.add_argument("--table", required=True)
     parser.add_argument("--catalog-name", default="default")
     parser.add_argument("--order-by")
     parser.add_argument("--time-travel", nargs="*", type=int, help="read every snapshot, or these (slow on long histories)")
+    parser.add_argument("--check-files", action="store_true", help="check that every live data file exists")
     args = parser.parse_args()
     try:
-        result, code = read(args.state_dir, args.table, args.catalog_name, args.order_by, args.time_travel), 0
+        table = catalog(args.state_dir, args.props, args.catalog_name).load_table(args.table)
+        result, code = read(table, args.order_by, args.time_travel, args.check_files), 0
     except Exception as error:  # one JSON object either way
         result, code = {"error": f"{type(error).__name__}: {error}"}, 1
     print(json.dumps(result, indent=2, default=str))

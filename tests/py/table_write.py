@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Writes to a table that floe-host made, through pyiceberg's SqlCatalog, as
-another engine sharing the catalog would (tests/integration/maintain.rs).
+"""Writes to a table that floe-host made, through pyiceberg, as another engine
+sharing the catalog would (tests/integration/maintain.rs).
 
-  table_write.py --state-dir DIR --table NS.NAME append --commits K --rows N
+  table_write.py (--state-dir DIR | --props JSON) --table NS.NAME append --commits K --rows N
       K appends of N rows each, one snapshot per append. In row i of append c,
       `id` and every integer column hold start + c * N + i (start: one more than
       the table's largest id, 0 when empty), text columns "a{c}-{i}", others null.
@@ -11,7 +11,8 @@ another engine sharing the catalog would (tests/integration/maintain.rs).
   table_write.py --state-dir DIR --table NS.NAME set-property --key K --value V
       Sets a table property (one commit).
 
-DIR is floe-host's --state-dir (DIR/catalog.db, DIR/warehouse). Prints one
+DIR is floe-host's --state-dir (DIR/catalog.db, DIR/warehouse); JSON is an
+object of pyiceberg catalog properties, as table_check.py takes. Prints one
 JSON object: {"snapshot_ids": [...]} for append (the snapshots committed),
 {"tagged": id} for tag, {"metadata_log": N} (the length of the metadata log)
 for set-property. On failure: {"error": "..."} and exit code 1.
@@ -25,14 +26,7 @@ import sys
 from pathlib import Path
 
 
-def catalog(state_dir: Path):
-    from pyiceberg.catalog.sql import SqlCatalog
-
-    return SqlCatalog(
-        "default",
-        uri=f"sqlite:///{state_dir.resolve() / 'catalog.db'}",
-        warehouse=f"file://{state_dir.resolve() / 'warehouse'}",
-    )
+from table_check import catalog
 
 
 def append(table, commits: int, rows: int) -> dict:
@@ -75,7 +69,9 @@ def set_property(table, key: str, value: str) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--state-dir", required=True, type=Path)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--state-dir", type=Path)
+    where.add_argument("--props")
     parser.add_argument("--table", required=True)
     actions = parser.add_subparsers(dest="action", required=True)
     appending = actions.add_parser("append")
@@ -89,7 +85,7 @@ def main() -> int:
     setting.add_argument("--value", required=True)
     args = parser.parse_args()
     try:
-        table = catalog(args.state_dir).load_table(args.table)
+        table = catalog(args.state_dir, args.props, "default").load_table(args.table)
         if args.action == "append":
             result = append(table, args.commits, args.rows)
         elif args.action == "tag":
