@@ -6,6 +6,8 @@
 //! - `floe-bench models`: dbt project rendering against `dbt parse` (`models.rs`).
 //! - `floe-bench maintenance [--days 365]`: a year of daily runs with and
 //!   without `maintain` (issue #14; `maintenance.rs`).
+//! - `floe-bench languages [--rows 10M]`: pii-mask in Rust, JavaScript and
+//!   Python side by side against native Rust (issue #16; `languages.rs`).
 //! - `floe-bench [--rows N …]`, below: the plugin path (issue "Plugin platform").
 //!
 //! The plugin-path benchmark measures:
@@ -31,6 +33,7 @@
 //! $CARGO_TARGET_DIR/release/floe-bench [--rows 10000000] [--reps 5] [--plugins plugins/dist]
 //! ```
 
+mod languages;
 mod maintenance;
 mod models;
 mod native;
@@ -71,9 +74,7 @@ fn options() -> Options {
     let mut options = Options {
         rows: 10_000_000,
         reps: 5,
-        plugins: std::env::var_os("FLOE_PLUGIN_DIST")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist")),
+        plugins: default_plugins(),
         pii: None,
     };
     let mut args = std::env::args().skip(1);
@@ -91,6 +92,13 @@ fn options() -> Options {
     options
 }
 
+/// The built plugins: `$FLOE_PLUGIN_DIST`, or the repo's plugins/dist.
+fn default_plugins() -> PathBuf {
+    std::env::var_os("FLOE_PLUGIN_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist"))
+}
+
 fn number(text: &str) -> usize {
     text.replace('_', "").parse().unwrap_or_else(|_| usage(&format!("`{text}` is not a number")))
 }
@@ -103,6 +111,7 @@ fn usage(problem: &str) -> ! {
         "usage: floe-bench [--rows N (10000000)] [--reps N (5)] [--plugins DIR (plugins/dist)] [--pii FILE (DIR/pii_mask.wasm)]"
     );
     eprintln!("       floe-bench pipeline --help    (the demo pipeline against raw DuckDB)");
+    eprintln!("       floe-bench languages --help   (pii-mask in Rust, JavaScript and Python against native Rust)");
     eprintln!(
         "       floe-bench maintenance [--days 365] [--rows 1000]    (a year of daily runs, with and without maintain)"
     );
@@ -299,6 +308,7 @@ fn main() {
         Some("pipeline") => return pipeline::main(args.collect()),
         Some("models") => return models::main(args.collect()),
         Some("maintenance") => return maintenance::main(args.collect()),
+        Some("languages") => return languages::main(args.collect()),
         Some(pipeline::BASELINE_COMMAND) => return pipeline::baseline::child(args.collect()),
         _ => {}
     }
