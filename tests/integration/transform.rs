@@ -191,6 +191,38 @@ fn big_batches_are_sliced_and_the_result_does_not_change() {
     assert!(out.is_empty());
 }
 
+/// 50M distinct `Int64` keys, the demo's order_id at the largest scale of
+/// issue #17, fit dedup's state in the default plugin memory (1 GiB); every
+/// tenth batch repeats the one before it, and is dropped whole.
+#[test]
+fn dedup_holds_50m_distinct_keys_in_the_default_plugin_memory() {
+    const KEYS: i64 = 50_000_000;
+    const ROWS: i64 = 65_536;
+    let plugin = load_transform("dedup.wasm");
+    let schema = Arc::new(Schema::new(vec![Field::new("order_id", DataType::Int64, false)]));
+    let batch = |first: i64| {
+        let values = Int64Array::from_iter_values(first..(first + ROWS).min(KEYS));
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(values) as ArrayRef]).unwrap()
+    };
+    let starts = (0..KEYS).step_by(ROWS as usize);
+    let mut input = starts.enumerate().flat_map(|(i, first)| {
+        let again = (i % 10 == 9).then(|| batch(first));
+        std::iter::once(batch(first)).chain(again)
+    });
+    let (mut rows, mut sum) = (0i64, 0i64);
+    let (_, stats) = plugin
+        .transform_with_stats("first_orders", &config(&[("key", "order_id")]), &schema, &mut input, &mut |out| {
+            let ids = out.column(0).as_primitive::<Int64Type>();
+            rows += ids.len() as i64;
+            sum += ids.values().iter().sum::<i64>();
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((rows, sum), (KEYS, KEYS * (KEYS - 1) / 2));
+    eprintln!("dedup over {KEYS} keys: peak plugin memory {} MiB", stats.peak_memory_bytes >> 20);
+    assert!(stats.peak_memory_bytes <= Limits::default().memory_bytes);
+}
+
 #[test]
 fn sql_filter_returns_its_query() {
     let plugin = load_transform("sql_filter.wasm");

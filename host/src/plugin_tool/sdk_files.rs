@@ -10,12 +10,13 @@
 
 /// The SDK's sources, by path under `src/`. A unit test checks that every
 /// file of `plugins/sdk/src` is here.
-pub const SDK_SOURCES: [(&str, &str); 8] = [
+pub const SDK_SOURCES: [(&str, &str); 9] = [
     ("lib.rs", include_str!("../../../plugins/sdk/src/lib.rs")),
     ("config.rs", include_str!("../../../plugins/sdk/src/config.rs")),
     ("error.rs", include_str!("../../../plugins/sdk/src/error.rs")),
     ("ingest.rs", include_str!("../../../plugins/sdk/src/ingest.rs")),
     ("ipc.rs", include_str!("../../../plugins/sdk/src/ipc.rs")),
+    ("key_set.rs", include_str!("../../../plugins/sdk/src/key_set.rs")),
     ("lines.rs", include_str!("../../../plugins/sdk/src/lines.rs")),
     ("log.rs", include_str!("../../../plugins/sdk/src/log.rs")),
     ("transform.rs", include_str!("../../../plugins/sdk/src/transform.rs")),

@@ -34,6 +34,9 @@
 //! export_transform!(Identity);
 //! ```
 //!
+//! Keyed state that must hold millions of keys (deduplication, first-seen
+//! tracking) fits the plugin's memory in a [`KeySet`].
+//!
 //! The crate is a `cdylib` built for `wasm32-wasip2`
 //! (`cargo build --target wasm32-wasip2 --release`); the build produces the
 //! component directly. Package name and version (from `Cargo.toml`) become the
@@ -48,6 +51,7 @@ pub mod config;
 mod error;
 mod ingest;
 pub mod ipc;
+mod key_set;
 pub mod lines;
 pub mod log;
 mod transform;
@@ -57,6 +61,7 @@ pub use arrow_schema;
 pub use config::Config;
 pub use error::PluginError;
 pub use ingest::Ingest;
+pub use key_set::KeySet;
 pub use transform::{SqlTransform, Transform};
 
 /// JSON Schema used as `CONFIG_SCHEMA` when a plugin does not declare one: any
