@@ -8,6 +8,8 @@
 //!   without `maintain` (issue #14; `maintenance.rs`).
 //! - `floe-bench languages [--rows 10M]`: pii-mask in Rust, JavaScript and
 //!   Python side by side against native Rust (issue #16; `languages.rs`).
+//! - `floe-bench scaleout [--runs 1,4,8,16]`: concurrent `--partition` runs
+//!   into one table on the REST catalog over S3 (issue #17; `scaleout.rs`).
 //! - `floe-bench [--rows N …]`, below: the plugin path (issue "Plugin platform").
 //!
 //! The plugin-path benchmark measures:
@@ -38,6 +40,7 @@ mod maintenance;
 mod models;
 mod native;
 mod pipeline;
+mod scaleout;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -71,12 +74,7 @@ struct Options {
 }
 
 fn options() -> Options {
-    let mut options = Options {
-        rows: 10_000_000,
-        reps: 5,
-        plugins: default_plugins(),
-        pii: None,
-    };
+    let mut options = Options { rows: 10_000_000, reps: 5, plugins: default_plugins(), pii: None };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage(&format!("{arg} needs a value")));
@@ -112,6 +110,7 @@ fn usage(problem: &str) -> ! {
     );
     eprintln!("       floe-bench pipeline --help    (the demo pipeline against raw DuckDB)");
     eprintln!("       floe-bench languages --help   (pii-mask in Rust, JavaScript and Python against native Rust)");
+    eprintln!("       floe-bench scaleout --help    (concurrent --partition runs on the REST catalog over S3)");
     eprintln!(
         "       floe-bench maintenance [--days 365] [--rows 1000]    (a year of daily runs, with and without maintain)"
     );
@@ -309,6 +308,7 @@ fn main() {
         Some("models") => return models::main(args.collect()),
         Some("maintenance") => return maintenance::main(args.collect()),
         Some("languages") => return languages::main(args.collect()),
+        Some("scaleout") => return scaleout::main(args.collect()),
         Some(pipeline::BASELINE_COMMAND) => return pipeline::baseline::child(args.collect()),
         _ => {}
     }
