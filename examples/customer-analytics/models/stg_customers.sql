@@ -9,4 +9,3 @@ SELECT
 FROM bronze.raw_customers
 WHERE TRY_CAST(customer_id AS BIGINT) IS NOT NULL
 QUALIFY row_number() OVER (PARTITION BY TRY_CAST(customer_id AS BIGINT) ORDER BY _row) = 1
-ORDER BY customer_id

@@ -16,4 +16,3 @@ SELECT
 FROM first_records
 WHERE TRY_CAST(amount AS DECIMAL(12, 2)) IS NOT NULL
   AND status IS DISTINCT FROM 'cancelled'
-ORDER BY order_id

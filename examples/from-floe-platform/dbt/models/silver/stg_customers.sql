@@ -10,4 +10,3 @@ SELECT
 FROM {{ source('bronze', 'raw_customers') }}
 WHERE TRY_CAST(customer_id AS BIGINT) IS NOT NULL
 {{ first_record_by('customer_id') }}
-ORDER BY customer_id

@@ -16,4 +16,3 @@ SELECT
 FROM first_records
 WHERE {{ to_money('amount') }} IS NOT NULL
   AND status IS DISTINCT FROM '{{ var("excluded_status") }}'
-ORDER BY order_id
