@@ -116,11 +116,7 @@ pub fn main(args: Vec<String>) {
         "pii-mask, email + hash, {rows} rows in {} batches, {} repetition(s); build: {}",
         batches.len(),
         options.reps,
-        if cfg!(debug_assertions) {
-            "dev (floe-bench at opt-level 3, its dependencies at 1)"
-        } else {
-            "release"
-        }
+        if cfg!(debug_assertions) { "dev (floe-bench at opt-level 3, its dependencies at 1)" } else { "release" }
     );
     let native = repeat(options.reps, || {
         let (n, t) = run_native(&batches, &both.actions, Sha::Sha2);

@@ -63,8 +63,7 @@ fn project(lake: Lake, bronze_policy: &str) -> Project {
             (head.to_string(), Vec::new(), ["--state-dir".to_string(), state], String::new())
         }
         Lake::RestS3 => {
-            let prefix =
-                format!("maintain_{}_{}_", std::process::id(), PROJECTS.fetch_add(1, Ordering::Relaxed));
+            let prefix = format!("maintain_{}_{}_", std::process::id(), PROJECTS.fetch_add(1, Ordering::Relaxed));
             let platform = crate::catalogs::platform(&prefix, Catalog::RestToken, Storage::S3, &path.join("state"));
             let head = platform.yaml.split("layers:\n").next().unwrap();
             let head = head.replacen("path_style_access: true", "path_style_access: true, retention: 1ms", 1);
@@ -531,7 +530,8 @@ fn maintain_deletes_metadata_files_that_left_the_log() {
     let dir = project.path();
     std::fs::write(dir.join("events.csv"), "id,name\n1,x\n").unwrap();
     project.floe(&["run"]).expect_code(0);
-    project.write("bronze.raw_events", &["set-property", "--key", "write.metadata.previous-versions-max", "--value", "2"]);
+    project
+        .write("bronze.raw_events", &["set-property", "--key", "write.metadata.previous-versions-max", "--value", "2"]);
     for run in 2..=4 {
         std::fs::write(dir.join("events.csv"), format!("id,name\n{run},x\n")).unwrap();
         project.floe(&["run"]).expect_code(0);

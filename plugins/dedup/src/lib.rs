@@ -10,8 +10,8 @@
 //! default 1 GiB of plugin memory). The plugin's memory limit bounds it.
 
 use arrow_row::{RowConverter, SortField};
-use floe_plugin_sdk::arrow_array::BooleanArray;
 use floe_plugin_sdk::KeySet;
+use floe_plugin_sdk::arrow_array::BooleanArray;
 use floe_plugin_sdk::prelude::*;
 
 const CONFIG_SCHEMA: &str = r#"{
@@ -68,7 +68,8 @@ impl Transform for Dedup {
     fn push(&mut self, batch: RecordBatch) -> Result<Vec<RecordBatch>, PluginError> {
         let columns: Vec<ArrayRef> = self.keys.iter().map(|&i| batch.column(i).clone()).collect();
         let rows = self.converter.convert_columns(&columns)?;
-        let keep = rows.iter().map(|row| self.seen.insert(row.as_ref()).map(Some)).collect::<Result<BooleanArray, _>>()?;
+        let keep =
+            rows.iter().map(|row| self.seen.insert(row.as_ref()).map(Some)).collect::<Result<BooleanArray, _>>()?;
         if keep.true_count() == 0 {
             return Ok(Vec::new());
         }

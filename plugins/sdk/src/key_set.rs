@@ -167,8 +167,9 @@ mod tests {
     fn holds_keys_of_every_length_across_pages() {
         let mut set = KeySet::new();
         // Lengths with one-, two- and three-byte prefixes, over several pages.
-        let keys: Vec<Vec<u8>> =
-            (0..3_000u32).map(|i| i.to_le_bytes().iter().copied().cycle().take((i as usize * 97) % 20_000).collect()).collect();
+        let keys: Vec<Vec<u8>> = (0..3_000u32)
+            .map(|i| i.to_le_bytes().iter().copied().cycle().take((i as usize * 97) % 20_000).collect())
+            .collect();
         let mut distinct = std::collections::HashSet::new();
         for key in &keys {
             assert_eq!(set.insert(key).unwrap(), distinct.insert(key.clone()), "{} bytes", key.len());
