@@ -8,10 +8,10 @@
 //! plugins/dist (`*_js.wasm`) and installs the toolchain whose npm cache
 //! `npm ci --offline` uses here.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use crate::support::{example, floe_host, floe_host_with_env, plugin, python_json, temp_dir};
+use crate::support::{example, floe_host, hostile_silver_exists, plugin, python_json, run_hostile, temp_dir};
 use arrow_array::RecordBatch;
 
 /// Every batch of a Parquet file that `plugin test --out` wrote, as one.
@@ -178,50 +178,19 @@ fn a_pipeline_of_js_and_python_plugins_commits_what_the_rust_one_does() {
 /// nothing.
 #[test]
 fn hostile_js_plugins_are_contained() {
-    let dir = temp_dir();
-    let state = dir.path().join("state");
-    std::fs::write(dir.path().join("events.csv"), "id,name\n1,a\n2,b\n").unwrap();
-    let platform = dir.path().join("platform.yaml");
-    let q = |p: &Path| serde_json::to_string(p.to_str().unwrap()).unwrap();
-    std::fs::write(
-        &platform,
-        format!(
-            "catalogs:\n  default: {{type: sql, uri: {uri}, warehouse: {wh}}}\n\
-             storage:\n  default: {{type: local, root: {wh}}}\n\
-             compute:\n  default: {{type: duckdb}}\n\
-             plugins:\n  memory_limit: 256MiB\n  call_timeout: 3s\n",
-            uri = q(&PathBuf::from(format!("sqlite:{}", state.join("catalog.db").display()))),
-            wh = q(&state.join("warehouse")),
-        ),
-    )
-    .unwrap();
-    for (name, code, expected) in [
-        ("loop", 3, "exceeded its deadline"),
-        ("memory", 3, "memory"),
+    for (name, expected) in [
+        ("loop", "exceeded its deadline"),
+        ("memory", "memory"),
         // The engine defines `fetch`, and nothing else of the list; with no
         // wasi:http import, calling it traps.
-        ("escape", 3, "trapped"),
+        ("escape", "trapped"),
     ] {
-        let floe = dir.path().join(format!("{name}.yaml"));
-        let yaml = format!(
-            "name: hostile\nplugins:\n  csv-ingest: {{path: {csv}}}\n  evil: {{path: {evil}}}\ntransforms:\n\
-             \x20 - {{name: raw_events, layer: bronze, kind: ingest, plugin: csv-ingest, source: {source}}}\n\
-             \x20 - {{name: events, layer: silver, kind: wasm, plugin: evil, inputs: [bronze.raw_events]}}\n",
-            csv = q(&plugin("csv_ingest.wasm")),
-            evil = q(&plugin(&format!("evil_{name}_js.wasm"))),
-            source = q(&dir.path().join("events.csv")),
-        );
-        std::fs::write(&floe, yaml).unwrap();
-        let args = ["run", "-f", floe.to_str().unwrap(), "--platform", platform.to_str().unwrap(), "--state-dir"];
-        let run = floe_host_with_env(&[&args[..], &[state.to_str().unwrap()]].concat(), &[]).expect_code(code);
+        let dir = temp_dir();
+        let run = run_hostile(dir.path(), &format!("evil_{name}_js.wasm"), "{}", &[]).expect_code(3);
         assert!(run.stderr.contains("plugin `evil`") && run.stderr.contains(expected), "{name}:\n{}", run.stderr);
         if name == "escape" {
             assert!(run.stderr.contains("escape: the engine defines fetch\n"), "{}", run.stderr);
         }
-        let show = floe_host_with_env(
-            &["show", "silver.events", "-f", floe.to_str().unwrap(), "--platform", platform.to_str().unwrap()],
-            &[],
-        );
-        assert!(show.stderr.contains("table `silver.events` does not exist"), "{name}: {}", show.stderr);
+        assert!(!hostile_silver_exists(dir.path()), "{name}: a silver table exists");
     }
 }

@@ -10,10 +10,9 @@
 
 use std::io::ErrorKind;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 
 use crate::js_plugins::trial;
-use crate::support::{example, floe_host_with_env, plugin, python_json, temp_dir};
+use crate::support::{example, hostile_silver_exists, plugin, python_json, run_hostile, temp_dir};
 
 /// The Python ports give exactly the Rust plugins' output on the demo data:
 /// the same schema (names, types, nullability) and the same values.
@@ -36,55 +35,13 @@ fn python_ports_match_the_rust_plugins_on_the_demo_data() {
     }
 }
 
-/// A project: bronze by the Rust csv-ingest, silver by `evil` (a Python
-/// component) with `config`, under tight plugin limits.
-fn run_evil(dir: &Path, name: &str, config: &str, env: &[(&str, &str)]) -> crate::support::Run {
-    let state = dir.join("state");
-    std::fs::write(dir.join("events.csv"), "id,name\n1,a\n2,b\n").unwrap();
-    let q = |p: &Path| serde_json::to_string(p.to_str().unwrap()).unwrap();
-    let platform = dir.join("platform.yaml");
-    std::fs::write(
-        &platform,
-        format!(
-            "catalogs:\n  default: {{type: sql, uri: {uri}, warehouse: {wh}}}\n\
-             storage:\n  default: {{type: local, root: {wh}}}\n\
-             compute:\n  default: {{type: duckdb}}\n\
-             plugins:\n  memory_limit: 256MiB\n  call_timeout: 3s\n",
-            uri = q(&PathBuf::from(format!("sqlite:{}", state.join("catalog.db").display()))),
-            wh = q(&state.join("warehouse")),
-        ),
-    )
-    .unwrap();
-    let floe = dir.join(format!("{name}.yaml"));
-    std::fs::write(
-        &floe,
-        format!(
-            "name: hostile\nplugins:\n  csv-ingest: {{path: {csv}}}\n  evil: {{path: {evil}}}\ntransforms:\n\
-             \x20 - {{name: raw_events, layer: bronze, kind: ingest, plugin: csv-ingest, source: {source}}}\n\
-             \x20 - {{name: events, layer: silver, kind: wasm, plugin: evil, inputs: [bronze.raw_events], config: {config}}}\n",
-            csv = q(&plugin("csv_ingest.wasm")),
-            evil = q(&plugin(&format!("evil_{name}_py.wasm"))),
-            source = q(&dir.join("events.csv")),
-        ),
-    )
-    .unwrap();
-    let args = ["run", "-f", floe.to_str().unwrap(), "--platform", platform.to_str().unwrap()];
-    floe_host_with_env(&[&args[..], &["--state-dir", state.to_str().unwrap()]].concat(), env)
-}
-
 #[test]
 fn hostile_python_plugins_are_contained() {
     for (name, expected) in [("loop", "exceeded its deadline"), ("memory", "memory")] {
         let dir = temp_dir();
-        let run = run_evil(dir.path(), name, "{}", &[]).expect_code(3);
+        let run = run_hostile(dir.path(), &format!("evil_{name}_py.wasm"), "{}", &[]).expect_code(3);
         assert!(run.stderr.contains("plugin `evil`") && run.stderr.contains(expected), "{name}:\n{}", run.stderr);
-        let state = dir.path().join("state");
-        let silver = std::process::Command::new(crate::support::python())
-            .arg(crate::support::repo().join("tests/py/table_check.py"))
-            .args(["--state-dir", state.to_str().unwrap(), "--table", "silver.events"])
-            .output()
-            .unwrap();
-        assert!(String::from_utf8_lossy(&silver.stdout).contains("NoSuchTable"), "{name}: a silver table exists");
+        assert!(!hostile_silver_exists(dir.path()), "{name}: a silver table exists");
     }
 
     // open(), os.environ and socket: each attempt is refused, nothing leaks,
@@ -98,7 +55,7 @@ fn hostile_python_plugins_are_contained() {
     let addr = listener.local_addr().unwrap().to_string();
     let config =
         format!("{{probe_path: {}, addr: \"{addr}\"}}", serde_json::to_string(secret_file.to_str().unwrap()).unwrap());
-    let run = run_evil(dir.path(), "escape", &config, &[("FLOE_TEST_SECRET", &secret)]).expect_code(0);
+    let run = run_hostile(dir.path(), "evil_escape_py.wasm", &config, &[("FLOE_TEST_SECRET", &secret)]).expect_code(0);
     assert!(!run.stderr.contains(&secret) && !run.stdout.contains(&secret), "the secret leaked:\n{}", run.stderr);
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
     assert!(!run.stderr.contains(passwd.lines().next().unwrap()), "/etc/passwd leaked:\n{}", run.stderr);

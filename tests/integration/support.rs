@@ -284,3 +284,54 @@ fn read_request(stream: std::net::TcpStream) -> Option<HttpRequest> {
     let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     Some(HttpRequest { method, path, content_type, authorization, body })
 }
+
+/// A project in `dir`: bronze by the Rust csv-ingest, silver by the hostile
+/// component `wasm` (a file of plugins/dist) with `config`, under tight
+/// plugin limits (256 MiB, 3 s a call). Runs it with `env`.
+pub fn run_hostile(dir: &Path, wasm: &str, config: &str, env: &[(&str, &str)]) -> Run {
+    let state = dir.join("state");
+    std::fs::write(dir.join("events.csv"), "id,name\n1,a\n2,b\n").unwrap();
+    let q = |p: &Path| serde_json::to_string(p.to_str().unwrap()).unwrap();
+    let platform = dir.join("platform.yaml");
+    std::fs::write(
+        &platform,
+        format!(
+            "catalogs:\n  default: {{type: sql, uri: {uri}, warehouse: {wh}}}\n\
+             storage:\n  default: {{type: local, root: {wh}}}\n\
+             compute:\n  default: {{type: duckdb}}\n\
+             plugins:\n  memory_limit: 256MiB\n  call_timeout: 3s\n",
+            uri = q(&PathBuf::from(format!("sqlite:{}", state.join("catalog.db").display()))),
+            wh = q(&state.join("warehouse")),
+        ),
+    )
+    .unwrap();
+    let floe = dir.join("hostile.yaml");
+    std::fs::write(
+        &floe,
+        format!(
+            "name: hostile\nplugins:\n  csv-ingest: {{path: {csv}}}\n  evil: {{path: {evil}}}\ntransforms:\n\
+             \x20 - {{name: raw_events, layer: bronze, kind: ingest, plugin: csv-ingest, source: {source}}}\n\
+             \x20 - {{name: events, layer: silver, kind: wasm, plugin: evil, inputs: [bronze.raw_events], config: {config}}}\n",
+            csv = q(&plugin("csv_ingest.wasm")),
+            evil = q(&plugin(wasm)),
+            source = q(&dir.join("events.csv")),
+        ),
+    )
+    .unwrap();
+    let args = ["run", "-f", floe.to_str().unwrap(), "--platform", platform.to_str().unwrap()];
+    floe_host_with_env(&[&args[..], &["--state-dir", state.to_str().unwrap()]].concat(), env)
+}
+
+/// Whether `run_hostile`'s project in `dir` has a silver.events table, as
+/// pyiceberg sees it.
+pub fn hostile_silver_exists(dir: &Path) -> bool {
+    let state = dir.join("state");
+    let check = Command::new(python())
+        .arg(repo().join("tests/py/table_check.py"))
+        .args(["--state-dir", state.to_str().unwrap(), "--table", "silver.events"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success() || stdout.contains("NoSuchTable"), "table_check.py failed: {stdout}");
+    check.status.success()
+}
