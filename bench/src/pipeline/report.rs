@@ -233,7 +233,9 @@ impl Report<'_> {
         let sum = |kind: &str, f: &dyn Fn(&Row) -> Option<f64>| -> Option<f64> {
             rows.iter().filter(|r| r.kind == kind).map(f).sum()
         };
-        let group = |name, kind, target, limit: f64| {
+        // `limit`: the ratio the target allows, or none for a figure shown
+        // beside a target that is checked elsewhere.
+        let group = |name, kind, target, limit: Option<f64>| {
             let floe = sum(kind, &|r| r.floe.as_ref().map(|f| f.ms));
             let base = sum(kind, &|r| r.baseline.as_ref().map(|b| b.ms));
             let r = floe.zip(base).and_then(|(a, b)| ratio(a, b));
@@ -243,7 +245,7 @@ impl Report<'_> {
                 baseline: base.map_or("–".into(), time),
                 ratio: r,
                 target,
-                met: r.map(|r| r <= limit),
+                met: limit.zip(r).map(|(limit, r)| r <= limit),
             }
         };
         let failure = self.failure();
@@ -263,7 +265,7 @@ impl Report<'_> {
                 target: "≤ 0.65× (at 10M)",
                 met: whole.map(|r| r <= 0.65),
             },
-            group("SQL steps (Σ of `kind: sql` steps)", "sql", "each ≤ 1.0× (below)", 1.0),
+            group("SQL steps (Σ of `kind: sql` steps)", "sql", "(the sum; the target is per step, next row)", None),
             {
                 // The slowest SQL step against its own DuckDB stage.
                 let worst = rows
@@ -283,7 +285,7 @@ impl Report<'_> {
                     met: worst.map(|w| w.0 <= 1.0),
                 }
             },
-            group("CSV ingest via WASM (Σ of ingest steps; baseline with `_row`)", "ingest", "≤ 0.4×", 0.4),
+            group("CSV ingest via WASM (Σ of ingest steps; baseline with `_row`)", "ingest", "≤ 0.4×", Some(0.4)),
             {
                 let floe = sum("ingest", &|r| r.floe.as_ref().map(|f| f.ms));
                 let plain = sum("ingest", &|r| r.baseline.as_ref().and_then(|b| b.reference.as_ref()).map(|x| x.1));
