@@ -4,6 +4,7 @@
 
 mod parser;
 
+use floe_plugin_sdk::lines::RecordSyntax;
 use floe_plugin_sdk::log;
 use floe_plugin_sdk::prelude::*;
 
@@ -31,34 +32,50 @@ const CONFIG_SCHEMA: &str = r#"{
   }
 }"#;
 
-/// One CSV object being parsed.
-struct CsvIngest(parser::Parser);
+/// One CSV object being parsed, or one chunk of it (`resumed`).
+struct CsvIngest {
+    parser: parser::Parser,
+    resumed: bool,
+}
 
 impl Ingest for CsvIngest {
     const CONFIG_SCHEMA: &'static str = CONFIG_SCHEMA;
 
     fn open(config: &Config, source: &str) -> Result<Self, PluginError> {
         let config = parser::Config::parse(config)?;
-        Ok(CsvIngest(parser::Parser::new(config, source.to_owned())))
+        Ok(CsvIngest { parser: parser::Parser::new(config, source.to_owned()), resumed: false })
     }
 
     fn push(&mut self, chunk: &[u8]) -> Result<Vec<RecordBatch>, PluginError> {
-        self.0.push(chunk)
+        self.parser.push(chunk)
     }
 
     fn finish(&mut self) -> Result<Vec<RecordBatch>, PluginError> {
-        let batches = self.0.finish()?;
-        log::info(&format!(
-            "parsed {} records from `{}` into {} batches",
-            self.0.records(),
-            self.0.source(),
-            self.0.batches()
-        ));
+        let batches = self.parser.finish()?;
+        // A chunk's count is not the object's: the host logs the total.
+        if !self.resumed {
+            log::info(&format!(
+                "parsed {} records from `{}` into {} batches",
+                self.parser.records(),
+                self.parser.source(),
+                self.parser.batches()
+            ));
+        }
         Ok(batches)
     }
 
     fn schema(&self) -> Option<SchemaRef> {
-        self.0.schema()
+        self.parser.schema()
+    }
+
+    fn record_syntax(config: &Config) -> Result<Option<RecordSyntax>, PluginError> {
+        parser::Config::parse(config)?;
+        Ok(Some(parser::SYNTAX))
+    }
+
+    fn resume_at(&mut self, first_record: u64, first_line: u64) -> Result<(), PluginError> {
+        self.resumed = true;
+        self.parser.resume_at(first_record, first_line)
     }
 }
 

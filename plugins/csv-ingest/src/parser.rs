@@ -5,12 +5,18 @@
 //!
 //! Exact semantics (the host and an independent implementation check these):
 //! - The first line is the header. A UTF-8 byte-order mark before it is dropped.
-//! - A record is one `\n`-terminated line; one `\r` right before the `\n` is
-//!   stripped, so CRLF files parse like LF files. A `\r` anywhere else is data.
-//!   Quoted fields may not span lines (a quote left open at the end of the line
-//!   is an error), because embedded newlines are not part of the contract.
+//! - A record ends at a `\n` outside quotes (RFC 4180): a quoted field may
+//!   hold `\n`, `\r\n`, delimiters and doubled quotes, and a record then
+//!   spans several lines. A quote is special only at the start of a field;
+//!   anywhere else it is data. One `\r` right before the record's `\n` is
+//!   stripped, so CRLF files parse like LF files; a `\r` anywhere else is data.
+//!   A quote still open at the end of the file is an error.
 //! - Completely empty lines (nothing, or only that `\r`) are skipped; they do
 //!   count for line numbers in error messages, but not for the record number.
+//!   A record's line number is the line it starts on.
+//! - These are also the rules the host cuts an object by for parallel ingest
+//!   (`record_syntax`): every chunk after the first is parsed after the header
+//!   line, from the record and line numbers the host passes to `resume_at`.
 //! - Every column is a nullable Utf8 string. A field that is empty after quote
 //!   removal (`a,,b` or `a,"",b`) is NULL; everything else is kept byte for
 //!   byte: no trimming, no `N/A` handling.
@@ -27,7 +33,10 @@ use floe_plugin_sdk::PluginError as Error;
 use floe_plugin_sdk::arrow_array::builder::StringBuilder;
 use floe_plugin_sdk::arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use floe_plugin_sdk::arrow_schema::{DataType, Field, Schema, SchemaRef};
-use floe_plugin_sdk::lines::Lines;
+use floe_plugin_sdk::lines::{Lines, Quoting, RecordSyntax};
+
+/// How the host may cut a CSV object (see the module docs).
+pub const SYNTAX: RecordSyntax = RecordSyntax { header_records: 1, quoting: Some(Quoting::CSV) };
 
 /// Cut a batch early once its string payload reaches this size (bytes).
 const MAX_BATCH_STRING_BYTES: usize = 64 << 20;
@@ -103,7 +112,7 @@ impl Parser {
         Self {
             config,
             source,
-            lines: Lines::default(),
+            lines: Lines::new(SYNTAX.quoting),
             line: 1,
             records: 0,
             batches: 0,
@@ -117,6 +126,24 @@ impl Parser {
 
     pub fn records(&self) -> u64 {
         self.records
+    }
+
+    /// Continues after the header at record `first_record` on line
+    /// `first_line`: the host cut the object there (parallel ingest).
+    pub fn resume_at(&mut self, first_record: u64, first_line: u64) -> Result<(), Error> {
+        let start_of_object = self.line == 1 && (first_record, first_line) == (1, 1);
+        if start_of_object && self.body.is_none() && self.lines.pending() == 0 {
+            return Ok(()); // the first chunk: it starts with the header
+        }
+        if self.body.is_none() || self.lines.pending() != 0 || first_record == 0 || first_line == 0 {
+            return Err(Error::Internal(format!(
+                "`{}`: cannot resume at record {first_record}, line {first_line}: the header line was not complete",
+                self.source
+            )));
+        }
+        self.records = first_record - 1;
+        self.line = first_line;
+        Ok(())
     }
 
     pub fn batches(&self) -> u64 {
@@ -162,10 +189,11 @@ impl Parser {
         Ok(std::mem::take(&mut self.done))
     }
 
-    /// Handles one complete line (without its `\n`).
+    /// Handles one complete record (without its `\n`; it spans several lines
+    /// if a quoted field holds a `\n`).
     fn line_done(&mut self, line: &[u8]) -> Result<(), Error> {
         let line_no = self.line;
-        self.line += 1;
+        self.line += 1 + memchr::memchr_iter(b'\n', line).count() as u64;
         if self.body.is_none() && line.len() > MAX_HEADER_BYTES {
             return Err(header_too_long(&self.source));
         }
@@ -233,8 +261,9 @@ impl Parser {
         if self.ends.len() < line.len() + 2 {
             self.ends.resize(line.len() + 2, 0);
         }
-        // The line goes in without its terminator, then a lone `\n` ends the
-        // record: a quote still open at that point would swallow it as data.
+        // The record goes in without its terminator, then a lone `\n` ends
+        // it: a quote still open at that point (only possible at the end of
+        // the file) would swallow it as data.
         let (res, _, nout, nend) = self.csv.read_record(line, &mut self.fields, &mut self.ends);
         let res = match res {
             csv_core::ReadRecordResult::InputEmpty => {
@@ -246,7 +275,7 @@ impl Parser {
         match res {
             (csv_core::ReadRecordResult::Record, count) => Ok(count),
             (csv_core::ReadRecordResult::InputEmpty, _) => Err(Error::InvalidInput(format!(
-                "`{}`: line {line_no}: a quoted field is not closed before the end of the line",
+                "`{}`: line {line_no}: a quoted field is not closed before the end of the file",
                 self.source
             ))),
             (other, _) => Err(Error::Internal(format!("line {line_no}: CSV reader stopped with {other:?}"))),
@@ -309,6 +338,48 @@ mod tests {
         }
         batches.extend(parser.finish().map_err(|e| format!("{e:?}"))?);
         Ok(batches)
+    }
+
+    /// A quoted field may hold newlines, CRLFs, delimiters and doubled
+    /// quotes; the record keeps the number of the line it starts on.
+    #[test]
+    fn quoted_fields_span_lines() {
+        let data = b"id,note\r\n1,\"a\nb\"\r\n\n2,\"x\r\n\"\"y\"\",z\"\n3,\"open\n";
+        let whole = parse(data, data.len(), 10).unwrap_err();
+        assert!(whole.contains("line 7: a quoted field is not closed before the end of the file"), "{whole}");
+        let data = &data[..data.len() - 9];
+        for chunk in [1, 2, 5, data.len()] {
+            let batches = parse(data, chunk, 10).unwrap();
+            let batch = &batches[0];
+            let notes = batch.column(1).as_any().downcast_ref::<floe_plugin_sdk::arrow_array::StringArray>().unwrap();
+            assert_eq!(notes.value(0), "a\nb");
+            assert_eq!(notes.value(1), "x\r\n\"y\",z");
+            assert_eq!(batch.num_rows(), 2);
+        }
+    }
+
+    /// A chunk parsed after the header from a record and line number numbers
+    /// its rows and its errors from there.
+    #[test]
+    fn resumes_after_the_header() {
+        let mut parser = Parser::new(Config::default(), "t.csv".to_owned());
+        assert!(parser.push(b"a,b\n").unwrap().is_empty());
+        parser.resume_at(41, 100).unwrap();
+        parser.push(b"1,\"x\ny\"\n\n2,3\n").unwrap();
+        let batch = parser.finish().unwrap().remove(0);
+        let rows = batch.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(rows.values().to_vec(), [41, 42]);
+        let mut parser = Parser::new(Config::default(), "t.csv".to_owned());
+        parser.push(b"a,b\n").unwrap();
+        parser.resume_at(7, 100).unwrap();
+        let err = parser.push(b"1,2\n\"x\ny\"\n").unwrap_err();
+        assert!(format!("{err:?}").contains("line 101 has 1 fields, but the header has 2"), "{err:?}");
+        let mut fresh = Parser::new(Config::default(), "t.csv".to_owned());
+        assert!(fresh.resume_at(1, 2).is_err(), "no header yet");
+        let mut first = Parser::new(Config::default(), "t.csv".to_owned());
+        first.resume_at(1, 1).unwrap(); // the first chunk starts with the header
+        first.push(b"a,b\n1,2\n").unwrap();
+        assert_eq!(first.finish().unwrap()[0].num_rows(), 1);
     }
 
     /// A huge header is refused with a short message, whatever the chunking,

@@ -9,8 +9,10 @@ use arrow_schema::SchemaRef;
 use crate::__private::Named;
 use crate::__private::common::exports::floe::plugin::meta;
 use crate::__private::common::floe::plugin::types as wit_types;
+use crate::__private::chunks_world::exports::floe::plugin::ingest_chunks as wit_chunks;
 use crate::__private::ingest_world::exports::floe::plugin::ingest as wit;
 use crate::ipc::StreamEncoder;
+use crate::lines::{Quoting, RecordSyntax};
 use crate::{Config, PluginError};
 
 /// A bronze ingest plugin: parses the raw bytes of one source object into
@@ -46,6 +48,35 @@ pub trait Ingest: Sized + 'static {
     /// be known by the end of `finish`, even for an object with no records, so
     /// that the stream always has a schema.
     fn schema(&self) -> Option<SchemaRef>;
+
+    /// Parallel ingest, optional: how records are delimited in objects parsed
+    /// with `config`. With `Some`, the host may cut an object into chunks at
+    /// record boundaries and parse them in separate instances at once: for
+    /// each chunk it calls [`open`](Ingest::open), pushes the object's header
+    /// records unless the chunk starts the object (they must yield no batch),
+    /// calls
+    /// [`resume_at`](Ingest::resume_at), pushes the chunk's bytes and calls
+    /// [`finish`](Ingest::finish). Declare a syntax only if the parser frames
+    /// records by exactly these rules (use
+    /// [`Lines::new`](crate::lines::Lines::new) with the same quoting) and
+    /// implements `resume_at`. The default: objects are parsed in one piece.
+    fn record_syntax(config: &Config) -> Result<Option<RecordSyntax>, PluginError> {
+        let _ = config;
+        Ok(None)
+    }
+
+    /// Parallel ingest: the bytes pushed next start record `first_record`
+    /// (1-based, counting the records after the header records as
+    /// [`RecordSyntax`] counts them) on line `first_line` (1-based). Called
+    /// once per chunk, before the chunk's first byte (for the first chunk,
+    /// which holds the header itself, with 1 and 1 before anything was
+    /// pushed); record numbers and error messages must continue from there.
+    /// The host only cuts objects of more than one chunk: a plugin that sees
+    /// this call is parsing a part of an object.
+    fn resume_at(&mut self, first_record: u64, first_line: u64) -> Result<(), PluginError> {
+        let _ = (first_record, first_line);
+        Err(PluginError::internal("this plugin declares a record syntax but cannot resume at a record"))
+    }
 }
 
 /// The `ingest-plugin` export of an [`Ingest`] type (see `export_ingest!`).
@@ -74,6 +105,43 @@ impl<T: Ingest + Named> wit::Guest for IngestExport<T> {
             failed: None,
             finished: false,
         }))))
+    }
+}
+
+impl<T: Ingest + Named> wit_chunks::Guest for IngestExport<T> {
+    fn syntax(config: Vec<(String, String)>) -> Result<Option<wit_chunks::RecordSyntax>, wit_types::PluginError> {
+        let syntax = T::record_syntax(&Config::new(config))?;
+        Ok(syntax.map(|s| wit_chunks::RecordSyntax {
+            header_records: s.header_records,
+            quoting: s.quoting.map(|Quoting { quote, delimiter }| wit_chunks::Quoting { quote, delimiter }),
+        }))
+    }
+
+    fn parse_chunk(
+        config: Vec<(String, String)>,
+        source_name: String,
+        chunk: wit_chunks::Chunk,
+    ) -> Result<Vec<u8>, wit_types::PluginError> {
+        let plugin = T::open(&Config::new(config), &source_name)?;
+        let mut run = Run { plugin, out: StreamEncoder::new(), failed: None, finished: false };
+        if !chunk.header.is_empty() && !run.plugin.push(&chunk.header)?.is_empty() {
+            return Err(PluginError::internal("the header records produced rows").into());
+        }
+        run.plugin.resume_at(chunk.first_record, chunk.first_line)?;
+        drop(chunk.header);
+        let batches = run.plugin.push(&chunk.bytes)?;
+        drop(chunk.bytes);
+        run.emit(batches)?;
+        let batches = run.plugin.finish()?;
+        run.emit(batches)?;
+        if run.out.schema().is_none() {
+            return Err(PluginError::internal(
+                "the plugin finished a chunk without an output schema (`Ingest::schema` returned none)",
+            )
+            .into());
+        }
+        run.out.finish()?;
+        Ok(run.out.take())
     }
 }
 

@@ -106,7 +106,8 @@ pub mod __private {
     // componentized: `common` (import `log`, export `meta`), `ingest_world`
     // (export `ingest`) and `transform_world` (export `transform`). An
     // `export_*!` macro exports `common` plus one of the other two, which
-    // gives exactly the `ingest-plugin` or `transform-plugin` world.
+    // gives exactly the `ingest-plugin` or `transform-plugin` world; ingest
+    // also exports `chunks_world` (`ingest-chunks`).
 
     /// `log` and `meta`, shared by both worlds.
     pub mod common {
@@ -136,6 +137,20 @@ pub mod __private {
         });
     }
 
+    /// The `ingest-chunks` export (parallel ingest), beside `ingest`.
+    pub mod chunks_world {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            inline: "package floe:sdk; world chunks { export floe:plugin/ingest-chunks@0.1.0; }",
+            world: "floe:sdk/chunks",
+            with: { "floe:plugin/types@0.1.0": crate::__private::common::floe::plugin::types },
+            pub_export_macro: true,
+            export_macro_name: "export_chunks_world",
+            default_bindings_module: "floe_plugin_sdk::__private::chunks_world",
+            runtime_path: "floe_plugin_sdk::__private::wit_bindgen::rt",
+        });
+    }
+
     /// The `transform` export.
     pub mod transform_world {
         wit_bindgen::generate!({
@@ -152,7 +167,9 @@ pub mod __private {
 }
 
 /// Exports `$ty`, which implements [`Ingest`], as the plugin's
-/// `ingest-plugin` world. Call it once, at the crate root of a `cdylib`.
+/// `ingest-chunks-plugin` world (`ingest-plugin` plus `ingest-chunks`, whose
+/// `record-syntax` says none unless `$ty` declares one). Call it once, at the
+/// crate root of a `cdylib`.
 #[macro_export]
 macro_rules! export_ingest {
     ($ty:ty) => {
@@ -167,6 +184,9 @@ macro_rules! export_ingest {
         );
         $crate::__private::ingest_world::export_ingest_world!(
             __FloeIngestExport with_types_in $crate::__private::ingest_world
+        );
+        $crate::__private::chunks_world::export_chunks_world!(
+            __FloeIngestExport with_types_in $crate::__private::chunks_world
         );
     };
 }
