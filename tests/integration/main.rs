@@ -16,6 +16,7 @@ mod js_plugins;
 mod lineage;
 mod logs;
 mod maintain;
+mod parallel_ingest;
 mod partitions;
 mod pipes;
 mod plugin_tool;

@@ -14,13 +14,18 @@ fn hex_sha256(text: &str) -> String {
 fn inspect_names_world_metadata_imports_and_refuses_foreign_imports() {
     let csv = plugin("csv_ingest.wasm");
     let out = floe_host(&["plugin", "inspect", csv.to_str().unwrap()]).expect_code(0);
-    assert!(out.stdout.contains("world    floe:plugin/ingest-plugin"), "{}", out.stdout);
+    assert!(out.stdout.contains("world    floe:plugin/ingest-chunks-plugin\n"), "{}", out.stdout);
     assert!(out.stdout.contains("plugin   csv-ingest 0.1.0 (Ingest)"), "{}", out.stdout);
     // The order of the exports is the toolchain's, not the contract's.
     let exports = out.stdout.lines().find_map(|l| l.strip_prefix("  exports  ")).unwrap_or_default();
     let mut exports: Vec<&str> = exports.split(", ").collect();
     exports.sort();
-    assert_eq!(exports, ["floe:plugin/ingest@0.1.0", "floe:plugin/meta@0.1.0"], "{}", out.stdout);
+    assert_eq!(
+        exports,
+        ["floe:plugin/ingest-chunks@0.1.0", "floe:plugin/ingest@0.1.0", "floe:plugin/meta@0.1.0"],
+        "{}",
+        out.stdout
+    );
 
     let evil = plugin("evil_missing_import.wasm");
     let out = floe_host(&["plugin", "inspect", evil.to_str().unwrap()]).expect_code(3);
@@ -160,7 +165,8 @@ fn new_scaffolds_crates_of_each_kind_that_build_anywhere_and_work() {
     std::fs::write(&text, "first\r\nsécond\nthird").unwrap();
     let ingest = ingest.to_str().unwrap();
     let out = floe_host(&["plugin", "inspect", ingest]).expect_code(0);
-    assert!(out.stdout.contains("world    floe:plugin/ingest-plugin"), "{}", out.stdout);
+    // The SDK exports `ingest-chunks` for every ingest plugin.
+    assert!(out.stdout.contains("world    floe:plugin/ingest-chunks-plugin\n"), "{}", out.stdout);
     let out = floe_host(&["plugin", "test", ingest, "--input", text.to_str().unwrap(), "--config", "column=note"])
         .expect_code(0);
     assert!(out.stdout.contains("-> 3 rows"), "{}", out.stdout);

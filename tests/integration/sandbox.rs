@@ -30,6 +30,9 @@ fn load(limits: Limits) -> IngestPlugin {
     static FIRST_LOAD: Mutex<()> = Mutex::new(());
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sandbox-compile-cache");
     let _guard = FIRST_LOAD.lock().unwrap_or_else(|e| e.into_inner());
+    // One instance per source: these tests pin the serial path's limits and
+    // calls (parallel_ingest.rs has the parallel one's), whatever the cores.
+    let limits = Limits { ingest_parallelism: 1, ..limits };
     Sandbox::new(limits, Some(cache))
         .expect("sandbox")
         .load_ingest("csv-ingest", plugin_wasm())

@@ -397,6 +397,17 @@ pub struct PluginLimits {
     /// Wall-clock limit for compiling one plugin (default `120s`).
     #[serde(default)]
     pub compile_timeout: Option<HumanDuration>,
+    /// Plugin instances that parse one source at once, for ingest plugins
+    /// that declare where their records end (the bundled `csv-ingest` does).
+    /// They share `memory_limit` and `max_output_bytes`. Default: the cores
+    /// the pod may use, at most 8; `1` parses every source in one piece.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 64))]
+    pub ingest_parallelism: Option<u32>,
+    /// Size that parallel ingest cuts a source into; a chunk ends at the first
+    /// record end after it (default `8MiB`).
+    #[serde(default)]
+    pub ingest_chunk_size: Option<ByteSize>,
 }
 
 impl PlatformFile {

@@ -30,6 +30,18 @@ pub(super) mod bindings {
         });
     }
 
+    /// `ingest-plugin` plus the optional `ingest-chunks` export.
+    pub(in crate::sandbox) mod chunks {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "ingest-chunks-plugin",
+            with: {
+                "floe:plugin/types": super::ingest::floe::plugin::types,
+                "floe:plugin/log": super::ingest::floe::plugin::log,
+            },
+        });
+    }
+
     pub(in crate::sandbox) mod transform {
         wasmtime::component::bindgen!({
             path: "../wit",
@@ -160,12 +172,44 @@ pub(super) struct Call<'a> {
     /// tightly than `call_timeout`: a deadline hit is then reported as that
     /// budget running out.
     bound_by: Cell<Option<Budget>>,
+    /// The memory cap of this run's store and the output cap of one call:
+    /// the sandbox's limits, or a share of them (parallel ingest), and how
+    /// many ways each was split.
+    memory_bytes: u64,
+    max_output_bytes: u64,
+    shared_by: (u64, u64),
 }
 
 impl<'a> Call<'a> {
     pub(super) fn new(step: &'a str, plugin: &'a str, sandbox: &'a Sandbox) -> Self {
         let budget_ends = sandbox.budget_ends(Instant::now());
-        Call { step, plugin, sandbox, budget_ends, bound_by: Cell::new(None) }
+        let limits = sandbox.limits();
+        Call {
+            step,
+            plugin,
+            sandbox,
+            budget_ends,
+            bound_by: Cell::new(None),
+            memory_bytes: limits.memory_bytes,
+            max_output_bytes: limits.max_output_bytes,
+            shared_by: (1, 1),
+        }
+    }
+
+    /// This call's store gets the memory limit split `memory_ways` ways, and
+    /// one call may return the output limit split `output_ways` ways: one
+    /// instance's share when several run at once.
+    pub(super) fn with_shares(mut self, memory_ways: u64, output_ways: u64) -> Self {
+        let (memory_ways, output_ways) = (memory_ways.max(1), output_ways.max(1));
+        self.memory_bytes /= memory_ways;
+        self.max_output_bytes /= output_ways;
+        self.shared_by = (memory_ways, output_ways);
+        self
+    }
+
+    /// The output cap of one call (see `with_shares`).
+    pub(super) fn max_output_bytes(&self) -> u64 {
+        self.max_output_bytes
     }
 
     /// How long the next call may run, and which budget bounds it if not
@@ -184,7 +228,7 @@ impl<'a> Call<'a> {
         let state = HostState {
             wasi: wasi::deny_all(log.output()),
             table: ResourceTable::new(),
-            limiter: Limiter::new(limits.memory_bytes),
+            limiter: Limiter::new(self.memory_bytes),
             deadline: CallDeadline::default(),
             log,
             meter: Meter::default(),
@@ -201,7 +245,7 @@ impl<'a> Call<'a> {
         // unexplained trap, and an oversized one into a trap instead of
         // `OutputTooLarge`. Nothing the guest copies can exceed its memory, so
         // the memory cap is the bound that matters: raise the fuel above both.
-        let fuel = limits.memory_bytes.saturating_add(limits.max_output_bytes);
+        let fuel = self.memory_bytes.saturating_add(limits.max_output_bytes);
         store.set_hostcall_fuel(usize::try_from(fuel).unwrap_or(usize::MAX));
         self.arm(&mut store);
         store
@@ -223,7 +267,13 @@ impl<'a> Call<'a> {
         let report = Box::new(store.data().log.report());
         let limits = self.sandbox.limits();
         if store.data().limiter.memory_exceeded() {
-            return SandboxError::Memory { step, plugin, limit: limits.memory_bytes, report };
+            return SandboxError::Memory {
+                step,
+                plugin,
+                limit: self.memory_bytes,
+                shared_by: self.shared_by.0,
+                report,
+            };
         }
         if store.data().deadline.hit_in_host() || err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             return match self.bound_by.get() {
@@ -259,13 +309,14 @@ impl<'a> Call<'a> {
     }
 
     pub(super) fn check_output(&self, len: usize) -> Result<(), SandboxError> {
-        let limit = self.sandbox.limits().max_output_bytes;
+        let limit = self.max_output_bytes;
         if len as u64 > limit {
             return Err(SandboxError::OutputTooLarge {
                 step: self.step.to_owned(),
                 plugin: self.plugin.to_owned(),
                 size: len as u64,
                 limit,
+                shared_by: self.shared_by.1,
             });
         }
         Ok(())

@@ -69,14 +69,22 @@ pub enum SandboxError {
     )]
     Budget { step: String, plugin: String, budget: &'static str, limit: Duration },
 
-    #[error("step `{step}`: plugin `{plugin}` exceeded its memory limit ({limit} bytes){report}")]
-    Memory { step: String, plugin: String, limit: u64, report: Box<PluginReport> },
+    /// `shared_by`: instances that split `plugins.memory_limit` (parallel
+    /// ingest), 1 otherwise.
+    #[error(
+        "step `{step}`: plugin `{plugin}` exceeded its memory limit ({limit} bytes{}){report}",
+        share("memory_limit", *shared_by)
+    )]
+    Memory { step: String, plugin: String, limit: u64, shared_by: u64, report: Box<PluginReport> },
 
+    /// `shared_by`: chunk outputs that split `plugins.max_output_bytes`
+    /// (parallel ingest), 1 otherwise.
     #[error(
         "step `{step}`: plugin `{plugin}` returned {size} bytes from one call, \
-         over its output limit ({limit} bytes)"
+         over its output limit ({limit} bytes{})",
+        share("max_output_bytes", *shared_by)
     )]
-    OutputTooLarge { step: String, plugin: String, size: u64, limit: u64 },
+    OutputTooLarge { step: String, plugin: String, size: u64, limit: u64, shared_by: u64 },
 
     #[error("step `{step}`: plugin `{plugin}` rejected its config: {message}")]
     InvalidConfig { step: String, plugin: String, message: String },
@@ -109,6 +117,17 @@ pub enum SandboxError {
 
     #[error("step `{step}`: handling the output of plugin `{plugin}` failed: {message}")]
     Sink { step: String, plugin: String, message: String },
+}
+
+/// How a limit split between parallel ingest instances reads in an error.
+fn share(key: &str, shared_by: u64) -> String {
+    if shared_by <= 1 {
+        return String::new();
+    }
+    format!(
+        ": `plugins.{key}` split {shared_by} ways by parallel ingest; raise it, or lower \
+         `plugins.ingest_parallelism`"
+    )
 }
 
 impl SandboxError {
@@ -225,11 +244,25 @@ mod tests {
             step: "raw_orders".into(),
             plugin: "csv-ingest".into(),
             limit: 1 << 30,
+            shared_by: 1,
             report: Box::default(),
         };
         assert_eq!(
             err.to_string(),
             "step `raw_orders`: plugin `csv-ingest` exceeded its memory limit (1073741824 bytes)"
+        );
+        let shared = SandboxError::Memory {
+            step: "raw_orders".into(),
+            plugin: "csv-ingest".into(),
+            limit: 1 << 28,
+            shared_by: 4,
+            report: Box::default(),
+        };
+        assert_eq!(
+            shared.to_string(),
+            "step `raw_orders`: plugin `csv-ingest` exceeded its memory limit (268435456 bytes: \
+             `plugins.memory_limit` split 4 ways by parallel ingest; raise it, or lower \
+             `plugins.ingest_parallelism`)"
         );
         assert!(err.is_contract_violation());
     }

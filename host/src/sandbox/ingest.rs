@@ -11,7 +11,8 @@ use arrow_schema::SchemaRef;
 use wasmtime::Store;
 use wasmtime::component::Component;
 
-use super::call::{self, Call, HostState, bindings::ingest as bindings};
+use super::call::{self, Call, HostState, bindings::chunks as chunk_bindings, bindings::ingest as bindings};
+use super::ingest_chunks::{self, ChunkedRun};
 use super::ipc::IpcStream;
 use super::{Compiled, PluginInfo, PluginStats, Sandbox, SandboxError};
 
@@ -22,6 +23,8 @@ pub struct IngestPlugin {
     sandbox: Sandbox,
     name: String,
     pre: bindings::IngestPluginPre<HostState>,
+    /// Set when the component also exports `ingest-chunks` (parallel ingest).
+    chunks: Option<chunk_bindings::IngestChunksPluginPre<HostState>>,
     compiled: Compiled,
 }
 
@@ -33,12 +36,20 @@ impl IngestPlugin {
         compiled: Compiled,
     ) -> Result<Self, SandboxError> {
         let instance_pre = call::instantiate_pre(&sandbox, plugin, &component)?;
+        let chunks = chunk_bindings::IngestChunksPluginPre::new(instance_pre.clone()).ok();
         let pre = bindings::IngestPluginPre::new(instance_pre).map_err(|e| SandboxError::WrongWorld {
             plugin: plugin.to_owned(),
             world: "floe:plugin/ingest-plugin",
             message: format!("{e:#}"),
         })?;
-        Ok(Self { sandbox, name: plugin.to_owned(), pre, compiled })
+        Ok(Self { sandbox, name: plugin.to_owned(), pre, chunks, compiled })
+    }
+
+    /// Whether the component exports `ingest-chunks`, so that a source may be
+    /// parsed by several instances at once (if its config declares a record
+    /// syntax).
+    pub fn splits_sources(&self) -> bool {
+        self.chunks.is_some()
     }
 
     /// The plugin name errors and logs use.
@@ -76,8 +87,59 @@ impl IngestPlugin {
         self.ingest_with_stats(step, config, source_name, input, on_batch).map(|(schema, _)| schema)
     }
 
-    /// `ingest`, also returning what the plugin's calls cost.
+    /// `ingest`, also returning what the plugin's calls cost. A plugin that
+    /// declares a record syntax for `config` is run on
+    /// `Limits::ingest_parallelism` instances at once (`ingest_chunks.rs`);
+    /// the output is the same.
     pub fn ingest_with_stats(
+        &self,
+        step: &str,
+        config: &BTreeMap<String, String>,
+        source_name: &str,
+        input: &mut dyn Read,
+        on_batch: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
+    ) -> Result<(SchemaRef, PluginStats), SandboxError> {
+        let limits = self.sandbox.limits();
+        if let Some(pre) = self.chunks.as_ref().filter(|_| limits.ingest_parallelism > 1) {
+            let pairs = call::config_pairs(config);
+            if let Some(syntax) = ingest_chunks::syntax(&self.sandbox, pre, &self.name, step, &pairs)? {
+                let started = Instant::now();
+                let input_error =
+                    |source| SandboxError::Input { step: step.to_owned(), plugin: self.name.clone(), source };
+                let mut splitter = ingest_chunks::splitter(input, syntax, limits);
+                let first = splitter.next_chunk().map_err(input_error)?.expect("the first chunk always comes");
+                if splitter.done().map_err(input_error)? {
+                    // One chunk: nothing to share out.
+                    return self.ingest_serial(step, config, source_name, &mut &first.bytes[..], on_batch);
+                }
+                let run = ChunkedRun {
+                    sandbox: &self.sandbox,
+                    pre,
+                    plugin: &self.name,
+                    step,
+                    config: &pairs,
+                    source_name,
+                    workers: limits.ingest_parallelism,
+                };
+                let (schema, stats, totals) = run.run(splitter, first, on_batch)?;
+                tracing::Span::current()
+                    .record("bytes_in", totals.bytes_in as i64)
+                    .record("bytes_out", totals.bytes_out as i64)
+                    .record("rows_out", totals.rows as i64)
+                    .record("batches_out", totals.batches as i64);
+                tracing::info!(step, plugin = %self.name, source = source_name, bytes_in = totals.bytes_in,
+                    bytes_out = totals.bytes_out, rows = totals.rows, batches = totals.batches,
+                    chunks = totals.chunks, instances = limits.ingest_parallelism,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "The plugin ingested a source object.");
+                return Ok((schema, stats));
+            }
+        }
+        self.ingest_serial(step, config, source_name, input, on_batch)
+    }
+
+    /// Streams the whole object through one instance's `open`/`push`/`finish`.
+    fn ingest_serial(
         &self,
         step: &str,
         config: &BTreeMap<String, String>,

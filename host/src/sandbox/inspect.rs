@@ -12,7 +12,9 @@ pub struct Inspection {
     pub sha256: String,
     /// From the compile cache or compiled, and how long it took.
     pub compiled: Compiled,
-    /// `floe:plugin/ingest-plugin` or `floe:plugin/transform-plugin`.
+    /// `floe:plugin/ingest-plugin`, `floe:plugin/ingest-chunks-plugin` (an
+    /// ingest plugin that can be parsed in parallel chunks) or
+    /// `floe:plugin/transform-plugin`.
     pub world: Option<&'static str>,
     /// `meta.info()`, when the component links.
     pub info: Option<PluginInfo>,
@@ -75,7 +77,12 @@ impl Sandbox {
             }
             Err(SandboxError::WrongWorld { .. }) => {
                 let ingest = IngestPlugin::new(self.clone(), plugin, component, compiled)?;
-                Ok(("floe:plugin/ingest-plugin", ingest.info()?, LoadedPlugin::Ingest(ingest)))
+                let world = if ingest.splits_sources() {
+                    "floe:plugin/ingest-chunks-plugin"
+                } else {
+                    "floe:plugin/ingest-plugin"
+                };
+                Ok((world, ingest.info()?, LoadedPlugin::Ingest(ingest)))
             }
             Err(error) => Err(error),
         }

@@ -19,10 +19,12 @@ mod engine;
 mod error;
 mod guard;
 mod ingest;
+mod ingest_chunks;
 mod inspect;
 mod ipc;
 mod limits;
 mod log;
+mod split;
 mod stats;
 pub mod text;
 mod transform;
@@ -70,6 +72,13 @@ pub struct Limits {
     /// Size of the input chunks handed to an ingest plugin's `push`: every chunk
     /// has exactly this size except the last.
     pub chunk_bytes: usize,
+    /// Plugin instances that parse one source at once, for plugins that
+    /// declare a record syntax (`ingest-chunks`); 1 parses every source in one
+    /// piece. They share `memory_bytes` and `max_output_bytes`.
+    pub ingest_parallelism: usize,
+    /// Size parallel ingest cuts a source into: a chunk ends at the first
+    /// record end after this many bytes.
+    pub ingest_chunk_bytes: usize,
 }
 
 impl Default for Limits {
@@ -84,8 +93,16 @@ impl Default for Limits {
             compile_timeout: Duration::from_secs(120),
             max_output_bytes: 256 << 20,
             chunk_bytes: 1 << 20,
+            ingest_parallelism: default_ingest_parallelism(),
+            ingest_chunk_bytes: 8 << 20,
         }
     }
+}
+
+/// One instance per core the process may use (cgroup CPU quotas count), at
+/// most 8: beyond that, one reader and one writer are the limit.
+pub fn default_ingest_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
 }
 
 /// A wall-clock budget larger than one call (`Limits::step_timeout`,

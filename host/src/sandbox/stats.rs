@@ -30,6 +30,14 @@ impl PluginStats {
         self.peak_memory_bytes = self.peak_memory_bytes.max(other.peak_memory_bytes);
         self.calls += other.calls;
     }
+
+    /// Adds `other`, from a store that ran at the same time as this one
+    /// (parallel ingest): the peaks add up too.
+    pub fn merge_concurrent(&mut self, other: PluginStats) {
+        self.cpu_time += other.cpu_time;
+        self.peak_memory_bytes += other.peak_memory_bytes;
+        self.calls += other.calls;
+    }
 }
 
 /// Per-store CPU and call accounting, fed by the store's call hook.
