@@ -400,14 +400,29 @@ pub struct PluginLimits {
     /// Plugin instances that parse one source at once, for ingest plugins
     /// that declare where their records end (the bundled `csv-ingest` does).
     /// They share `memory_limit` and `max_output_bytes`. Default: the cores
-    /// the pod may use, at most 8; `1` parses every source in one piece.
+    /// the pod may use but one (the table writer's), at most 8; `1` parses
+    /// every source in one piece.
     #[serde(default)]
-    #[schemars(range(min = 1, max = 64))]
-    pub ingest_parallelism: Option<u32>,
+    pub ingest_parallelism: Option<Instances>,
     /// Size that parallel ingest cuts a source into; a chunk ends at the first
     /// record end after it (default `8MiB`).
     #[serde(default)]
     pub ingest_chunk_size: Option<ByteSize>,
+}
+
+/// A number of plugin instances: 1 to 64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Instances(#[schemars(range(min = 1, max = 64))] pub u32);
+
+impl<'de> Deserialize<'de> for Instances {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let n = u32::deserialize(deserializer)?;
+        if !(1..=64).contains(&n) {
+            return Err(serde::de::Error::custom(format!("{n} instances: write a number from 1 to 64")));
+        }
+        Ok(Instances(n))
+    }
 }
 
 impl PlatformFile {

@@ -1071,7 +1071,7 @@ fn sandbox_limits(keys: &crate::config::PluginLimits) -> crate::sandbox::Limits 
         compile_memory_bytes: bytes(keys.compile_memory_limit, d.compile_memory_bytes),
         compile_timeout: time(keys.compile_timeout, d.compile_timeout),
         chunk_bytes: d.chunk_bytes,
-        ingest_parallelism: keys.ingest_parallelism.map_or(d.ingest_parallelism, |n| n as usize),
+        ingest_parallelism: keys.ingest_parallelism.map_or(d.ingest_parallelism, |n| n.0 as usize),
         ingest_chunk_bytes: keys
             .ingest_chunk_size
             .map_or(d.ingest_chunk_bytes, |b| usize::try_from(b.0).unwrap_or(usize::MAX)),
