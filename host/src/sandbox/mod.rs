@@ -99,10 +99,13 @@ impl Default for Limits {
     }
 }
 
-/// One instance per core the process may use (cgroup CPU quotas count), at
-/// most 8: beyond that, one reader and one writer are the limit.
+/// One instance per core the process may use (cgroup CPU quotas count) but
+/// one, at most 8. The spared core is the table writer's: it encodes and
+/// compresses Parquet as fast as one instance parses, so on 2 cores a second
+/// instance only competes with it (BENCHMARKS.md, "Parallel ingest"); and
+/// beyond 8, one reader and one writer are the limit.
 pub fn default_ingest_parallelism() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+    std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).clamp(1, 8)
 }
 
 /// A wall-clock budget larger than one call (`Limits::step_timeout`,
