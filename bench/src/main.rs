@@ -10,6 +10,8 @@
 //!   Python side by side against native Rust (issue #16; `languages.rs`).
 //! - `floe-bench scaleout [--runs 1,4,8,16]`: concurrent `--partition` runs
 //!   into one table on the REST catalog over S3 (issue #17; `scaleout.rs`).
+//! - `floe-bench ingest --csv FILE [--instances 1,2]`: csv-ingest in one
+//!   piece and on several instances at once, no writer (issue #17; `ingest.rs`).
 //! - `floe-bench [--rows N …]`, below: the plugin path (issue "Plugin platform").
 //!
 //! The plugin-path benchmark measures:
@@ -35,6 +37,7 @@
 //! $CARGO_TARGET_DIR/release/floe-bench [--rows 10000000] [--reps 5] [--plugins plugins/dist]
 //! ```
 
+mod ingest;
 mod languages;
 mod maintenance;
 mod models;
@@ -111,6 +114,7 @@ fn usage(problem: &str) -> ! {
     eprintln!("       floe-bench pipeline --help    (the demo pipeline against raw DuckDB)");
     eprintln!("       floe-bench languages --help   (pii-mask in Rust, JavaScript and Python against native Rust)");
     eprintln!("       floe-bench scaleout --help    (concurrent --partition runs on the REST catalog over S3)");
+    eprintln!("       floe-bench ingest --help      (csv-ingest in one piece and in parallel chunks, no writer)");
     eprintln!(
         "       floe-bench maintenance [--days 365] [--rows 1000]    (a year of daily runs, with and without maintain)"
     );
@@ -308,6 +312,7 @@ fn main() {
         Some("models") => return models::main(args.collect()),
         Some("maintenance") => return maintenance::main(args.collect()),
         Some("languages") => return languages::main(args.collect()),
+        Some("ingest") => return ingest::main(args.collect()),
         Some("scaleout") => return scaleout::main(args.collect()),
         Some(pipeline::BASELINE_COMMAND) => return pipeline::baseline::child(args.collect()),
         _ => {}
