@@ -7,9 +7,9 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 use crate::__private::Named;
+use crate::__private::chunks_world::exports::floe::plugin::ingest_chunks as wit_chunks;
 use crate::__private::common::exports::floe::plugin::meta;
 use crate::__private::common::floe::plugin::types as wit_types;
-use crate::__private::chunks_world::exports::floe::plugin::ingest_chunks as wit_chunks;
 use crate::__private::ingest_world::exports::floe::plugin::ingest as wit;
 use crate::ipc::StreamEncoder;
 use crate::lines::{Quoting, RecordSyntax};

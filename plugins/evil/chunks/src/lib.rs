@@ -67,7 +67,9 @@ impl ingest_chunks::Guest for Component {
         let csv = Some(Quoting { quote: b'"', delimiter: b',' });
         Ok(Some(match mode(&config) {
             "header-records" => RecordSyntax { header_records: 1_000_000, quoting: csv },
-            "newline-quote" => RecordSyntax { header_records: 1, quoting: Some(Quoting { quote: b'\n', delimiter: b',' }) },
+            "newline-quote" => {
+                RecordSyntax { header_records: 1, quoting: Some(Quoting { quote: b'\n', delimiter: b',' }) }
+            }
             _ => RecordSyntax { header_records: 1, quoting: csv },
         }))
     }
