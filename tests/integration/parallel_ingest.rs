@@ -98,12 +98,15 @@ fn parallel_ingest_fails_where_and_as_the_serial_run_fails() {
     bad_row.extend_from_slice(b"301,only two\n302,a,b\n");
     let mut open_quote = tricky_csv(300);
     open_quote.extend_from_slice(b"301,\"never closed,x\n302,a,b\n");
-    for data in [bad_row, open_quote] {
+    // The host counts a line holding only a BOM as the header record.
+    let lone_bom = [&b"\xef\xbb\xbf\n"[..], &tricky_csv(300)].concat();
+    for data in [bad_row, open_quote, lone_bom] {
         let serial = load("csv_ingest.wasm", limits(1, 1 << 20));
         let want = ingest(&serial, &[], &data).unwrap_err().to_string();
         assert!(
             want.contains("has 2 fields, but the header has 3")
-                || want.contains("not closed before the end of the file"),
+                || want.contains("not closed before the end of the file")
+                || want.contains("line 1: a UTF-8 byte-order mark alone on a line"),
             "{want}"
         );
         for chunk_bytes in [1, 100, 5000] {

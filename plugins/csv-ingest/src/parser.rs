@@ -4,7 +4,8 @@
 //! stream bytes.
 //!
 //! Exact semantics (the host and an independent implementation check these):
-//! - The first line is the header. A UTF-8 byte-order mark before it is dropped.
+//! - The first line is the header. A UTF-8 byte-order mark before it is dropped;
+//!   one alone on its line is an input error.
 //! - A record ends at a `\n` outside quotes (RFC 4180): a quoted field may
 //!   hold `\n`, `\r\n`, delimiters and doubled quotes, and a record then
 //!   spans several lines. A quote is special only at the start of a field;
@@ -201,6 +202,15 @@ impl Parser {
         if line.is_empty() {
             return Ok(());
         }
+        if self.body.is_none() && line == b"\xef\xbb\xbf" {
+            // Not a blank line: the host counts it as the header when it
+            // cuts the file, so it is refused the same way in both paths.
+            return Err(Error::InvalidInput(format!(
+                "`{}`: line {line_no}: a UTF-8 byte-order mark alone on a line; the header must follow it on the \
+                 same line",
+                self.source
+            )));
+        }
         let count = self.split_fields(line, line_no)?;
         let text = std::str::from_utf8(&self.fields[..self.ends.get(count.wrapping_sub(1)).copied().unwrap_or(0)])
             .map_err(|e| {
@@ -380,6 +390,18 @@ mod tests {
         first.resume_at(1, 1).unwrap(); // the first chunk starts with the header
         first.push(b"a,b\n1,2\n").unwrap();
         assert_eq!(first.finish().unwrap()[0].num_rows(), 1);
+    }
+
+    /// A byte-order mark alone on a line before the header is bad input,
+    /// not a reader failure.
+    #[test]
+    fn a_lone_byte_order_mark_is_bad_input() {
+        for data in [&b"\xef\xbb\xbf\nid\n1\n"[..], b"\n\xef\xbb\xbf\r\nid\n1\n"] {
+            let err = parse(data, 2, 10).unwrap_err();
+            assert!(err.starts_with("InvalidInput("), "{err}");
+            assert!(err.contains("a UTF-8 byte-order mark alone on a line"), "{err}");
+        }
+        assert_eq!(parse(b"\xef\xbb\xbfid\n1\n", 2, 10).unwrap()[0].num_rows(), 1);
     }
 
     /// A huge header is refused with a short message, whatever the chunking,
