@@ -12,7 +12,7 @@ use wasmtime::Store;
 use wasmtime::component::Component;
 
 use super::call::{self, Call, HostState, bindings::chunks as chunk_bindings, bindings::ingest as bindings};
-use super::ingest_chunks::{self, ChunkedRun};
+use super::ingest_chunks::{self, ChunkedRun, Totals};
 use super::ipc::IpcStream;
 use super::{Compiled, PluginInfo, PluginStats, Sandbox, SandboxError};
 
@@ -122,16 +122,7 @@ impl IngestPlugin {
                     workers: limits.ingest_parallelism,
                 };
                 let (schema, stats, totals) = run.run(splitter, first, on_batch)?;
-                tracing::Span::current()
-                    .record("bytes_in", totals.bytes_in as i64)
-                    .record("bytes_out", totals.bytes_out as i64)
-                    .record("rows_out", totals.rows as i64)
-                    .record("batches_out", totals.batches as i64);
-                tracing::info!(step, plugin = %self.name, source = source_name, bytes_in = totals.bytes_in,
-                    bytes_out = totals.bytes_out, rows = totals.rows, batches = totals.batches,
-                    chunks = totals.chunks, instances = limits.ingest_parallelism,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "The plugin ingested a source object.");
+                self.report(step, source_name, &totals, started, Some(limits.ingest_parallelism));
                 return Ok((schema, stats));
             }
         }
@@ -162,13 +153,13 @@ impl IngestPlugin {
 
         let mut stream = IpcStream::new(limits.max_output_bytes);
         let mut chunk = vec![0u8; limits.chunk_bytes];
-        let (mut bytes_in, mut bytes_out, mut rows, mut batches) = (0u64, 0u64, 0u64, 0u64);
+        let mut totals = Totals::default();
         let mut deliver = |stream: &mut IpcStream, fragment: Vec<u8>| -> Result<(), SandboxError> {
             call.check_output(fragment.len())?;
-            bytes_out += fragment.len() as u64;
+            totals.bytes_out += fragment.len() as u64;
             for batch in stream.push(fragment).map_err(|e| call.ipc_error(e))? {
-                rows += batch.num_rows() as u64;
-                batches += 1;
+                totals.rows += batch.num_rows() as u64;
+                totals.batches += 1;
                 on_batch(batch).map_err(|message| call.sink(message))?;
             }
             Ok(())
@@ -182,7 +173,7 @@ impl IngestPlugin {
             if n == 0 {
                 break;
             }
-            bytes_in += n as u64;
+            totals.bytes_in += n as u64;
             call.arm(&mut store);
             let fragment = ingest
                 .parser()
@@ -202,15 +193,23 @@ impl IngestPlugin {
         call.arm(&mut store);
         parser.resource_drop(&mut store).map_err(|e| call.died(&store, e))?;
 
-        // Counters for the caller's `plugin` span (observe/traces.rs), if any.
-        tracing::Span::current()
-            .record("bytes_in", bytes_in as i64)
-            .record("bytes_out", bytes_out as i64)
-            .record("rows_out", rows as i64)
-            .record("batches_out", batches as i64);
-        tracing::info!(step, plugin = %self.name, source = source_name, bytes_in, bytes_out, rows, batches,
-            elapsed_ms = started.elapsed().as_millis() as u64, "The plugin ingested a source object.");
+        self.report(step, source_name, &totals, started, None);
         Ok((schema, store.data().stats()))
+    }
+
+    /// What one ingested source took: the counters of the caller's `plugin`
+    /// span (observe/traces.rs), if any, and the log line. `instances` is set
+    /// for a parallel run, which also logs its chunks.
+    fn report(&self, step: &str, source_name: &str, totals: &Totals, started: Instant, instances: Option<usize>) {
+        tracing::Span::current()
+            .record("bytes_in", totals.bytes_in as i64)
+            .record("bytes_out", totals.bytes_out as i64)
+            .record("rows_out", totals.rows as i64)
+            .record("batches_out", totals.batches as i64);
+        let chunks = instances.map(|_| totals.chunks);
+        tracing::info!(step, plugin = %self.name, source = source_name, bytes_in = totals.bytes_in,
+            bytes_out = totals.bytes_out, rows = totals.rows, batches = totals.batches, chunks, instances,
+            elapsed_ms = started.elapsed().as_millis() as u64, "The plugin ingested a source object.");
     }
 
     fn instantiate(&self, call: &Call<'_>) -> Result<(Store<HostState>, bindings::IngestPlugin), SandboxError> {
