@@ -54,10 +54,9 @@ pub trait Ingest: Sized + 'static {
     /// record boundaries and parse them in separate instances at once: for
     /// each chunk it calls [`open`](Ingest::open), pushes the object's header
     /// records unless the chunk starts the object (they must yield no batch),
-    /// calls
-    /// [`resume_at`](Ingest::resume_at), pushes the chunk's bytes and calls
-    /// [`finish`](Ingest::finish). Declare a syntax only if the parser frames
-    /// records by exactly these rules (use
+    /// calls [`resume_at`](Ingest::resume_at), pushes the chunk's bytes and
+    /// calls [`finish`](Ingest::finish). Declare a syntax only if the parser
+    /// frames records by exactly these rules (use
     /// [`Lines::new`](crate::lines::Lines::new) with the same quoting) and
     /// implements `resume_at`. The default: objects are parsed in one piece.
     fn record_syntax(config: &Config) -> Result<Option<RecordSyntax>, PluginError> {
@@ -132,16 +131,7 @@ impl<T: Ingest + Named> wit_chunks::Guest for IngestExport<T> {
         let batches = run.plugin.push(&chunk.bytes)?;
         drop(chunk.bytes);
         run.emit(batches)?;
-        let batches = run.plugin.finish()?;
-        run.emit(batches)?;
-        if run.out.schema().is_none() {
-            return Err(PluginError::internal(
-                "the plugin finished a chunk without an output schema (`Ingest::schema` returned none)",
-            )
-            .into());
-        }
-        run.out.finish()?;
-        Ok(run.out.take())
+        Ok(run.end()?)
     }
 }
 
@@ -181,6 +171,21 @@ impl<T: Ingest> Run<T> {
         }
         Ok(())
     }
+
+    /// Ends the input: the plugin's last batches and the end-of-stream
+    /// marker, as the final fragment.
+    fn end(&mut self) -> Result<Vec<u8>, PluginError> {
+        self.finished = true;
+        let batches = self.plugin.finish()?;
+        self.emit(batches)?;
+        if self.out.schema().is_none() {
+            return Err(PluginError::internal(
+                "the plugin finished without an output schema (`Ingest::schema` returned none)",
+            ));
+        }
+        self.out.finish()?;
+        Ok(self.out.take())
+    }
 }
 
 impl<T: Ingest> wit::GuestParser for Parser<T> {
@@ -202,16 +207,7 @@ impl<T: Ingest> wit::GuestParser for Parser<T> {
             if run.finished {
                 return Err(PluginError::internal("finish called twice"));
             }
-            run.finished = true;
-            let batches = run.plugin.finish()?;
-            run.emit(batches)?;
-            if run.out.schema().is_none() {
-                return Err(PluginError::internal(
-                    "the plugin finished without an output schema (`Ingest::schema` returned none)",
-                ));
-            }
-            run.out.finish()?;
-            Ok(run.out.take())
+            run.end()
         })?)
     }
 }
