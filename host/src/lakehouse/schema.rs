@@ -19,6 +19,9 @@ fn storable(data_type: &DataType) -> DataType {
     match data_type {
         DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
         DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+        // An instant, whatever zone it is shown in (DuckDB's TIMESTAMPTZ
+        // comes as `Etc/UTC`, or the session's zone): Iceberg's timestamptz.
+        DataType::Timestamp(unit, Some(_)) => DataType::Timestamp(*unit, Some("+00:00".into())),
         other => other.clone(),
     }
 }
