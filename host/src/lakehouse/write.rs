@@ -35,11 +35,19 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// A step's files: `<step>-<run id>-<unique>-*.parquet`, of the default size.
+    /// A step's files: `<step>-<run id>-<unique>-*.parquet`, of the default
+    /// size. The run id is the operator's (`--run-id`, `FLOE_RUN_ID`): any
+    /// byte of it but ASCII letters, digits, `-`, `_` and `.` becomes `_`,
+    /// so that it cannot leave the folder or break a file name.
     pub fn step(tags: &CommitTags) -> Self {
         let unique = uuid::Uuid::new_v4().simple();
+        let run_id: String = tags
+            .run_id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+            .collect();
         Layout {
-            prefix: format!("{}-{}-{unique}", tags.step, tags.run_id),
+            prefix: format!("{}-{run_id}-{unique}", tags.step),
             target_size: TableProperties::PROPERTY_WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT,
         }
     }
@@ -49,6 +57,14 @@ impl Layout {
     pub fn compaction() -> Self {
         let unique = uuid::Uuid::new_v4().simple();
         Layout { prefix: format!("compact-{unique}"), target_size: usize::MAX }
+    }
+}
+
+impl CommitTags {
+    /// The name of a step's data file when one file holds its whole output
+    /// (DuckDB's write of a SQL model): as the step's writer names its first.
+    pub fn data_file_name(&self) -> String {
+        format!("{}-00000.parquet", Layout::step(self).prefix)
     }
 }
 
@@ -146,4 +162,23 @@ pub async fn data_files(
         });
     }
     writer.close().await.map_err(write_error("cannot finish data file"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operators_run_id_cannot_leave_the_data_folder() {
+        let tags = CommitTags {
+            run_id: "../../etc/x y'z".into(),
+            pipeline: "p".into(),
+            step: "s".into(),
+            partition: None,
+            inputs: Vec::new(),
+        };
+        let name = tags.data_file_name();
+        assert!(name.starts_with("s-.._.._etc_x_y_z-") && name.ends_with("-00000.parquet"), "{name}");
+        assert!(!name.contains('/'));
+    }
 }
