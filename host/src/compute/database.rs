@@ -102,6 +102,62 @@ impl Database {
     /// form DuckDB types as SELECT: `FROM t`, `VALUES`, `WITH … SELECT`),
     /// without running anything.
     pub fn check_select(&self, sql: &str) -> Result<(), Refusal> {
+        self.prepare_one(sql)?.expect(ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_SELECT)
+    }
+
+    /// Checks that `sql`, which the host wrote around a checked SELECT, is
+    /// exactly one COPY.
+    pub fn check_copy(&self, sql: &str) -> Result<(), Refusal> {
+        self.prepare_one(sql)?.expect(ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_COPY)
+    }
+
+    /// The Arrow schema of the result of `sql`, exactly one SELECT, from
+    /// binding it without running it.
+    pub fn select_schema(&self, sql: &str) -> Result<arrow_schema::Schema, Refusal> {
+        let prepared = self.prepare_one(sql)?;
+        prepared.expect(ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_SELECT)?;
+        // SAFETY: a successfully prepared statement; each name is copied and
+        // freed, each type destroyed after the conversion below.
+        let count = unsafe { ffi::duckdb_prepared_statement_column_count(prepared.0) };
+        let mut names = Vec::with_capacity(count as usize);
+        let mut types = Vec::with_capacity(count as usize);
+        for column in 0..count {
+            let name = unsafe { ffi::duckdb_prepared_statement_column_name(prepared.0, column) };
+            if name.is_null() {
+                return Err(Refusal::Invalid(format!("DuckDB gives no name for column {column}")));
+            }
+            names.push(unsafe { CStr::from_ptr(name) }.to_owned());
+            unsafe { ffi::duckdb_free(name as *mut std::ffi::c_void) };
+            types.push(LogicalType(unsafe { ffi::duckdb_prepared_statement_column_logical_type(prepared.0, column) }));
+        }
+        let mut name_pointers: Vec<*const c_char> = names.iter().map(|name| name.as_ptr()).collect();
+        let mut type_handles: Vec<ffi::duckdb_logical_type> = types.iter().map(|t| t.0).collect();
+        let mut schema = arrow_schema::ffi::FFI_ArrowSchema::empty();
+        let mut options: ffi::duckdb_arrow_options = ptr::null_mut();
+        // SAFETY: an open connection; `names` and `types` hold `count`
+        // live entries; `schema` is an ArrowSchema the caller owns, which
+        // DuckDB fills and which is released when it drops.
+        let error = unsafe {
+            ffi::duckdb_connection_get_arrow_options(self.checker.0, &mut options);
+            let error = ffi::duckdb_to_arrow_schema(
+                options,
+                type_handles.as_mut_ptr(),
+                name_pointers.as_mut_ptr(),
+                count,
+                &mut schema as *mut arrow_schema::ffi::FFI_ArrowSchema as *mut ffi::ArrowSchema,
+            );
+            ffi::duckdb_destroy_arrow_options(&mut options);
+            ErrorData(error)
+        };
+        if let Some(message) = error.message() {
+            return Err(Refusal::Invalid(format!("the query's Arrow schema: {message}")));
+        }
+        arrow_schema::Schema::try_from(&schema).map_err(|e| Refusal::Invalid(format!("the query's Arrow schema: {e}")))
+    }
+
+    /// `sql` prepared on the checker connection, if it is exactly one
+    /// statement that DuckDB can parse and bind.
+    fn prepare_one(&self, sql: &str) -> Result<Prepared, Refusal> {
         let text = CString::new(sql).map_err(|_| Refusal::Invalid("the query holds a NUL character".to_owned()))?;
         let mut extracted: ffi::duckdb_extracted_statements = ptr::null_mut();
         // SAFETY: an open connection, a C string and an out pointer; the
@@ -119,21 +175,67 @@ impl Database {
         if count != 1 {
             return Err(Refusal::Count(count as usize));
         }
-        let mut statement: ffi::duckdb_prepared_statement = ptr::null_mut();
+        let mut statement = Prepared(ptr::null_mut());
         // SAFETY: statement 0 of the extracted set; the prepared statement is
-        // destroyed below on every path.
-        let state = unsafe { ffi::duckdb_prepare_extracted_statement(self.checker.0, guard.0, 0, &mut statement) };
-        let result = if state != ffi::DuckDBSuccess {
-            let error = unsafe { message(ffi::duckdb_prepare_error(statement)) };
-            Err(Refusal::Invalid(error.unwrap_or_else(|| "DuckDB cannot prepare the query".to_owned())))
-        } else {
-            match unsafe { ffi::duckdb_prepared_statement_type(statement) } {
-                ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_SELECT => Ok(()),
-                other => Err(Refusal::NotSelect(statement_type_name(other))),
-            }
-        };
-        unsafe { ffi::duckdb_destroy_prepare(&mut statement) };
-        result
+        // destroyed when `statement` drops, on every path.
+        let state = unsafe { ffi::duckdb_prepare_extracted_statement(self.checker.0, guard.0, 0, &mut statement.0) };
+        if state != ffi::DuckDBSuccess {
+            let error = unsafe { message(ffi::duckdb_prepare_error(statement.0)) };
+            return Err(Refusal::Invalid(error.unwrap_or_else(|| "DuckDB cannot prepare the query".to_owned())));
+        }
+        Ok(statement)
+    }
+}
+
+/// A column type DuckDB handed over, destroyed on drop.
+struct LogicalType(ffi::duckdb_logical_type);
+
+impl Drop for LogicalType {
+    fn drop(&mut self) {
+        // SAFETY: a handle DuckDB created for us, destroyed once.
+        unsafe { ffi::duckdb_destroy_logical_type(&mut self.0) };
+    }
+}
+
+/// What a C API call that reports errors as data returned, destroyed on drop.
+struct ErrorData(ffi::duckdb_error_data);
+
+impl ErrorData {
+    fn message(&self) -> Option<String> {
+        // SAFETY: a handle DuckDB returned (null when there is no error).
+        if self.0.is_null() || !unsafe { ffi::duckdb_error_data_has_error(self.0) } {
+            return None;
+        }
+        Some(unsafe { message(ffi::duckdb_error_data_message(self.0)) }.unwrap_or_else(|| "unknown error".to_owned()))
+    }
+}
+
+impl Drop for ErrorData {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: destroyed once.
+            unsafe { ffi::duckdb_destroy_error_data(&mut self.0) };
+        }
+    }
+}
+
+/// A statement prepared on the checker connection; never executed.
+struct Prepared(ffi::duckdb_prepared_statement);
+
+impl Prepared {
+    fn expect(&self, wanted: ffi::duckdb_statement_type) -> Result<(), Refusal> {
+        // SAFETY: a successfully prepared statement.
+        match unsafe { ffi::duckdb_prepared_statement_type(self.0) } {
+            kind if kind == wanted => Ok(()),
+            other => Err(Refusal::NotSelect(statement_type_name(other))),
+        }
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        // SAFETY: destroyed once; DuckDB accepts a failed preparation's handle.
+        unsafe { ffi::duckdb_destroy_prepare(&mut self.0) };
     }
 }
 
@@ -222,5 +324,21 @@ fn statement_type_name(t: ffi::duckdb_statement_type) -> &'static str {
         ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_COPY_DATABASE => "COPY DATABASE",
         ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_MERGE_INTO => "MERGE INTO",
         _ => "a statement other than SELECT",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_select_is_typed_without_running() {
+        let db = Database::open(None).unwrap();
+        let schema = db.select_schema("SELECT 1::BIGINT AS a, 'x' AS b, 1.5::DECIMAL(12, 2) AS c").unwrap();
+        let fields: Vec<String> = schema.fields().iter().map(|f| format!("{} {}", f.name(), f.data_type())).collect();
+        assert_eq!(fields, ["a Int64", "b Utf8", "c Decimal128(12, 2)"]);
+        assert!(matches!(db.select_schema("CREATE TABLE t (a INT)"), Err(Refusal::NotSelect("CREATE"))));
+        assert!(db.check_copy("COPY (SELECT 1) TO '/nowhere/x.parquet' (FORMAT parquet)").is_ok());
+        assert!(matches!(db.check_copy("COPY (SELECT 1;) TO '/nowhere/x.parquet'"), Err(Refusal::Invalid(_))));
     }
 }

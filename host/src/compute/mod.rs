@@ -76,6 +76,10 @@ pub enum ComputeError {
 pub struct Setup {
     pub properties: DuckdbProperties,
     pub variables: Vec<(&'static str, String)>,
+    /// Where DuckDB writes a SQL model's data file before it joins its
+    /// table (`run::steps::model`); `None`: every output streams through
+    /// the host's writer.
+    pub scratch: Option<std::path::PathBuf>,
 }
 
 impl Setup {
@@ -351,17 +355,9 @@ impl Session {
         Ok((schema, batches))
     }
 
-    /// Runs `sql` if it is exactly one SELECT, and hands its result to
-    /// `on_batch` chunk by chunk as DuckDB produces it, so the result is
-    /// never held whole; returns its schema. An error from `on_batch` stops
-    /// the query, and so does `timeout`, if given, once it has passed.
-    pub fn stream_select(
-        &self,
-        sql: &str,
-        reads: Reads,
-        timeout: Option<std::time::Duration>,
-        on_batch: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
-    ) -> Result<SchemaRef, ComputeError> {
+    /// Refuses `sql` unless it is exactly one SELECT of at most
+    /// `MAX_SQL_BYTES` that calls only the table functions `reads` allows.
+    fn check(&self, sql: &str, reads: Reads) -> Result<(), ComputeError> {
         if sql.len() > MAX_SQL_BYTES {
             return Err(ComputeError::Refused(format!(
                 "the query has {} bytes, over the {MAX_SQL_BYTES} accepted",
@@ -398,7 +394,21 @@ impl Session {
                 PURE_TABLE_FUNCTIONS.join(", ")
             )));
         }
-        self.db.check_select(sql).map_err(refused)?;
+        self.db.check_select(sql).map_err(refused)
+    }
+
+    /// Runs `sql` if it is exactly one SELECT, and hands its result to
+    /// `on_batch` chunk by chunk as DuckDB produces it, so the result is
+    /// never held whole; returns its schema. An error from `on_batch` stops
+    /// the query, and so does `timeout`, if given, once it has passed.
+    pub fn stream_select(
+        &self,
+        sql: &str,
+        reads: Reads,
+        timeout: Option<std::time::Duration>,
+        on_batch: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
+    ) -> Result<SchemaRef, ComputeError> {
+        self.check(sql, reads)?;
         let watchdog = timeout.map(|limit| Watchdog::start(self.conn().interrupt_handle(), limit));
         let result = (|| {
             // One statement (checked above), so duckdb-rs runs nothing before it.
@@ -414,6 +424,49 @@ impl Session {
             Some(Some(limit)) if result.is_err() => Err(ComputeError::TimedOut(limit)),
             _ => result,
         }
+    }
+    /// The schema of the result of `sql` (checked as `stream_select` checks
+    /// it), from binding it without running it.
+    pub fn output_schema(&self, sql: &str, reads: Reads) -> Result<SchemaRef, ComputeError> {
+        self.check(sql, reads)?;
+        let schema = self.db.select_schema(sql).map_err(|refusal| match refusal {
+            Refusal::Invalid(message) => ComputeError::Refused(message),
+            other => ComputeError::Refused(format!("{other:?}")),
+        })?;
+        Ok(std::sync::Arc::new(schema))
+    }
+
+    /// Runs `sql` (checked as `stream_select` checks it) and has DuckDB
+    /// write its result as one Parquet file at `file`, each column carrying
+    /// the Iceberg field id `field_ids` gives it; returns the rows written.
+    /// `None`: DuckDB cannot take the query inside `COPY` (a trailing
+    /// comment after a `;`), so nothing ran and the caller streams it.
+    /// `file` must be the one path the locked-down database may write.
+    pub fn copy_select(
+        &self,
+        sql: &str,
+        reads: Reads,
+        file: &std::path::Path,
+        field_ids: &[(String, i32)],
+    ) -> Result<Option<u64>, ComputeError> {
+        self.check(sql, reads)?;
+        let ids: Vec<String> = field_ids.iter().map(|(name, id)| format!("{}: {id}", literal(name))).collect();
+        // The query on lines of its own: a trailing `--` comment ends
+        // before the closing parenthesis.
+        let query = sql.trim_end().trim_end_matches(';');
+        let copy = format!(
+            "COPY (\n{query}\n) TO {} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, FIELD_IDS {{{}}})",
+            literal(&file.display().to_string()),
+            ids.join(", ")
+        );
+        // duckdb-rs would run every statement before the last: the wrapped
+        // text must still be exactly one statement, a COPY.
+        if let Err(refusal) = self.db.check_copy(&copy) {
+            tracing::debug!(?refusal, "The query cannot run inside COPY; streaming it instead.");
+            return Ok(None);
+        }
+        let rows: i64 = self.conn().query_row(&copy, [], |row| row.get(0)).map_err(ComputeError::Query)?;
+        Ok(Some(rows as u64))
     }
 }
 
