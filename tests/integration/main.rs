@@ -8,6 +8,7 @@ mod crash;
 mod dbt;
 mod demo;
 mod deploy;
+mod duckdb_writes;
 mod examples;
 mod golden;
 mod guards;

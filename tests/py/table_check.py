@@ -3,7 +3,7 @@
 and maintenance tests (tests/integration/write_modes.rs, maintain.rs).
 
   table_check.py (--state-dir DIR | --props JSON) --table NS.NAME [--catalog-name default]
-                 [--order-by COL] [--time-travel [ID ...]] [--check-files]
+                 [--order-by COL] [--time-travel [ID ...]] [--check-files] [--metrics]
 
 DIR is floe-host's --state-dir: the catalog is DIR/catalog.db and the
 warehouse DIR/warehouse (pyiceberg's SqlCatalog). JSON is an object of
@@ -20,7 +20,9 @@ pyiceberg catalog properties (`type`, `uri`, `token`, `s3.*`, ...), as for
    "snapshot_rows": {"1": 3, ...},
    "files": [{"path": "file:///...", "size": 1234, "records": 3,     # live data files
               "partition": ["a"],                         # its partition values
-              "exists": true}, ...],                      # with --check-files: through the table's FileIO
+              "exists": true,                             # with --check-files: through the table's FileIO
+              "metrics": {"order_id": {"lower": 1, "upper": 9, "nulls": 0, "values": 3}, ...}},  # with --metrics
+             ...],
    "refs": {"main": 123, ...}}                        # every branch and tag
 
 `snapshots` is the history of `main`, oldest first: the current snapshot and its
@@ -54,7 +56,24 @@ def catalog(state_dir: Path | None, props: str | None, name: str):
     )
 
 
-def read(table, order_by: str | None, time_travel: list | None, check_files: bool) -> dict:
+def column_metrics(schema, data_file) -> dict:
+    """A data file's metrics by column name: bounds (decoded), null and value counts."""
+    from pyiceberg.conversions import from_bytes
+
+    out = {}
+    for field in schema.fields:
+        entry = {}
+        for key, bounds in (("lower", data_file.lower_bounds), ("upper", data_file.upper_bounds)):
+            if bounds and field.field_id in bounds:
+                entry[key] = from_bytes(field.field_type, bounds[field.field_id])
+        for key, counts in (("nulls", data_file.null_value_counts), ("values", data_file.value_counts)):
+            if counts and field.field_id in counts:
+                entry[key] = counts[field.field_id]
+        out[field.name] = entry
+    return out
+
+
+def read(table, order_by: str | None, time_travel: list | None, check_files: bool, metrics: bool = False) -> dict:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -106,6 +125,10 @@ def read(table, order_by: str | None, time_travel: list | None, check_files: boo
     if check_files:
         for file in files:
             file["exists"] = table.io.new_input(file["path"]).exists()
+    if metrics:
+        by_path = {task.file.file_path: task.file for task in table.scan().plan_files()}
+        for file in files:
+            file["metrics"] = column_metrics(table.schema(), by_path[file["path"]])
     current = table.current_snapshot()
     return {
         "files": sorted(files, key=lambda f: f["path"]),
@@ -131,10 +154,11 @@ def main() -> int:
     parser.add_argument("--order-by")
     parser.add_argument("--time-travel", nargs="*", type=int, help="read every snapshot, or these (slow on long histories)")
     parser.add_argument("--check-files", action="store_true", help="check that every live data file exists")
+    parser.add_argument("--metrics", action="store_true", help="each live data file's column metrics")
     args = parser.parse_args()
     try:
         table = catalog(args.state_dir, args.props, args.catalog_name).load_table(args.table)
-        result, code = read(table, args.order_by, args.time_travel, args.check_files), 0
+        result, code = read(table, args.order_by, args.time_travel, args.check_files, args.metrics), 0
     except Exception as error:  # one JSON object either way
         result, code = {"error": f"{type(error).__name__}: {error}"}, 1
     print(json.dumps(result, indent=2, default=str))

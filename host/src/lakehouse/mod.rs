@@ -8,6 +8,7 @@
 //! tables (`partition`) are written per partition and can have single
 //! partitions replaced (`replace`).
 
+mod adopt;
 mod catalog;
 mod commit;
 mod compact;
@@ -34,6 +35,7 @@ use futures::{StreamExt, TryStreamExt};
 use tracing::Instrument;
 use tracing::field::Empty;
 
+pub use adopt::{LocalFile, fits as duckdb_can_write};
 pub use catalog::catalog_exists;
 pub use commit::CommitInfo;
 pub use maintain::Maintained;
@@ -127,6 +129,9 @@ pub enum LakehouseError {
          run the step again"
     )]
     SchemaChangedMeanwhile { table: String },
+    /// The data file DuckDB wrote for a SQL model cannot become the table's.
+    #[error("table `{table}`: cannot take the data file that DuckDB wrote ({file}): {message}")]
+    Adopt { table: String, file: String, message: String },
     #[error("table `{table}`: the data file writer stopped: {message}")]
     WriterStopped { table: String, message: String },
     #[error("table `{table}`: commit still conflicting after {attempts} attempts (another writer keeps committing)")]
@@ -252,6 +257,11 @@ impl Lakehouse {
             open.insert(name.clone(), OpenCatalog::open(&name, spec, storage).await?);
         }
         Ok(Lakehouse { catalogs: open })
+    }
+
+    /// Whether the tables of `catalog` keep their files on local storage.
+    pub fn local_storage(&self, catalog: &str) -> bool {
+        matches!(self.catalog(catalog).lister, listing::Lister::Local)
     }
 
     fn catalog(&self, name: &str) -> &OpenCatalog {

@@ -287,6 +287,11 @@ impl PartitionPaths {
         let root = DefaultLocationGenerator::new(metadata)?.generate_location(None, "");
         Ok(PartitionPaths { data_location: root.trim_end_matches('/').to_string() })
     }
+
+    /// Where a data file of an unpartitioned table goes.
+    pub fn unpartitioned(&self, file_name: &str) -> String {
+        format!("{}/{file_name}", self.data_location)
+    }
 }
 
 fn percent_encode(text: &str) -> String {
@@ -304,7 +309,7 @@ fn percent_encode(text: &str) -> String {
 impl LocationGenerator for PartitionPaths {
     fn generate_location(&self, partition_key: Option<&PartitionKey>, file_name: &str) -> String {
         let Some(key) = partition_key.filter(|k| !k.spec().is_unpartitioned()) else {
-            return format!("{}/{file_name}", self.data_location);
+            return self.unpartitioned(file_name);
         };
         let path: Vec<String> = partition_parts(key.spec(), key.schema(), key.data())
             .iter()

@@ -9,6 +9,7 @@ pub mod data_tests;
 mod guard;
 pub mod input_columns;
 pub mod model_check;
+mod output;
 mod plugins;
 mod singular_tests;
 mod sink;
@@ -22,7 +23,6 @@ use tracing::Instrument;
 
 use crate::compute::{ComputeError, Setup};
 use crate::exit::ExitCode;
-use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 use crate::lakehouse::{CommitInfo, CommitTags, Lakehouse, LakehouseError, Partitioning, WriteSpec};
@@ -32,6 +32,7 @@ use crate::plan::source::{SourceProblem, SourceRoots};
 use crate::plan::{Action, Plan, Step};
 use crate::sandbox::{Compiled, Compiler, PluginStats, Sandbox, SandboxError};
 use cancel::{Cancel, Signal};
+use output::StepOutput;
 pub use plugins::PluginLoad;
 use plugins::Plugins;
 use sink::TableSink;
@@ -344,7 +345,11 @@ async fn run_async(
     let checked = check_models(plan, &external)?;
     // DuckDB spills under the state directory unless told otherwise: its own
     // default (`.tmp` in the working directory) is read-only in most pods.
-    let mut compute = Setup { properties: plan.compute.clone(), variables: Vec::new() };
+    let mut compute = Setup {
+        properties: plan.compute.clone(),
+        variables: Vec::new(),
+        scratch: Some(plan.state_dir.join("duckdb-out")),
+    };
     compute.properties.temp_directory.get_or_insert_with(|| plan.state_dir.join("duckdb-tmp").display().to_string());
     // SQL can narrow inputs that are not partitioned like its table itself:
     // `WHERE CAST(order_ts AS DATE) = getvariable('partition')::DATE`.
@@ -549,48 +554,33 @@ async fn run_step(
             value: step.replaced_partition().map(|(_, value)| value),
         },
     };
-    // The output streams into data files as it is produced (see `sink`).
-    let mut sink = TableSink::new(lakehouse, step, spec, tags);
-    let mut rows_out = 0u64;
-    // dbt's data tests see every batch on its way to the data files.
-    let mut checks = data_tests::Checks::new(&step.data_tests);
+    // The output streams into data files as it is produced (see `sink`);
+    // dbt's data tests see every batch on its way there.
     let singular_db = singular_tests::database(compute, step)?;
-    let mut singular = singular_db.as_ref().map(|db| singular_tests::Collector::new(db, step));
-    let mut test_problem = None;
-    let produced = {
-        let mut push = |batch: RecordBatch| {
-            rows_out += batch.num_rows() as u64;
-            let observed = match &mut singular {
-                Some(singular) if !checks.is_empty() => checks.observe(&batch).and_then(|()| singular.push(&batch)),
-                Some(singular) => singular.push(&batch),
-                None if !checks.is_empty() => checks.observe(&batch),
-                None => Ok(()),
-            };
-            if let Err(problem) = observed {
-                test_problem = Some(problem.clone());
-                return Err(problem);
-            }
-            sink.push(batch)
-        };
-        match &step.action {
-            Action::Ingest { plugin, source, source_display, config } => {
-                steps::ingest(plugins, sources, step, plugin, source, source_display, config, &mut push)
-            }
-            Action::Sql { file, query, incremental, .. } => {
-                let author = steps::SqlAuthor::Model { file };
-                match steps::incremental_read(lakehouse, step, incremental.as_deref()).await {
-                    Ok(Some((reading_itself, query))) => {
-                        steps::sql(lakehouse, compute, &reading_itself, &author, query, &mut push).await
-                    }
-                    Ok(None) => steps::sql(lakehouse, compute, step, &author, query, &mut push).await,
-                    Err(error) => Err(lakehouse_error(error)),
+    let singular = singular_db.as_ref().map(|db| singular_tests::Collector::new(db, step));
+    let mut output = StepOutput::new(
+        TableSink::new(lakehouse, step, spec, tags),
+        data_tests::Checks::new(&step.data_tests),
+        singular,
+    );
+    let produced = match &step.action {
+        Action::Ingest { plugin, source, source_display, config } => {
+            steps::ingest(plugins, sources, step, plugin, source, source_display, config, &mut |b| output.push(b))
+        }
+        Action::Sql { file, query, incremental, .. } => {
+            match steps::incremental_read(lakehouse, step, incremental.as_deref()).await {
+                Ok(Some((reading_itself, query))) => {
+                    steps::model(lakehouse, compute, &reading_itself, file, query, tags, &mut output).await
                 }
-            }
-            Action::Wasm { plugin, config } => {
-                steps::wasm(lakehouse, compute, plugins, step, plugin, config, &mut push).await
+                Ok(None) => steps::model(lakehouse, compute, step, file, query, tags, &mut output).await,
+                Err(error) => Err(lakehouse_error(error)),
             }
         }
+        Action::Wasm { plugin, config } => {
+            steps::wasm(lakehouse, compute, plugins, step, plugin, config, &mut |b| output.push(b)).await
+        }
     };
+    let StepOutput { sink, mut checks, singular, rows: rows_out, test_problem } = output;
     // A step that fails before its commit deletes the data files it wrote
     // (best effort: `sink.failure`, `Written::discard`).
     if let Some(problem) = test_problem {

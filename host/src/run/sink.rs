@@ -12,7 +12,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::WriteMode;
-use crate::lakehouse::{CommitInfo, CommitTags, Lakehouse, LakehouseError, PendingWrite, WriteSpec, WrittenFiles};
+use crate::lakehouse::{
+    CommitInfo, CommitTags, Lakehouse, LakehouseError, LocalFile, PendingWrite, WriteSpec, WrittenFiles,
+};
 use crate::plan::Step;
 
 /// Batches queued for the writer: enough to keep it busy, few enough that
@@ -47,6 +49,10 @@ enum State {
         batches: mpsc::Sender<RecordBatch>,
         task: JoinHandle<Result<WrittenFiles, LakehouseError>>,
     },
+    /// DuckDB writes the output itself, as `file` (`begin_direct`).
+    Direct { pending: PendingWrite, file: LocalFile },
+    /// The file DuckDB wrote, taken into the table's data folder.
+    Adopted { pending: PendingWrite, files: WrittenFiles },
     /// The write could not begin: the batches are dropped, and the error is
     /// the step's unless the step fails on its own first (a plugin that
     /// breaks its contract is reported as such).
@@ -113,6 +119,65 @@ impl<'a> TableSink<'a> {
             }
             State::Failed(_) => Ok(()),
             State::Idle => unreachable!("the write began above"),
+            State::Direct { .. } | State::Adopted { .. } => {
+                Err("the step's output was already written by DuckDB".to_string())
+            }
+        }
+    }
+
+    /// Begins a write of `schema` that DuckDB makes itself, first at
+    /// `scratch`: `Some(file)` when the table can take such a file
+    /// ([`PendingWrite::local_file`]); `None` leaves the sink as it was, for
+    /// the batches to stream in.
+    pub async fn begin_direct(
+        &mut self,
+        schema: &SchemaRef,
+        scratch: &std::path::Path,
+    ) -> Result<Option<LocalFile>, LakehouseError> {
+        // Decided before the write begins: beginning it may stage a new
+        // table in a REST catalog, which a second begin would do again.
+        let step = self.step;
+        if !matches!(self.state, State::Idle)
+            || self.spec.mode == WriteMode::Merge
+            || !step.partition_by.is_empty()
+            || !self.lakehouse.local_storage(&step.catalog)
+            || !crate::lakehouse::duckdb_can_write(schema)
+        {
+            return Ok(None);
+        }
+        crate::sandbox::check_names(schema)
+            .map_err(|message| LakehouseError::OutputColumns { table: self.step.target.to_string(), message })?;
+        let pending = self
+            .lakehouse
+            .begin_write(&step.catalog, &step.target, step.location.as_deref(), schema, self.spec)
+            .await?;
+        let Some(file) = pending.local_file(scratch, &self.tags.data_file_name()) else { return Ok(None) };
+        self.state = State::Direct { pending, file: file.clone() };
+        Ok(Some(file))
+    }
+
+    /// Gives up a direct write before DuckDB wrote anything: the batches
+    /// stream in instead.
+    pub fn decline_direct(&mut self) {
+        if let State::Direct { .. } = self.state {
+            self.state = State::Idle;
+        }
+    }
+
+    /// Takes the file DuckDB wrote for the direct write into the table.
+    pub fn adopt(&mut self) -> Result<(), LakehouseError> {
+        let State::Direct { pending, file } = std::mem::replace(&mut self.state, State::Idle) else {
+            return Ok(());
+        };
+        match pending.adopt(&file) {
+            Ok(files) => {
+                self.state = State::Adopted { pending, files };
+                Ok(())
+            }
+            Err(error) => {
+                let _ = std::fs::remove_file(&file.scratch);
+                Err(error)
+            }
         }
     }
 
@@ -131,6 +196,15 @@ impl<'a> TableSink<'a> {
                     Err(error) => Some(error),
                 }
             }
+            State::Direct { file, .. } => {
+                // What DuckDB wrote before it failed, if anything.
+                let _ = std::fs::remove_file(&file.scratch);
+                None
+            }
+            State::Adopted { pending, files } => {
+                pending.discard(files).await;
+                None
+            }
             State::Idle | State::Collected(_) | State::Failed(_) => None,
         }
     }
@@ -148,6 +222,13 @@ impl<'a> TableSink<'a> {
                 let files = finished(task, &table).await?;
                 sent.map_err(|message| LakehouseError::WriterStopped { table, message })?;
                 Ok(Written::Files(pending, files))
+            }
+            State::Adopted { pending, files } => Ok(Written::Files(pending, files)),
+            State::Direct { pending, file } => {
+                // Never adopted (the step failed): nothing of it is the table's.
+                let _ = std::fs::remove_file(&file.scratch);
+                drop(pending);
+                Ok(Written::Batches(Vec::new()))
             }
             State::Failed(error) => Err(error),
         }

@@ -264,12 +264,107 @@ pub async fn sql(
         let schema = result.map_err(|source| sql_error(step, author, source))?;
         return Ok((schema, usage));
     }
-    let (usage, files) = load_inputs(lakehouse, &session, step, Target::Session(&session)).await?;
-    let (directories, reads, timeout) = match author {
-        SqlAuthor::Model { .. } => (compute.properties.allowed_directories.as_slice(), Reads::Files, None),
-        SqlAuthor::Plugin { timeout, .. } => (&[][..], Reads::InputsOnly, Some(*timeout)),
+    let usage = load_and_lock(lakehouse, compute, &session, step, author, None).await?;
+    stream(&session, step, author, query, usage, sink)
+}
+
+/// A SQL model: DuckDB writes its result as the table's data file itself
+/// where the table can take one (`lakehouse::adopt`) and no test needs to
+/// see the batches; otherwise, and when the query cannot run inside
+/// `COPY`, the result streams into `output` as any SQL step's does.
+pub(super) async fn model(
+    lakehouse: &Lakehouse,
+    compute: &Setup,
+    step: &Step,
+    file: &Path,
+    query: &str,
+    tags: &crate::lakehouse::CommitTags,
+    output: &mut super::output::StepOutput<'_>,
+) -> Result<Output, RunError> {
+    let author = SqlAuthor::Model { file };
+    let setup_error = |source| RunError::Compute { step: step.name.to_string(), what: "opening DuckDB".into(), source };
+    let session = compute.open().map_err(setup_error)?;
+    let scratch = match (&compute.scratch, output.unobserved()) {
+        (Some(dir), Some(_)) if lakehouse.local_storage(&step.catalog) => scratch_file(dir, step, tags),
+        _ => None,
     };
-    session.lock_down(&files, directories).map_err(setup_error)?;
+    let usage = load_and_lock(lakehouse, compute, &session, step, &author, scratch.as_deref()).await?;
+    if let (Some(scratch), Some(sink)) = (scratch, output.unobserved()) {
+        let lakehouse_error = |source| RunError::Lakehouse { step: step.name.to_string(), source };
+        let schema = tokio::task::block_in_place(|| session.output_schema(query, Reads::Files))
+            .map_err(|source| sql_error(step, &author, source))?;
+        if let Some(local) = sink.begin_direct(&schema, &scratch).await.map_err(lakehouse_error)? {
+            let copied = tokio::task::block_in_place(|| {
+                session.copy_select(query, Reads::Files, &local.scratch, &local.field_ids)
+            });
+            match copied.map_err(|source| sql_error(step, &author, source))? {
+                Some(rows) => {
+                    sink.adopt().map_err(lakehouse_error)?;
+                    output.rows += rows;
+                    progress::add_rows(rows);
+                    tracing::debug!(step = %step.name, rows, "DuckDB wrote the model's data file.");
+                    return Ok((schema, usage));
+                }
+                None => sink.decline_direct(),
+            }
+        }
+    }
+    stream(&session, step, &author, query, usage, &mut |batch| output.push(batch))
+}
+
+/// A fresh path under `dir` for DuckDB to write one step's data file at,
+/// its folder created; `None` (the output then streams) when the folder
+/// cannot be made.
+fn scratch_file(dir: &Path, step: &Step, tags: &crate::lakehouse::CommitTags) -> Option<std::path::PathBuf> {
+    let made = std::fs::create_dir_all(dir).and_then(|()| dir.canonicalize());
+    match made {
+        Ok(dir) => Some(dir.join(tags.data_file_name())),
+        Err(error) => {
+            tracing::debug!(step = %step.name, dir = %dir.display(), %error,
+                "Cannot make the folder DuckDB writes models' data files in; the output streams instead.");
+            None
+        }
+    }
+}
+
+/// Loads the step's inputs into `session` and locks it down: it may then
+/// read the inputs' files, a model's `allowed_directories`, and write
+/// `scratch` and nothing else.
+async fn load_and_lock(
+    lakehouse: &Lakehouse,
+    compute: &Setup,
+    session: &Session,
+    step: &Step,
+    author: &SqlAuthor<'_>,
+    scratch: Option<&Path>,
+) -> Result<Usage, RunError> {
+    let (usage, mut files) = load_inputs(lakehouse, session, step, Target::Session(session)).await?;
+    let directories = match author {
+        SqlAuthor::Model { .. } => compute.properties.allowed_directories.as_slice(),
+        SqlAuthor::Plugin { .. } => &[][..],
+    };
+    files.extend(scratch.map(|path| path.display().to_string()));
+    session.lock_down(&files, directories).map_err(|source| RunError::Compute {
+        step: step.name.to_string(),
+        what: "opening DuckDB".into(),
+        source,
+    })?;
+    Ok(usage)
+}
+
+/// Runs the query in the locked-down `session` and streams its result into `sink`.
+fn stream(
+    session: &Session,
+    step: &Step,
+    author: &SqlAuthor<'_>,
+    query: &str,
+    usage: Usage,
+    sink: &mut Sink<'_>,
+) -> Result<Output, RunError> {
+    let (reads, timeout) = match author {
+        SqlAuthor::Model { .. } => (Reads::Files, None),
+        SqlAuthor::Plugin { timeout, .. } => (Reads::InputsOnly, Some(*timeout)),
+    };
     let result = tokio::task::block_in_place(|| {
         session.stream_select(query, reads, timeout, &mut |batch| {
             progress::add_rows(batch.num_rows() as u64);
