@@ -1,7 +1,7 @@
 //! Failpoints: named places where a test makes the process stop or fail on
 //! purpose, to prove what a crash or an I/O error at exactly that point
 //! leaves behind (`FLOE_FAILPOINT=<name>:abort`, `<name>:error` or
-//! `<name>:panic`). Debug
+//! `<name>:panic`), or where it waits (`<name>:sleep-<ms>`), to lose a race. Debug
 //! builds only: in a release build `hit` is always `Ok`.
 
 /// Stops the process (`abort`: as a `kill -9` would, with no cleanup) or
@@ -18,6 +18,12 @@ pub fn hit(name: &str) -> std::io::Result<()> {
             }
             "error" => return Err(std::io::Error::other(format!("failpoint {name}: injected error"))),
             "panic" => panic!("failpoint {name}: injected panic"),
+            // Holds the process here, for a race a test must win or lose.
+            sleep if sleep.starts_with("sleep-") => {
+                if let Ok(ms) = sleep["sleep-".len()..].parse() {
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                }
+            }
             _ => {}
         }
     }

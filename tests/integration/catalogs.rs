@@ -665,3 +665,79 @@ fn a_wrong_token_or_warehouse_exits_2_naming_the_catalog_and_what_it_answered() 
         assert!(shown.stderr.contains(&expected), "expected `{expected}` in:\n{}", shown.stderr);
     }
 }
+
+/// Two writers append to one table that does not exist yet, on the REST
+/// catalog: both stage it, and the one held at the `create-table` failpoint
+/// commits its create after the other created the table. Its create
+/// conflicts, so it reloads the table and appends on top: both land. (A
+/// create that reaches rustberg while another is committing can also get a
+/// 404, "not staged": rustberg reads the table and the staged record outside
+/// its transaction. The host takes that as a lost race too; the window is
+/// too narrow to hit on demand, and CI hit it once with four writers.)
+#[test]
+fn two_writers_creating_one_table_on_the_rest_catalog_both_land() {
+    use std::io::BufRead;
+
+    let state = temp_dir();
+    let prefix = &format!("race_{}_", std::process::id());
+    let platform = platform(prefix, Catalog::RestToken, Storage::Local, state.path());
+    let platform_file = platform.write(state.path());
+    let dir = state.path();
+    for writer in ["a", "b"] {
+        let floe = format!(
+            "name: race\nplugins:\n  csv-ingest:\n    path: {}\ntransforms:\n\
+             \x20 - {{name: events, layer: bronze, kind: ingest, plugin: csv-ingest, source: {writer}.csv, mode: append}}\n",
+            serde_json::to_string(crate::support::plugin("csv_ingest.wasm").to_str().unwrap()).unwrap(),
+        );
+        std::fs::write(dir.join(format!("{writer}.yaml")), floe).unwrap();
+        std::fs::write(dir.join(format!("{writer}.csv")), format!("id,who\n1,{writer}\n2,{writer}\n")).unwrap();
+    }
+    let args = |writer: &str| -> Vec<String> {
+        let file = dir.join(format!("{writer}.yaml")).display().to_string();
+        let state = dir.join("state").display().to_string();
+        ["run", "-f", &file, "--platform", &platform_file, "--state-dir", &state].map(String::from).to_vec()
+    };
+    let args_a = args("a");
+    let mut env_a = platform.env();
+    env_a.push(("FLOE_FAILPOINT", "create-table:sleep-8000"));
+    let mut held = crate::support::floe_host_command(&args_a.iter().map(String::as_str).collect::<Vec<_>>(), &env_a)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its log, line by line: B starts once A has written its data file.
+    let (lines, seen) = std::sync::mpsc::channel();
+    let stderr = held.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("The plugin ingested a source object.") {
+                let _ = lines.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    seen.recv_timeout(std::time::Duration::from_secs(120)).expect("writer a ingests its source");
+    let args_b = args("b");
+    floe_host_with_env(&args_b.iter().map(String::as_str).collect::<Vec<_>>(), &platform.env()).expect_code(0);
+    let status = held.wait().unwrap();
+    let log = reader.join().unwrap();
+    assert_eq!(status.code(), Some(0), "writer a:\n{log}");
+    assert!(log.contains("Commit conflicted with another writer"), "writer a lost the race:\n{log}");
+    let table = python_json(
+        "table_check.py",
+        &[
+            "--props",
+            &platform.pyiceberg.to_string(),
+            "--table",
+            &format!("{prefix}bronze.events"),
+            "--order-by",
+            "who",
+        ],
+    );
+    assert_eq!(table["rows"], 4, "{table}");
+    let who: Vec<&str> = table["records"].as_array().unwrap().iter().map(|r| r["who"].as_str().unwrap()).collect();
+    assert_eq!(who, ["a", "a", "b", "b"]);
+    assert_eq!(table["snapshots"].as_array().unwrap().len(), 2, "b created the table, a appended");
+}

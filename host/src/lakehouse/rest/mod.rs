@@ -322,6 +322,19 @@ impl RestCatalog {
                 Err(Error::new(ErrorKind::CatalogCommitConflicts, format!("commit conflicted for table {table}"))
                     .with_retryable(true))
             }
+            // A create whose staged table is gone while the table is not
+            // there yet: another writer's create of the same name is being
+            // committed (rustberg 0.3 reads the table and the staged record
+            // outside its transaction, and answers 404 "not staged" in that
+            // window; CI hit it with four writers). A lost race too: the
+            // retry reloads the table that writer created.
+            StatusCode::NOT_FOUND if requirements.iter().any(|r| matches!(r, TableRequirement::NotExist)) => {
+                Err(Error::new(
+                    ErrorKind::CatalogCommitConflicts,
+                    format!("the create of table {table} lost its staged table to another writer"),
+                )
+                .with_retryable(true))
+            }
             s if s.is_server_error() && s != StatusCode::SERVICE_UNAVAILABLE => {
                 let error = self.error(s, &response, &format!("commit of table {table}"));
                 Err(Error::new(
