@@ -207,3 +207,39 @@ fn a_model_that_fails_inside_duckdb_leaves_no_file_and_the_table_as_it_was() {
     assert_eq!(after["records"], json!([{"id": 0}, {"id": 1}, {"id": 2}]));
     assert_eq!(project.writers("silver", "numbers"), ["DuckDB"], "only the first run's file");
 }
+
+/// The host writes each column's name into the COPY statement (its field
+/// id): a name built to close the literal and run SQL of its own is only a
+/// name. The model may read nothing of the scratch folder either.
+#[test]
+fn a_column_name_cannot_break_out_of_the_copy_and_the_scratch_folder_stays_closed() {
+    let evil = temp_dir();
+    let target = evil.path().join("evil.csv");
+    let name = format!("x': 1}}); COPY (SELECT 42) TO '{}' (FORMAT csv); --", target.display());
+    let project = Project::new(
+        &["{name: crafted, layer: silver, kind: sql, sql: models/crafted.sql}"],
+        &[("crafted", &format!("SELECT 7 AS \"{name}\", 8 AS plain"))],
+    );
+    project.run().expect_code(0);
+    assert!(!target.exists(), "the name ran as SQL");
+    assert_eq!(project.writers("silver", "crafted"), ["DuckDB"]);
+    let crafted = project.table("silver.crafted", "plain");
+    let mut row = serde_json::Map::new();
+    row.insert(name.clone(), json!(7));
+    row.insert("plain".into(), json!(8));
+    assert_eq!(crafted["records"], json!([row]));
+
+    for (model, refused) in
+        [("SELECT * FROM glob('OUT/*')", "glob"), ("SELECT * FROM read_parquet('OUT/*.parquet')", "read_parquet")]
+    {
+        let project = Project::new(&["{name: peek, layer: silver, kind: sql, sql: models/peek.sql}"], &[]);
+        let out = project.state().join("duckdb-out");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("left-by-a-killed-run.parquet"), b"PAR1").unwrap();
+        let model = model.replace("OUT", &out.display().to_string());
+        std::fs::write(project.dir.path().join("models/peek.sql"), model).unwrap();
+        let run = project.run();
+        assert_ne!(run.code, 0, "{refused} read the scratch folder:\n{}", run.stdout);
+        assert!(run.stderr.contains("Permission Error") || run.stderr.contains("not allowed"), "{}", run.stderr);
+    }
+}
