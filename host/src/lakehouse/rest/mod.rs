@@ -384,6 +384,77 @@ fn describe(error: &reqwest::Error) -> String {
 mod tests {
     use super::*;
 
+    /// A catalog peer that answers the config request, then every other
+    /// request with `status` and `body`. A mock: rustberg answers a create
+    /// with 404 "not staged" only inside a window a test cannot hit on
+    /// demand (another create of the same name committing).
+    fn canned_catalog(status: &'static str, body: &'static str) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                // Headers, then the body its Content-Length announces.
+                loop {
+                    let n = stream.read(&mut buffer).unwrap();
+                    request.extend_from_slice(&buffer[..n]);
+                    let text = String::from_utf8_lossy(&request).to_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                            .unwrap_or(0usize);
+                        if request.len() >= end + 4 + length || n == 0 {
+                            break;
+                        }
+                    }
+                }
+                let config = String::from_utf8_lossy(&request).starts_with("GET /v1/config");
+                let (status, body) =
+                    if config { ("200 OK", r#"{"defaults": {}, "overrides": {}}"#) } else { (status, body) };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.write_all(response.as_bytes()).unwrap();
+            }
+        });
+        format!("http://{address}")
+    }
+
+    fn commit_against(status: &'static str, body: &'static str, requirements: &[TableRequirement]) -> Error {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let spec = RestSpec {
+                uri: canned_catalog(status, body),
+                warehouse: None,
+                auth: crate::plan::RestAuth::None,
+                oauth2_server_uri: None,
+            };
+            let file_io =
+                super::super::storage::file_io(std::sync::Arc::new(iceberg::io::LocalFsStorageFactory), HashMap::new());
+            let catalog = RestCatalog::connect(&spec, file_io).await.map_err(|_| "connect").unwrap();
+            let table = TableIdent::from_strs(["bronze", "events"]).unwrap();
+            catalog.commit(&table, requirements, &[]).await.unwrap_err()
+        })
+    }
+
+    #[test]
+    fn a_create_answered_not_staged_is_a_lost_race_and_other_404s_are_not() {
+        let not_staged =
+            r#"{"error": {"message": "bronze.events was not staged.", "type": "NoSuchTableException", "code": 404}}"#;
+        let create = commit_against("404 Not Found", not_staged, &[TableRequirement::NotExist]);
+        assert_eq!(create.kind(), ErrorKind::CatalogCommitConflicts, "{create}");
+        assert!(create.retryable(), "{create}");
+        let update = commit_against("404 Not Found", not_staged, &[]);
+        assert_eq!(update.kind(), ErrorKind::TableNotFound, "{update}");
+        let conflict = commit_against("409 Conflict", "{}", &[TableRequirement::NotExist]);
+        assert_eq!(conflict.kind(), ErrorKind::CatalogCommitConflicts, "{conflict}");
+    }
+
     #[test]
     fn encodes_path_segments() {
         assert_eq!(encode("demo_catalog"), "demo_catalog");
