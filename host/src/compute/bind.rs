@@ -56,14 +56,14 @@ impl Binder {
         if tree.get("error").and_then(serde_json::Value::as_bool) != Some(true) {
             return match tree.get("statements").and_then(|s| s.as_array()).map(Vec::len) {
                 Some(1) => Ok(()),
-                n => Err(BindProblem { message: refusal(Refusal::Count(n.unwrap_or(0))), at: None }),
+                n => Err(BindProblem { message: Refusal::Count(n.unwrap_or(0)).to_string(), at: None }),
             };
         }
         let message = tree.get("error_message").and_then(|m| m.as_str()).unwrap_or("DuckDB cannot parse it");
         if message.starts_with("Only SELECT statements") {
             // Not one SELECT: how many statements, or which one, DuckDB's splitter says.
             let message = match self.db().check_select(sql) {
-                Err(refused) => refusal(refused),
+                Err(refused) => refused.to_string(),
                 Ok(()) => message.to_string(),
             };
             return Err(BindProblem { message, at: None });
@@ -95,7 +95,7 @@ impl Binder {
     pub fn bind(&self, sql: &str) -> Result<Vec<(String, String)>, BindProblem> {
         self.db().check_select(sql).map_err(|refused| match refused {
             Refusal::Invalid(message) => split_excerpt(&message),
-            other => BindProblem { message: refusal(other), at: None },
+            other => BindProblem { message: other.to_string(), at: None },
         })?;
         // DESCRIBE binds the query again and reports its columns; nothing runs.
         let describe = format!("DESCRIBE SELECT * FROM (\n{sql}\n)");
@@ -105,16 +105,6 @@ impl Binder {
             .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
             .map_err(|e| BindProblem { message: e.to_string(), at: None })?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| BindProblem { message: e.to_string(), at: None })
-    }
-}
-
-/// Why a text is not one SELECT, in the words a run would use.
-fn refusal(refused: Refusal) -> String {
-    match refused {
-        Refusal::Invalid(message) => message,
-        Refusal::Count(0) => "there is no statement to run".to_owned(),
-        Refusal::Count(n) => format!("it holds {n} statements; only one SELECT may run"),
-        Refusal::NotSelect(kind) => format!("it is {kind}, not a SELECT; only one SELECT may run"),
     }
 }
 

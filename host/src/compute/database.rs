@@ -33,6 +33,18 @@ pub enum Refusal {
     NotSelect(&'static str),
 }
 
+/// Why a text is not one SELECT, in the words a run uses.
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Invalid(message) => f.write_str(message),
+            Refusal::Count(0) => f.write_str("there is no statement to run"),
+            Refusal::Count(n) => write!(f, "it holds {n} statements; only one SELECT may run"),
+            Refusal::NotSelect(kind) => write!(f, "it is {kind}, not a SELECT; only one SELECT may run"),
+        }
+    }
+}
+
 /// A DuckDB database owned by the host.
 pub struct Database {
     // Fields drop in order: both connections before the database.

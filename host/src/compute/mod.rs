@@ -364,14 +364,7 @@ impl Session {
                 sql.len()
             )));
         }
-        let refused = |refusal| {
-            ComputeError::Refused(match refusal {
-                Refusal::Invalid(message) => message,
-                Refusal::Count(0) => "there is no statement to run".to_owned(),
-                Refusal::Count(n) => format!("it holds {n} statements; only one SELECT may run"),
-                Refusal::NotSelect(kind) => format!("it is {kind}, not a SELECT; only one SELECT may run"),
-            })
-        };
+        let refused = |refusal: Refusal| ComputeError::Refused(refusal.to_string());
         // Parse before binding: the parse tree names the table functions
         // without running any (binding `read_text` would already open its file,
         // which the lock then refuses, but with a less direct message).
@@ -429,10 +422,7 @@ impl Session {
     /// it), from binding it without running it.
     pub fn output_schema(&self, sql: &str, reads: Reads) -> Result<SchemaRef, ComputeError> {
         self.check(sql, reads)?;
-        let schema = self.db.select_schema(sql).map_err(|refusal| match refusal {
-            Refusal::Invalid(message) => ComputeError::Refused(message),
-            other => ComputeError::Refused(format!("{other:?}")),
-        })?;
+        let schema = self.db.select_schema(sql).map_err(|refusal| ComputeError::Refused(refusal.to_string()))?;
         Ok(std::sync::Arc::new(schema))
     }
 
