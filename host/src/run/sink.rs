@@ -146,7 +146,7 @@ impl<'a> TableSink<'a> {
             return Ok(None);
         }
         crate::sandbox::check_names(schema)
-            .map_err(|message| LakehouseError::OutputColumns { table: self.step.target.to_string(), message })?;
+            .map_err(|message| LakehouseError::OutputColumns { table: step.target.to_string(), message })?;
         let pending = self
             .lakehouse
             .begin_write(&step.catalog, &step.target, step.location.as_deref(), schema, self.spec)
@@ -224,11 +224,13 @@ impl<'a> TableSink<'a> {
                 Ok(Written::Files(pending, files))
             }
             State::Adopted { pending, files } => Ok(Written::Files(pending, files)),
-            State::Direct { pending, file } => {
-                // Never adopted (the step failed): nothing of it is the table's.
+            State::Direct { file, .. } => {
+                // Never adopted: committing nothing would empty the table.
                 let _ = std::fs::remove_file(&file.scratch);
-                drop(pending);
-                Ok(Written::Batches(Vec::new()))
+                Err(LakehouseError::WriterStopped {
+                    table: self.step.target.to_string(),
+                    message: "DuckDB's data file was never taken into the table".to_string(),
+                })
             }
             State::Failed(error) => Err(error),
         }
