@@ -2,6 +2,7 @@
 
 mod adversarial;
 mod catalogs;
+mod concurrency;
 mod config_errors;
 mod crafted_wasm;
 mod crash;

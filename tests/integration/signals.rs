@@ -5,7 +5,9 @@
 //! The pipeline's `raw_orders` reads the demo's orders 100 times over (about
 //! half a million rows), so its ingest takes long enough to be interrupted
 //! deterministically: the signal is sent as soon as the run logs that the step
-//! started, and the step computes for seconds after that.
+//! started, and the step computes for seconds after that. The project runs
+//! its steps one by one (`concurrent_steps: 1`), so that which steps committed
+//! before the signal is known; the last test overlaps two steps.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -52,7 +54,26 @@ fn project(dir: &Path) -> PathBuf {
         plugin = plugin("csv_ingest.wasm").display()
     );
     std::fs::write(project.join("floe.yaml"), floe).unwrap();
+    let state = dir.join("state");
+    let q = |p: &Path| serde_json::to_string(p.to_str().unwrap()).unwrap();
+    std::fs::write(
+        project.join("serial.yaml"),
+        format!(
+            "catalogs:\n  default: {{type: sql, uri: {uri}, warehouse: {wh}}}\n\
+             storage:\n  default: {{type: local, root: {wh}}}\n\
+             compute:\n  default: {{type: duckdb, concurrent_steps: 1}}\n",
+            uri = q(&PathBuf::from(format!("sqlite:{}", state.join("catalog.db").display()))),
+            wh = q(&state.join("warehouse")),
+        ),
+    )
+    .unwrap();
     project
+}
+
+/// `--platform`: the steps one by one; none: the embedded default, where
+/// steps compute at once.
+fn platform_args(project: &Path, serial: bool) -> Vec<String> {
+    if serial { vec!["--platform".into(), project.join("serial.yaml").display().to_string()] } else { Vec::new() }
 }
 
 /// What an interrupted run printed and how it ended.
@@ -61,11 +82,27 @@ struct Interrupted {
     stderr: String,
 }
 
-/// Starts `floe-host run`, waits until it logs that `step` started, then
-/// sends `signals` (each after the previous one's acknowledgement on stderr).
+/// Starts `floe-host run` on the steps one by one, waits until it logs that
+/// `step` started, then sends `signals` (each after the previous one's
+/// acknowledgement on stderr).
 fn run_and_signal(project: &Path, state: &Path, step: &str, signals: &[libc::c_int]) -> Interrupted {
+    run_and_signal_after(project, state, &[step], signals, true, &[])
+}
+
+/// As `run_and_signal`, waiting until every step of `steps` started; `serial`
+/// picks the platform (`platform_args`).
+fn run_and_signal_after(
+    project: &Path,
+    state: &Path,
+    steps: &[&str],
+    signals: &[libc::c_int],
+    serial: bool,
+    env: &[(&str, &str)],
+) -> Interrupted {
     let mut child = Command::new(env!("CARGO_BIN_EXE_floe-host"))
         .args(["run", project.to_str().unwrap(), "--state-dir", state.to_str().unwrap()])
+        .args(platform_args(project, serial))
+        .envs(env.iter().copied())
         .env("FLOE_LOG", "info")
         .env("NO_COLOR", "1")
         .env("FLOE_LOG_FORMAT", "text")
@@ -95,7 +132,9 @@ fn run_and_signal(project: &Path, state: &Path, step: &str, signals: &[libc::c_i
             break;
         }
     };
-    wait_for(&|line| line.contains("Running step") && line.contains(&format!("step={step}")), &mut seen);
+    for step in steps {
+        wait_for(&|line| line.contains("Running step") && line.contains(&format!("step={step}")), &mut seen);
+    }
     for (i, &signal) in signals.iter().enumerate() {
         // SAFETY: kill(2) on our own child.
         assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0, "kill");
@@ -130,18 +169,14 @@ fn strip_ansi(line: &str) -> String {
 /// The row count of every table through `floe-host show`, `None` when the
 /// catalog does not have it.
 fn row_counts(project: &Path, state: &Path) -> Vec<(&'static str, Option<u64>)> {
+    let platform = platform_args(project, true);
     TABLES
         .iter()
         .map(|&table| {
-            let run = floe_host(&[
-                "show",
-                table,
-                project.to_str().unwrap(),
-                "--state-dir",
-                state.to_str().unwrap(),
-                "--limit",
-                "0",
-            ]);
+            let mut args =
+                vec!["show", table, project.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "--limit", "0"];
+            args.extend(platform.iter().map(String::as_str));
+            let run = floe_host(&args);
             if run.code == 0 {
                 let rows = run.stdout.split_once(" (").and_then(|(_, rest)| rest.split_once(" rows")).unwrap().0;
                 (table, Some(rows.parse().unwrap()))
@@ -163,7 +198,10 @@ fn row_counts(project: &Path, state: &Path) -> Vec<(&'static str, Option<u64>)> 
 fn check_absent_or_complete_then_rerun(project: &Path, state: &Path) {
     let interrupted = row_counts(project, state);
     assert_eq!(interrupted[1], ("bronze.raw_orders", None), "the abandoned step must not be visible");
-    floe_host(&["run", project.to_str().unwrap(), "--state-dir", state.to_str().unwrap()]).expect_code(0);
+    let platform = platform_args(project, true);
+    let mut args = vec!["run", project.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
+    args.extend(platform.iter().map(String::as_str));
+    floe_host(&args).expect_code(0);
     let complete = row_counts(project, state);
     assert_eq!(complete[1].1, Some(509_900), "the complete raw_orders: 5,099 demo rows × 100");
     for ((table, after_signal), (_, after_rerun)) in interrupted.iter().zip(&complete) {
@@ -238,4 +276,60 @@ fn the_flag_is_checked_and_set_atomically_with_the_commit() {
     assert_eq!(cancel.begin_commit().unwrap_err(), Signal::Terminate);
     assert_eq!(cancel.requested().map(|s| s.exit_code().code()), Some(143));
     assert_eq!(Signal::Interrupt.exit_code().code(), 130);
+}
+
+/// The `.parquet` files under the warehouse folder of `table` (`silver.stg_customers`).
+fn data_files(state: &Path, table: &str) -> Vec<PathBuf> {
+    let (namespace, name) = table.split_once('.').unwrap();
+    let mut found = Vec::new();
+    let mut folders = vec![state.join("warehouse").join(namespace).join(name), state.join("duckdb-out")];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else { continue };
+        for entry in entries.map(Result::unwrap) {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn sigterm_during_two_overlapped_steps_abandons_both_and_leaves_no_file() {
+    let dir = temp_dir();
+    let project = project(dir.path());
+    let state = dir.path().join("state");
+    // The embedded default runs raw_orders (an ingest) and stg_customers (a
+    // model on raw_customers) at once; every step waits 3 s at its last safe
+    // point, so both have written their data files and neither has committed
+    // when the signal comes.
+    let run = run_and_signal_after(
+        &project,
+        &state,
+        &["raw_orders", "stg_customers"],
+        &[libc::SIGTERM],
+        false,
+        &[("FLOE_FAILPOINT", "before-commit:sleep-3000")],
+    );
+    assert_eq!(run.code, 143, "exit code; stderr:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "error: stopped by SIGTERM after step `raw_customers` (steps `raw_orders`, `stg_customers` were \
+             abandoned before their commit: nothing of them is visible); steps committed: raw_customers; rerun to \
+             finish"
+        ),
+        "message; stderr:\n{}",
+        run.stderr
+    );
+    let counts = row_counts(&project, &state);
+    assert_eq!(counts[0], ("bronze.raw_customers", Some(1_055)), "committed before the signal");
+    assert_eq!(counts[2], ("silver.stg_customers", None), "abandoned beside raw_orders");
+    assert_eq!(counts[3], ("silver.stg_orders", None), "never started");
+    for table in ["bronze.raw_orders", "silver.stg_customers"] {
+        assert_eq!(data_files(&state, table), Vec::<PathBuf>::new(), "{table}: the abandoned step's files are deleted");
+    }
+    check_absent_or_complete_then_rerun(&project, &state);
 }

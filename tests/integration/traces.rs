@@ -48,7 +48,8 @@ fn demo_run_exports_one_trace_with_run_step_read_plugin_and_commit_spans() {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
     // Thread-local, so other tests running in parallel do not leak spans in;
-    // the run's spans all live on this thread (block_on, block_in_place).
+    // the run's spans live on this thread and its steps' threads (the driver
+    // hands them the subscriber).
     let subscriber = tracing_subscriber::registry().with(traces::layer(&provider).with_filter(traces::targets()));
     let options = RunOptions { run_id: Some("traces-test".into()), ..Default::default() };
     let report =

@@ -83,6 +83,30 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// DuckDB's threads and memory as they apply (the profile's, or DuckDB's
+    /// defaults), read from a fresh database that proves the settings.
+    pub fn budget(&self) -> Result<Budget, ComputeError> {
+        let session = self.open()?;
+        let threads: i64 = session
+            .conn()
+            .query_row("SELECT current_setting('threads')", [], |row| row.get(0))
+            .map_err(ComputeError::Query)?;
+        Ok(Budget { threads: threads.max(1) as u64, memory_bytes: session.memory_limit_bytes()? })
+    }
+
+    /// This setup with `shares` of `of` equal shares of `budget` (at least
+    /// one thread and 64 MiB): what a step gets while others compute beside
+    /// it (`run::schedule`). All shares: the setup as it is.
+    pub fn share(&self, budget: Budget, shares: usize, of: usize) -> Setup {
+        let mut setup = self.clone();
+        if shares < of && of > 0 {
+            let (shares, of) = (shares as u64, of as u64);
+            setup.properties.threads = Some((budget.threads * shares / of).max(1) as u32);
+            setup.properties.memory_limit = Some(format!("{}B", (budget.memory_bytes * shares / of).max(64 << 20)));
+        }
+        setup
+    }
+
     /// A fresh database for one step.
     pub fn open(&self) -> Result<Session, ComputeError> {
         let session = Session::open(&self.properties)?;
@@ -91,6 +115,13 @@ impl Setup {
         }
         Ok(session)
     }
+}
+
+/// DuckDB's threads and memory for a run, as they apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    pub threads: u64,
+    pub memory_bytes: u64,
 }
 
 /// A DuckDB database for one step.
@@ -601,6 +632,26 @@ mod tests {
             (Layout::ByFieldId, vec![Some("a".to_string()), None])
         );
         assert_eq!(session.parquet_layout(&schema, &[file("both.parquet"), file("no-ids.parquet")]).unwrap(), None);
+    }
+
+    /// A step's share of DuckDB, as the database applies it: half of 2
+    /// threads and 2 GiB; all shares leave the profile as it is.
+    #[test]
+    fn a_share_of_the_budget_is_what_the_steps_database_gets() {
+        let setup = Setup {
+            properties: DuckdbProperties { threads: Some(2), memory_limit: Some("2GiB".into()), ..Default::default() },
+            ..Default::default()
+        };
+        let budget = setup.budget().unwrap();
+        assert_eq!(budget, Budget { threads: 2, memory_bytes: 2 << 30 });
+        let half = setup.share(budget, 1, 2).open().unwrap();
+        assert_eq!(half.memory_limit_bytes().unwrap(), 1 << 30);
+        let threads: i64 = half.conn().query_row("SELECT current_setting('threads')", [], |r| r.get(0)).unwrap();
+        assert_eq!(threads, 1);
+        assert_eq!(setup.share(budget, 2, 2).properties.memory_limit.as_deref(), Some("2GiB"));
+        // Never below one thread and 64 MiB.
+        let tiny = setup.share(Budget { threads: 1, memory_bytes: 100 << 20 }, 1, 4);
+        assert_eq!((tiny.properties.threads, tiny.properties.memory_limit.as_deref()), (Some(1), Some("67108864B")));
     }
 
     /// A step that needs more memory than `memory_limit` spills to

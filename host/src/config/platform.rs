@@ -85,6 +85,12 @@ pub enum ComputeProfile {
     Duckdb {
         #[serde(default)]
         properties: DuckdbProperties,
+        /// Steps of a run that may compute at once, when no step between
+        /// them makes them wait (one reads what the other writes). They share
+        /// `threads` and `memory_limit`, and at most one of them runs a plugin.
+        /// Default 2; 1 runs the steps one by one.
+        #[serde(default)]
+        concurrent_steps: Option<Instances>,
     },
 }
 
@@ -431,7 +437,10 @@ impl PlatformFile {
     pub fn embedded_default(state_dir: &Path) -> Self {
         let warehouse = state_dir.join("warehouse");
         let mut platform = PlatformFile::default();
-        platform.compute.insert("default".into(), ComputeProfile::Duckdb { properties: DuckdbProperties::default() });
+        platform.compute.insert(
+            "default".into(),
+            ComputeProfile::Duckdb { properties: DuckdbProperties::default(), concurrent_steps: None },
+        );
         platform.catalogs.insert(
             "default".into(),
             CatalogProfile::Sql(SqlCatalog {

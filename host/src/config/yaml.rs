@@ -275,6 +275,7 @@ fn example_for(key: &str) -> Option<&'static str> {
         (_, "ingest_parallelism") => "`ingest_parallelism: 2` (1 parses every source in one piece)",
         (_, "ingest_chunk_size") => "`ingest_chunk_size: 8MiB`",
         (_, "threads") => "`threads: 4`",
+        (_, "concurrent_steps") => "`concurrent_steps: 2` (1 runs the steps one by one)",
         (_, "client_secret" | "token") => "`{secret_ref: polaris-client-secret}`",
         (_, "client_id") => "`{secret_ref: polaris-client-id}` or a plain string",
         (_, "credentials") => {

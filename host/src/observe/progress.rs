@@ -1,6 +1,8 @@
-//! Progress of the running step on a terminal: one status line under the
+//! Progress of the running steps on a terminal: one status line under the
 //! logs (step, rows produced and bytes read so far, a bar when the total is
 //! known, elapsed time), redrawn four times a second once a step has run for a second.
+//! Steps that compute at once share the line: their names joined by `+`,
+//! the rows and bytes of all of them since the first started, no bar.
 //! Before the first step, the same line says which plugins are compiling.
 //!
 //! Steps only bump counters (relaxed atomic adds, per batch or read buffer,
@@ -19,10 +21,11 @@ static ROWS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
 static ENABLED: AtomicBool = AtomicBool::new(false);
 /// The running step, and the terminal: whoever writes to stderr holds it.
-static TERMINAL: Mutex<Terminal> = Mutex::new(Terminal { step: None, shown: false });
+static TERMINAL: Mutex<Terminal> = Mutex::new(Terminal { steps: Vec::new(), shown: false });
 
 struct Terminal {
-    step: Option<Running>,
+    /// The running steps, or the one phase.
+    steps: Vec<Running>,
     /// A status line is on screen (the cursor is at its end).
     shown: bool,
 }
@@ -45,25 +48,41 @@ fn terminal() -> MutexGuard<'static, Terminal> {
     TERMINAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A step starts: the counters restart.
+/// A step starts: the counters restart unless other steps are running.
 pub fn step_started(name: &str, total_bytes: Option<u64>) {
-    ROWS.store(0, Ordering::Relaxed);
-    BYTES.store(0, Ordering::Relaxed);
-    terminal().step = Some(Running { name: name.to_string(), started: Instant::now(), total_bytes, counters: true });
+    let mut terminal = terminal();
+    terminal.steps.retain(|running| running.counters);
+    if terminal.steps.is_empty() {
+        ROWS.store(0, Ordering::Relaxed);
+        BYTES.store(0, Ordering::Relaxed);
+    }
+    terminal.steps.push(Running { name: name.to_string(), started: Instant::now(), total_bytes, counters: true });
 }
 
 /// A phase that is not a step starts (`compiling plugins csv-ingest`): the
-/// line shows its name and elapsed time. [`step_finished`] ends it.
+/// line shows its name and elapsed time. [`phase_finished`] ends it.
 pub fn phase_started(name: &str) {
-    terminal().step =
-        Some(Running { name: name.to_string(), started: Instant::now(), total_bytes: None, counters: false });
+    terminal().steps =
+        vec![Running { name: name.to_string(), started: Instant::now(), total_bytes: None, counters: false }];
 }
 
-/// The step or phase ended (committed, skipped or failed): its line goes away.
-pub fn step_finished() {
+/// The step ended (committed, skipped or failed): it leaves the line, and
+/// the line goes away with the last step.
+pub fn step_finished(name: &str) {
     let mut terminal = terminal();
-    terminal.step = None;
-    if terminal.shown {
+    terminal.steps.retain(|running| running.name != name);
+    clear_when_idle(&mut terminal);
+}
+
+/// The phase ended: its line goes away.
+pub fn phase_finished() {
+    let mut terminal = terminal();
+    terminal.steps.clear();
+    clear_when_idle(&mut terminal);
+}
+
+fn clear_when_idle(terminal: &mut Terminal) {
+    if terminal.steps.is_empty() && terminal.shown {
         let _ = std::io::stderr().write_all(CLEAR_LINE);
         terminal.shown = false;
     }
@@ -87,21 +106,17 @@ pub fn enable() {
         loop {
             std::thread::sleep(REDRAW);
             let mut terminal = terminal();
-            let Some(step) = &terminal.step else { continue };
-            let elapsed = step.started.elapsed();
+            let Some(first) = terminal.steps.first() else { continue };
+            let elapsed = first.started.elapsed();
             if elapsed < QUIET_START {
                 continue;
             }
-            let line = if step.counters {
-                render(
-                    &step.name,
-                    ROWS.load(Ordering::Relaxed),
-                    BYTES.load(Ordering::Relaxed),
-                    step.total_bytes,
-                    elapsed,
-                )
+            let line = if !first.counters {
+                format!("  {}  {}s", first.name, elapsed.as_secs())
             } else {
-                format!("  {}  {}s", step.name, elapsed.as_secs())
+                let names: Vec<&str> = terminal.steps.iter().map(|s| s.name.as_str()).collect();
+                let total = if names.len() == 1 { first.total_bytes } else { None };
+                render(&names.join(" + "), ROWS.load(Ordering::Relaxed), BYTES.load(Ordering::Relaxed), total, elapsed)
             };
             let mut stderr = std::io::stderr().lock();
             let _ = stderr.write_all(CLEAR_LINE);

@@ -9,15 +9,17 @@
 //!  "steps": [{"step": "raw_customers", "table": "bronze.raw_customers",
 //!             "rows_in": 1055, "bytes_in": 98304,
 //!             "rows_out": 1055, "files": 1, "bytes": 40321,
-//!             "duration_ms": 310, "snapshot_id": 123, "already_committed": false, "superseded": false,
+//!             "started_ms": 12, "duration_ms": 310, "snapshot_id": 123, "already_committed": false, "superseded": false,
 //!             "plugin_cpu_ms": 41.7, "plugin_peak_memory_bytes": 2228224,
 //!             "plugin_calls": 4, "plugin_compile_ms": 2410, "plugin_from_cache": false,
 //!             "tests": [{"test": "unique(order_id)", "severity": "error", "failures": 0, "examples": []}]}],
 //!  "plugins": [{"plugin": "csv-ingest", "sha256": "...", "compile_ms": 2410, "from_cache": false}]}
 //! ```
 //!
-//! `steps` lists the committed steps, in order; on failure those committed
-//! before the failing one (they stay committed). `partition` is the run's
+//! `steps` lists the committed steps, in plan order; on failure those
+//! committed before it or beside it (they stay committed). `started_ms` is
+//! when a step started, counted from the start of the first step: steps that
+//! compute at once (`concurrent_steps`) overlap. `partition` is the run's
 //! `--partition` (or Dagster partition key), null without one.
 //! `already_committed` marks a step that this run id had committed before (a
 //! rerun skips it): its `snapshot_id`, `rows_out`, `files` and `bytes` are
@@ -58,6 +60,9 @@ use crate::run::{RunError, RunReport, StepReport};
 /// Writes the summary file at the end of the run.
 pub struct SummaryJson {
     path: PathBuf,
+    /// The plan's steps, in order: committed steps are listed in this order,
+    /// whatever order steps that computed at once ended in.
+    order: Vec<String>,
     steps: Vec<StepReport>,
     failed_step: Option<String>,
     dry_run: bool,
@@ -65,7 +70,7 @@ pub struct SummaryJson {
 
 impl SummaryJson {
     pub fn new(path: PathBuf) -> Self {
-        SummaryJson { path, steps: Vec::new(), failed_step: None, dry_run: false }
+        SummaryJson { path, order: Vec::new(), steps: Vec::new(), failed_step: None, dry_run: false }
     }
 
     fn write(&self, document: &Value) {
@@ -124,6 +129,7 @@ pub fn summary(
                 "rows_out": s.rows,
                 "files": s.files,
                 "bytes": s.bytes,
+                "started_ms": s.started.as_millis() as u64,
                 "duration_ms": s.duration.as_millis() as u64,
                 "snapshot_id": s.snapshot_id,
                 "already_committed": s.already_committed,
@@ -181,16 +187,24 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 impl Observer for SummaryJson {
+    fn run_started(&mut self, _run: &RunInfo, plan: &crate::plan::Plan) {
+        self.order = plan.steps.iter().map(|s| s.name.to_string()).collect();
+    }
+
     fn step_committed(&mut self, _run: &RunInfo, _step: &Step, report: &StepReport, _schema: &SchemaRef) {
         self.steps.push(report.clone());
     }
 
     fn step_failed(&mut self, _run: &RunInfo, step: &Step, _error: &RunError) {
-        self.failed_step = Some(step.name.to_string());
+        self.failed_step.get_or_insert_with(|| step.name.to_string());
     }
 
     fn run_finished(&mut self, run: &RunInfo, result: Result<&RunReport, &RunError>) {
-        self.write(&summary(run, &self.steps, self.failed_step.as_deref(), result));
+        let position = |name: &str| self.order.iter().position(|s| s == name).unwrap_or(usize::MAX);
+        self.steps.sort_by_key(|s| position(&s.step));
+        // The step of the run's error, when several failed beside each other.
+        let failed = result.err().and_then(RunError::step).or(self.failed_step.as_deref());
+        self.write(&summary(run, &self.steps, failed, result));
     }
 
     fn maintenance_started(&mut self, _run: &RunInfo, _steps: &[&Step], dry_run: bool) {

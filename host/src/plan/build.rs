@@ -437,8 +437,10 @@ impl Checker<'_> {
             self.attach_singular_tests(models, transforms, &layer_names, &produced, &order, &mut steps, &mut warnings);
         }
 
-        let compute = match platform.compute.get(&floe.compute) {
-            Some(ComputeProfile::Duckdb { properties }) => properties.clone(),
+        let (compute, concurrent_steps) = match platform.compute.get(&floe.compute) {
+            Some(ComputeProfile::Duckdb { properties, concurrent_steps }) => {
+                (properties.clone(), concurrent_steps.map_or(super::DEFAULT_CONCURRENT_STEPS, |n| n.0 as usize))
+            }
             None => return None,
         };
         self.check_allowed_directories(&floe.compute, &compute.allowed_directories);
@@ -492,6 +494,7 @@ impl Checker<'_> {
             catalogs,
             storage,
             compute,
+            concurrent_steps,
             limits,
             observability: platform.observability.clone(),
             state_dir: project.state_dir.clone(),

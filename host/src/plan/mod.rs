@@ -27,6 +27,10 @@ pub use build::build;
 use crate::config::{DuckdbProperties, Ident, Observability, PartitionField, SchemaEvolution, Secret, WriteMode};
 use crate::sandbox::Limits;
 
+/// Steps of a run that may compute at once when the compute profile does not
+/// say (`concurrent_steps`).
+pub const DEFAULT_CONCURRENT_STEPS: usize = 2;
+
 /// A fully resolved pipeline. Serializes (for `plan --json`) with every
 /// secret shown as `***`.
 #[derive(Clone, Debug, Serialize)]
@@ -39,6 +43,8 @@ pub struct Plan {
     /// The storage profiles of the platform, by name.
     pub storage: BTreeMap<String, StorageSpec>,
     pub compute: DuckdbProperties,
+    /// Steps that may compute at once (`run::schedule`).
+    pub concurrent_steps: usize,
     /// Sandbox limits for every plugin.
     #[serde(skip)]
     pub limits: Limits,

@@ -1,8 +1,9 @@
 //! Stopping a run at a safe point on SIGTERM or SIGINT.
 //!
 //! A signal only records itself in a [`Cancel`] flag; the driver looks at the
-//! flag at its safe points: before each step, and after a step has computed
-//! but before its write and commit begin. A step that is computing when the
+//! flag at its safe points: before it starts a step, and after a step has
+//! computed but before its write and commit begin (every step computing at
+//! once checks it on its own). A step that is computing when the
 //! signal arrives is abandoned once it returns: it has committed nothing, so
 //! at most it leaves unreferenced data files, never a visible change. A write
 //! and commit that has begun always finishes (the metadata-pointer swap is
@@ -19,7 +20,7 @@
 //! which are async-signal-safe.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use crate::exit::ExitCode;
 
@@ -47,7 +48,7 @@ impl Signal {
         }
     }
 
-    fn bits(self) -> u8 {
+    fn bits(self) -> u32 {
         match self {
             Signal::Interrupt => INTERRUPT,
             Signal::Terminate => TERMINATE,
@@ -55,17 +56,18 @@ impl Signal {
     }
 }
 
-// Layout of the state byte: the first signal received (two bits) and whether
-// a write/commit is in flight.
-const INTERRUPT: u8 = 0b01;
-const TERMINATE: u8 = 0b10;
-const SIGNAL_BITS: u8 = 0b11;
-const COMMITTING: u8 = 0b100;
+// Layout of the state word: the first signal received (two bits), and above
+// them how many writes/commits are in flight (steps may commit at once,
+// `schedule`).
+const INTERRUPT: u32 = 0b01;
+const TERMINATE: u32 = 0b10;
+const SIGNAL_BITS: u32 = 0b11;
+const ONE_COMMIT: u32 = 0b100;
 
 /// The cancellation flag of a run. Clones share the flag.
 #[derive(Clone, Debug, Default)]
 pub struct Cancel {
-    state: Arc<AtomicU8>,
+    state: Arc<AtomicU32>,
 }
 
 impl Cancel {
@@ -88,17 +90,17 @@ impl Cancel {
 
     /// Whether a write/commit is in flight.
     pub fn committing(&self) -> bool {
-        self.state.load(Ordering::SeqCst) & COMMITTING != 0
+        self.state.load(Ordering::SeqCst) >= ONE_COMMIT
     }
 
     /// The last safe point before a step's write and commit: fails with the
-    /// signal if one was received; otherwise marks a commit as in flight until
-    /// the guard drops. Checking and marking are one atomic step, so a signal
+    /// signal if one was received; otherwise counts a commit as in flight
+    /// until the guard drops. Checking and marking are one atomic step, so a signal
     /// handler never sees "no commit" after the commit has begun.
     pub fn begin_commit(&self) -> Result<CommitGuard<'_>, Signal> {
         self.state
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |state| {
-                (state & SIGNAL_BITS == 0).then_some(state | COMMITTING)
+                (state & SIGNAL_BITS == 0).then_some(state + ONE_COMMIT)
             })
             .map(|_| CommitGuard { cancel: self })
             .map_err(|state| decode(state).expect("a signal was recorded"))
@@ -109,7 +111,7 @@ impl Cancel {
     #[cfg(unix)]
     pub fn install_signal_handlers(&self) -> std::io::Result<()> {
         // Leaked on purpose: the handler may run at any time until exit.
-        let state = Arc::into_raw(Arc::clone(&self.state)) as *mut AtomicU8;
+        let state = Arc::into_raw(Arc::clone(&self.state)) as *mut AtomicU32;
         // A previous flag (a second call) stays leaked: the handler may be using it.
         HANDLER_STATE.store(state, Ordering::SeqCst);
         for signum in [libc::SIGTERM, libc::SIGINT] {
@@ -136,11 +138,11 @@ pub struct CommitGuard<'a> {
 
 impl Drop for CommitGuard<'_> {
     fn drop(&mut self) {
-        self.cancel.state.fetch_and(!COMMITTING, Ordering::SeqCst);
+        self.cancel.state.fetch_sub(ONE_COMMIT, Ordering::SeqCst);
     }
 }
 
-fn decode(state: u8) -> Option<Signal> {
+fn decode(state: u32) -> Option<Signal> {
     match state & SIGNAL_BITS {
         INTERRUPT => Some(Signal::Interrupt),
         TERMINATE => Some(Signal::Terminate),
@@ -148,7 +150,7 @@ fn decode(state: u8) -> Option<Signal> {
     }
 }
 
-static HANDLER_STATE: AtomicPtr<AtomicU8> = AtomicPtr::new(std::ptr::null_mut());
+static HANDLER_STATE: AtomicPtr<AtomicU32> = AtomicPtr::new(std::ptr::null_mut());
 
 #[cfg(unix)]
 extern "C" fn on_signal(signum: libc::c_int) {
@@ -176,7 +178,7 @@ extern "C" fn on_signal(signum: libc::c_int) {
                 }
                 Err(actual) => current = actual,
             }
-        } else if current & COMMITTING != 0 {
+        } else if current >= ONE_COMMIT {
             write_stderr(b"floe-host: a commit is in flight: stopping right after it\n");
             return;
         } else {

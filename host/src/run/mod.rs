@@ -6,18 +6,20 @@
 
 pub mod cancel;
 pub mod data_tests;
+mod driver;
 mod guard;
 pub mod input_columns;
 pub mod model_check;
 mod output;
 mod plugins;
+mod schedule;
 mod singular_tests;
 mod sink;
 mod steps;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracing::Instrument;
 
@@ -76,6 +78,9 @@ pub struct StepReport {
     /// step, not counted in `duration`); `None` for a SQL model.
     pub plugin_compiled: Option<Compiled>,
     pub snapshot_id: i64,
+    /// When the step started, from the start of the first step: steps that
+    /// compute at once overlap (`schedule`).
+    pub started: Duration,
     pub duration: Duration,
     /// The outcome of each dbt data test on the step's output.
     pub tests: Vec<data_tests::TestOutcome>,
@@ -177,28 +182,40 @@ pub enum RunError {
     ModelUnbound { step: String, message: String },
     #[error("cannot start the run: {0}")]
     Setup(String),
+    /// A test's failpoint (`FLOE_FAILPOINT`, debug builds) failed the step.
+    #[error("step `{step}`: {source}")]
+    Failpoint {
+        step: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// The platform's settings cannot be used (refused credentials, an
     /// unsupported combination): fixing the configuration is the remedy.
     #[error("{0}")]
     Config(String),
-    #[error("{}", cancelled_message(*signal, abandoned.as_deref(), committed))]
+    #[error("{}", cancelled_message(*signal, abandoned, committed))]
     Cancelled {
         signal: Signal,
-        /// The step that was computing and was dropped before its commit.
-        abandoned: Option<String>,
+        /// The steps that were computing and were dropped before their commit.
+        abandoned: Vec<String>,
         /// The steps committed by this run, in order.
         committed: Vec<String>,
     },
 }
 
-fn cancelled_message(signal: Signal, abandoned: Option<&str>, committed: &[String]) -> String {
+fn cancelled_message(signal: Signal, abandoned: &[String], committed: &[String]) -> String {
     let name = signal.name();
     let mut text = match committed.last() {
         Some(last) => format!("stopped by {name} after step `{last}`"),
         None => format!("stopped by {name} before any step committed"),
     };
-    if let Some(step) = abandoned {
-        text.push_str(&format!(" (step `{step}` was abandoned before its commit: nothing of it is visible)"));
+    match abandoned {
+        [] => {}
+        [step] => text.push_str(&format!(" (step `{step}` was abandoned before its commit: nothing of it is visible)")),
+        steps => text.push_str(&format!(
+            " (steps `{}` were abandoned before their commit: nothing of them is visible)",
+            steps.join("`, `")
+        )),
     }
     let list = if committed.is_empty() { "none".to_string() } else { committed.join(", ") };
     text.push_str(&format!("; steps committed: {list}; rerun to finish"));
@@ -234,8 +251,9 @@ impl RunError {
             | RunError::Compute { step, .. }
             | RunError::PluginSql { step, .. }
             | RunError::ModelRefused { step, .. }
-            | RunError::ModelUnbound { step, .. } => Some(step),
-            RunError::Cancelled { abandoned, .. } => abandoned.as_deref(),
+            | RunError::ModelUnbound { step, .. }
+            | RunError::Failpoint { step, .. } => Some(step),
+            RunError::Cancelled { abandoned, .. } => abandoned.first().map(String::as_str),
             RunError::Setup(_) | RunError::Config(_) => None,
         }
     }
@@ -338,7 +356,7 @@ async fn run_async(
     tracing::info!(run_id = %run_id, pipeline = %plan.pipeline, steps = plan.steps.len(), "Starting the run.");
     // Plugins first: one that does not load, or a config it would refuse,
     // fails the run before a catalog is opened or anything is read.
-    let (mut plugins, loads) = prepare_plugins(plan, options)?;
+    let (plugins, loads) = prepare_plugins(plan, options)?;
     let used: BTreeSet<(String, String)> = plan.steps.iter().map(|s| (s.catalog.clone(), s.storage.clone())).collect();
     let lakehouse = Lakehouse::open(&plan.catalogs, &plan.storage, used).await.map_err(RunError::opening)?;
     let external = input_columns::external_inputs(&lakehouse, plan).await?;
@@ -357,92 +375,22 @@ async fn run_async(
         compute.variables.push(("partition", partition.clone()));
     }
     // Each step that computes in DuckDB gets a database of its own; this one
-    // only proves the settings before the first step.
-    drop(compute.open().map_err(|e| RunError::Setup(e.to_string()))?);
-
-    let mut reports = Vec::with_capacity(plan.steps.len());
-    for step in &plan.steps {
-        // Safe point: between steps.
-        if let Some(signal) = options.cancel.requested() {
-            let committed = reports.iter().map(|r: &StepReport| r.step.clone()).collect();
-            return Err(RunError::Cancelled { signal, abandoned: None, committed });
-        }
-        let started = Instant::now();
-        let tags = CommitTags {
-            run_id: run_id.clone(),
-            pipeline: plan.pipeline.clone(),
-            step: step.name.to_string(),
-            partition: options.partition.clone(),
-            inputs: Vec::new(),
-        };
-        tracing::info!(step = %step.name, table = %step.target, "Running step.");
-        observers.step_started(run, step);
-        let span = tracing::info_span!(
-            crate::observe::traces::STEP,
-            step = %step.name,
-            table = %step.target,
-            kind = action_kind(&step.action),
-            rows = tracing::field::Empty,
-            files = tracing::field::Empty,
-            bytes = tracing::field::Empty,
-            snapshot_id = tracing::field::Empty,
-            already_committed = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-            otel.status_description = tracing::field::Empty,
-        );
-        crate::observe::progress::step_started(step.name.as_str(), source_size(&step.action));
-        let outcome = async {
-            if !checked.bound.contains(step.name.as_str()) {
-                bind_before_step(&lakehouse, step).await?;
-            }
-            run_step(&lakehouse, &compute, &mut plugins, &plan.sources, step, &tags, &options.cancel).await
-        }
-        .instrument(span.clone())
-        .await;
-        crate::observe::progress::step_finished();
-        match &outcome {
-            Ok((info, ..)) => span
-                .record("rows", info.rows as i64)
-                .record("files", info.files as i64)
-                .record("bytes", info.bytes as i64)
-                .record("snapshot_id", info.snapshot_id)
-                .record("already_committed", info.already_committed),
-            Err(error) => crate::observe::traces::fail(&span, &error),
-        };
-        let (report, schema) = match outcome {
-            Ok((info, schema, usage)) => {
-                let report = StepReport {
-                    step: step.name.to_string(),
-                    table: step.target.to_string(),
-                    rows: info.rows,
-                    files: info.files,
-                    bytes: info.bytes,
-                    rows_in: usage.rows_in,
-                    bytes_in: usage.bytes_in,
-                    plugin: usage.plugin,
-                    plugin_compiled: plugins.compiled_for(step),
-                    tests: usage.tests,
-                    snapshot_id: info.snapshot_id,
-                    duration: started.elapsed(),
-                    already_committed: info.already_committed,
-                    superseded: info.superseded,
-                };
-                (report, schema)
-            }
-            Err(mut error) => {
-                if let RunError::Cancelled { committed, .. } = &mut error {
-                    *committed = reports.iter().map(|r| r.step.clone()).collect();
-                }
-                observers.step_failed(run, step, &error);
-                return Err(error);
-            }
-        };
-        if !report.already_committed {
-            tracing::info!(step = %step.name, rows = report.rows, snapshot_id = report.snapshot_id, "Committed step.");
-        }
-        observers.step_committed(run, step, &report, &schema);
-        reports.push(report);
-    }
+    // proves the settings before the first step, and says what budget the
+    // steps that compute at once share (`schedule`).
+    let budget = compute.budget().map_err(|e| RunError::Setup(e.to_string()))?;
+    let shared = driver::Shared {
+        plan,
+        lakehouse: &lakehouse,
+        plugins: &plugins,
+        options,
+        checked: &checked,
+        compute: &compute,
+        budget,
+        run_id: &run_id,
+    };
+    // The steps run on threads of their own (`driver`); this worker of the
+    // runtime waits for them meanwhile.
+    let reports = tokio::task::block_in_place(|| driver::drive(&shared, run, observers))?;
     maintain_after_run(&lakehouse, plan, &reports).await;
     Ok(RunReport { run_id, steps: reports, plugins: loads })
 }
@@ -507,6 +455,40 @@ async fn maintain_after_run(lakehouse: &Lakehouse, plan: &Plan, reports: &[StepR
     }
 }
 
+/// The span of one step (observe/traces.rs), to be created where the run's
+/// span is the current one.
+fn step_span(step: &Step) -> tracing::Span {
+    tracing::info_span!(
+        crate::observe::traces::STEP,
+        step = %step.name,
+        table = %step.target,
+        kind = action_kind(&step.action),
+        rows = tracing::field::Empty,
+        files = tracing::field::Empty,
+        bytes = tracing::field::Empty,
+        snapshot_id = tracing::field::Empty,
+        already_committed = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
+    )
+}
+
+/// What a step did, on its span.
+fn record_step_span(span: &tracing::Span, outcome: &Result<(StepReport, SchemaRef), RunError>) {
+    match outcome {
+        Ok((report, _)) => {
+            span.record("rows", report.rows as i64)
+                .record("files", report.files as i64)
+                .record("bytes", report.bytes as i64)
+                .record("snapshot_id", report.snapshot_id)
+                .record("already_committed", report.already_committed);
+        }
+        Err(error) => {
+            crate::observe::traces::fail(span, &error);
+        }
+    }
+}
+
 /// The size of an ingest step's source file: the total its progress bar fills.
 fn source_size(action: &Action) -> Option<u64> {
     match action {
@@ -529,7 +511,7 @@ fn action_kind(action: &Action) -> &'static str {
 async fn run_step(
     lakehouse: &Lakehouse,
     compute: &Setup,
-    plugins: &mut Plugins,
+    plugins: &Plugins,
     sources: &SourceRoots,
     step: &Step,
     tags: &CommitTags,
@@ -612,9 +594,14 @@ async fn run_step(
         // Safe point: the step computed and its data files are written, but
         // nothing is committed. Past this point a signal waits for the commit
         // (see `cancel`).
+        // Tests hold every step here (`before-commit:sleep-<ms>`), to overlap
+        // steps, or fail one (`before-commit-<step>:error`).
+        crate::failpoint::hit("before-commit")
+            .and_then(|()| crate::failpoint::hit(&format!("before-commit-{}", step.name)))
+            .map_err(|source| RunError::Failpoint { step: step.name.to_string(), source })?;
         let committing = cancel.begin_commit().map_err(|signal| {
             tracing::info!(step = %step.name, signal = signal.name(), "Abandoned the step before its commit.");
-            RunError::Cancelled { signal, abandoned: Some(step.name.to_string()), committed: Vec::new() }
+            RunError::Cancelled { signal, abandoned: vec![step.name.to_string()], committed: Vec::new() }
         })?;
         Ok((tests, committing))
     }

@@ -74,7 +74,7 @@ impl Plugins {
                 }
             }
         }
-        crate::observe::progress::step_finished();
+        crate::observe::progress::phase_finished();
         result?;
         self.check_configs(steps)?;
         Ok(loads)
@@ -158,23 +158,24 @@ impl Plugins {
         compiled
     }
 
-    /// The ingest plugin of `step`: loaded by [`Plugins::prepare`], or now.
-    pub fn ingest(&mut self, step: &Step, spec: &PluginSpec) -> Result<&IngestPlugin, RunError> {
-        if !self.ingest.contains_key(&spec.name) {
-            let loaded = self.load(step, spec, true)?;
-            self.insert(spec, loaded);
-        }
-        Ok(&self.ingest[&spec.name])
+    /// The ingest plugin of `step`, loaded by [`Plugins::prepare`]. Steps
+    /// run on threads of their own and share the loaded plugins.
+    pub fn ingest(&self, step: &Step, spec: &PluginSpec) -> Result<&IngestPlugin, RunError> {
+        self.ingest.get(&spec.name).ok_or_else(|| not_prepared(step, spec))
     }
 
-    /// The transform plugin of `step`: loaded by [`Plugins::prepare`], or now.
-    pub fn transform(&mut self, step: &Step, spec: &PluginSpec) -> Result<&TransformPlugin, RunError> {
-        if !self.transform.contains_key(&spec.name) {
-            let loaded = self.load(step, spec, false)?;
-            self.insert(spec, loaded);
-        }
-        Ok(&self.transform[&spec.name])
+    /// The transform plugin of `step`, loaded by [`Plugins::prepare`].
+    pub fn transform(&self, step: &Step, spec: &PluginSpec) -> Result<&TransformPlugin, RunError> {
+        self.transform.get(&spec.name).ok_or_else(|| not_prepared(step, spec))
     }
+}
+
+/// `prepare` loads every plugin of the run's steps before the first one.
+fn not_prepared(step: &Step, spec: &PluginSpec) -> RunError {
+    RunError::Setup(format!(
+        "step `{}`: plugin `{}` was not loaded before the run started (a floe-host bug; please report it)",
+        step.name, spec.name
+    ))
 }
 
 /// A step's plugin, and whether it is an ingest plugin; `None` for a SQL model.

@@ -70,7 +70,7 @@ pub struct Usage {
 /// Bronze ingest: the host reads the file, the plugin parses it.
 #[allow(clippy::too_many_arguments)]
 pub fn ingest(
-    plugins: &mut Plugins,
+    plugins: &Plugins,
     sources: &SourceRoots,
     step: &Step,
     spec: &PluginSpec,
@@ -430,7 +430,7 @@ fn sql_error(step: &Step, author: &SqlAuthor<'_>, source: ComputeError) -> RunEr
 pub async fn wasm(
     lakehouse: &Lakehouse,
     compute: &Setup,
-    plugins: &mut Plugins,
+    plugins: &Plugins,
     step: &Step,
     spec: &PluginSpec,
     config: &BTreeMap<String, String>,
