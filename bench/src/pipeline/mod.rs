@@ -62,6 +62,8 @@ pub struct FloeStep {
     pub rows_in: u64,
     pub rows_out: u64,
     pub files: u64,
+    /// When the step started, from the start of the first step (steps overlap).
+    pub started_ms: f64,
     pub ms: f64,
     /// Time inside the plugin call as the host logs it (ingest or streaming transform).
     pub plugin_ms: Option<f64>,
@@ -241,6 +243,7 @@ fn run_floe_host(options: &Options, project: &setup::Project, steps: &[Step]) ->
             rows_in: number("rows_in"),
             rows_out: number("rows_out"),
             files: number("files"),
+            started_ms: entry["started_ms"].as_f64().unwrap_or(0.0),
             ms: entry["duration_ms"].as_f64().unwrap_or(0.0),
             plugin_ms: event.and_then(|e| e.plugin_ms),
             compile_ms: event.map_or(0.0, |e| e.compile_ms),

@@ -11,6 +11,8 @@ pub struct Options {
     /// `plugins.memory_limit` in platform.yaml (floe-host's default when None).
     pub plugin_memory_limit: Option<String>,
     pub threads: usize,
+    /// `concurrent_steps` of the compute profile (floe-host's default when None).
+    pub concurrent_steps: Option<usize>,
     pub work: PathBuf,
     pub json: Option<PathBuf>,
     pub reps: usize,
@@ -27,7 +29,7 @@ pub struct Options {
 const USAGE: &str = "\
 usage: floe-bench pipeline [--orders N (1M)] [--customers N (orders/10, at least 1000)] [--seed S (42)]
                            [--memory-limit SIZE (2GB)] [--plugin-memory-limit SIZE (floe-host's default)]
-                           [--threads N (CPUs)] [--reps N (1)]
+                           [--threads N (CPUs)] [--concurrent-steps N (floe-host's default)] [--reps N (1)]
                            [--validate-runs N (11)] [--no-warmup] [--no-baseline]
                            [--work DIR ($FLOE_CACHE/bench/pipeline)] [--json FILE (WORK/results/pipeline-SIZE.json)]
                            [--project DIR (examples/customer-analytics)]
@@ -51,6 +53,7 @@ pub fn parse(args: Vec<String>) -> Options {
         memory_limit: "2GB".into(),
         plugin_memory_limit: None,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        concurrent_steps: None,
         work: cache.join("bench/pipeline"),
         json: None,
         reps: 1,
@@ -71,6 +74,7 @@ pub fn parse(args: Vec<String>) -> Options {
             "--memory-limit" => options.memory_limit = value(),
             "--plugin-memory-limit" => options.plugin_memory_limit = Some(value()),
             "--threads" => options.threads = size(&value()).max(1) as usize,
+            "--concurrent-steps" => options.concurrent_steps = Some(size(&value()).max(1) as usize),
             "--work" => options.work = PathBuf::from(value()),
             "--json" => options.json = Some(PathBuf::from(value())),
             "--reps" => options.reps = size(&value()).max(1) as usize,

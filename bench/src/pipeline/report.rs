@@ -105,6 +105,29 @@ struct Target {
     met: Option<bool>,
 }
 
+/// One line per step: its name, start and end, and a bar over `width`
+/// columns of the run's span.
+fn timeline(steps: &[super::FloeStep], width: usize) -> Vec<String> {
+    let end = steps.iter().map(|s| s.started_ms + s.ms).fold(0.0, f64::max).max(1.0);
+    let name_width = steps.iter().map(|s| s.step.len()).max().unwrap_or(0);
+    steps
+        .iter()
+        .map(|s| {
+            let from = ((s.started_ms / end) * width as f64).round() as usize;
+            let to = (((s.started_ms + s.ms) / end) * width as f64).round().max(from as f64 + 1.0) as usize;
+            format!(
+                "{:<name_width$}  {:>7.2}–{:<7.2}s |{}{}{}|",
+                s.step,
+                s.started_ms / 1000.0,
+                (s.started_ms + s.ms) / 1000.0,
+                " ".repeat(from),
+                "#".repeat(to.min(width) - from.min(width)),
+                " ".repeat(width - to.min(width)),
+            )
+        })
+        .collect()
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -418,6 +441,19 @@ impl Report<'_> {
             time(median(&self.floe.iter().map(|r| r.run_ms).collect::<Vec<_>>()))
         );
 
+        if let Some(last) = self.floe.last().filter(|run| !run.steps.is_empty()) {
+            let _ = writeln!(w, "\n## Overlap (the last run)\n");
+            let _ = writeln!(
+                w,
+                "Each step from its start to its commit, counted from the start of the first step; steps on one \
+                 line's columns at once computed together (`concurrent_steps`).\n"
+            );
+            let _ = writeln!(w, "```");
+            for line in timeline(&last.steps, 60) {
+                let _ = writeln!(w, "{line}");
+            }
+            let _ = writeln!(w, "```");
+        }
         let references: Vec<_> = rows
             .iter()
             .filter_map(|r| {

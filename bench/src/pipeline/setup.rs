@@ -182,6 +182,7 @@ compute:
   default:
     type: duckdb
     properties: {{path: ":memory:", threads: {threads}, memory_limit: "{memory}", temp_directory: "{spill}"}}
+{concurrent}
 catalogs:
   default: {{type: sql, uri: "sqlite:{state}/catalog.db", warehouse: "{state}/warehouse"}}
 storage:
@@ -195,6 +196,7 @@ sources:
 {plugins}"#,
         threads = options.threads,
         memory = options.memory_limit,
+        concurrent = options.concurrent_steps.map_or_else(String::new, |n| format!("    concurrent_steps: {n}")),
         plugins = options
             .plugin_memory_limit
             .as_ref()
