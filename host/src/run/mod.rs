@@ -1,7 +1,8 @@
-//! Drives a plan: each step in order reads its inputs, computes (plugin or
-//! DuckDB), writes its table and commits one snapshot. A failed step stops the
-//! run; steps already committed stay committed, and nothing of the failed step
-//! becomes visible. SIGTERM/SIGINT stop the run the same way, at a safe point
+//! Drives a plan: each step reads its inputs, computes (plugin or DuckDB),
+//! writes its table and commits one snapshot, once the steps it reads have
+//! committed; independent steps compute at once (`schedule`, `driver`). A
+//! failed step stops the run; steps already committed (or committing beside
+//! it) stay committed, and nothing of the failed step becomes visible. SIGTERM/SIGINT stop the run the same way, at a safe point
 //! (see `cancel`).
 
 pub mod cancel;
