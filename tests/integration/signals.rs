@@ -56,24 +56,26 @@ fn project(dir: &Path) -> PathBuf {
     std::fs::write(project.join("floe.yaml"), floe).unwrap();
     let state = dir.join("state");
     let q = |p: &Path| serde_json::to_string(p.to_str().unwrap()).unwrap();
-    std::fs::write(
-        project.join("serial.yaml"),
-        format!(
-            "catalogs:\n  default: {{type: sql, uri: {uri}, warehouse: {wh}}}\n\
-             storage:\n  default: {{type: local, root: {wh}}}\n\
-             compute:\n  default: {{type: duckdb, concurrent_steps: 1}}\n",
-            uri = q(&PathBuf::from(format!("sqlite:{}", state.join("catalog.db").display()))),
-            wh = q(&state.join("warehouse")),
-        ),
-    )
-    .unwrap();
+    for (file, concurrent_steps) in [("serial.yaml", 1), ("overlap.yaml", 2)] {
+        std::fs::write(
+            project.join(file),
+            format!(
+                "catalogs:\n  default: {{type: sql, uri: {uri}, warehouse: {wh}}}\n\
+                 storage:\n  default: {{type: local, root: {wh}}}\n\
+                 compute:\n  default: {{type: duckdb, concurrent_steps: {concurrent_steps}}}\n",
+                uri = q(&PathBuf::from(format!("sqlite:{}", state.join("catalog.db").display()))),
+                wh = q(&state.join("warehouse")),
+            ),
+        )
+        .unwrap();
+    }
     project
 }
 
-/// `--platform`: the steps one by one; none: the embedded default, where
-/// steps compute at once.
+/// `--platform`: the steps one by one, or two at once.
 fn platform_args(project: &Path, serial: bool) -> Vec<String> {
-    if serial { vec!["--platform".into(), project.join("serial.yaml").display().to_string()] } else { Vec::new() }
+    let file = if serial { "serial.yaml" } else { "overlap.yaml" };
+    vec!["--platform".into(), project.join(file).display().to_string()]
 }
 
 /// What an interrupted run printed and how it ended.
@@ -302,8 +304,8 @@ fn sigterm_during_two_overlapped_steps_abandons_both_and_leaves_no_file() {
     let dir = temp_dir();
     let project = project(dir.path());
     let state = dir.path().join("state");
-    // The embedded default runs raw_orders (an ingest) and stg_customers (a
-    // model on raw_customers) at once; every step waits 3 s at its last safe
+    // Two steps at once: raw_orders (an ingest) and stg_customers (a model
+    // on raw_customers) compute together; every step waits 3 s at its last safe
     // point, so both have written their data files and neither has committed
     // when the signal comes.
     let run = run_and_signal_after(

@@ -88,7 +88,8 @@ pub enum ComputeProfile {
         /// Steps of a run that may compute at once, when no step between
         /// them makes them wait (one reads what the other writes). They share
         /// `threads` and `memory_limit`, and at most one of them runs a plugin.
-        /// Default 2; 1 runs the steps one by one.
+        /// Default: one per two cores the process may use (1 on 2 cores, where
+        /// overlapping measured slower at 10M orders); 1 runs the steps one by one.
         #[serde(default)]
         concurrent_steps: Option<Instances>,
     },

@@ -439,7 +439,7 @@ impl Checker<'_> {
 
         let (compute, concurrent_steps) = match platform.compute.get(&floe.compute) {
             Some(ComputeProfile::Duckdb { properties, concurrent_steps }) => {
-                (properties.clone(), concurrent_steps.map_or(super::DEFAULT_CONCURRENT_STEPS, |n| n.0 as usize))
+                (properties.clone(), concurrent_steps.map_or_else(super::default_concurrent_steps, |n| n.0 as usize))
             }
             None => return None,
         };

@@ -28,8 +28,15 @@ use crate::config::{DuckdbProperties, Ident, Observability, PartitionField, Sche
 use crate::sandbox::Limits;
 
 /// Steps of a run that may compute at once when the compute profile does not
-/// say (`concurrent_steps`).
-pub const DEFAULT_CONCURRENT_STEPS: usize = 2;
+/// say (`concurrent_steps`): one per two cores the process may use (cgroup
+/// quotas count), at most 4. A step keeps about two cores busy on its own
+/// (a parse and the writer, or DuckDB's threads), so on 2 cores a second step
+/// only takes cycles from the first: the demo at 10M orders took 0.69× of
+/// raw DuckDB with two steps at once against 0.65× one by one
+/// (BENCHMARKS.md, "Steps at once").
+pub fn default_concurrent_steps() -> usize {
+    (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).clamp(1, 4)
+}
 
 /// A fully resolved pipeline. Serializes (for `plan --json`) with every
 /// secret shown as `***`.
