@@ -460,8 +460,9 @@ impl Session {
     /// Runs `sql` (checked as `stream_select` checks it) and has DuckDB
     /// write its result as one Parquet file at `file`, each column carrying
     /// the Iceberg field id `field_ids` gives it; returns the rows written.
-    /// `None`: DuckDB cannot take the query inside `COPY` (a trailing
-    /// comment after a `;`), so nothing ran and the caller streams it.
+    /// `None`: DuckDB cannot take the query inside `COPY`, so nothing ran and
+    /// the caller streams it. Defensive: no such query is known (a model
+    /// ending in `;` and a comment is refused when the plan is checked).
     /// `file` must be the one path the locked-down database may write.
     pub fn copy_select(
         &self,
