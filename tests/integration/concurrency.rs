@@ -15,6 +15,11 @@ use crate::support::{example, floe_host_with_env, plugin, temp_dir};
 /// `models` (name, SQL) in silver. Returns the floe.yaml and platform.yaml
 /// (`concurrent_steps` as given).
 fn project(dir: &Path, orders: bool, models: &[(&str, &str)], concurrent_steps: u32) -> (PathBuf, PathBuf) {
+    project_with(dir, orders, models, &format!("concurrent_steps: {concurrent_steps}"))
+}
+
+/// As `project`, with `compute` the keys of the compute profile besides its type.
+fn project_with(dir: &Path, orders: bool, models: &[(&str, &str)], compute: &str) -> (PathBuf, PathBuf) {
     let demo = example("customer-analytics");
     std::fs::create_dir_all(dir.join("models")).unwrap();
     for csv in ["customers.csv", "orders.csv"] {
@@ -42,7 +47,7 @@ fn project(dir: &Path, orders: bool, models: &[(&str, &str)], concurrent_steps: 
         format!(
             "catalogs:\n  default: {{type: sql, uri: {uri}, warehouse: {wh}}}\n\
              storage:\n  default: {{type: local, root: {wh}}}\n\
-             compute:\n  default: {{type: duckdb, concurrent_steps: {concurrent_steps}}}\n",
+             compute:\n  default: {{type: duckdb, {compute}}}\n",
             uri = q(&PathBuf::from(format!("sqlite:{}", state.join("catalog.db").display()))),
             wh = q(&state.join("warehouse")),
         ),
@@ -177,7 +182,10 @@ fn a_step_that_fails_beside_another_lets_it_commit_and_starts_nothing_after() {
     let dir = temp_dir();
     let models = [("left", CUSTOMERS), ("right", CUSTOMERS), ("after", "SELECT count(*) AS n FROM silver.right")];
     let (floe, platform) = project(dir.path(), false, &models, 2);
-    let (run, summary) = run(dir.path(), &floe, &platform, "before-commit:sleep-500,before-commit-left:error");
+    // `left` fails at once; `right` commits 1.5 s later, when the run is
+    // already failing.
+    let failpoints = "before-commit:sleep-300,before-commit-left:error,before-commit-right:sleep-1500";
+    let (run, summary) = run(dir.path(), &floe, &platform, failpoints);
     let run = run.expect_code(1);
     assert!(run.stderr.contains("error: step `left`: failpoint before-commit-left: injected error"), "{}", run.stderr);
     // `right` computed beside `left` and is whole: it commits. `after`
@@ -186,4 +194,21 @@ fn a_step_that_fails_beside_another_lets_it_commit_and_starts_nothing_after() {
     assert_eq!(step(&summary, "right").2, 1_055);
     assert_eq!(leftover_files(dir.path(), "left"), Vec::<PathBuf>::new());
     assert_eq!(summary["failed_step"], "left", "{summary}");
+}
+
+#[test]
+fn two_models_that_spill_at_once_each_spill_to_a_folder_of_their_own() {
+    let dir = temp_dir();
+    // 3.2M rows sorted by a hash: far more than each model's half of 160 MB.
+    let sorted = "SELECT c.customer_id, r.i, md5(c.customer_id || '-' || r.i) AS h \
+                  FROM bronze.raw_customers c, range(3000) r(i) ORDER BY h";
+    let models = [("left", sorted), ("right", sorted)];
+    let compute = "concurrent_steps: 2, properties: {memory_limit: 160MB, threads: 2}";
+    let (floe, platform) = project_with(dir.path(), false, &models, compute);
+    let (run, summary) = run(dir.path(), &floe, &platform, "before-commit:sleep-200");
+    run.expect_code(0);
+    let (left_start, left_took, left_rows) = step(&summary, "left");
+    let (right_start, _, right_rows) = step(&summary, "right");
+    assert_eq!((left_rows, right_rows), (1_055 * 3_000, 1_055 * 3_000), "{summary}");
+    assert!(right_start < left_start + left_took, "they overlapped: {summary}");
 }

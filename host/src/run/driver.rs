@@ -71,11 +71,11 @@ pub(super) fn drive(
                 tracing::info!(step = %step.name, table = %step.target, "Running step.");
                 observers.step_started(run, step);
                 crate::observe::progress::step_started(step.name.as_str(), super::source_size(&step.action));
-                let setup = shared.compute.share(shared.budget, shares, schedule.shares());
-                if shares != schedule.shares() && shares > 0 {
+                let setup = step_setup(shared, step, shares, schedule.shares());
+                if schedule.shares() > 1 {
                     tracing::debug!(step = %step.name, shares, of = schedule.shares(),
                         threads = setup.properties.threads, memory_limit = setup.properties.memory_limit.as_deref(),
-                        "The step shares DuckDB with steps beside it.");
+                        "The step's share of DuckDB.");
                 }
                 // Created here, so that it is a child of the run's span.
                 let span = super::step_span(step);
@@ -90,6 +90,12 @@ pub(super) fn drive(
                                 let work = execute(shared, step, &setup, started).instrument(span.clone());
                                 let outcome = handle.block_on(work);
                                 super::record_step_span(&span, &outcome);
+                                // The step's own spill folder (`step_setup`), if DuckDB left it empty.
+                                if setup.properties.temp_directory != shared.compute.properties.temp_directory
+                                    && let Some(dir) = &setup.properties.temp_directory
+                                {
+                                    let _ = std::fs::remove_dir(dir);
+                                }
                                 outcome
                             })
                         }));
@@ -158,6 +164,33 @@ pub(super) fn drive(
         return Err(RunError::Cancelled { signal, abandoned, committed });
     }
     Ok(reports)
+}
+
+/// The DuckDB settings of a step with `shares` of `of` (`schedule`). One
+/// step at a time: the profile's. Otherwise its share of the budget, or, for
+/// a plugin step (no share), the plugin's memory budget for the SQL its
+/// plugin may return; and a spill folder of its own, since databases that
+/// spill to one folder at once overwrite each other's files.
+fn step_setup(shared: &Shared<'_>, step: &Step, shares: usize, of: usize) -> Setup {
+    if of <= 1 {
+        return shared.compute.clone();
+    }
+    let mut setup = if shares > 0 {
+        shared.compute.share(shared.budget, shares, of)
+    } else {
+        let memory = shared.budget.memory_bytes.min(shared.plan.limits.memory_bytes);
+        let mut setup = shared.compute.clone();
+        setup.properties.memory_limit = Some(format!("{}B", memory.max(64 << 20)));
+        setup
+    };
+    if let Some(dir) = &setup.properties.temp_directory {
+        let own = format!("{}/{}", dir.trim_end_matches('/'), step.name);
+        // DuckDB creates its spill folder, not the folders above it. A
+        // failure here is DuckDB's to report, when it spills.
+        let _ = std::fs::create_dir_all(&own);
+        setup.properties.temp_directory = Some(own);
+    }
+    setup
 }
 
 /// One step: bound (if it could not be before the run), computed and

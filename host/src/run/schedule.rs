@@ -9,13 +9,16 @@
 //! - at most one of them runs a plugin: `plugins.memory_limit` is what one
 //!   step's plugin may hold, and two plugin steps at once would need twice
 //!   what the pod budgets for plugins;
-//! - a step that computes in DuckDB (a SQL model, a WASM transform reading
-//!   its inputs) gets a share: DuckDB's `threads` and `memory_limit` are cut
-//!   into `concurrent_steps` equal shares, and the DuckDB steps starting at one
-//!   moment split the free ones (a step alone takes them all). It keeps them
-//!   until it ends, so the databases open at once never hold more than the
-//!   profile's budget. An ingest computes in its plugin and the host's
-//!   writer, and takes no share.
+//! - a step that computes in DuckDB (a SQL model, or any step with singular
+//!   tests, which run in a database of their own) gets a share: DuckDB's
+//!   `threads` and `memory_limit` are cut into `concurrent_steps` equal
+//!   shares, and the DuckDB steps starting at one moment split the free ones
+//!   (a step alone takes them all). It keeps them until it ends, so the
+//!   databases open at once never hold more than the profile's budget. A
+//!   plugin step takes no share: an ingest computes in its plugin and the
+//!   host's writer, a streaming transform reads through iceberg's reader, and
+//!   a transform whose plugin returns SQL runs it within the plugin's memory
+//!   budget (`driver`), which no other plugin step holds meanwhile.
 //!
 //! With `concurrent_steps: 1` steps run one by one, in plan order, each with
 //! the whole budget.
@@ -34,12 +37,12 @@ enum State {
 /// What a step computes with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
-    /// A plugin and the host's writer.
-    Ingest,
-    /// DuckDB.
+    /// DuckDB: a SQL model.
     Sql,
-    /// A plugin, and DuckDB to read its inputs.
-    Wasm,
+    /// A plugin (an ingest or a transform) and the host's writer.
+    Plugin,
+    /// A plugin step whose singular tests run in DuckDB.
+    PluginWithTests,
 }
 
 /// The run's steps and what each waits for.
@@ -62,10 +65,13 @@ impl Schedule {
         let waits = (0..steps.len()).map(|i| (0..i).filter(|&j| waits_for(&steps[i], &steps[j])).collect()).collect();
         let kinds = steps
             .iter()
-            .map(|s| match s.action {
-                Action::Ingest { .. } => Kind::Ingest,
-                Action::Sql { .. } => Kind::Sql,
-                Action::Wasm { .. } => Kind::Wasm,
+            .map(|s| {
+                let singular = s.data_tests.iter().any(|t| matches!(t.kind, TestKind::Singular { .. }));
+                match s.action {
+                    Action::Sql { .. } => Kind::Sql,
+                    _ if singular => Kind::PluginWithTests,
+                    _ => Kind::Plugin,
+                }
             })
             .collect();
         Schedule::with(waits, kinds, concurrent_steps)
@@ -76,7 +82,7 @@ impl Schedule {
         let slots = concurrent_steps.max(1);
         Schedule {
             plugin: kinds.iter().map(|k| *k != Kind::Sql).collect(),
-            duckdb: kinds.iter().map(|k| *k != Kind::Ingest).collect(),
+            duckdb: kinds.iter().map(|k| *k != Kind::Plugin).collect(),
             state: vec![State::Waiting; waits.len()],
             waits,
             slots,
@@ -175,14 +181,14 @@ fn waits_for(step: &Step, earlier: &Step) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::Kind::{Ingest, Sql, Wasm};
+    use super::Kind::{Plugin, PluginWithTests, Sql};
     use super::*;
 
     /// The demo's shape: two ingests, a staging model on each, two marts
     /// on both stagings, a WASM transform on one staging.
     fn demo(concurrent_steps: usize) -> Schedule {
         let waits = vec![vec![], vec![], vec![0], vec![1], vec![2, 3], vec![2, 3], vec![3]];
-        Schedule::with(waits, vec![Ingest, Ingest, Sql, Sql, Sql, Sql, Wasm], concurrent_steps)
+        Schedule::with(waits, vec![Plugin, Plugin, Sql, Sql, Sql, Sql, Plugin], concurrent_steps)
     }
 
     #[test]
@@ -190,7 +196,7 @@ mod tests {
         let mut schedule = demo(1);
         for i in 0..7 {
             let started = schedule.start();
-            let shares = if i < 2 { 0 } else { 1 };
+            let shares = if (2..6).contains(&i) { 1 } else { 0 };
             assert_eq!(started, vec![(i, shares)], "step {i}");
             assert_eq!(schedule.start(), vec![], "step {i} runs alone");
             schedule.finished(i);
@@ -214,7 +220,7 @@ mod tests {
         // The two marts are ready at once and split DuckDB; the WASM step waits for a slot.
         assert_eq!(schedule.start(), vec![(4, 1), (5, 1)]);
         schedule.finished(5);
-        assert_eq!(schedule.start(), vec![(6, 1)], "only the free share is left");
+        assert_eq!(schedule.start(), vec![(6, 0)], "a plugin step takes no share");
         schedule.finished(4);
         schedule.finished(6);
         assert_eq!(schedule.running(), 0);
@@ -223,10 +229,16 @@ mod tests {
 
     #[test]
     fn a_step_waits_for_free_shares_even_when_a_slot_is_free() {
-        let mut schedule = Schedule::with(vec![vec![], vec![], vec![0]], vec![Sql, Ingest, Sql], 3);
+        let mut schedule = Schedule::with(vec![vec![], vec![], vec![0]], vec![Sql, Plugin, Sql], 3);
         assert_eq!(schedule.start(), vec![(0, 3), (1, 0)]);
         schedule.finished(0);
         assert_eq!(schedule.start(), vec![(2, 3)]);
+    }
+
+    #[test]
+    fn a_plugin_step_with_singular_tests_takes_a_share_for_them() {
+        let mut schedule = Schedule::with(vec![vec![], vec![]], vec![PluginWithTests, Sql], 2);
+        assert_eq!(schedule.start(), vec![(0, 1), (1, 1)]);
     }
 
     #[test]
