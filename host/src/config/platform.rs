@@ -89,7 +89,7 @@ pub enum ComputeProfile {
         /// them makes them wait (one reads what the other writes). They share
         /// `threads` and `memory_limit`, and at most one of them runs a plugin.
         /// Default: one per two cores the process may use (1 on 2 cores, where
-        /// overlapping measured slower at 10M orders); 1 runs the steps one by one.
+        /// overlapping was no faster at 10M orders); 1 runs the steps one by one.
         #[serde(default)]
         concurrent_steps: Option<Instances>,
     },

@@ -114,9 +114,9 @@ pub fn enable() {
             let line = if !first.counters {
                 format!("  {}  {}s", first.name, elapsed.as_secs())
             } else {
-                let names: Vec<&str> = terminal.steps.iter().map(|s| s.name.as_str()).collect();
-                let total = if names.len() == 1 { first.total_bytes } else { None };
-                render(&names.join(" + "), ROWS.load(Ordering::Relaxed), BYTES.load(Ordering::Relaxed), total, elapsed)
+                let steps: Vec<(&str, Option<u64>)> =
+                    terminal.steps.iter().map(|s| (s.name.as_str(), s.total_bytes)).collect();
+                render_steps(&steps, ROWS.load(Ordering::Relaxed), BYTES.load(Ordering::Relaxed), elapsed)
             };
             let mut stderr = std::io::stderr().lock();
             let _ = stderr.write_all(CLEAR_LINE);
@@ -127,6 +127,19 @@ pub fn enable() {
     });
     if spawned.is_err() {
         ENABLED.store(false, Ordering::Relaxed);
+    }
+}
+
+/// The status line of the running steps (name, total bytes): one step as
+/// [`render`] draws it; several share the counters, named `a + b`, with no
+/// bar (no one total applies).
+pub fn render_steps(steps: &[(&str, Option<u64>)], rows: u64, bytes: u64, elapsed: Duration) -> String {
+    match steps {
+        [(name, total)] => render(name, rows, bytes, *total, elapsed),
+        _ => {
+            let names: Vec<&str> = steps.iter().map(|(name, _)| *name).collect();
+            render(&names.join(" + "), rows, bytes, None, elapsed)
+        }
     }
 }
 
@@ -207,6 +220,19 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for TerminalWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steps_at_once_share_one_line_without_a_bar() {
+        let elapsed = Duration::from_secs(3);
+        assert_eq!(
+            render_steps(&[("raw_orders", Some(1_000)), ("stg_customers", None)], 1_000, 500, elapsed),
+            "  raw_orders + stg_customers  1,000 rows  500 B  3s"
+        );
+        assert_eq!(
+            render_steps(&[("raw_orders", Some(1_000))], 1_000, 500, elapsed),
+            render("raw_orders", 1_000, 500, Some(1_000), elapsed)
+        );
+    }
 
     #[test]
     fn renders_rows_bytes_and_a_bar_when_the_total_is_known() {

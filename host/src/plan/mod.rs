@@ -31,9 +31,9 @@ use crate::sandbox::Limits;
 /// say (`concurrent_steps`): one per two cores the process may use (cgroup
 /// quotas count), at most 4. A step keeps about two cores busy on its own
 /// (a parse and the writer, or DuckDB's threads), so on 2 cores a second step
-/// only takes cycles from the first: the demo at 10M orders took 0.69× of
-/// raw DuckDB with two steps at once against 0.65× one by one
-/// (BENCHMARKS.md, "Steps at once").
+/// only takes cycles from the first: the demo at 10M orders took the same
+/// wall time both ways, with more memory two at once (BENCHMARKS.md, "Steps
+/// at once").
 pub fn default_concurrent_steps() -> usize {
     (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).clamp(1, 4)
 }
