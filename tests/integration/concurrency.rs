@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{example, floe_host_with_env, plugin, temp_dir};
+use crate::support::{example, floe_host_with_env, parquet_paths, plugin, temp_dir};
 
 /// Ingests the demo's customers (and its orders, with `orders`); then
 /// `models` (name, SQL) in silver. Returns the floe.yaml and platform.yaml
@@ -88,22 +88,12 @@ fn committed(summary: &serde_json::Value) -> Vec<&str> {
     summary["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect()
 }
 
-/// The `.parquet` files under the table's folder in the warehouse, and any
-/// DuckDB scratch file left in the state directory.
+/// The `.parquet` files of silver `table` in the warehouse, and any DuckDB
+/// scratch file left in the state directory.
 fn leftover_files(dir: &Path, table: &str) -> Vec<PathBuf> {
     let state = dir.join("state");
-    let mut found = Vec::new();
-    let mut folders = vec![state.join("warehouse/silver").join(table), state.join("duckdb-out")];
-    while let Some(folder) = folders.pop() {
-        let Ok(entries) = std::fs::read_dir(&folder) else { continue };
-        for path in entries.map(|e| e.unwrap().path()) {
-            if path.is_dir() {
-                folders.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                found.push(path);
-            }
-        }
-    }
+    let mut found = parquet_paths(&state.join("warehouse/silver").join(table));
+    found.extend(parquet_paths(&state.join("duckdb-out")));
     found
 }
 

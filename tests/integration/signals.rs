@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use floe_host::run::cancel::{Cancel, Signal};
 
-use crate::support::{example, floe_host, plugin, temp_dir};
+use crate::support::{example, floe_host, parquet_paths, plugin, temp_dir};
 
 const TABLES: [&str; 4] = ["bronze.raw_customers", "bronze.raw_orders", "silver.stg_customers", "silver.stg_orders"];
 
@@ -280,22 +280,12 @@ fn the_flag_is_checked_and_set_atomically_with_the_commit() {
     assert_eq!(Signal::Interrupt.exit_code().code(), 130);
 }
 
-/// The `.parquet` files under the warehouse folder of `table` (`silver.stg_customers`).
+/// The `.parquet` files of `table` (`silver.stg_customers`) in the
+/// warehouse, and any DuckDB scratch file left in the state directory.
 fn data_files(state: &Path, table: &str) -> Vec<PathBuf> {
     let (namespace, name) = table.split_once('.').unwrap();
-    let mut found = Vec::new();
-    let mut folders = vec![state.join("warehouse").join(namespace).join(name), state.join("duckdb-out")];
-    while let Some(folder) = folders.pop() {
-        let Ok(entries) = std::fs::read_dir(&folder) else { continue };
-        for entry in entries.map(Result::unwrap) {
-            let path = entry.path();
-            if path.is_dir() {
-                folders.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                found.push(path);
-            }
-        }
-    }
+    let mut found = parquet_paths(&state.join("warehouse").join(namespace).join(name));
+    found.extend(parquet_paths(&state.join("duckdb-out")));
     found
 }
 

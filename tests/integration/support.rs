@@ -116,18 +116,21 @@ pub fn temp_dir() -> tempfile::TempDir {
 /// The Parquet files under `dir`, at any depth (none if it does not exist):
 /// a table's data files, committed or orphaned.
 pub fn parquet_files(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|entry| {
-            let path = entry.path();
-            if path.is_dir() {
-                parquet_files(&path)
-            } else {
-                usize::from(path.extension().is_some_and(|e| e == "parquet"))
-            }
-        })
-        .sum()
+    parquet_paths(dir).len()
+}
+
+/// The paths of the Parquet files under `dir`, at any depth.
+pub fn parquet_paths(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut found = Vec::new();
+    for path in entries.flatten().map(|entry| entry.path()) {
+        if path.is_dir() {
+            found.extend(parquet_paths(&path));
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            found.push(path);
+        }
+    }
+    found
 }
 
 /// The values of a Utf8 column across batches.
