@@ -563,8 +563,10 @@ fn s3_hanging_mid_run_fails_the_step_naming_s3_leaves_only_whole_commits_and_a_r
 
 #[test]
 fn a_run_longer_than_its_oauth2_token_refreshes_the_token_and_finishes() {
-    // `floe-short` tokens live 3 seconds (tests/services/idp/idp.mjs); the
-    // demo runs for longer, compiling three plugins on the way.
+    // `floe-short` tokens live 3 seconds (tests/services/idp/idp.mjs). The
+    // first token is fetched once the plugins are compiled; every step then
+    // waits 400 ms before its commit, so the demo's nine steps outlast it
+    // however fast the machine is.
     let services = PrivateServices::start(&["rest", "idp"]);
     let state = temp_dir();
     let yaml = format!(
@@ -579,8 +581,12 @@ fn a_run_longer_than_its_oauth2_token_refreshes_the_token_and_finishes() {
     );
     let platform_file = state.path().join("platform.yaml");
     std::fs::write(&platform_file, yaml).unwrap();
-    let run =
-        run_demo(platform_file.to_str().unwrap(), state.path(), &[("SHORT_SECRET", "short-secret")]).expect_code(0);
+    let run = run_demo(
+        platform_file.to_str().unwrap(),
+        state.path(),
+        &[("SHORT_SECRET", "short-secret"), ("FLOE_FAILPOINT", "before-commit:sleep-400")],
+    )
+    .expect_code(0);
     assert!(run.stdout.contains("gold.daily_revenue"), "{}", run.stdout);
     let log = std::fs::read_to_string(services.dir.path().join("idp.log")).unwrap();
     let tokens = log.matches("idp: token for client 'floe-short'").count();
