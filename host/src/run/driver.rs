@@ -24,7 +24,7 @@ use super::{RunError, RunOptions, StepReport};
 use crate::compute::{Budget, Setup};
 use crate::lakehouse::{CommitTags, Lakehouse};
 use crate::observe::{Observers, RunInfo};
-use crate::plan::{Plan, Step};
+use crate::plan::{Action, Plan, Step};
 
 /// What every step of the run shares.
 pub(super) struct Shared<'a> {
@@ -70,7 +70,7 @@ pub(super) fn drive(
                 let step = &steps[index];
                 tracing::info!(step = %step.name, table = %step.target, "Running step.");
                 observers.step_started(run, step);
-                crate::observe::progress::step_started(step.name.as_str(), super::source_size(&step.action));
+                crate::observe::progress::step_started(step.name.as_str(), source_size(&step.action));
                 let setup = step_setup(shared, step, shares, schedule.shares());
                 if schedule.shares() > 1 {
                     tracing::debug!(step = %step.name, shares, of = schedule.shares(),
@@ -78,7 +78,7 @@ pub(super) fn drive(
                         "The step's share of DuckDB.");
                 }
                 // Created here, so that it is a child of the run's span.
-                let span = super::step_span(step);
+                let span = step_span(step);
                 let sender = sender.clone();
                 let handle = handle.clone();
                 let dispatch = dispatch.clone();
@@ -89,7 +89,7 @@ pub(super) fn drive(
                             tracing::dispatcher::with_default(&dispatch, || {
                                 let work = execute(shared, step, &setup, started).instrument(span.clone());
                                 let outcome = handle.block_on(work);
-                                super::record_step_span(&span, &outcome);
+                                record_step_span(&span, &outcome);
                                 // The step's own spill folder (`step_setup`), if DuckDB left it empty.
                                 if setup.properties.temp_directory != shared.compute.properties.temp_directory
                                     && let Some(dir) = &setup.properties.temp_directory
@@ -240,4 +240,55 @@ async fn execute(
         superseded: info.superseded,
     };
     Ok((report, schema))
+}
+
+/// The span of one step (observe/traces.rs), to be created where the run's
+/// span is the current one.
+fn step_span(step: &Step) -> tracing::Span {
+    tracing::info_span!(
+        crate::observe::traces::STEP,
+        step = %step.name,
+        table = %step.target,
+        kind = action_kind(&step.action),
+        rows = tracing::field::Empty,
+        files = tracing::field::Empty,
+        bytes = tracing::field::Empty,
+        snapshot_id = tracing::field::Empty,
+        already_committed = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
+    )
+}
+
+/// What a step did, on its span.
+fn record_step_span(span: &tracing::Span, outcome: &Result<(StepReport, SchemaRef), RunError>) {
+    match outcome {
+        Ok((report, _)) => {
+            span.record("rows", report.rows as i64)
+                .record("files", report.files as i64)
+                .record("bytes", report.bytes as i64)
+                .record("snapshot_id", report.snapshot_id)
+                .record("already_committed", report.already_committed);
+        }
+        Err(error) => {
+            crate::observe::traces::fail(span, &error);
+        }
+    }
+}
+
+/// The size of an ingest step's source file: the total its progress bar fills.
+fn source_size(action: &Action) -> Option<u64> {
+    match action {
+        Action::Ingest { source, .. } => std::fs::metadata(source).ok().map(|m| m.len()),
+        _ => None,
+    }
+}
+
+/// The step's kind, as a span attribute.
+fn action_kind(action: &Action) -> &'static str {
+    match action {
+        Action::Ingest { .. } => "ingest",
+        Action::Sql { .. } => "sql",
+        Action::Wasm { .. } => "wasm",
+    }
 }

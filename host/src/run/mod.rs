@@ -456,57 +456,6 @@ async fn maintain_after_run(lakehouse: &Lakehouse, plan: &Plan, reports: &[StepR
     }
 }
 
-/// The span of one step (observe/traces.rs), to be created where the run's
-/// span is the current one.
-fn step_span(step: &Step) -> tracing::Span {
-    tracing::info_span!(
-        crate::observe::traces::STEP,
-        step = %step.name,
-        table = %step.target,
-        kind = action_kind(&step.action),
-        rows = tracing::field::Empty,
-        files = tracing::field::Empty,
-        bytes = tracing::field::Empty,
-        snapshot_id = tracing::field::Empty,
-        already_committed = tracing::field::Empty,
-        otel.status_code = tracing::field::Empty,
-        otel.status_description = tracing::field::Empty,
-    )
-}
-
-/// What a step did, on its span.
-fn record_step_span(span: &tracing::Span, outcome: &Result<(StepReport, SchemaRef), RunError>) {
-    match outcome {
-        Ok((report, _)) => {
-            span.record("rows", report.rows as i64)
-                .record("files", report.files as i64)
-                .record("bytes", report.bytes as i64)
-                .record("snapshot_id", report.snapshot_id)
-                .record("already_committed", report.already_committed);
-        }
-        Err(error) => {
-            crate::observe::traces::fail(span, &error);
-        }
-    }
-}
-
-/// The size of an ingest step's source file: the total its progress bar fills.
-fn source_size(action: &Action) -> Option<u64> {
-    match action {
-        Action::Ingest { source, .. } => std::fs::metadata(source).ok().map(|m| m.len()),
-        _ => None,
-    }
-}
-
-/// The step's kind, as a span attribute.
-fn action_kind(action: &Action) -> &'static str {
-    match action {
-        Action::Ingest { .. } => "ingest",
-        Action::Sql { .. } => "sql",
-        Action::Wasm { .. } => "wasm",
-    }
-}
-
 /// Computes one step and commits its table, unless this run id already
 /// committed it (exactly once: see `lakehouse::history`).
 async fn run_step(
