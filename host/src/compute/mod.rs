@@ -87,22 +87,40 @@ impl Setup {
     /// defaults), read from a fresh database that proves the settings.
     pub fn budget(&self) -> Result<Budget, ComputeError> {
         let session = self.open()?;
-        let threads: i64 = session
-            .conn()
-            .query_row("SELECT current_setting('threads')", [], |row| row.get(0))
-            .map_err(ComputeError::Query)?;
-        Ok(Budget { threads: threads.max(1) as u64, memory_bytes: session.memory_limit_bytes()? })
+        Ok(Budget { threads: session.threads()?, memory_bytes: session.memory_limit_bytes()? })
     }
 
-    /// This setup with `shares` of `of` equal shares of `budget` (at least
-    /// one thread and 64 MiB): what a step gets while others compute beside
-    /// it (`run::schedule`). All shares: the setup as it is.
+    /// This setup with `shares` of `of` equal shares of `budget`: what a step
+    /// gets while others compute beside it (`run::schedule`). All shares: the
+    /// setup as it is.
     pub fn share(&self, budget: Budget, shares: usize, of: usize) -> Setup {
+        if shares >= of || of == 0 {
+            return self.clone();
+        }
+        let (shares, of) = (shares as u64, of as u64);
+        self.limited(Budget { threads: budget.threads * shares / of, memory_bytes: budget.memory_bytes * shares / of })
+    }
+
+    /// This setup with `limits` (at least one thread and 64 MiB).
+    pub fn limited(&self, limits: Budget) -> Setup {
         let mut setup = self.clone();
-        if shares < of && of > 0 {
-            let (shares, of) = (shares as u64, of as u64);
-            setup.properties.threads = Some((budget.threads * shares / of).max(1) as u32);
-            setup.properties.memory_limit = Some(format!("{}B", (budget.memory_bytes * shares / of).max(64 << 20)));
+        setup.properties.threads = Some(limits.threads.max(1) as u32);
+        setup.properties.memory_limit = Some(format!("{}B", limits.memory_bytes.max(64 << 20)));
+        setup
+    }
+
+    /// This setup spilling to `<temp_directory>/<name>`: DuckDB databases
+    /// open at once must not spill to one folder (their files collide, and
+    /// the process crashed), and DuckDB creates its spill folder but not the
+    /// folders above it, so it is created here. Without a `temp_directory`,
+    /// the setup as it is.
+    pub fn spilling_apart(&self, name: &str) -> Setup {
+        let mut setup = self.clone();
+        if let Some(dir) = &self.properties.temp_directory {
+            let own = format!("{}/{name}", dir.trim_end_matches('/'));
+            // A failure is DuckDB's to report, when it spills.
+            let _ = std::fs::create_dir_all(&own);
+            setup.properties.temp_directory = Some(own);
         }
         setup
     }
@@ -238,6 +256,15 @@ impl Session {
         self.conn()
             .execute_batch(&format!("SET VARIABLE {} = {}", quote(name), literal(value)))
             .map_err(|source| ComputeError::Setting { setting: "VARIABLE", value: format!("{name} = {value}"), source })
+    }
+
+    /// DuckDB's `threads`, as it applies it.
+    pub fn threads(&self) -> Result<u64, ComputeError> {
+        let threads: i64 = self
+            .conn()
+            .query_row("SELECT current_setting('threads')", [], |row| row.get(0))
+            .map_err(ComputeError::Query)?;
+        Ok(threads.max(1) as u64)
     }
 
     /// DuckDB's `memory_limit` in bytes, as it applies it.
@@ -647,8 +674,7 @@ mod tests {
         assert_eq!(budget, Budget { threads: 2, memory_bytes: 2 << 30 });
         let half = setup.share(budget, 1, 2).open().unwrap();
         assert_eq!(half.memory_limit_bytes().unwrap(), 1 << 30);
-        let threads: i64 = half.conn().query_row("SELECT current_setting('threads')", [], |r| r.get(0)).unwrap();
-        assert_eq!(threads, 1);
+        assert_eq!(half.threads().unwrap(), 1);
         assert_eq!(setup.share(budget, 2, 2).properties.memory_limit.as_deref(), Some("2GiB"));
         // Never below one thread and 64 MiB.
         let tiny = setup.share(Budget { threads: 1, memory_bytes: 100 << 20 }, 1, 4);

@@ -175,22 +175,13 @@ fn step_setup(shared: &Shared<'_>, step: &Step, shares: usize, of: usize) -> Set
     if of <= 1 {
         return shared.compute.clone();
     }
-    let mut setup = if shares > 0 {
+    let setup = if shares > 0 {
         shared.compute.share(shared.budget, shares, of)
     } else {
-        let memory = shared.budget.memory_bytes.min(shared.plan.limits.memory_bytes);
-        let mut setup = shared.compute.clone();
-        setup.properties.memory_limit = Some(format!("{}B", memory.max(64 << 20)));
-        setup
+        let memory_bytes = shared.budget.memory_bytes.min(shared.plan.limits.memory_bytes);
+        shared.compute.limited(Budget { memory_bytes, ..shared.budget })
     };
-    if let Some(dir) = &setup.properties.temp_directory {
-        let own = format!("{}/{}", dir.trim_end_matches('/'), step.name);
-        // DuckDB creates its spill folder, not the folders above it. A
-        // failure here is DuckDB's to report, when it spills.
-        let _ = std::fs::create_dir_all(&own);
-        setup.properties.temp_directory = Some(own);
-    }
-    setup
+    setup.spilling_apart(step.name.as_str())
 }
 
 /// One step: bound (if it could not be before the run), computed and

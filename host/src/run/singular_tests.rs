@@ -35,11 +35,8 @@ pub fn database(compute: &Setup, step: &Step) -> Result<Option<Session>, RunErro
         setup.properties.memory_limit = Some(format!("{}MB", (bytes / 2 / 1_000_000).max(64)));
     }
     setup.properties.path = None;
-    // Its own spill folder: two databases must not share temp files.
-    if let Some(dir) = &setup.properties.temp_directory {
-        setup.properties.temp_directory = Some(format!("{}/singular-tests", dir.trim_end_matches('/')));
-    }
-    let session = setup.open().map_err(|source| RunError::Compute {
+    // The step's own database runs beside this one.
+    let session = setup.spilling_apart("singular-tests").open().map_err(|source| RunError::Compute {
         step: step.name.to_string(),
         what: "opening DuckDB for the singular tests".into(),
         source,
