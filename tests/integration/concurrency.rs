@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{example, floe_host_with_env, parquet_paths, plugin, temp_dir};
+use crate::support::{example, floe_host_with_env, plugin, step_files, temp_dir};
 
 /// Ingests the demo's customers (and its orders, with `orders`); then
 /// `models` (name, SQL) in silver. Returns the floe.yaml and platform.yaml
@@ -88,15 +88,6 @@ fn committed(summary: &serde_json::Value) -> Vec<&str> {
     summary["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect()
 }
 
-/// The `.parquet` files of silver `table` in the warehouse, and any DuckDB
-/// scratch file left in the state directory.
-fn leftover_files(dir: &Path, table: &str) -> Vec<PathBuf> {
-    let state = dir.join("state");
-    let mut found = parquet_paths(&state.join("warehouse/silver").join(table));
-    found.extend(parquet_paths(&state.join("duckdb-out")));
-    found
-}
-
 const CUSTOMERS: &str = "SELECT customer_id, region FROM bronze.raw_customers";
 
 #[test]
@@ -149,7 +140,11 @@ fn two_overlapped_steps_that_fail_at_once_commit_nothing_and_both_are_reported()
     assert_eq!(summary["failed_step"], failed_first, "the step of the run's error: {summary}");
     assert_eq!(committed(&summary), ["raw_customers"], "{summary}");
     for table in ["left", "right"] {
-        assert_eq!(leftover_files(dir.path(), table), Vec::<PathBuf>::new(), "{table}: its files are deleted");
+        assert_eq!(
+            step_files(&dir.path().join("state"), &format!("silver.{table}")),
+            Vec::<PathBuf>::new(),
+            "{table}: its files are deleted"
+        );
     }
     let show = floe_host_with_env(
         &[
@@ -182,7 +177,7 @@ fn a_step_that_fails_beside_another_lets_it_commit_and_starts_nothing_after() {
     // would start once `right` committed, but the run is failing by then.
     assert_eq!(committed(&summary), ["raw_customers", "right"], "{summary}");
     assert_eq!(step(&summary, "right").2, 1_055);
-    assert_eq!(leftover_files(dir.path(), "left"), Vec::<PathBuf>::new());
+    assert_eq!(step_files(&dir.path().join("state"), "silver.left"), Vec::<PathBuf>::new());
     assert_eq!(summary["failed_step"], "left", "{summary}");
 }
 

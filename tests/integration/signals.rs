@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use floe_host::run::cancel::{Cancel, Signal};
 
-use crate::support::{example, floe_host, parquet_paths, plugin, temp_dir};
+use crate::support::{example, floe_host, plugin, step_files, temp_dir};
 
 const TABLES: [&str; 4] = ["bronze.raw_customers", "bronze.raw_orders", "silver.stg_customers", "silver.stg_orders"];
 
@@ -280,15 +280,6 @@ fn the_flag_is_checked_and_set_atomically_with_the_commit() {
     assert_eq!(Signal::Interrupt.exit_code().code(), 130);
 }
 
-/// The `.parquet` files of `table` (`silver.stg_customers`) in the
-/// warehouse, and any DuckDB scratch file left in the state directory.
-fn data_files(state: &Path, table: &str) -> Vec<PathBuf> {
-    let (namespace, name) = table.split_once('.').unwrap();
-    let mut found = parquet_paths(&state.join("warehouse").join(namespace).join(name));
-    found.extend(parquet_paths(&state.join("duckdb-out")));
-    found
-}
-
 #[test]
 fn sigterm_during_two_overlapped_steps_abandons_both_and_leaves_no_file() {
     let dir = temp_dir();
@@ -321,7 +312,7 @@ fn sigterm_during_two_overlapped_steps_abandons_both_and_leaves_no_file() {
     assert_eq!(counts[2], ("silver.stg_customers", None), "abandoned beside raw_orders");
     assert_eq!(counts[3], ("silver.stg_orders", None), "never started");
     for table in ["bronze.raw_orders", "silver.stg_customers"] {
-        assert_eq!(data_files(&state, table), Vec::<PathBuf>::new(), "{table}: the abandoned step's files are deleted");
+        assert_eq!(step_files(&state, table), Vec::<PathBuf>::new(), "{table}: the abandoned step's files are deleted");
     }
     check_absent_or_complete_then_rerun(&project, &state);
 }

@@ -119,6 +119,16 @@ pub fn parquet_files(dir: &Path) -> usize {
     parquet_paths(dir).len()
 }
 
+/// What a step left of its data: the `.parquet` files of `table`
+/// (`silver.stg_customers`) in the warehouse under `state`, and any DuckDB
+/// scratch file in the state directory.
+pub fn step_files(state: &Path, table: &str) -> Vec<PathBuf> {
+    let (namespace, name) = table.split_once('.').unwrap();
+    let mut found = parquet_paths(&state.join("warehouse").join(namespace).join(name));
+    found.extend(parquet_paths(&state.join("duckdb-out")));
+    found
+}
+
 /// The paths of the Parquet files under `dir`, at any depth.
 pub fn parquet_paths(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
