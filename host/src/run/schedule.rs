@@ -102,7 +102,7 @@ impl Schedule {
         if self.closed {
             return Vec::new();
         }
-        let mut running = self.state.iter().filter(|s| matches!(s, State::Running { .. })).count();
+        let mut running = self.running();
         let mut plugin_busy =
             (0..self.state.len()).any(|i| self.plugin[i] && matches!(self.state[i], State::Running { .. }));
         let mut starting = Vec::new();
