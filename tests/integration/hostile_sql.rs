@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::support::{Run, floe_host_measured, floe_host_with_env, plugin, temp_dir};
+use crate::support::{Run, floe_host_command, floe_host_measured, floe_host_with_env, plugin, temp_dir};
 
 const STEP: &str = "probe";
 const ATTACKS: &str = "attacks";
@@ -66,6 +66,12 @@ impl Project {
     }
 
     fn run_file(&self, file: &Path, extra: &[&str]) -> Run {
+        Run::from(self.command(file, extra).output().expect("floe-host runs"))
+    }
+
+    /// `floe-host run` of `file` over the project's state and secrets, under
+    /// the attacks' run id unless `extra` gives one.
+    fn command(&self, file: &Path, extra: &[&str]) -> std::process::Command {
         let (state, secrets) = (self.state(), self.path("secrets"));
         let run_id = if extra.contains(&"--run-id") { &[][..] } else { &["--run-id", ATTACKS][..] };
         let mut args = vec![
@@ -79,7 +85,7 @@ impl Project {
         ];
         args.extend_from_slice(run_id);
         args.extend_from_slice(extra);
-        floe_host_with_env(&args, &[])
+        floe_host_command(&args, &[])
     }
 
     /// Runs the pipeline with `sql` as what evil-sql returns.
@@ -88,11 +94,16 @@ impl Project {
     }
 
     fn run_sql_with(&self, sql: &str, extra: &[&str]) -> Run {
-        let q = serde_json::to_string(sql).unwrap();
-        let file = self.write_pipeline(&format!(
-            "    kind: wasm\n    plugin: evil-sql\n    inputs: [bronze.raw_events]\n    config:\n      sql: {q}\n"
-        ));
+        let file = self.write_sql_pipeline(sql);
         self.run_file(&file, extra)
+    }
+
+    /// floe.yaml whose probe step is evil-sql returning `sql`.
+    fn write_sql_pipeline(&self, sql: &str) -> PathBuf {
+        let q = serde_json::to_string(sql).unwrap();
+        self.write_pipeline(&format!(
+            "    kind: wasm\n    plugin: evil-sql\n    inputs: [bronze.raw_events]\n    config:\n      sql: {q}\n"
+        ))
     }
 
     /// Runs the probe step as a SQL model holding `sql`.
@@ -356,6 +367,71 @@ fn plugin_sql_stays_within_its_memory_and_output_limits() {
         assert!(peak < 1 << 30, "{sql}: peaked at {} MiB", peak >> 20);
         assert_eq!(project.probe_snapshot(), project.baseline, "{sql}");
     }
+}
+
+/// SQL that spills: DuckDB's own cap is 90% of the free disk, so a plugin's
+/// query could fill the disk that models spill to (in a pod, an emptyDir
+/// whose overflow evicts the pod). A plugin's SQL spills into a folder of
+/// its own, at most `plugins.spill_limit`, and the folder goes when the
+/// query ends: at the cap (DuckDB's error, with the key to raise), and when
+/// the host kills the worker at its time budget (a killed worker cannot
+/// delete its own files).
+#[test]
+fn plugin_sql_spills_at_most_its_spill_limit_and_leaves_no_spill_file() {
+    let project = Project::new();
+    let spill = project.state().join("duckdb-tmp");
+    // About 3 GB of strings sorted under 64 MB of DuckDB memory.
+    let sorting = "SELECT count(*) AS n FROM (SELECT repeat('x', 100) || range::VARCHAR AS s \
+                   FROM range(30000000) ORDER BY s DESC)";
+    let compute = "      memory_limit: 64MB\n      threads: 1\n";
+    let capped = project.platform(compute, "  spill_limit: 32MiB\n");
+    let run = project.run_sql_with(sorting, &["--platform", capped.to_str().unwrap()]).expect_code(3);
+    for piece in [
+        "step `probe`: the SQL from plugin `evil-sql` failed in DuckDB",
+        "max_temp_directory_size",
+        "a plugin's SQL may spill 32 MiB to disk, `plugins.spill_limit` in platform.yaml",
+    ] {
+        assert!(run.stderr.contains(piece), "stderr lacks {piece:?}:\n{}", run.stderr);
+    }
+    assert_eq!(spilled(&spill), (0, 0), "spill files left at the cap");
+    assert_eq!(project.probe_snapshot(), project.baseline);
+
+    // Killed at the step budget while it spills (the default cap, 4 GiB).
+    let budget = project.platform(compute, "  step_timeout: 4s\n");
+    let file = project.write_sql_pipeline(sorting);
+    let mut child = project
+        .command(&file, &["--platform", budget.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut most = 0;
+    while child.try_wait().unwrap().is_none() {
+        most = most.max(spilled(&spill).1);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = Run::from(child.wait_with_output().unwrap()).expect_code(3);
+    assert!(run.stderr.contains("`plugins.step_timeout`: 4s"), "{}", run.stderr);
+    assert!(most > 0, "the query never spilled before its budget ended:\n{}", run.stderr);
+    assert_eq!(spilled(&spill), (0, 0), "spill files left by the killed worker ({most} bytes at most)");
+    assert_eq!(project.probe_snapshot(), project.baseline);
+}
+
+/// Files under `dir` and their bytes.
+fn spilled(dir: &Path) -> (usize, u64) {
+    let (mut files, mut bytes) = (0, 0);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            match entry.metadata() {
+                Ok(meta) if meta.is_dir() => stack.push(entry.path()),
+                Ok(meta) => (files, bytes) = (files + 1, bytes + meta.len()),
+                Err(_) => {}
+            }
+        }
+    }
+    (files, bytes)
 }
 
 /// Models run locked down too: a data engineer's SQL reads its inputs, not

@@ -267,6 +267,12 @@ impl Session {
         Ok(threads.max(1) as u64)
     }
 
+    /// Caps what DuckDB may spill to disk (`max_temp_directory_size`; its
+    /// default is 90% of the free disk).
+    pub fn limit_spill(&self, bytes: u64) -> Result<(), ComputeError> {
+        self.set("max_temp_directory_size", &format!("{bytes}B"))
+    }
+
     /// DuckDB's `memory_limit` in bytes, as it applies it.
     pub fn memory_limit_bytes(&self) -> Result<u64, ComputeError> {
         let shown: String = self

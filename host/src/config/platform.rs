@@ -394,6 +394,12 @@ pub struct PluginLimits {
     /// Largest output of one plugin call (default `256MiB`).
     #[serde(default)]
     pub max_output_bytes: Option<ByteSize>,
+    /// Disk that the SQL a plugin returns (SQL mode) may spill to, in its
+    /// own folder under the compute profile's `temp_directory`, removed when
+    /// the query ends, however it ends (default `4GiB`; `0` never spills).
+    /// DuckDB's own default is 90% of the free disk.
+    #[serde(default)]
+    pub spill_limit: Option<ByteSize>,
     /// Largest plugin component accepted (default `128MiB`).
     #[serde(default)]
     pub max_component_size: Option<ByteSize>,

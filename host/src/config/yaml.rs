@@ -272,6 +272,7 @@ fn example_for(key: &str) -> Option<&'static str> {
         (_, "memory_limit") => "`memory_limit: 2GB`",
         (_, "call_timeout") => "`call_timeout: 30s`",
         (_, "max_output_bytes") => "`max_output_bytes: 64MiB`",
+        (_, "spill_limit") => "`spill_limit: 4GiB` (0 never spills)",
         (_, "ingest_parallelism") => "`ingest_parallelism: 2` (1 parses every source in one piece)",
         (_, "ingest_chunk_size") => "`ingest_chunk_size: 8MiB`",
         (_, "threads") => "`threads: 4`",

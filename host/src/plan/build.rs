@@ -1070,6 +1070,7 @@ fn sandbox_limits(keys: &crate::config::PluginLimits) -> crate::sandbox::Limits 
         step_timeout: time(keys.step_timeout, d.step_timeout),
         run_timeout: time(keys.run_timeout, d.run_timeout),
         max_output_bytes: bytes(keys.max_output_bytes, d.max_output_bytes),
+        spill_bytes: bytes(keys.spill_limit, d.spill_bytes),
         max_component_bytes: bytes(keys.max_component_size, d.max_component_bytes),
         compile_memory_bytes: bytes(keys.compile_memory_limit, d.compile_memory_bytes),
         compile_timeout: time(keys.compile_timeout, d.compile_timeout),

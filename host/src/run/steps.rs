@@ -264,6 +264,10 @@ pub async fn sql(
         let schema = result.map_err(|source| sql_error(step, author, source))?;
         return Ok((schema, usage));
     }
+    if let SqlAuthor::Plugin { sandbox, .. } = author {
+        // In process (a library's sandbox with no worker): the spill cap still holds.
+        session.limit_spill(sandbox.worker_limits().spill_bytes).map_err(setup_error)?;
+    }
     let usage = load_and_lock(lakehouse, compute, &session, step, author, None).await?;
     stream(&session, step, author, query, usage, sink)
 }
@@ -408,13 +412,22 @@ fn sql_error(step: &Step, author: &SqlAuthor<'_>, source: ComputeError) -> RunEr
         (SqlAuthor::Plugin { name, budget, sandbox, .. }, ComputeError::TimedOut(_)) => {
             RunError::Plugin(sandbox.out_of_budget(&step_name, name, *budget))
         }
-        (SqlAuthor::Plugin { name, .. }, source) => {
+        (SqlAuthor::Plugin { name, sandbox, .. }, source) => {
             let what = match &source {
                 ComputeError::Refused(_) => "was refused",
                 _ => "failed in DuckDB",
             };
             let text = crate::sandbox::text::escape(&source.to_string()).into_owned();
-            RunError::PluginSql { step: step_name, plugin: name.to_string(), message: format!("{what}: {text}") }
+            // DuckDB's own advice (`SET max_temp_directory_size`) is not the user's fix.
+            let hint = match text.contains("max_temp_directory_size") {
+                true => format!(
+                    " (a plugin's SQL may spill {} MiB to disk, `plugins.spill_limit` in platform.yaml; raise it \
+                     only for a plugin you trust to need more)",
+                    sandbox.worker_limits().spill_bytes >> 20
+                ),
+                false => String::new(),
+            };
+            RunError::PluginSql { step: step_name, plugin: name.to_string(), message: format!("{what}: {text}{hint}") }
         }
         (SqlAuthor::Model { file }, ComputeError::Refused(message)) => {
             RunError::ModelRefused { step: step_name, file: file.display().to_string(), message }

@@ -69,6 +69,9 @@ pub struct Limits {
     pub compile_timeout: Duration,
     /// Largest IPC fragment, in bytes, that one call may return.
     pub max_output_bytes: u64,
+    /// Disk that a plugin's SQL may spill to (DuckDB's
+    /// `max_temp_directory_size` in its worker).
+    pub spill_bytes: u64,
     /// Size of the input chunks handed to an ingest plugin's `push`: every chunk
     /// has exactly this size except the last.
     pub chunk_bytes: usize,
@@ -92,6 +95,7 @@ impl Default for Limits {
             compile_memory_bytes: 2 << 30,
             compile_timeout: Duration::from_secs(120),
             max_output_bytes: 256 << 20,
+            spill_bytes: 4 << 30,
             chunk_bytes: 1 << 20,
             ingest_parallelism: default_ingest_parallelism(),
             ingest_chunk_bytes: 8 << 20,
@@ -205,7 +209,11 @@ impl Sandbox {
     /// How far a worker running this sandbox's plugin SQL may go.
     pub fn worker_limits(&self) -> crate::compute::WorkerLimits {
         let limits = &self.inner.limits;
-        crate::compute::WorkerLimits { extra_memory: limits.memory_bytes, max_message: limits.max_output_bytes }
+        crate::compute::WorkerLimits {
+            extra_memory: limits.memory_bytes,
+            max_message: limits.max_output_bytes,
+            spill_bytes: limits.spill_bytes,
+        }
     }
 
     /// When the budgets of a plugin run that starts at `started` run out:

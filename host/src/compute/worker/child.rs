@@ -43,10 +43,11 @@ fn serve(input: &mut impl Read) -> Result<(), Failure> {
     loop {
         let command = read_command(input).map_err(|e| setup("reading a command")(&e))?;
         let Some(command) = command else { return Err(Failure::Setup("the host sent no query".to_owned())) };
-        if let Command::Open { memory_limit, threads, temp_directory, variables, extra_memory } = command {
+        if let Command::Open { memory_limit, threads, temp_directory, variables, extra_memory, spill_bytes } = command {
             let properties =
                 DuckdbProperties { path: None, threads, memory_limit, temp_directory, allowed_directories: Vec::new() };
             let opened = Session::open(&properties).map_err(compute)?;
+            opened.limit_spill(spill_bytes).map_err(compute)?;
             for (name, value) in &variables {
                 opened.set_variable(name, value).map_err(compute)?;
             }

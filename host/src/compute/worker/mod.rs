@@ -10,7 +10,10 @@
 //! it checks like a plugin's own output (`sandbox::OutputStream`): every
 //! message bounded by `plugins.max_output_bytes` before it is read, flat
 //! types only. The worker's data memory is capped at DuckDB's `memory_limit`
-//! plus `plugins.memory_limit`; the host kills it at the plugin's time budget.
+//! plus `plugins.memory_limit`, its spill at `plugins.spill_limit` in a folder
+//! of its own that the host removes once the worker has exited (a worker
+//! killed at the plugin's time budget cannot delete its spill files); the host
+//! kills it at the plugin's time budget.
 
 mod child;
 mod protocol;
@@ -36,6 +39,8 @@ pub struct WorkerLimits {
     pub extra_memory: u64,
     /// The largest IPC message of the result.
     pub max_message: u64,
+    /// What DuckDB may spill to disk.
+    pub spill_bytes: u64,
 }
 
 /// A running worker, being handed a step's inputs.
@@ -44,14 +49,23 @@ pub struct Worker {
     stdin: Option<BufWriter<ChildStdin>>,
     stderr: Option<std::thread::JoinHandle<String>>,
     limits: WorkerLimits,
+    /// The worker's spill folder, removed when the worker is dropped: after
+    /// `Drop for Worker` has reaped it, since fields drop after it.
+    _spill: Option<SpillFolder>,
 }
 
 /// The most of the worker's stderr the host keeps.
 const MAX_STDERR_BYTES: u64 = 64 << 10;
 
 impl Worker {
-    /// Starts `exe` as a worker and opens its database with `setup`.
+    /// Starts `exe` as a worker and opens its database with `setup`, spilling
+    /// to a fresh folder under its `temp_directory`.
     pub fn start(exe: &Path, setup: &Setup, limits: WorkerLimits) -> Result<Self, ComputeError> {
+        let spill = match &setup.properties.temp_directory {
+            Some(dir) => Some(spill_folder(Path::new(dir))?),
+            None => None,
+        };
+        let temp_directory = spill.as_ref().map(|d| d.0.display().to_string());
         let mut child = Process::new(exe)
             .arg(CHILD_ARG)
             .env_clear()
@@ -70,14 +84,15 @@ impl Worker {
             text
         });
         let stdin = child.stdin.take().map(|s| BufWriter::with_capacity(1 << 20, s));
-        let mut worker = Worker { child, stdin, stderr: Some(stderr), limits };
+        let mut worker = Worker { child, stdin, stderr: Some(stderr), limits, _spill: spill };
         let properties = &setup.properties;
         worker.send(&Command::Open {
             memory_limit: properties.memory_limit.clone(),
             threads: properties.threads,
-            temp_directory: properties.temp_directory.clone(),
+            temp_directory,
             variables: setup.variables.iter().map(|(n, v)| (n.to_string(), v.clone())).collect(),
             extra_memory: limits.extra_memory,
+            spill_bytes: limits.spill_bytes,
         })?;
         Ok(worker)
     }
@@ -249,6 +264,34 @@ impl Drop for Worker {
             let _ = self.child.wait();
         }
     }
+}
+
+/// One worker's spill folder, removed with everything in it when dropped.
+struct SpillFolder(std::path::PathBuf);
+
+impl Drop for SpillFolder {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_dir_all(&self.0)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(folder = %self.0.display(), %error, "Cannot remove the SQL worker's spill folder.");
+        }
+    }
+}
+
+/// A fresh spill folder for one worker under `dir`, which is created if
+/// missing (DuckDB creates its spill folder, not the folders above it). A
+/// folder of the same name (left by a killed host whose pid this one reuses)
+/// is emptied first.
+fn spill_folder(dir: &Path) -> Result<SpillFolder, ComputeError> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let folder = SpillFolder(dir.join(format!("sql-worker-{}-{n}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&folder.0);
+    std::fs::create_dir_all(&folder.0).map_err(|e| {
+        ComputeError::Setup(format!("cannot make the SQL worker's spill folder {}: {e}", folder.0.display()))
+    })?;
+    Ok(folder)
 }
 
 enum Ended {

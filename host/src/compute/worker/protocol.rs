@@ -21,13 +21,15 @@ pub const FAILURE_PREFIX: &str = "floe-sql-worker-failure: ";
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Command {
     /// Opens the database with the profile's settings. `extra_memory` is what
-    /// the process may allocate beyond DuckDB's `memory_limit`.
+    /// the process may allocate beyond DuckDB's `memory_limit`, `spill_bytes`
+    /// what DuckDB may spill to `temp_directory`.
     Open {
         memory_limit: Option<String>,
         threads: Option<u32>,
         temp_directory: Option<String>,
         variables: Vec<(String, String)>,
         extra_memory: u64,
+        spill_bytes: u64,
     },
     /// A view over Parquet files; the schema follows as an IPC stream.
     Parquet { schema: String, table: String, paths: Vec<String>, by_field_id: bool },
