@@ -348,3 +348,53 @@ fn jsonl_ingest_exact_output() {
         assert!(matches!(&err, SandboxError::InvalidInput { message, .. } if message.starts_with(expected)), "{err}");
     }
 }
+
+/// A streaming plugin sees its input in the table's order: files as they
+/// were committed, oldest first. iceberg's reader reads several files at
+/// once and yields batches as they come, and its plan lists files in no set
+/// order, so `dedup`'s "first row of each key" depended on timing once its
+/// input had two data files (at 50M orders: the right count, other rows).
+/// Here eight appends each write every id with their commit's number: the
+/// first row of every id is the first commit's.
+#[test]
+fn a_streaming_plugin_reads_its_input_in_commit_order() {
+    let dir = support::temp_dir();
+    let (root, state) = (dir.path(), dir.path().join("state"));
+    std::fs::create_dir_all(root.join("models")).unwrap();
+    let dedup = serde_json::to_string(support::plugin("dedup.wasm").to_str().unwrap()).unwrap();
+    std::fs::write(
+        root.join("floe.yaml"),
+        format!(
+            "name: order\nplugins:\n  dedup: {{path: {dedup}}}\ntransforms:\n\
+             \x20 - {{name: events, layer: bronze, kind: sql, sql: models/events.sql, mode: append}}\n\
+             \x20 - {{name: first_events, layer: silver, kind: wasm, plugin: dedup, inputs: [bronze.events], \
+             config: {{key: id}}}}\n"
+        ),
+    )
+    .unwrap();
+    let run = |select: &str| {
+        support::floe_host(&["run", root.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "--select", select])
+            .expect_code(0)
+    };
+    const COMMITS: i64 = 8;
+    for commit in 1..=COMMITS {
+        let model = format!("SELECT range AS id, CAST({commit} AS BIGINT) AS commit_no FROM range(300)");
+        std::fs::write(root.join("models/events.sql"), model).unwrap();
+        run("events");
+    }
+    run("first_events");
+    let read = |table: &str| {
+        support::python_json(
+            "table_check.py",
+            &["--state-dir", state.to_str().unwrap(), "--table", table, "--order-by", "id"],
+        )
+    };
+    let events = read("bronze.events");
+    assert_eq!(events["files"].as_array().unwrap().len(), COMMITS as usize, "{events}");
+    let first = read("silver.first_events");
+    assert_eq!(first["rows"], 300, "{first}");
+    let commits: Vec<i64> =
+        first["records"].as_array().unwrap().iter().map(|r| r["commit_no"].as_i64().unwrap()).collect();
+    let late: Vec<(usize, i64)> = commits.iter().copied().enumerate().filter(|&(_, c)| c != 1).collect();
+    assert!(late.is_empty(), "ids whose first row came from a later commit (id, commit): {late:?}");
+}

@@ -40,8 +40,8 @@ pub use catalog::catalog_exists;
 pub use commit::CommitInfo;
 pub use maintain::Maintained;
 pub use partition::Partitioning;
-pub use read::Input;
 pub use read::corrupt_local_file;
+pub use read::{Input, Take};
 
 use crate::config::{PartitionField, SchemaEvolution, WriteMode};
 use crate::plan::{CatalogSpec, Step, StorageSpec, TableRef};
@@ -287,9 +287,9 @@ impl Lakehouse {
         Ok(Some(schema))
     }
 
-    /// Reads a table's current snapshot as Arrow.
+    /// Reads a table's current snapshot as Arrow, in the table's order.
     pub async fn read(&self, catalog: &str, table: &TableRef) -> Result<(SchemaRef, Vec<RecordBatch>), LakehouseError> {
-        let input = self.read_input(catalog, table, None, false).await?;
+        let input = self.read_input(catalog, table, None, Take::InOrder).await?;
         let (schema, batches, _) = input.collect().await.map_err(|e| e.on_storage(self.catalog(catalog)))?;
         Ok((schema, batches))
     }
@@ -328,15 +328,15 @@ impl Lakehouse {
     /// Opens a step's input table for reading. For a step that replaces one
     /// partition (`partition`: its field and the value), an input partitioned
     /// on the same column is scanned for that partition's rows only, which
-    /// prunes its other data files; other inputs are read whole. With
-    /// `files_allowed`, an input DuckDB can read itself comes back as its
-    /// list of local Parquet files.
+    /// prunes its other data files; other inputs are read whole. `take`
+    /// says whether an input DuckDB can read itself comes back as its list
+    /// of local Parquet files, and whether batches come in the table's order.
     pub async fn read_input(
         &self,
         catalog: &str,
         table: &TableRef,
         partition: Option<(&PartitionField, &str)>,
-        files_allowed: bool,
+        take: Take,
     ) -> Result<Input, LakehouseError> {
         // Traced as a `read` span (observe/traces.rs): table, snapshot id,
         // rows (counted as the batches are pulled), bytes.
@@ -355,7 +355,7 @@ impl Lakehouse {
             if let Some(filter) = &filter {
                 tracing::info!(%table, %filter, "Reading only the partition's rows.");
             }
-            read::open(&loaded, table, filter, files_allowed).await
+            read::open(&loaded, table, filter, take).await
         }
         .instrument(span.clone())
         .await

@@ -3,8 +3,16 @@
 //! filter matches. A step's input is either streamed as Arrow batches or, when
 //! DuckDB can read it as it is, handed over as its list of local Parquet
 //! files.
+//!
+//! A streaming plugin sees its input **in the table's order**: its data files
+//! as they were committed (oldest first, and within a commit as it wrote
+//! them), one after another, each file's rows in order. iceberg's reader
+//! otherwise reads several files at once and yields their batches as they
+//! come, and its plan lists files in no set order: "the first record of each
+//! key" (`dedup`) then depended on timing once a table had two data files
+//! (50M orders: the same row count, other rows).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -13,7 +21,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use iceberg::expr::Predicate;
 use iceberg::scan::{FileScanTask, TableScan};
-use iceberg::spec::DataFileFormat;
+use iceberg::spec::{DataFileFormat, ManifestContentType};
 use iceberg::table::Table;
 
 use super::{LakehouseError, schema};
@@ -21,6 +29,18 @@ use crate::plan::TableRef;
 
 /// Rows per batch a scan yields: a plugin's `push` takes up to this many.
 const BATCH_ROWS: usize = 65_536;
+
+/// How a step takes an input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Take {
+    /// As local Parquet files where DuckDB can read them as they are, else
+    /// as batches in any order (a database loads them).
+    FilesOrBatches,
+    /// As batches, in any order.
+    Batches,
+    /// As batches in the table's order (a streaming plugin's input).
+    InOrder,
+}
 
 /// A step's input table, as the step reads it.
 pub enum Input {
@@ -69,15 +89,44 @@ pub(super) async fn plan_files(scan: &TableScan, table_ref: &TableRef) -> Result
     scan.plan_files().await.map_err(error)?.try_collect().await.map_err(error)
 }
 
+/// Sorts `tasks` into the table's order: by the data sequence number their
+/// files were added with (commits, oldest first), then as the manifests list
+/// them (the order each commit wrote them; `maintain` keeps it when it merges
+/// manifests). A task whose file no manifest lists (none is known) goes last,
+/// by path.
+async fn in_table_order(table: &Table, tasks: &mut [FileScanTask]) -> iceberg::Result<()> {
+    if tasks.len() < 2 {
+        return Ok(());
+    }
+    let Some(snapshot) = table.metadata().current_snapshot() else { return Ok(()) };
+    let list = table.manifest_list_reader(snapshot).load().await?;
+    let mut order: HashMap<String, (i64, usize)> = HashMap::with_capacity(tasks.len());
+    for manifest_file in list.entries().iter().filter(|m| m.content == ManifestContentType::Data) {
+        let manifest = manifest_file.load_manifest(table.file_io()).await?;
+        for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+            let sequence = entry.sequence_number().unwrap_or(manifest_file.sequence_number);
+            let position = order.len();
+            order.entry(entry.file_path().to_owned()).or_insert((sequence, position));
+        }
+    }
+    let unknown = (i64::MAX, usize::MAX);
+    tasks.sort_by(|a, b| {
+        let key = |t: &FileScanTask| (order.get(&t.data_file_path).copied().unwrap_or(unknown), t.start);
+        key(a).cmp(&key(b)).then_with(|| a.data_file_path.cmp(&b.data_file_path))
+    });
+    Ok(())
+}
+
 /// Opens the table's current snapshot for reading; with `filter`, only the
 /// rows it matches, and data files whose partition or column statistics
-/// cannot match are not read at all. With `files_allowed`, local Parquet
-/// files without deletes are listed rather than read.
+/// cannot match are not read at all. `take` says whether local Parquet files
+/// without deletes may be listed rather than read, and whether the batches
+/// must come in the table's order.
 pub async fn open(
     table: &Table,
     table_ref: &TableRef,
     filter: Option<Predicate>,
-    files_allowed: bool,
+    take: Take,
 ) -> Result<Input, LakehouseError> {
     let error = |message: &'static str| {
         let table = table_ref.to_string();
@@ -93,7 +142,11 @@ pub async fn open(
         builder = builder.with_filter(filter);
     }
     let scan = builder.build().map_err(error("cannot plan the scan"))?;
-    let tasks = plan_files(&scan, table_ref).await?;
+    let mut tasks = plan_files(&scan, table_ref).await?;
+    let files_allowed = take == Take::FilesOrBatches;
+    if take == Take::InOrder {
+        in_table_order(table, &mut tasks).await.map_err(error("cannot read the manifests"))?;
+    }
     let sizes: BTreeMap<&str, u64> = tasks.iter().map(|t| (t.data_file_path.as_str(), t.file_size_in_bytes)).collect();
     let bytes = sizes.values().sum();
     // A table whose files may lack field ids resolves columns by name.
@@ -115,9 +168,12 @@ pub async fn open(
     let table_name = table_ref.to_string();
     let paths: std::sync::Arc<Vec<String>> = std::sync::Arc::new(sizes.keys().map(|p| p.to_string()).collect());
     let file_io = table.file_io().clone();
-    let batches = table
-        .reader_builder()
-        .with_batch_size(BATCH_ROWS)
+    let mut reader = table.reader_builder().with_batch_size(BATCH_ROWS);
+    if take == Take::InOrder {
+        // One file after another, as listed (several at once interleave).
+        reader = reader.with_data_file_concurrency_limit(1);
+    }
+    let batches = reader
         .build()
         .read(Box::pin(futures::stream::iter(tasks.into_iter().map(Ok))))
         .map_err(error("cannot start the scan"))?

@@ -14,7 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::RunError;
 use super::plugins::Plugins;
 use crate::compute::{ComputeError, Reads, Session, Setup, Worker};
-use crate::lakehouse::{Input, Lakehouse};
+use crate::lakehouse::{Input, Lakehouse, Take};
 use crate::observe::progress;
 use crate::plan::source::SourceRoots;
 use crate::plan::{PluginSpec, Step};
@@ -140,10 +140,10 @@ pub async fn load_inputs(
     let mut files = Vec::new();
     for input in &step.inputs {
         let (layer, name) = (input.layer.as_str(), input.table.name.as_str());
-        let mut files_allowed = true;
+        let mut take = Take::FilesOrBatches;
         let rows = loop {
             let opened = lakehouse
-                .read_input(&input.catalog, &input.table, step.replaced_partition(), files_allowed)
+                .read_input(&input.catalog, &input.table, step.replaced_partition(), take)
                 .await
                 .map_err(lakehouse_error)?;
             let bytes = opened.bytes();
@@ -170,7 +170,7 @@ pub async fn load_inputs(
                         // Columns must then be resolved as iceberg does.
                         tracing::debug!(step = %step.name, table = %input.table,
                             "Some data files lack field ids; reading them through iceberg.");
-                        files_allowed = false;
+                        take = Take::Batches;
                         continue;
                     };
                     usage.bytes_in += bytes;
@@ -474,7 +474,7 @@ pub async fn wasm(
     };
     let lakehouse_error = |source| RunError::Lakehouse { step: step.name.to_string(), source };
     let Input::Batches { schema, mut batches, bytes: bytes_in } = lakehouse
-        .read_input(&input.catalog, &input.table, step.replaced_partition(), false)
+        .read_input(&input.catalog, &input.table, step.replaced_partition(), Take::InOrder)
         .await
         .map_err(lakehouse_error)?
     else {
