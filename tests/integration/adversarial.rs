@@ -927,3 +927,127 @@ fn failing_values_are_quoted_escaped_in_data_test_reports() {
     );
     assert!(show.stderr.contains("table `bronze.raw_events` does not exist"), "nothing committed:\n{}", show.stderr);
 }
+
+/// Arrow carries any bit pattern in a decimal, time, date or timestamp
+/// column; DuckDB does not compute with all of them (a time of 24 hours is
+/// an INTERNAL error that invalidates its database, a decimal past its
+/// precision is stored truncated). `evil-hostile-values` sends each one
+/// value past its type's domain: the host refuses it where it enters,
+/// naming the column, the row and the value, and commits nothing.
+#[test]
+fn values_outside_their_types_domain_are_refused_where_they_enter() {
+    for (case, expected) in [
+        (
+            "decimal",
+            "column `amount` holds -10000000000.00 in row 1 of a batch: more digits than its type decimal(12,2) holds",
+        ),
+        ("time", "column `t` holds a time of 86400000000 µs after midnight in row 1 of a batch"),
+        (
+            "date",
+            "column `d` holds day -96465293 since 1970-01-01 in row 0 of a batch, outside the years -262143 to 262142",
+        ),
+        ("timestamp", "column `ts` holds 8210266876800000000 µs since 1970-01-01 in row 1 of a batch"),
+    ] {
+        assert_violation(
+            "hostile-values",
+            &[("values", case)],
+            3,
+            &["returned output the host does not accept", expected],
+        );
+    }
+}
+
+/// The edges of those domains are values like any other: they are stored,
+/// and a model downstream computes with every one of them.
+#[test]
+fn values_at_the_edges_of_their_domains_reach_a_model_intact() {
+    let project = Project::empty();
+    let plugin = evil("hostile-values");
+    std::fs::create_dir_all(project.dir.path().join("models")).unwrap();
+    std::fs::write(
+        project.dir.path().join("models/shown.sql"),
+        "SELECT id, amount::VARCHAR AS amount, amount * 2 AS doubled, t::VARCHAR AS t, hour(t) AS h, \
+         d::VARCHAR AS d, year(d) AS yd, ts::VARCHAR AS ts, year(ts_utc) AS yts FROM bronze.raw_events",
+    )
+    .unwrap();
+    let file = project.dir.path().join("floe.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: edges\nplugins:\n  evil-hostile-values:\n    path: {path:?}\n\
+             transforms:\n  - {{name: {STEP}, layer: bronze, kind: ingest, plugin: evil-hostile-values, \
+             source: events.csv, config: {{values: edges}}}}\n  \
+             - {{name: shown, layer: silver, kind: sql, sql: models/shown.sql}}\n",
+            path = plugin.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    project.run(&file, &[]).expect_code(0);
+    let state = project.state();
+    let show = floe_host_with_env(
+        &["show", "silver.shown", "-f", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()],
+        &[],
+    )
+    .expect_code(0);
+    for piece in [
+        "9999999999.99",
+        "-9999999999.99",
+        "19999999999.98",
+        "00:00:00",
+        "23:59:59.999999",
+        "262142-12-31",
+        "262142-12-31 23:59:59.999999",
+        "(BC)",
+        "262142",
+    ] {
+        assert!(show.stdout.contains(piece), "show lacks {piece:?}:\n{}", show.stdout);
+    }
+    assert!(show.stdout.contains("(2 rows"), "{}", show.stdout);
+}
+
+/// A Parquet writer holds a row group's pages in memory until the row group
+/// is complete. Bounded by rows only, 122,880 rows of 64 KiB would be 7.5 GiB
+/// of the host's memory. `evil-hostile-values` returns rows of 64 KiB of
+/// random bytes (they do not compress), 1,024 per call: every row group
+/// stays within 128 MiB and the one batch that may start it, and twice the
+/// output (640 MiB) takes the host no more memory than 320 MiB did.
+#[test]
+fn wide_rows_are_written_in_row_groups_of_bounded_bytes() {
+    let run = |mib: usize| {
+        let project = Project::empty();
+        // One push per MiB of source, of 1,024 rows of 64 KiB each.
+        std::fs::write(project.dir.path().join("events.csv"), vec![b'x'; mib << 20]).unwrap();
+        let file = project.write_pipeline(
+            "wide.yaml",
+            "evil-hostile-values",
+            &evil("hostile-values"),
+            &[("values", "wide"), ("rows", "1024"), ("bytes", "65536")],
+        );
+        let state = project.state();
+        let (run, peak) =
+            floe_host_measured(&["run", "-f", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()], &[]);
+        run.expect_code(0);
+        let data = project.state().join("warehouse/bronze/raw_events/data");
+        let (mut rows, mut groups, mut largest) = (0i64, 0usize, 0i64);
+        for path in crate::support::parquet_paths(&data) {
+            let file = std::fs::File::open(&path).unwrap();
+            let footer = parquet::file::metadata::ParquetMetaDataReader::new().parse_and_finish(&file).unwrap();
+            for group in footer.row_groups() {
+                rows += group.num_rows();
+                groups += 1;
+                largest = largest.max(group.compressed_size());
+            }
+        }
+        assert_eq!(rows, mib as i64 * 1024, "every row written");
+        assert!(largest <= (128 << 20) + (64 << 20) + (1 << 20), "a row group of {largest} bytes in {groups}");
+        assert!(groups >= mib / 3, "{groups} row groups for {mib} pushes of 64 MiB");
+        peak
+    };
+    let (five, ten) = (run(5), run(10));
+    assert!(
+        ten < five + (128 << 20),
+        "the host's peak grew with its output: {} MiB for 320 MiB, {} MiB for 640 MiB",
+        five >> 20,
+        ten >> 20
+    );
+}

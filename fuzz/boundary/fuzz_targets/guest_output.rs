@@ -12,6 +12,9 @@ mod ipc;
 #[allow(dead_code)]
 #[path = "../../../host/src/sandbox/text.rs"]
 mod text;
+#[allow(dead_code)]
+#[path = "../../../host/src/sandbox/values.rs"]
+mod values;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let _ = ipc::decode_fragments(data);

@@ -8,7 +8,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use arrow_select::coalesce::BatchCoalescer;
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::config::WriteMode;
@@ -18,8 +18,10 @@ use crate::lakehouse::{
 use crate::plan::Step;
 
 /// Batches queued for the writer: enough to keep it busy, few enough that
-/// memory stays bounded by the batches in flight.
+/// memory stays bounded by the batches in flight, in number and in MiB (a
+/// plugin's batch may be hundreds of MiB: sixteen of them were gigabytes).
 const IN_FLIGHT: usize = 16;
+const IN_FLIGHT_MIB: u32 = 64;
 
 /// Small batches (a selective filter leaves a few rows of each DuckDB chunk)
 /// are gathered up to this many rows before they go to the writer, which
@@ -27,6 +29,11 @@ const IN_FLIGHT: usize = 16;
 /// they are, without a copy.
 const GATHER_ROWS: usize = 8192;
 const SMALL_ROWS: usize = 1024;
+/// A batch of this many bytes is worth the writer's fixed cost whatever its
+/// rows, and goes as it is: gathered by rows alone, 1,024-row batches of
+/// 64 KiB rows (a plugin's) were held until 8,192 rows, 512 MiB, then
+/// copied into one batch, which then became one row group.
+const GATHER_BYTES: usize = 4 << 20;
 
 /// The destination of one step's batches.
 pub(super) struct TableSink<'a> {
@@ -46,7 +53,7 @@ enum State {
     Writing {
         pending: PendingWrite,
         small: BatchCoalescer,
-        batches: mpsc::Sender<RecordBatch>,
+        batches: Queue,
         task: JoinHandle<Result<WrittenFiles, LakehouseError>>,
     },
     /// DuckDB writes the output itself, as `file` (`begin_direct`).
@@ -97,13 +104,15 @@ impl<'a> TableSink<'a> {
             self.state = match begun {
                 Ok(pending) => {
                     let (sender, receiver) = mpsc::channel(IN_FLIGHT);
+                    // A batch's bytes are released as the writer takes it.
                     let batches = futures::stream::unfold(receiver, |mut receiver| async move {
-                        receiver.recv().await.map(|batch| (batch, receiver))
+                        receiver.recv().await.map(|(batch, _bytes)| (batch, receiver))
                     });
                     let task = handle.spawn(pending.write_files(Box::pin(batches), self.tags));
                     let small = BatchCoalescer::new(batch.schema(), GATHER_ROWS)
                         .with_biggest_coalesce_batch_size(Some(SMALL_ROWS));
-                    State::Writing { pending, small, batches: sender, task }
+                    let batches = Queue { sender, mib: std::sync::Arc::new(Semaphore::new(IN_FLIGHT_MIB as usize)) };
+                    State::Writing { pending, small, batches, task }
                 }
                 Err(error) => State::Failed(error),
             };
@@ -114,7 +123,14 @@ impl<'a> TableSink<'a> {
                 Ok(())
             }
             State::Writing { small, batches, .. } => {
-                small.push_batch(batch).map_err(|e| format!("cannot gather the step's batches: {e}"))?;
+                let gather_error = |e| format!("cannot gather the step's batches: {e}");
+                if slice_bytes(&batch) >= GATHER_BYTES {
+                    // After what was gathered before it, so that rows keep their order.
+                    small.finish_buffered_batch().map_err(gather_error)?;
+                    send_completed(small, batches)?;
+                    return batches.send(batch);
+                }
+                small.push_batch(batch).map_err(gather_error)?;
                 send_completed(small, batches)
             }
             State::Failed(_) => Ok(()),
@@ -266,11 +282,36 @@ impl Written {
 }
 
 /// Sends the coalescer's completed batches to the writer.
-fn send_completed(small: &mut BatchCoalescer, batches: &mpsc::Sender<RecordBatch>) -> Result<(), String> {
+fn send_completed(small: &mut BatchCoalescer, batches: &Queue) -> Result<(), String> {
     while let Some(batch) = small.next_completed_batch() {
-        batches.blocking_send(batch).map_err(|_| "the table's data file writer stopped".to_string())?;
+        batches.send(batch)?;
     }
     Ok(())
+}
+
+/// The writer's queue: at most [`IN_FLIGHT`] batches and [`IN_FLIGHT_MIB`]
+/// of them (a batch counts at least 1 MiB, and at most all of it, so that a
+/// larger batch still goes, alone).
+struct Queue {
+    sender: mpsc::Sender<(RecordBatch, OwnedSemaphorePermit)>,
+    mib: std::sync::Arc<Semaphore>,
+}
+
+impl Queue {
+    /// Waits, on a blocking thread, until the writer has room for `batch`.
+    fn send(&self, batch: RecordBatch) -> Result<(), String> {
+        let stopped = || "the table's data file writer stopped".to_string();
+        let mib = u32::try_from(slice_bytes(&batch) >> 20).unwrap_or(u32::MAX).clamp(1, IN_FLIGHT_MIB);
+        let bytes = futures::executor::block_on(self.mib.clone().acquire_many_owned(mib)).map_err(|_| stopped())?;
+        self.sender.blocking_send((batch, bytes)).map_err(|_| stopped())
+    }
+}
+
+/// The bytes of `batch`'s own rows: a batch decoded from a plugin's output
+/// is a slice of one buffer shared by every batch of the message, which
+/// `get_array_memory_size` would count whole for each of them.
+fn slice_bytes(batch: &RecordBatch) -> usize {
+    batch.columns().iter().map(|column| column.to_data().get_slice_memory_size().unwrap_or(0)).sum()
 }
 
 async fn finished(

@@ -9,7 +9,8 @@
 //! `guard::check_schema` (flat types whose decoded size is bounded by the
 //! wire); dictionary batches and compressed bodies are refused; every field
 //! node and buffer of a record batch must fit its body, and the row count
-//! its body size. Batches come out without the plugin's metadata.
+//! its body size. Every value must lie in its type's domain (`values`).
+//! Batches come out without the plugin's metadata.
 
 use arrow_array::RecordBatch;
 use arrow_ipc::reader::StreamDecoder;
@@ -181,6 +182,7 @@ impl IpcStream {
                         })?
                         .map_err(|e| IpcError::Malformed(e.to_string()))?;
                 if let Some(batch) = decoded {
+                    super::values::check(&batch).map_err(IpcError::Refused)?;
                     batches.push(without_metadata(batch, clean.as_ref())?);
                 }
             }

@@ -28,6 +28,7 @@ mod split;
 mod stats;
 pub mod text;
 mod transform;
+mod values;
 mod wasi;
 
 use std::path::PathBuf;
