@@ -529,3 +529,63 @@ pub fn concurrent_partition_runs(
         assert_eq!(seen, days.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>());
     }
 }
+
+/// A project whose one step, `parted`, writes `sql` into a table
+/// partitioned by its column `k`; the run's peak memory and the table's
+/// data files.
+fn fanout_run(sql: &str) -> (crate::support::Run, u64, usize) {
+    let dir = temp_dir();
+    fs::create_dir_all(dir.path().join("models")).unwrap();
+    fs::write(
+        dir.path().join("floe.yaml"),
+        "name: fanout\ntransforms:\n  - {name: parted, layer: silver, kind: sql, sql: models/parted.sql, partition_by: [k]}\n",
+    )
+    .unwrap();
+    fs::write(dir.path().join("models/parted.sql"), sql).unwrap();
+    let state = dir.path().join("state");
+    let (run, peak) = crate::support::floe_host_measured(
+        &["run", dir.path().to_str().unwrap(), "--state-dir", state.to_str().unwrap()],
+        &[],
+    );
+    let files = crate::support::parquet_paths(&state.join("warehouse/silver/parted/data")).len();
+    (run, peak, files)
+}
+
+/// Every open partition writer costs about 100 KiB per column: 8,000 open
+/// at once took 1.3 GB. Output in partition order keeps only a bounded
+/// number open (682 for these three columns), so three times as many
+/// partitions take no more memory, and each is still one file.
+#[test]
+fn partitions_in_order_are_written_one_file_each_within_bounded_memory() {
+    let sql = |n: u32| format!("SELECT i % {n} AS k, i AS v, repeat('x', 20) AS s FROM range(100000) t(i) ORDER BY k");
+    let (run, few, files) = fanout_run(&sql(682));
+    run.expect_code(0);
+    assert_eq!(files, 682);
+    let (run, many, files) = fanout_run(&sql(3 * 682));
+    run.expect_code(0);
+    assert_eq!(files, 3 * 682, "one file per partition");
+    assert!(
+        many < few + (150 << 20),
+        "memory grew with the partitions: {} MiB for 682, {} MiB for 2,046",
+        few >> 20,
+        many >> 20
+    );
+}
+
+/// Rows in no order over more partitions than stay open would make a file
+/// per few rows: at 20,000 files the step fails (exit 4, the same data fails
+/// every time), says what to do, deletes those files and commits nothing.
+#[test]
+fn rows_scattered_over_too_many_partitions_fail_the_step_and_commit_nothing() {
+    let (run, _, files) = fanout_run("SELECT i % 1000 AS k, i AS v, repeat('x', 20) AS s FROM range(100000) t(i)");
+    let run = run.expect_code(4);
+    for piece in [
+        "table `silver.parted`: the step's rows fall in no order over more partitions than the 682 it may write at once",
+        "it made 20000 data files",
+        "`ORDER BY` in a model",
+    ] {
+        assert!(run.stderr.contains(piece), "stderr lacks {piece:?}:\n{}", run.stderr);
+    }
+    // What is left are the files the open writers had begun, at most one per open partition.
+    assert!(files <= 682, "{files} data files left");
+}

@@ -12,6 +12,7 @@ mod adopt;
 mod catalog;
 mod commit;
 mod compact;
+mod fanout;
 mod history;
 mod listing;
 mod maintain;
@@ -153,6 +154,13 @@ pub enum LakehouseError {
          other inputs are read whole)"
     )]
     OutsidePartition { table: String, partition: String, rows: u64, example: String, column: String },
+    #[error(
+        "table `{table}`: the step's rows fall in no order over more partitions than the {open} it may write at \
+         once, and it made {files} data files before floe-host stopped it (a table of that many small files is \
+         slow for every reader): order the step's output by the partition columns (`ORDER BY` in a model), \
+         partition the table more coarsely, or write one partition per run with --partition"
+    )]
+    ScatteredPartitions { table: String, files: usize, open: usize },
 }
 
 fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {

@@ -3,9 +3,9 @@
 //! metadata pointer; a failure here leaves only unreferenced files.
 //!
 //! A partitioned table's rows are split by partition
-//! (`RecordBatchPartitionSplitter`) and written by a `FanoutWriter`, one
-//! rolling file writer per partition, so every data file holds one partition
-//! and carries its partition values.
+//! (`RecordBatchPartitionSplitter`) and written by a `Fanout`, one rolling
+//! file writer per open partition (within bounds: `fanout.rs`), so every data
+//! file holds one partition and carries its partition values.
 
 use arrow_array::RecordBatch;
 use futures::{Stream, StreamExt};
@@ -16,12 +16,11 @@ use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::file_writer::location_generator::DefaultFileNameGenerator;
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
-use iceberg::writer::partitioning::PartitioningWriter;
-use iceberg::writer::partitioning::fanout_writer::FanoutWriter;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+use super::fanout::{Fanout, FanoutError};
 use super::partition::{PartitionPaths, describe_partition};
 use super::{CommitTags, LakehouseError, schema};
 use crate::plan::TableRef;
@@ -146,7 +145,19 @@ pub async fn data_files(
 
     let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(schema.clone(), spec.clone())
         .map_err(error("cannot compute partition values"))?;
-    let mut writer = FanoutWriter::new(builder);
+    let mut writer = Fanout::new(builder, target.fields().len());
+    let fanout_error = |e: FanoutError| async {
+        match e {
+            FanoutError::Iceberg(source) => write_error("cannot write data file")(source),
+            FanoutError::TooManyFiles { files, open } => {
+                // Not committed, and too many to leave to orphan cleanup.
+                for file in &files {
+                    let _ = table.file_io().delete(file.file_path()).await;
+                }
+                LakehouseError::ScatteredPartitions { table: table_ref.to_string(), files: files.len(), open }
+            }
+        }
+    };
     // Rows outside `only`: how many, and the first one's partition.
     let mut outside: Option<(Struct, u64)> = None;
     while let Some(batch) = batches.next().await {
@@ -161,7 +172,11 @@ pub async fn data_files(
                     *rows += part.num_rows() as u64;
                 }
                 _ if outside.is_some() => {}
-                _ => writer.write(key, part).await.map_err(write_error("cannot write data file"))?,
+                _ => {
+                    if let Err(e) = writer.write(key, part).await {
+                        return Err(fanout_error(e).await);
+                    }
+                }
             }
         }
     }
@@ -178,7 +193,10 @@ pub async fn data_files(
                 .map_or_else(String::new, |f| f.name.clone()),
         });
     }
-    writer.close().await.map_err(write_error("cannot finish data file"))
+    match writer.finish().await {
+        Ok(files) => Ok(files),
+        Err(e) => Err(fanout_error(e).await),
+    }
 }
 
 #[cfg(test)]

@@ -274,6 +274,8 @@ impl RunError {
             RunError::Lakehouse { source: LakehouseError::OutputColumns { .. }, .. } => ExitCode::Config,
             // A corrupt file fails the same way on every attempt.
             RunError::Lakehouse { source: LakehouseError::Corrupt { .. }, .. } => ExitCode::DataRefused,
+            // So do rows scattered over too many partitions.
+            RunError::Lakehouse { source: LakehouseError::ScatteredPartitions { .. }, .. } => ExitCode::DataRefused,
             RunError::Config(_) => ExitCode::Config,
             RunError::EmptySource { .. } | RunError::Shrink { .. } | RunError::DataTests { .. } => {
                 ExitCode::DataRefused
