@@ -87,7 +87,7 @@ impl<B: IcebergWriterBuilder> Fanout<B> {
     }
 
     pub async fn write(&mut self, key: PartitionKey, batch: RecordBatch) -> Result<(), FanoutError> {
-        let size = batch.get_array_memory_size();
+        let size = batch_bytes(&batch);
         self.clock += 1;
         let partition = key.data();
         match self.open.get_mut(partition) {
@@ -138,5 +138,31 @@ impl<B: IcebergWriterBuilder> Fanout<B> {
             self.closed.extend(open.writer.close().await?);
         }
         Ok(self.closed)
+    }
+}
+
+/// The bytes of `batch`'s own rows. A plugin's batches are slices of one
+/// buffer shared by every batch of its message, and a partition of a batch
+/// that is all one partition is the batch itself: `get_array_memory_size`
+/// would count the whole buffer for each.
+pub fn batch_bytes(batch: &RecordBatch) -> usize {
+    batch.columns().iter().map(|column| column.to_data().get_slice_memory_size().unwrap_or(0)).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array};
+
+    use super::*;
+
+    #[test]
+    fn a_slice_counts_its_own_rows_only() {
+        let column: ArrayRef = Arc::new(Int64Array::from_iter_values(0..1_000_000));
+        let batch = RecordBatch::try_from_iter([("v", column)]).unwrap();
+        assert_eq!(batch_bytes(&batch), 8_000_000);
+        assert_eq!(batch_bytes(&batch.slice(10, 1000)), 8_000);
+        assert!(batch.slice(10, 1000).get_array_memory_size() >= 8_000_000, "the shared buffer, counted whole");
     }
 }

@@ -39,6 +39,7 @@ use tracing::field::Empty;
 pub use adopt::{LocalFile, fits as duckdb_can_write};
 pub use catalog::catalog_exists;
 pub use commit::CommitInfo;
+pub use fanout::batch_bytes;
 pub use maintain::Maintained;
 pub use partition::Partitioning;
 pub use read::corrupt_local_file;

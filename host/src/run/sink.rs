@@ -124,7 +124,7 @@ impl<'a> TableSink<'a> {
             }
             State::Writing { small, batches, .. } => {
                 let gather_error = |e| format!("cannot gather the step's batches: {e}");
-                if slice_bytes(&batch) >= GATHER_BYTES {
+                if crate::lakehouse::batch_bytes(&batch) >= GATHER_BYTES {
                     // After what was gathered before it, so that rows keep their order.
                     small.finish_buffered_batch().map_err(gather_error)?;
                     send_completed(small, batches)?;
@@ -301,17 +301,11 @@ impl Queue {
     /// Waits, on a blocking thread, until the writer has room for `batch`.
     fn send(&self, batch: RecordBatch) -> Result<(), String> {
         let stopped = || "the table's data file writer stopped".to_string();
-        let mib = u32::try_from(slice_bytes(&batch) >> 20).unwrap_or(u32::MAX).clamp(1, IN_FLIGHT_MIB);
+        let mib =
+            u32::try_from(crate::lakehouse::batch_bytes(&batch) >> 20).unwrap_or(u32::MAX).clamp(1, IN_FLIGHT_MIB);
         let bytes = futures::executor::block_on(self.mib.clone().acquire_many_owned(mib)).map_err(|_| stopped())?;
         self.sender.blocking_send((batch, bytes)).map_err(|_| stopped())
     }
-}
-
-/// The bytes of `batch`'s own rows: a batch decoded from a plugin's output
-/// is a slice of one buffer shared by every batch of the message, which
-/// `get_array_memory_size` would count whole for each of them.
-fn slice_bytes(batch: &RecordBatch) -> usize {
-    batch.columns().iter().map(|column| column.to_data().get_slice_memory_size().unwrap_or(0)).sum()
 }
 
 async fn finished(
