@@ -146,9 +146,9 @@ pub async fn data_files(
     let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(schema.clone(), spec.clone())
         .map_err(error("cannot compute partition values"))?;
     let mut writer = Fanout::new(builder, target.fields().len());
-    let fanout_error = |e: FanoutError| async {
+    let fanout_error = |e: FanoutError, doing: &'static str| async move {
         match e {
-            FanoutError::Iceberg(source) => write_error("cannot write data file")(source),
+            FanoutError::Iceberg(source) => write_error(doing)(source),
             FanoutError::TooManyFiles { files, open } => {
                 // Not committed, and too many to leave to orphan cleanup.
                 for file in &files {
@@ -174,7 +174,7 @@ pub async fn data_files(
                 _ if outside.is_some() => {}
                 _ => {
                     if let Err(e) = writer.write(key, part).await {
-                        return Err(fanout_error(e).await);
+                        return Err(fanout_error(e, "cannot write data file").await);
                     }
                 }
             }
@@ -195,7 +195,7 @@ pub async fn data_files(
     }
     match writer.finish().await {
         Ok(files) => Ok(files),
-        Err(e) => Err(fanout_error(e).await),
+        Err(e) => Err(fanout_error(e, "cannot finish data file").await),
     }
 }
 

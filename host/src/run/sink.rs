@@ -124,11 +124,12 @@ impl<'a> TableSink<'a> {
             }
             State::Writing { small, batches, .. } => {
                 let gather_error = |e| format!("cannot gather the step's batches: {e}");
-                if crate::lakehouse::batch_bytes(&batch) >= GATHER_BYTES {
+                let bytes = crate::lakehouse::batch_bytes(&batch);
+                if bytes >= GATHER_BYTES {
                     // After what was gathered before it, so that rows keep their order.
                     small.finish_buffered_batch().map_err(gather_error)?;
                     send_completed(small, batches)?;
-                    return batches.send(batch);
+                    return batches.send(batch, bytes);
                 }
                 small.push_batch(batch).map_err(gather_error)?;
                 send_completed(small, batches)
@@ -284,7 +285,8 @@ impl Written {
 /// Sends the coalescer's completed batches to the writer.
 fn send_completed(small: &mut BatchCoalescer, batches: &Queue) -> Result<(), String> {
     while let Some(batch) = small.next_completed_batch() {
-        batches.send(batch)?;
+        let bytes = crate::lakehouse::batch_bytes(&batch);
+        batches.send(batch, bytes)?;
     }
     Ok(())
 }
@@ -298,13 +300,13 @@ struct Queue {
 }
 
 impl Queue {
-    /// Waits, on a blocking thread, until the writer has room for `batch`.
-    fn send(&self, batch: RecordBatch) -> Result<(), String> {
+    /// Waits, on a blocking thread, until the writer has room for `batch`
+    /// of `bytes` (`lakehouse::batch_bytes`).
+    fn send(&self, batch: RecordBatch, bytes: usize) -> Result<(), String> {
         let stopped = || "the table's data file writer stopped".to_string();
-        let mib =
-            u32::try_from(crate::lakehouse::batch_bytes(&batch) >> 20).unwrap_or(u32::MAX).clamp(1, IN_FLIGHT_MIB);
-        let bytes = futures::executor::block_on(self.mib.clone().acquire_many_owned(mib)).map_err(|_| stopped())?;
-        self.sender.blocking_send((batch, bytes)).map_err(|_| stopped())
+        let mib = u32::try_from(bytes >> 20).unwrap_or(u32::MAX).clamp(1, IN_FLIGHT_MIB);
+        let permit = futures::executor::block_on(self.mib.clone().acquire_many_owned(mib)).map_err(|_| stopped())?;
+        self.sender.blocking_send((batch, permit)).map_err(|_| stopped())
     }
 }
 
