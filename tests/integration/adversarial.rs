@@ -1051,3 +1051,54 @@ fn wide_rows_are_written_in_row_groups_of_bounded_bytes() {
         ten >> 20
     );
 }
+
+#[test]
+fn a_plugin_cannot_make_the_host_copy_more_than_one_output() {
+    // wasmtime copies what a plugin passes to the host (a log line, an
+    // error, an output fragment) before the host sees it. One log line of
+    // 600 MiB, under the default limits (1 GiB of memory, 256 MiB of output
+    // per call): refused before it is copied, so the host's peak is the
+    // plugin's memory, not twice it.
+    let bytes = (600usize << 20).to_string();
+    let run = |mode: &str| {
+        let project = Project::empty();
+        let file = project.write_pipeline(
+            "copy.yaml",
+            "evil-flood",
+            &evil("flood"),
+            &[("mode", mode), ("bytes", bytes.as_str())],
+        );
+        let state = project.state();
+        floe_host_measured(&["run", "-f", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()], &[])
+    };
+    let (logged, logged_peak) = run("big-log");
+    let logged = logged.expect_code(3);
+    let limit = (256u64 << 20) + (1 << 20);
+    for piece in [
+        format!(
+            "step `{STEP}`: plugin `evil-flood` trapped: it passed more than {limit} bytes to the host in one call"
+        ),
+        "`plugins.max_output_bytes` plus 1048576 bytes".to_owned(),
+    ] {
+        assert!(logged.stderr.contains(&piece), "stderr lacks {piece:?}:\n{}", logged.stderr);
+    }
+    assert!(!logged.stderr.contains("evil-flood: logged"), "the plugin went on after its log:\n{}", logged.stderr);
+    let (held, held_peak) = run("hold");
+    assert!(held.stderr.contains(&format!("evil-flood: held {bytes} bytes")), "{}", held.stderr);
+    assert!(
+        logged_peak < held_peak + (128 << 20),
+        "logging 600 MiB took the host to {} MiB, holding them to {} MiB",
+        logged_peak >> 20,
+        held_peak >> 20
+    );
+
+    // An output fragment past the limit and the margin: the same refusal
+    // (1 MiB of output per call here), the table untouched.
+    let project = Project::new();
+    let platform = tight_platform(&project);
+    let file = project.write_pipeline("big.yaml", "evil-huge-output", &evil("huge-output"), &[("bytes", "3145728")]);
+    let run = project.run_on(&file, &platform).expect_code(3);
+    let piece = "plugin `evil-huge-output` trapped: it passed more than 2097152 bytes to the host in one call";
+    assert!(run.stderr.contains(piece), "stderr lacks {piece:?}:\n{}", run.stderr);
+    assert_eq!(project.snapshot(&file), project.baseline, "a refused output must not commit a snapshot");
+}

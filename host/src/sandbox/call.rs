@@ -58,6 +58,11 @@ pub(super) mod bindings {
 
 use bindings::PluginError;
 
+/// What one call may pass to the host beyond its output limit: its error
+/// text or a log line (cut to `MAX_ERROR_BYTES` or 2 KiB once copied, but
+/// copied whole first). See `Call::store`.
+const COPY_MARGIN: u64 = 1 << 20;
+
 /// Longest plugin error message kept, in bytes; longer ones are cut, so that a
 /// plugin cannot flood the host's stderr through its errors.
 const MAX_ERROR_BYTES: usize = 4096;
@@ -223,7 +228,6 @@ impl<'a> Call<'a> {
 
     /// A fresh store for one run, under the sandbox's limits.
     pub(super) fn store(&self, engine: &Engine) -> Store<HostState> {
-        let limits = self.sandbox.limits();
         let log = PluginLog::new(self.step, self.plugin);
         let state = HostState {
             wasi: wasi::deny_all(log.output()),
@@ -239,13 +243,16 @@ impl<'a> Call<'a> {
             cx.data_mut().meter.hook(kind);
             Ok(())
         });
-        // wasmtime caps what one call may copy out of the guest ("hostcall
-        // fuel", 128 MiB by default), results included. Below
-        // `max_output_bytes`, that cap would turn an allowed fragment into an
-        // unexplained trap, and an oversized one into a trap instead of
-        // `OutputTooLarge`. Nothing the guest copies can exceed its memory, so
-        // the memory cap is the bound that matters: raise the fuel above both.
-        let fuel = self.memory_bytes.saturating_add(limits.max_output_bytes);
+        // wasmtime caps what one call may copy out of the guest into host
+        // memory ("hostcall fuel", 128 MiB by default): a call's results, and
+        // the arguments of every import the guest calls (a log line, a WASI
+        // write). Without a cap of ours, one `log` of a string that fills
+        // the plugin's memory makes the host hold a second copy of it. The
+        // cap is this call's output limit plus `COPY_MARGIN` (an error
+        // message or a log line beside the largest allowed fragment): an
+        // oversized fragment under it still gets `OutputTooLarge` with its
+        // size, anything larger traps before the host copies it (`died`).
+        let fuel = self.max_output_bytes.saturating_add(COPY_MARGIN);
         store.set_hostcall_fuel(usize::try_from(fuel).unwrap_or(usize::MAX));
         self.arm(&mut store);
         store
@@ -280,6 +287,18 @@ impl<'a> Call<'a> {
                 None => SandboxError::Deadline { step, plugin, limit: limits.call_timeout, report },
                 Some(budget) => self.sandbox.out_of_budget(self.step, self.plugin, budget),
             };
+        }
+        // wasmtime's error type for this is private: its text is the signal.
+        if format!("{err:#}").contains("fuel allocated for hostcalls has been exhausted") {
+            let limit = self.max_output_bytes.saturating_add(COPY_MARGIN);
+            let message = format!(
+                "it passed more than {limit} bytes to the host in one call (a log line, an error or an output \
+                 fragment); one call may pass `plugins.max_output_bytes`{} plus {} bytes",
+                if self.shared_by.1 > 1 { format!(" / {}", self.shared_by.1) } else { String::new() },
+                COPY_MARGIN
+            );
+            tracing::warn!(step = self.step, plugin = self.plugin, error = %message, "The plugin trapped.");
+            return SandboxError::Trap { step, plugin, message, report };
         }
         let message = match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
             Some(exit) => format!("the plugin called exit({})", exit.0),

@@ -1,6 +1,11 @@
 //! `evil-flood`: writes 8 MiB to stdout and to stderr and 20 000 log lines
 //! of 4 KiB at error level, then panics. The host must keep what it forwards
 //! and quotes bounded.
+//!
+//! With `mode: big-log`, it logs one line of `bytes` (config) bytes instead:
+//! the host must not copy it whole. `mode: hold` fills as much of its own
+//! memory and fails without logging it: the same plugin memory, for
+//! comparison.
 
 wit_bindgen::generate!({
     path: "../../../wit",
@@ -27,7 +32,6 @@ impl meta::Guest for Component {
 }
 
 /// The value of `key` in the step's config map.
-#[allow(dead_code)]
 fn config_value<'a>(config: &'a Config, key: &str) -> Option<&'a str> {
     config.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
@@ -41,13 +45,25 @@ impl ingest::Guest for Component {
 }
 
 struct Parser {
-    #[allow(dead_code)]
     config: Config,
 }
 
 impl ingest::GuestParser for Parser {
     fn push(&self, _chunk: Vec<u8>) -> Result<IpcFragment, PluginError> {
         use std::io::Write;
+        let bytes = config_value(&self.config, "bytes").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1 << 20);
+        match config_value(&self.config, "mode") {
+            Some("big-log") => {
+                let line = "L".repeat(bytes);
+                floe::plugin::log::log(floe::plugin::log::Level::Error, &line);
+                return Err(PluginError::Internal(format!("evil-flood: logged {} bytes", line.len())));
+            }
+            Some("hold") => {
+                let line = std::hint::black_box("L".repeat(bytes));
+                return Err(PluginError::Internal(format!("evil-flood: held {} bytes", line.len())));
+            }
+            _ => {}
+        }
         let line = format!("{}\n", "flood ".repeat(170));
         let mut out = std::io::stdout().lock();
         let mut err = std::io::stderr().lock();
