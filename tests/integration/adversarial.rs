@@ -516,12 +516,25 @@ fn one_sandbox_survives_every_evil_plugin() {
     );
     assert!(err.is_contract_violation());
 
-    // A plugin error with a 4 MiB message: reported, not a violation, cut.
+    // A plugin error with a 1.5 MiB message: reported, not a violation, cut.
+    // One of 4 MiB is more than a call may pass (1 MiB of output here, plus
+    // 1 MiB): refused before the host copies it, a violation.
     let big_error = load(&sandbox, "evil-big-error", &evil("big-error")).unwrap();
-    let err = ingest(&big_error, &[("bytes", "4194304")], CSV.as_bytes()).unwrap_err();
+    let err = ingest(&big_error, &[("bytes", "1572864")], CSV.as_bytes()).unwrap_err();
     assert!(matches!(err, SandboxError::InvalidInput { .. }), "{err:?}");
     assert!(!err.is_contract_violation());
     assert!(err.to_string().len() < 16 << 10, "{} bytes", err.to_string().len());
+    let err = ingest(&big_error, &[("bytes", "4194304")], CSV.as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("it passed more than 2097152 bytes to the host in one call"), "{err}");
+    assert!(err.is_contract_violation());
+
+    // A log string outside the plugin's memory fails in wasmtime's copy,
+    // whose error would carry a backtrace of the plugin's own function names
+    // (any text, any length): the host reports the failure, not the names.
+    let (err, _) = violation(&sandbox, "flood", &[("mode", "bad-log")]);
+    let text = err.to_string();
+    assert!(matches!(err, SandboxError::Trap { .. }) && text.contains("out of bounds"), "{err:?}");
+    assert!(!text.contains("forged_frame_name") && !text.contains("backtrace"), "{text}");
 
     // The probes see nothing and say so.
     for name in ["env", "file", "socket"] {

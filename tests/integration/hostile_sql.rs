@@ -216,12 +216,26 @@ fn plugin_sql_cannot_touch_files_settings_extensions_or_other_tables() {
     assert_refused(&project, &format!("SELECT * FROM read_text('{secret_file}')"), &["table function `read_text`"]);
     assert_refused(&project, &format!("SELECT * FROM read_blob('{catalog}')"), &["table function `read_blob`"]);
     assert_refused(&project, "SELECT * FROM read_csv('/etc/passwd')", &["table function `read_csv`"]);
-    // A quoted path as a table name would be a replacement scan (read_csv
-    // behind the scenes) that the parse tree shows as a plain table, not a
-    // table function: with external access off DuckDB does not even try it.
-    assert_refused(&project, &format!("SELECT * FROM '{secret_file}'"), &["polaris-client-secret does not exist"]);
+    // A quoted path as a table name is a replacement scan (read_csv behind
+    // the scenes) that the parse tree shows as a plain table, not a table
+    // function. DuckDB would allow it on its temp directory whatever the
+    // lock says: refused by name, before DuckDB sees it.
+    let path_refused = "a path, which is not allowed here: this SQL reads only the step's inputs";
+    assert_refused(&project, &format!("SELECT * FROM '{secret_file}'"), &[path_refused]);
     let secrets_glob = project.path("secrets/*");
-    assert_refused(&project, &format!("SELECT * FROM '{}'", secrets_glob.display()), &["does not exist"]);
+    assert_refused(&project, &format!("SELECT * FROM '{}'", secrets_glob.display()), &[path_refused]);
+    assert_refused(
+        &project,
+        "SELECT * FROM (SELECT * FROM 'spill.csv') JOIN (FROM '.tmp/x.parquet') USING (id)",
+        &["it reads `spill.csv`, a path"],
+    );
+    // DuckDB's system views run table functions of their own.
+    let view_refused = "one of DuckDB's system views, which is not allowed here";
+    assert_refused(&project, "SELECT name, setting FROM pg_catalog.pg_settings", &[view_refused]);
+    assert_refused(&project, "SELECT * FROM pg_settings", &["it reads `pg_settings`", view_refused]);
+    assert_refused(&project, "SELECT * FROM duckdb_tables", &[view_refused]);
+    assert_refused(&project, "SELECT * FROM information_schema.tables", &[view_refused]);
+    assert_refused(&project, "SELECT * FROM system.main.pragma_database_list", &[view_refused]);
     // More than one statement: the COPY must not run before the SELECT.
     assert_refused(
         &project,
@@ -258,8 +272,10 @@ fn plugin_sql_cannot_touch_files_settings_extensions_or_other_tables() {
     assert!(!run.stderr.contains("hidden-row"));
     assert!(!Path::new(outside).exists(), "a file was written outside the run's data");
 
-    // What a plugin may do still works: its input, pure table functions.
-    let run = project.run_sql("SELECT r.range AS n FROM {input} CROSS JOIN range(3) AS r").expect_code(0);
+    // What a plugin may do still works: its input, pure table functions, CTEs.
+    let run = project
+        .run_sql("WITH e AS (SELECT * FROM {input}) SELECT r.range AS n FROM e CROSS JOIN range(3) AS r")
+        .expect_code(0);
     assert!(run.stdout.contains(STEP), "{}", run.stdout);
 }
 

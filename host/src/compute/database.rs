@@ -13,9 +13,13 @@
 //!
 //! A SELECT can still call table functions with effects that the
 //! configuration lock does not cover (`enable_logging` writes files and can
-//! abort the process, `query` runs SQL text), so [`Database::table_functions`]
+//! abort the process, `query` runs SQL text), so [`Database::references`]
 //! lists every table function a query calls, from DuckDB's own parse tree
 //! (`json_serialize_sql`), for the caller to hold against an allow-list.
+//! The same tree names every table a query reads, because a table name can
+//! stand for a reader too: DuckDB reads `FROM 'x.csv'` with `read_csv` (a
+//! replacement scan), and its system views (`pg_catalog.pg_settings`) call
+//! table functions of their own.
 
 use std::ffi::{CStr, CString, c_char};
 use std::ptr;
@@ -252,10 +256,10 @@ impl Drop for Prepared {
 }
 
 impl Database {
-    /// Every table function `sql` calls, anywhere in it (subqueries, CTEs,
-    /// joins), lower-cased as DuckDB resolves them. `sql` must already have
-    /// passed `check_select`.
-    pub fn table_functions(&self, sql: &str) -> Result<Vec<String>, Refusal> {
+    /// Every table function `sql` calls and every table it names, anywhere
+    /// in it (subqueries, CTEs, joins). `sql` must already have passed
+    /// `check_select`.
+    pub fn references(&self, sql: &str) -> Result<References, Refusal> {
         let tree: String = self
             .conn
             .query_row("SELECT json_serialize_sql(?::VARCHAR)", [sql], |row| row.get(0))
@@ -271,29 +275,63 @@ impl Database {
             Some(n) => return Err(Refusal::Count(n)),
             None => return Err(Refusal::Invalid("the parse tree has no statement list".to_owned())),
         }
-        let mut names = Vec::new();
-        collect_table_functions(&tree, &mut names);
-        Ok(names)
+        let mut references = References::default();
+        collect_references(&tree, &mut references);
+        Ok(references)
+    }
+
+    /// The views DuckDB defines itself (`duckdb_tables`, `pg_settings`, …),
+    /// lower-cased: a query that names one runs the table function behind it.
+    pub fn system_views(&self) -> Result<Vec<String>, duckdb::Error> {
+        let mut statement = self.conn.prepare("SELECT DISTINCT lower(view_name) FROM duckdb_views() WHERE internal")?;
+        let names = statement.query_map([], |row| row.get(0))?;
+        names.collect()
     }
 }
 
+/// What a query's parse tree reads.
+#[derive(Debug, Default)]
+pub struct References {
+    /// Table functions, lower-cased as DuckDB resolves them.
+    pub functions: Vec<String>,
+    /// Tables and views by name (CTE names among them), as written.
+    pub tables: Vec<TableName>,
+}
+
+/// A table reference: `catalog.schema.name`, each part empty if not written.
+#[derive(Debug)]
+pub struct TableName {
+    pub catalog: String,
+    pub schema: String,
+    pub name: String,
+}
+
 /// Walks a `json_serialize_sql` tree for `{"type": "TABLE_FUNCTION",
-/// "function": {"function_name": …}}` nodes.
-fn collect_table_functions(node: &serde_json::Value, names: &mut Vec<String>) {
+/// "function": {"function_name": …}}` and `{"type": "BASE_TABLE", …}` nodes.
+fn collect_references(node: &serde_json::Value, found: &mut References) {
     match node {
         serde_json::Value::Object(map) => {
-            if map.get("type").and_then(|t| t.as_str()) == Some("TABLE_FUNCTION") {
-                let name = map
-                    .get("function")
-                    .and_then(|f| f.get("function_name"))
-                    .and_then(|n| n.as_str())
-                    // A table function node without a readable name is refused.
-                    .unwrap_or("<unnamed>");
-                names.push(name.to_owned());
+            let text = |key: &str| map.get(key).and_then(|n| n.as_str()).unwrap_or_default().to_owned();
+            match map.get("type").and_then(|t| t.as_str()) {
+                Some("TABLE_FUNCTION") => {
+                    let name = map
+                        .get("function")
+                        .and_then(|f| f.get("function_name"))
+                        .and_then(|n| n.as_str())
+                        // A table function node without a readable name is refused.
+                        .unwrap_or("<unnamed>");
+                    found.functions.push(name.to_owned());
+                }
+                Some("BASE_TABLE") => found.tables.push(TableName {
+                    catalog: text("catalog_name"),
+                    schema: text("schema_name"),
+                    name: text("table_name"),
+                }),
+                _ => {}
             }
-            map.values().for_each(|v| collect_table_functions(v, names));
+            map.values().for_each(|v| collect_references(v, found));
         }
-        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_table_functions(v, names)),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_references(v, found)),
         _ => {}
     }
 }

@@ -20,6 +20,7 @@ mod types;
 mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -432,8 +433,8 @@ impl Session {
         // Parse before binding: the parse tree names the table functions
         // without running any (binding `read_text` would already open its file,
         // which the lock then refuses, but with a less direct message).
-        let functions = match self.db.table_functions(sql) {
-            Ok(functions) => functions,
+        let references = match self.db.references(sql) {
+            Ok(references) => references,
             Err(refusal) => {
                 // Not one SELECT: say which statement it is, if DuckDB can.
                 self.db.check_select(sql).map_err(refused)?;
@@ -443,7 +444,7 @@ impl Session {
         let allowed = |name: &str| {
             PURE_TABLE_FUNCTIONS.contains(&name) || (reads == Reads::Files && FILE_TABLE_FUNCTIONS.contains(&name))
         };
-        if let Some(name) = functions.iter().find(|name| !allowed(name)) {
+        if let Some(name) = references.functions.iter().find(|name| !allowed(name)) {
             let also = if reads == Reads::Files { ", and the file readers" } else { "" };
             return Err(ComputeError::Refused(format!(
                 "it calls the table function `{}`, which is not allowed here (allowed: {}{also})",
@@ -451,7 +452,52 @@ impl Session {
                 PURE_TABLE_FUNCTIONS.join(", ")
             )));
         }
+        if reads == Reads::InputsOnly {
+            for table in &references.tables {
+                self.check_table_name(table)?;
+            }
+        }
         self.db.check_select(sql).map_err(refused)
+    }
+
+    /// Refuses a table name that DuckDB would turn into a reader: a path
+    /// (`FROM 'x.csv'` reads the file, and DuckDB allows its temp directory
+    /// beside the allowed files) or one of its own views, each of which runs
+    /// a table function (`pg_catalog.pg_settings`). A step's inputs are
+    /// `layer.table` and CTEs plain names, so neither is ever refused.
+    fn check_table_name(&self, table: &database::TableName) -> Result<(), ComputeError> {
+        static SYSTEM_VIEWS: OnceLock<Vec<String>> = OnceLock::new();
+        let name = table.name.to_lowercase();
+        let quoted = || {
+            let parts = [&table.catalog, &table.schema, &table.name];
+            let written: Vec<&str> = parts.iter().filter(|p| !p.is_empty()).map(|p| p.as_str()).collect();
+            let written: String = written.join(".").chars().take(200).collect();
+            crate::sandbox::text::escape(&written).into_owned()
+        };
+        if name.contains(['.', '/', '\\', '*', '?']) {
+            return Err(ComputeError::Refused(format!(
+                "it reads `{}`, a path, which is not allowed here: this SQL reads only the step's inputs, \
+                 by their `layer.table` names",
+                quoted()
+            )));
+        }
+        let system_views = match SYSTEM_VIEWS.get() {
+            Some(views) => views,
+            None => {
+                let views = self.db.system_views().map_err(ComputeError::Query)?;
+                SYSTEM_VIEWS.get_or_init(|| views)
+            }
+        };
+        let system_schema = ["pg_catalog", "information_schema"].contains(&table.schema.to_lowercase().as_str());
+        let system_catalog = ["system", "temp"].contains(&table.catalog.to_lowercase().as_str());
+        if system_schema || system_catalog || (table.schema.is_empty() && system_views.contains(&name)) {
+            return Err(ComputeError::Refused(format!(
+                "it reads `{}`, one of DuckDB's system views, which is not allowed here: this SQL reads only \
+                 the step's inputs, by their `layer.table` names",
+                quoted()
+            )));
+        }
+        Ok(())
     }
 
     /// Runs `sql` if it is exactly one SELECT, and hands its result to

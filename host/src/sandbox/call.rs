@@ -129,6 +129,13 @@ pub(super) fn linker(engine: &Engine) -> Result<Linker<HostState>, SandboxError>
     Ok(linker)
 }
 
+/// The text of an error wasmtime raised over a plugin's component or call,
+/// cut and escaped: it may quote names the plugin chose (imports, exports,
+/// its own functions).
+pub(super) fn error_text(err: &wasmtime::Error) -> String {
+    escape(&truncate(&format!("{err:#}"), MAX_ERROR_BYTES)).into_owned()
+}
+
 /// Links `component` against the sandbox's linker; a missing import is named.
 pub(super) fn instantiate_pre(
     sandbox: &Sandbox,
@@ -136,9 +143,12 @@ pub(super) fn instantiate_pre(
     component: &Component,
 ) -> Result<InstancePre<HostState>, SandboxError> {
     sandbox.inner.linker.instantiate_pre(component).map_err(|e| {
-        let message = format!("{e:#}");
+        let message = error_text(&e);
         match missing_import_name(&e.to_string()) {
-            Some(import) => SandboxError::MissingImport { plugin: plugin.to_owned(), import },
+            Some(import) => SandboxError::MissingImport {
+                plugin: plugin.to_owned(),
+                import: escape(&truncate(&import, 200)).into_owned(),
+            },
             None => SandboxError::Link { plugin: plugin.to_owned(), message },
         }
     })
@@ -304,7 +314,7 @@ impl<'a> Call<'a> {
             Some(exit) => format!("the plugin called exit({})", exit.0),
             None => match err.downcast_ref::<Trap>() {
                 Some(trap) => trap.to_string(),
-                None => format!("{err:#}"),
+                None => error_text(&err),
             },
         };
         tracing::warn!(step = self.step, plugin = self.plugin, error = %message, "The plugin trapped.");

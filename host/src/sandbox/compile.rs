@@ -80,7 +80,8 @@ pub(super) fn load_component(
 
     let (component, artifact) = match compiler {
         Compiler::InProcess => {
-            let component = Component::new(engine, wasm).map_err(|e| compile_error(plugin, format!("{e:#}")))?;
+            let component =
+                Component::new(engine, wasm).map_err(|e| compile_error(plugin, super::call::error_text(&e)))?;
             let artifact = cache.and_then(|_| component.serialize().ok());
             (component, artifact)
         }
@@ -88,8 +89,12 @@ pub(super) fn load_component(
             let artifact = compile_in_child(exe, limits, plugin, wasm)?;
             // SAFETY: the child is this same executable, which serialized the
             // artifact with the same engine configuration a moment ago.
-            let component = unsafe { Component::deserialize(engine, &artifact) }
-                .map_err(|e| compile_error(plugin, format!("cannot load what the compiler produced: {e:#}")))?;
+            let component = unsafe { Component::deserialize(engine, &artifact) }.map_err(|e| {
+                compile_error(
+                    plugin,
+                    format!("cannot load what the compiler produced: {}", super::call::error_text(&e)),
+                )
+            })?;
             (component, Some(artifact))
         }
     };
@@ -237,7 +242,7 @@ pub fn child_main(args: &[String]) -> i32 {
             }
         },
         Err(e) => {
-            eprintln!("{e:#}");
+            eprintln!("{}", super::call::error_text(&e));
             CHILD_INVALID
         }
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, OptLevel};
+use wasmtime::{Config, Engine, OptLevel, WasmBacktraceDetails};
 
 use super::SandboxError;
 
@@ -24,7 +24,13 @@ pub(super) fn config() -> Config {
         // loop back-edges; the ticker below advances it.
         .epoch_interruption(true)
         .cranelift_opt_level(OptLevel::Speed)
-        .parallel_compilation(true);
+        .parallel_compilation(true)
+        // No wasm backtraces: their frames carry the module's and functions'
+        // names from the plugin's name section, unescaped and of any length,
+        // up to 20 times in one error (a 30 MB name made gigabytes of text).
+        // A plugin's own panic message reaches its stderr tail instead.
+        .wasm_backtrace_max_frames(None)
+        .wasm_backtrace_details(WasmBacktraceDetails::Disable);
     config
 }
 

@@ -102,11 +102,14 @@ pub const NOT_STORABLE: &str = "the type cannot be stored in an Iceberg table an
 
 /// The refusal of column `name` of type `type_name`.
 pub fn unaccepted(name: &str, type_name: &str, why: &str) -> String {
+    // Both come from the plugin: a type's text carries its time zone string.
+    let quote = |text: &str| super::text::escape(&super::log::truncate(text, 200)).into_owned();
     format!(
-        "column `{}` has type {type_name}: {why} (accepted: Boolean, Int8-64, UInt8-32, Float32/64, Decimal128, \
+        "column `{}` has type {}: {why} (accepted: Boolean, Int8-64, UInt8-32, Float32/64, Decimal128, \
          Utf8, LargeUtf8, Binary, LargeBinary, Date32, Time64(µs), Timestamp(µs) without a time zone or in UTC, \
          Timestamp(ns))",
-        super::text::escape(name)
+        quote(name),
+        quote(type_name)
     )
 }
 

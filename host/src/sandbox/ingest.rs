@@ -40,7 +40,7 @@ impl IngestPlugin {
         let pre = bindings::IngestPluginPre::new(instance_pre).map_err(|e| SandboxError::WrongWorld {
             plugin: plugin.to_owned(),
             world: "floe:plugin/ingest-plugin",
-            message: format!("{e:#}"),
+            message: call::error_text(&e),
         })?;
         Ok(Self { sandbox, name: plugin.to_owned(), pre, chunks, compiled })
     }

@@ -45,7 +45,7 @@ impl TransformPlugin {
         let pre = bindings::TransformPluginPre::new(instance_pre).map_err(|e| SandboxError::WrongWorld {
             plugin: plugin.to_owned(),
             world: "floe:plugin/transform-plugin",
-            message: format!("{e:#}"),
+            message: call::error_text(&e),
         })?;
         Ok(Self { sandbox, name: plugin.to_owned(), pre, compiled })
     }

@@ -5,7 +5,8 @@
 //! With `mode: big-log`, it logs one line of `bytes` (config) bytes instead:
 //! the host must not copy it whole. `mode: hold` fills as much of its own
 //! memory and fails without logging it: the same plugin memory, for
-//! comparison.
+//! comparison. `mode: bad-log` logs a string that lies outside its memory,
+//! from a function whose name must not reach the host's error.
 
 wit_bindgen::generate!({
     path: "../../../wit",
@@ -58,6 +59,7 @@ impl ingest::GuestParser for Parser {
                 floe::plugin::log::log(floe::plugin::log::Level::Error, &line);
                 return Err(PluginError::Internal(format!("evil-flood: logged {} bytes", line.len())));
             }
+            Some("bad-log") => forged_frame_name_in_a_backtrace(),
             Some("hold") => {
                 let line = std::hint::black_box("L".repeat(bytes));
                 return Err(PluginError::Internal(format!("evil-flood: held {} bytes", line.len())));
@@ -84,4 +86,15 @@ impl ingest::GuestParser for Parser {
     fn finish(&self) -> Result<IpcFragment, PluginError> {
         Ok(Vec::new())
     }
+}
+
+/// Calls `log` with a string 4 GiB - 64 KiB into a memory far smaller: the
+/// host fails the call while copying it, with wasmtime's own error.
+#[inline(never)]
+fn forged_frame_name_in_a_backtrace() -> ! {
+    // SAFETY: not safe, on purpose: the bytes are never read by this
+    // plugin, only the pointer and length cross to the host.
+    let bogus = unsafe { core::str::from_utf8_unchecked(core::slice::from_raw_parts(0xFFFF_0000usize as *const u8, 64)) };
+    floe::plugin::log::log(floe::plugin::log::Level::Error, std::hint::black_box(bogus));
+    panic!("evil-flood: the host read a string outside my memory");
 }
