@@ -1041,7 +1041,16 @@ fn available_in_layer(layer: &str, transforms: &[crate::config::Transform]) -> S
 
 fn plugin_help(path: &Path) -> String {
     if path.to_string_lossy().contains("plugins/dist") {
-        "build the bundled plugins with `scripts/build-plugins.sh`".into()
+        // The bundled JavaScript and Python ports end in `_js` / `_py`.
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let script = if stem.ends_with("_js") {
+            "scripts/build-js-plugins.sh"
+        } else if stem.ends_with("_py") {
+            "scripts/build-py-plugins.sh"
+        } else {
+            "scripts/build-plugins.sh"
+        };
+        format!("build the bundled plugins with `{script}`")
     } else {
         "paths are relative to the directory of floe.yaml".into()
     }
@@ -1079,5 +1088,23 @@ fn sandbox_limits(keys: &crate::config::PluginLimits) -> crate::sandbox::Limits 
         ingest_chunk_bytes: keys
             .ingest_chunk_size
             .map_or(d.ingest_chunk_bytes, |b| usize::try_from(b.0).unwrap_or(usize::MAX)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plugin_help;
+    use std::path::Path;
+
+    #[test]
+    fn a_missing_bundled_plugin_names_the_script_that_builds_it() {
+        let help = |p: &str| plugin_help(Path::new(p));
+        assert_eq!(
+            help("../plugins/dist/csv_ingest.wasm"),
+            "build the bundled plugins with `scripts/build-plugins.sh`"
+        );
+        assert!(help("plugins/dist/pii_mask_js.wasm").contains("scripts/build-js-plugins.sh"));
+        assert!(help("plugins/dist/csv_ingest_py.wasm").contains("scripts/build-py-plugins.sh"));
+        assert_eq!(help("my/plugin.wasm"), "paths are relative to the directory of floe.yaml");
     }
 }
