@@ -1115,3 +1115,42 @@ fn a_plugin_cannot_make_the_host_copy_more_than_one_output() {
     assert!(run.stderr.contains(piece), "stderr lacks {piece:?}:\n{}", run.stderr);
     assert_eq!(project.snapshot(&file), project.baseline, "a refused output must not commit a snapshot");
 }
+
+#[test]
+fn a_plugin_cannot_scatter_its_rows_over_unbounded_partitions() {
+    // The plugin picks the partition values: `wide` returns ids 0..2000
+    // again from every push (one per MiB of source), so with
+    // `partition_by: [id]` its rows go round robin over more partitions than
+    // a write keeps open (1,024 for two columns). Each push reopens them as
+    // new files, until the write stops at 20,000 and deletes them.
+    let project = Project::empty();
+    std::fs::write(project.dir.path().join("events.csv"), vec![b'x'; 16 << 20]).unwrap();
+    let file = project.write_pipeline(
+        "scatter.yaml",
+        "evil-hostile-values",
+        &evil("hostile-values"),
+        &[("values", "wide"), ("rows", "2000"), ("bytes", "8")],
+    );
+    let yaml = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("    source: events.csv\n", "    source: events.csv\n    partition_by: [id]\n");
+    std::fs::write(&file, yaml).unwrap();
+    let state = project.state();
+    let (run, peak) =
+        floe_host_measured(&["run", "-f", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()], &[]);
+    let run = run.expect_code(4);
+    for piece in [
+        format!("step `{STEP}`"),
+        "table `bronze.raw_events`: the step's rows fall in no order over more partitions than the 1024".to_owned(),
+        "it made 20000 data files".to_owned(),
+    ] {
+        assert!(run.stderr.contains(&piece), "stderr lacks {piece:?}:\n{}", run.stderr);
+    }
+    let left = crate::support::parquet_paths(&state.join("warehouse/bronze/raw_events/data")).len();
+    assert!(left <= 1024, "{left} data files left");
+    let args = ["show", "bronze.raw_events", "-f", file.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
+    let shown = floe_host_with_env(&args, &[]).expect_code(1);
+    assert!(shown.stderr.contains("table `bronze.raw_events` does not exist"), "{}", shown.stderr);
+    // 1,024 open writers of two columns, not 20,000 files' worth.
+    assert!(peak < 1 << 30, "the host peaked at {} MiB", peak >> 20);
+}
