@@ -228,10 +228,25 @@ pub fn arrow_schema(schema: &Schema) -> iceberg::Result<arrow_schema::SchemaRef>
 /// casts view types where needed and fills a column the batch lacks with
 /// NULL (`target` checked that such a column is optional).
 pub fn align(batch: RecordBatch, target: &arrow_schema::SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let schema = batch.schema();
+    // By position when the names are in the table's order (a step's output
+    // almost always is), else through one map: looking each name up in turn
+    // is quadratic, 16 million comparisons per batch at 4,096 columns.
+    let in_order = schema.fields().len() == target.fields().len()
+        && schema.fields().iter().zip(target.fields().iter()).all(|(a, b)| a.name() == b.name());
+    let by_name: std::collections::HashMap<&str, usize> = if in_order {
+        std::collections::HashMap::new()
+    } else {
+        schema.fields().iter().enumerate().map(|(i, f)| (f.name().as_str(), i)).collect()
+    };
+    let column_of = |i: usize, name: &str| {
+        if in_order { Some(batch.column(i)) } else { by_name.get(name).map(|&at| batch.column(at)) }
+    };
     let columns = target
         .fields()
         .iter()
-        .map(|field| match batch.column_by_name(field.name()) {
+        .enumerate()
+        .map(|(i, field)| match column_of(i, field.name()) {
             Some(column) if column.data_type() == field.data_type() => Ok(column.clone()),
             Some(column) => arrow_cast::cast(column, field.data_type()),
             None => Ok(new_null_array(field.data_type(), batch.num_rows())),

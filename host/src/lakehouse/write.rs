@@ -37,6 +37,17 @@ const ROW_GROUP_ROWS: usize = 122_880;
 /// returns values of 64 KiB held 7.5 GiB of the host's memory per file
 /// being written, before the first byte reached storage.
 const ROW_GROUP_BYTES: usize = 128 << 20;
+/// Most bytes of a step's batch converted to the table schema at once. The
+/// conversion may widen a column (Int8 to Int32: four times), and parquet-rs
+/// takes the first batch of a row group whole, whatever `ROW_GROUP_BYTES`
+/// says: a batch is cut into slices of about this size first (zero-copy).
+const SLICE_BYTES: usize = 8 << 20;
+/// Memory the Parquet encoders' per-page row buffers may take together.
+/// A dictionary-encoded column keeps 8 bytes per row of its open page,
+/// whatever the encoded size (which is what `ROW_GROUP_BYTES` counts): at
+/// parquet-rs's default of 20,000 rows a page, 4,096 columns held 1 GiB.
+/// Tables of up to 409 columns keep the default.
+const PAGE_ROW_BUFFER_BYTES: usize = 64 << 20;
 
 /// How a write names its files and how large it lets them grow.
 pub struct Layout {
@@ -99,10 +110,12 @@ pub async fn data_files(
     };
     let metadata = table.metadata();
     let target = schema::arrow_schema(schema).map_err(error("cannot convert the table schema to Arrow"))?;
+    let page_rows = (PAGE_ROW_BUFFER_BYTES / (8 * target.fields().len().max(1))).clamp(1024, 20_000);
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+        .set_data_page_row_count_limit(page_rows)
         .build();
     let parquet = ParquetWriterBuilder::new(properties, schema.clone());
     let locations = PartitionPaths::new(metadata).map_err(error("cannot place data files"))?;
@@ -135,7 +148,9 @@ pub async fn data_files(
                 writer = Some(builder.build(None).await.map_err(error("cannot start writing"))?);
             }
             let writer = writer.as_mut().expect("started on the first row");
-            writer.write(align(batch)?).await.map_err(write_error("cannot write data file"))?;
+            for slice in slices(&batch) {
+                writer.write(align(slice)?).await.map_err(write_error("cannot write data file"))?;
+            }
         }
         return match writer {
             Some(mut writer) => writer.close().await.map_err(write_error("cannot finish data file")),
@@ -164,17 +179,19 @@ pub async fn data_files(
         if batch.num_rows() == 0 {
             continue;
         }
-        let parts = splitter.split(&align(batch)?).map_err(error("cannot compute partition values"))?;
-        for (key, part) in parts {
-            match only {
-                Some(only) if key.data() != only => {
-                    let (_, rows) = outside.get_or_insert_with(|| (key.data().clone(), 0));
-                    *rows += part.num_rows() as u64;
-                }
-                _ if outside.is_some() => {}
-                _ => {
-                    if let Err(e) = writer.write(key, part).await {
-                        return Err(fanout_error(e, "cannot write data file").await);
+        for slice in slices(&batch) {
+            let parts = splitter.split(&align(slice)?).map_err(error("cannot compute partition values"))?;
+            for (key, part) in parts {
+                match only {
+                    Some(only) if key.data() != only => {
+                        let (_, rows) = outside.get_or_insert_with(|| (key.data().clone(), 0));
+                        *rows += part.num_rows() as u64;
+                    }
+                    _ if outside.is_some() => {}
+                    _ => {
+                        if let Err(e) = writer.write(key, part).await {
+                            return Err(fanout_error(e, "cannot write data file").await);
+                        }
                     }
                 }
             }
@@ -199,6 +216,16 @@ pub async fn data_files(
     }
 }
 
+/// `batch` in zero-copy slices of about `SLICE_BYTES` each (see there).
+fn slices(batch: &RecordBatch) -> Vec<RecordBatch> {
+    let (rows, bytes) = (batch.num_rows(), super::batch_bytes(batch));
+    if bytes <= SLICE_BYTES || rows <= 1 {
+        return vec![batch.clone()];
+    }
+    let per_slice = (rows * SLICE_BYTES / bytes).max(1);
+    (0..rows).step_by(per_slice).map(|at| batch.slice(at, per_slice.min(rows - at))).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +242,20 @@ mod tests {
         let name = tags.data_file_name();
         assert!(name.starts_with("s-.._.._etc_x_y_z-") && name.ends_with("-00000.parquet"), "{name}");
         assert!(!name.contains('/'));
+    }
+
+    #[test]
+    fn a_large_batch_is_converted_in_slices_of_bounded_bytes() {
+        use arrow_array::{Array, Int8Array};
+        // 32 MiB of Int8, which the table stores as Int32: 128 MiB at once.
+        let column: arrow_array::ArrayRef = std::sync::Arc::new(Int8Array::from(vec![7i8; 32 << 20]));
+        let batch = RecordBatch::try_from_iter([("v", column)]).unwrap();
+        let parts = slices(&batch);
+        assert_eq!(parts.len(), 4);
+        assert_eq!(parts.iter().map(RecordBatch::num_rows).sum::<usize>(), 32 << 20);
+        assert!(parts.iter().all(|p| super::super::batch_bytes(p) <= SLICE_BYTES), "slices over SLICE_BYTES");
+        assert_eq!(parts[3].column(0).len(), 8 << 20);
+        let small = batch.slice(0, 1000);
+        assert_eq!(slices(&small).len(), 1);
     }
 }

@@ -169,6 +169,7 @@ impl IpcStream {
             aligned.finish()
         };
         let clean = self.schema.as_ref().map(|(_, clean)| clean.clone());
+        let mut arrays = 0usize;
         for (start, len) in complete {
             let mut message = shared.slice_with_length(start, len);
             while !message.is_empty() {
@@ -182,6 +183,13 @@ impl IpcStream {
                         })?
                         .map_err(|e| IpcError::Malformed(e.to_string()))?;
                 if let Some(batch) = decoded {
+                    arrays += batch.num_columns().max(1);
+                    if arrays > MAX_ARRAYS_PER_FRAGMENT {
+                        return Err(IpcError::Refused(format!(
+                            "one call returned more than {MAX_ARRAYS_PER_FRAGMENT} column chunks (columns × \
+                             record batches); return fewer, larger batches"
+                        )));
+                    }
                     super::values::check(&batch).map_err(IpcError::Refused)?;
                     batches.push(without_metadata(batch, clean.as_ref())?);
                 }
@@ -363,6 +371,14 @@ fn check_fb_schema(fb: arrow_ipc::Schema<'_>) -> Result<(), IpcError> {
     Ok(())
 }
 
+/// Most decoded arrays (columns × record batches) one fragment may yield.
+/// A fragment's batches are held together once decoded, and each column of
+/// each batch costs the host about 150 bytes for 48 on the wire: 256 MiB of
+/// one-row batches of 4,096 columns would take about 1 GB. This keeps that
+/// overhead near 40 MB; a plugin that batches its rows (csv-ingest: a few
+/// hundred arrays per call) never comes close.
+const MAX_ARRAYS_PER_FRAGMENT: usize = 1 << 18;
+
 /// Checks a record batch message against the stream's (flat, checked)
 /// schema before arrow-ipc reads it: uncompressed, one field node per column
 /// with the batch's length and a null count within it, the buffers each type
@@ -423,6 +439,18 @@ fn check_batch(
         if offset % 8 != 0 {
             return malformed(format!("a buffer at offset {offset} is not aligned to 8 bytes"));
         }
+    }
+    // Buffers are slices of the body, not copies: 4,096 columns that all
+    // point at the same bytes decode, for free, to 4,096 times the body,
+    // which every later stage (casts, validation, the Parquet encoder) then
+    // pays for column by column. A writer lays buffers out one after the
+    // other, so together they fit in the body.
+    let total: u64 = batch.buffers().into_iter().flatten().map(|b| b.length() as u64).sum();
+    if total > body_len {
+        return malformed(format!(
+            "a record batch's buffers add up to {total} bytes, more than its {body_len}-byte body: buffers may \
+             not share bytes"
+        ));
     }
     // Each buffer must be as long as its column's rows need: arrow-ipc
     // asserts (panics) on a short validity bitmap rather than failing.
@@ -652,6 +680,33 @@ mod tests {
             }
         }
         assert!(matches!(decode("garbage"), Err(IpcError::Malformed(_))));
+        // 64 columns over the same 1 KiB of body (`fuzz/tools/aliased_buffers.py`).
+        match decode("aliased_buffers") {
+            Err(IpcError::Malformed(message)) => {
+                assert!(message.contains("buffers add up to 65536 bytes, more than its 1024-byte body"), "{message}")
+            }
+            other => panic!("aliased_buffers: {other:?}"),
+        }
+    }
+
+    /// A fragment of many one-row batches would cost the host far more
+    /// decoded than on the wire: refused past `MAX_ARRAYS_PER_FRAGMENT`.
+    #[test]
+    fn refuses_a_fragment_of_too_many_arrays() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let one = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1]))]).unwrap();
+        let many = vec![one; MAX_ARRAYS_PER_FRAGMENT + 1];
+        let bytes = stream(&many);
+        let err = IpcStream::new(1 << 30).push(bytes.clone()).unwrap_err();
+        assert!(matches!(&err, IpcError::Refused(m) if m.contains("return fewer, larger batches")), "{err:?}");
+        // The same batches over two calls pass.
+        let mut ipc = IpcStream::new(1 << 30);
+        let half = bytes.len() / 2;
+        let rows: usize = [&bytes[..half], &bytes[half..]]
+            .iter()
+            .map(|part| ipc.push(part.to_vec()).unwrap().iter().map(RecordBatch::num_rows).sum::<usize>())
+            .sum();
+        assert_eq!(rows, MAX_ARRAYS_PER_FRAGMENT + 1);
     }
 
     #[test]
