@@ -592,6 +592,12 @@ fn crafted_arrow_is_refused_before_it_costs_anything() {
         (&[("attack", "names"), ("names", "a\\0b")], "control character: `a\\u{0}b`"),
         (&[("attack", "names"), ("names", "a\\nb")], "control character: `a\\nb`"),
         (&[("attack", "many-columns")], "more than the 4096 accepted"),
+        // 4,096 columns over one 1 MiB buffer: 16 GiB once cast to Int32.
+        (
+            &[("attack", "aliased")],
+            "returned malformed Arrow IPC: a record batch's buffers add up to 4294967296 bytes, more than its \
+             1048576-byte body: buffers may not share bytes",
+        ),
     ];
     for (config, expected) in cases {
         let started = Instant::now();
