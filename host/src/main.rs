@@ -28,6 +28,12 @@ fn main() -> ProcessExit {
     if args.get(1).map(String::as_str) == Some(floe_host::compute::WORKER_CHILD_ARG) {
         return ProcessExit::from(floe_host::compute::worker_child_main(&args[2..]) as u8);
     }
+    // Not dumpable: another process of the same user (a SQL worker whose
+    // DuckDB a hostile query took over) cannot read the host's memory,
+    // environment (credentials) or descriptors through /proc, nor attach to
+    // it, and no core dump holds its secrets. (A child's exec resets it.)
+    // SAFETY: PR_SET_DUMPABLE takes 0 or 1 and affects only this process.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     let cli = Cli::parse();
     let mut telemetry = init_logging(cli.log_format);
     let code = match cli.command {

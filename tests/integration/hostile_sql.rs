@@ -532,3 +532,35 @@ fn plugin_text_cannot_forge_lines_in_logs_errors_or_reports() {
         }
     }
 }
+
+/// A SQL worker that DuckDB no longer controls (a memory-corruption bug a
+/// query found) could start processes that keep its output pipe open, one
+/// of them outside its process group. No real DuckDB does this on demand,
+/// so a shell script stands in for the worker. The host must stop at the
+/// query's deadline all the same, and kill what stayed in the group.
+#[test]
+fn a_worker_that_leaves_processes_behind_is_stopped_at_its_deadline() {
+    use floe_host::compute::{ComputeError, Setup, Worker, WorkerLimits};
+    let dir = temp_dir();
+    let pid_file = dir.path().join("grandchild.pid");
+    let script = dir.path().join("worker.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nsleep 60 &\necho $! > {pid}\nsetsid sleep 20 &\nexec sleep 60\n", pid = pid_file.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let setup = Setup { properties: Default::default(), variables: Vec::new(), scratch: None };
+    let limits = WorkerLimits { extra_memory: 1 << 20, max_message: 1 << 20, spill_bytes: 0 };
+    let worker = Worker::start(&script, &setup, limits).unwrap();
+    let started = Instant::now();
+    let result = worker.select("SELECT 1", &[], Duration::from_secs(1), &mut |_| Ok(()));
+    let took = started.elapsed();
+    assert!(matches!(result, Err(ComputeError::TimedOut(_))), "{:?}", result.err());
+    assert!(took < Duration::from_secs(10), "the host waited {took:?} for a pipe a stray process held");
+    // The process that stayed in the worker's group is gone (or a zombie).
+    let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_owned();
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = state.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("gone").to_owned();
+    assert!(state == "gone" || state == "Z", "the worker's child {pid} is still running ({state})");
+}

@@ -39,6 +39,7 @@ fn serve(input: &mut impl Read) -> Result<(), Failure> {
     // Set before anything else: a worker outliving the host would go on
     // holding memory and files.
     die_with_parent().map_err(|e| setup("limiting the worker")(&e))?;
+    confine().map_err(|e| setup("confining the worker")(&e))?;
     let mut session: Option<Session> = None;
     loop {
         let command = read_command(input).map_err(|e| setup("reading a command")(&e))?;
@@ -132,6 +133,35 @@ fn die_with_parent() -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     set_limit(libc::RLIMIT_CORE, 0)
+}
+
+/// Gives up what the worker inherited and never needs, before it runs any
+/// SQL: every descriptor beyond stdin, stdout and stderr (the host's open
+/// files that were not close-on-exec: DuckDB opens the files it reads
+/// without it, so a model step running beside a plugin's query passed its
+/// inputs down), and any way to gain privileges (setuid binaries, file
+/// capabilities). What DuckDB then does is bounded by the files it can
+/// open, not by the host's.
+fn confine() -> std::io::Result<()> {
+    // SAFETY: close_range closes this process's descriptors from 3 up; the
+    // worker holds none of its own yet (Rust's runtime opens none).
+    if unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) } != 0 {
+        // Kernels before 5.9: one by one.
+        let open: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|&fd| fd > 2)
+            .collect();
+        for fd in open {
+            // SAFETY: closing a descriptor number; the directory's own is
+            // already closed, and nothing else uses these.
+            unsafe { libc::close(fd) };
+        }
+    }
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes 1 and affects this process and its children.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Caps the process's data (heap and private writable mappings, which is

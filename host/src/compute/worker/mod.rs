@@ -19,9 +19,10 @@ mod child;
 mod protocol;
 
 use std::io::{BufWriter, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command as Process, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_ipc::writer::StreamWriter;
@@ -66,10 +67,13 @@ impl Worker {
             None => None,
         };
         let temp_directory = spill.as_ref().map(|d| d.0.display().to_string());
+        // Its own process group: the deadline kills the group, so that
+        // whatever the worker started goes with it.
         let mut child = Process::new(exe)
             .arg(CHILD_ARG)
             .env_clear()
             .current_dir("/")
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -216,10 +220,17 @@ impl Worker {
         }
         let mut stdout = self.child.stdout.take().expect("piped");
         let deadline = Deadline::start(self.child.id(), timeout);
+        // The host stops reading shortly after the deadline, whether or not
+        // the pipe has closed: a process that left the worker's group could
+        // hold its write end open for ever.
+        let give_up = Instant::now() + timeout + READ_GRACE;
         let mut stream = crate::sandbox::OutputStream::new(self.limits.max_message);
         let mut chunk = vec![0u8; 256 << 10];
         let read = (|| {
             loop {
+                if !readable_before(&stdout, give_up) {
+                    return Err(Ended::Io);
+                }
                 let n = stdout.read(&mut chunk).map_err(|_| Ended::Io)?;
                 if n == 0 {
                     return Ok(());
@@ -231,7 +242,7 @@ impl Worker {
         })();
         if read.is_err() {
             // Stop the worker at once: what it still sends is not wanted.
-            let _ = self.child.kill();
+            kill_group(self.child.id());
         }
         // Stopped before the worker is reaped, so that it never signals a
         // reused pid. The worker's stdout is closed: it has exited or is
@@ -260,8 +271,42 @@ impl Drop for Worker {
     fn drop(&mut self) {
         // A worker dropped before its query (an input failed to load).
         if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
+            kill_group(self.child.id());
             let _ = self.child.wait();
+        }
+    }
+}
+
+/// How long the host reads on after a query's deadline: time for the killed
+/// worker's last bytes and its end of file.
+const READ_GRACE: Duration = Duration::from_secs(2);
+
+/// SIGKILL to the worker `pid` and its process group (everything it
+/// started that did not leave the group).
+fn kill_group(pid: u32) {
+    // SAFETY: kill takes a pid (negative: a process group) and a signal.
+    unsafe {
+        libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+}
+
+/// Waits until `pipe` can be read (data or end of file) or `until` passes;
+/// whether it can.
+fn readable_before(pipe: &impl std::os::fd::AsRawFd, until: Instant) -> bool {
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let mut fd = libc::pollfd { fd: pipe.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = left.as_millis().clamp(1, 1000) as libc::c_int;
+        // SAFETY: one valid pollfd for the duration of the call.
+        match unsafe { libc::poll(&mut fd, 1, ms) } {
+            n if n > 0 => return true,
+            0 => continue,
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => continue,
+            _ => return true, // let `read` report it
         }
     }
 }
@@ -326,10 +371,9 @@ impl Deadline {
         let thread = std::thread::spawn(move || {
             let fired = matches!(stopped.recv_timeout(limit), Err(std::sync::mpsc::RecvTimeoutError::Timeout));
             if fired {
-                // SAFETY: kill takes a pid and a signal. The worker is not
-                // reaped before this thread has been joined (`stop`), so the
-                // pid is still the worker's.
-                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                // The worker is not reaped before this thread has been
+                // joined (`stop`), so the pid is still the worker's.
+                kill_group(pid);
             }
             fired
         });
