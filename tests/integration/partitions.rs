@@ -317,6 +317,10 @@ fn partition_errors_say_what_to_do() {
     assert_eq!(tables["silver.orders"]["snapshots"].as_array().unwrap().len(), 2, "the steps before it committed");
     assert_eq!(tables["silver.order_events"]["snapshots"].as_array().unwrap().len(), 1, "no commit of the failed step");
     assert_eq!(partition_rows(&tables["silver.order_events"]), expect_rows(&[("order_ts_day=2024-01-01", 3)]));
+    // Nor any file of it left behind: what it wrote is deleted.
+    let strays =
+        crate::support::parquet_paths(&state.join("warehouse/silver/order_events/data/order_ts_day=2024-01-02"));
+    assert!(strays.is_empty(), "the failed step left {strays:?}");
 
     // A table that exists with another partitioning is not repartitioned.
     let yaml = fs::read_to_string(project_dir.join("floe.yaml")).unwrap();
@@ -586,6 +590,6 @@ fn rows_scattered_over_too_many_partitions_fail_the_step_and_commit_nothing() {
     ] {
         assert!(run.stderr.contains(piece), "stderr lacks {piece:?}:\n{}", run.stderr);
     }
-    // What is left are the files the open writers had begun, at most one per open partition.
-    assert!(files <= 682, "{files} data files left");
+    // Every file it wrote is deleted, those it had open too.
+    assert_eq!(files, 0, "data files left");
 }

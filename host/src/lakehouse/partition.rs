@@ -276,16 +276,31 @@ pub(super) fn input_filter(input: &Table, target: &PartitionField, value: &str) 
 /// Data files under `data/<field>=<value>/…`, each value percent-encoded.
 /// iceberg's default generator puts values in the path as they are, so a
 /// string value such as `../x` would leave the table's folder.
+///
+/// It also remembers every location it handed out (clones share the list):
+/// a write that fails deletes them all, the files it closed and the ones
+/// it had open, which iceberg's writers drop without saying where they were.
 #[derive(Clone, Debug)]
 pub(super) struct PartitionPaths {
     data_location: String,
+    started: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl PartitionPaths {
     pub fn new(metadata: &TableMetadata) -> iceberg::Result<Self> {
         // The default generator knows where data goes (`write.data.path` …).
         let root = DefaultLocationGenerator::new(metadata)?.generate_location(None, "");
-        Ok(PartitionPaths { data_location: root.trim_end_matches('/').to_string() })
+        Ok(PartitionPaths { data_location: root.trim_end_matches('/').to_string(), started: Default::default() })
+    }
+
+    /// Every location handed out so far, and forgets them.
+    pub fn take_started(&self) -> Vec<String> {
+        std::mem::take(&mut *self.started.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn started(&self, location: String) -> String {
+        self.started.lock().unwrap_or_else(|e| e.into_inner()).push(location.clone());
+        location
     }
 
     /// Where a data file of an unpartitioned table goes.
@@ -309,13 +324,13 @@ fn percent_encode(text: &str) -> String {
 impl LocationGenerator for PartitionPaths {
     fn generate_location(&self, partition_key: Option<&PartitionKey>, file_name: &str) -> String {
         let Some(key) = partition_key.filter(|k| !k.spec().is_unpartitioned()) else {
-            return self.unpartitioned(file_name);
+            return self.started(self.unpartitioned(file_name));
         };
         let path: Vec<String> = partition_parts(key.spec(), key.schema(), key.data())
             .iter()
             .map(|(name, value)| format!("{}={}", percent_encode(name), percent_encode(value)))
             .collect();
-        format!("{}/{}/{file_name}", self.data_location, path.join("/"))
+        self.started(format!("{}/{}/{file_name}", self.data_location, path.join("/")))
     }
 }
 
@@ -391,7 +406,7 @@ mod tests {
             describe_partition(&spec, &schema, &partition),
             "order_date_month=2024-01/order_ts_day=2024-01-03/region=a/../b c"
         );
-        let paths = PartitionPaths { data_location: "file:///t/data".into() };
+        let paths = PartitionPaths { data_location: "file:///t/data".into(), started: Default::default() };
         let key = PartitionKey::new(spec, schema, partition);
         assert_eq!(
             paths.generate_location(Some(&key), "f.parquet"),

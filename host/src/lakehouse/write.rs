@@ -96,13 +96,42 @@ impl CommitTags {
 /// as they arrive. With `only`, every row must fall in that partition;
 /// otherwise nothing more is written after the first row outside it, the
 /// rest are counted, and the result is an error.
+///
+/// A write that fails deletes every data file it started, closed or not:
+/// the step commits nothing, and nothing is left for orphan cleanup.
 pub async fn data_files(
+    table: &Table,
+    table_ref: &TableRef,
+    schema: &SchemaRef,
+    batches: impl Stream<Item = RecordBatch> + Unpin,
+    layout: Layout,
+    only: Option<&Struct>,
+) -> Result<Vec<DataFile>, LakehouseError> {
+    let locations = PartitionPaths::new(table.metadata()).map_err(|source| LakehouseError::Table {
+        table: table_ref.to_string(),
+        message: "cannot place data files",
+        source,
+    })?;
+    let written = write(table, table_ref, schema, batches, layout, only, locations.clone()).await;
+    if written.is_err() {
+        // The writers are dropped by now: delete what they began.
+        for path in locations.take_started() {
+            if let Err(error) = table.file_io().delete(&path).await {
+                tracing::debug!(path, %error, "Cannot delete a data file of a failed write.");
+            }
+        }
+    }
+    written
+}
+
+async fn write(
     table: &Table,
     table_ref: &TableRef,
     schema: &SchemaRef,
     mut batches: impl Stream<Item = RecordBatch> + Unpin,
     layout: Layout,
     only: Option<&Struct>,
+    locations: PartitionPaths,
 ) -> Result<Vec<DataFile>, LakehouseError> {
     let error = |message: &'static str| {
         let table = table_ref.to_string();
@@ -118,7 +147,6 @@ pub async fn data_files(
         .set_data_page_row_count_limit(page_rows)
         .build();
     let parquet = ParquetWriterBuilder::new(properties, schema.clone());
-    let locations = PartitionPaths::new(metadata).map_err(error("cannot place data files"))?;
     let Layout { prefix, target_size } = layout;
     let files = format!("`{}/data/…/{prefix}-*.parquet`", metadata.location());
     let write_error = |message: &'static str| {
@@ -164,11 +192,8 @@ pub async fn data_files(
     let fanout_error = |e: FanoutError, doing: &'static str| async move {
         match e {
             FanoutError::Iceberg(source) => write_error(doing)(source),
+            // Its files are deleted with every other failed write's.
             FanoutError::TooManyFiles { files, open } => {
-                // Not committed, and too many to leave to orphan cleanup.
-                for file in &files {
-                    let _ = table.file_io().delete(file.file_path()).await;
-                }
                 LakehouseError::ScatteredPartitions { table: table_ref.to_string(), files: files.len(), open }
             }
         }
