@@ -11,6 +11,13 @@
 //! fails the check and is compiled again. The tag is checked on the bytes in
 //! memory that are then deserialized, so the file cannot change in between.
 //!
+//! The tags are only as good as the key, so the cache is used only while
+//! its directory (after symlinks) is this user's and no one else may write
+//! it, and the key file is this user's, not a symlink, and no one else may
+//! read or write it (`0600`): a directory someone else could write may hold
+//! a key they planted. Otherwise every plugin is compiled, with a warning
+//! that says how to fix the directory.
+//!
 //! The cache is bounded: a load marks its entry used (its mtime), and after
 //! each store the entries unused for [`MAX_UNUSED`] go, then the least
 //! recently used ones until the directory holds at most [`MAX_CACHE_BYTES`]
@@ -54,7 +61,7 @@ impl CompileCache {
         if !path.is_file() {
             return None;
         }
-        let key = match self.key() {
+        let key = match private(&self.dir).and_then(|()| self.key()) {
             Ok(key) => key,
             Err(err) => {
                 tracing::warn!(dir = %self.dir.display(), error = %err,
@@ -82,6 +89,7 @@ impl CompileCache {
     /// Writes `artifact` for the component with digest `sha256`, tagged.
     pub(super) fn store(&self, sha256: &str, artifact: &[u8]) -> std::io::Result<()> {
         create_private_dir(&self.dir)?;
+        private(&self.dir)?;
         let key = self.key()?;
         let tag = mac(&key, sha256, artifact).finalize().into_bytes();
         let path = self.path_for(sha256);
@@ -140,7 +148,7 @@ impl CompileCache {
     /// race on a hard link, which only one wins; the other reads its key.
     fn key(&self) -> std::io::Result<[u8; KEY_BYTES]> {
         let path = self.dir.join(KEY_FILE);
-        if let Ok(bytes) = std::fs::read(&path)
+        if let Some(bytes) = read_private(&path)?
             && let Ok(key) = <[u8; KEY_BYTES]>::try_from(bytes.as_slice())
         {
             return Ok(key);
@@ -158,7 +166,7 @@ impl CompileCache {
         match linked {
             Ok(()) => Ok(key),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let bytes = std::fs::read(&path)?;
+                let bytes = read_private(&path)?.unwrap_or_default();
                 <[u8; KEY_BYTES]>::try_from(bytes.as_slice())
                     .map_err(|_| std::io::Error::other(format!("{} is not a cache key", path.display())))
             }
@@ -175,6 +183,63 @@ fn mac(key: &[u8; KEY_BYTES], sha256: &str, artifact: &[u8]) -> Hmac<Sha256> {
     mac.update(&[0]);
     mac.update(artifact);
     mac
+}
+
+/// Fails unless `dir` (after symlinks) is a directory of this user that no
+/// one else may write; the error says how to fix it.
+fn private(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(dir)?;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+            return Err(std::io::Error::other(format!(
+                "{} is not a directory of this user that only it may write (owner {}, mode {:o}): anyone who can \
+                 write it could plant the key that vouches for compiled code; make it owned by uid {me} and \
+                 `chmod 700`, and delete its {KEY_FILE}",
+                dir.display(),
+                meta.uid(),
+                meta.mode() & 0o7777,
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of the private file `path` (this user's, `0600` or narrower,
+/// not a symlink), or `None` if there is none.
+fn read_private(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let mut file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(std::io::Error::other(format!("cannot open {}: {e}", path.display()))),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata()?;
+        // SAFETY: geteuid has no preconditions.
+        if !meta.is_file() || meta.uid() != unsafe { libc::geteuid() } || meta.mode() & 0o077 != 0 {
+            return Err(std::io::Error::other(format!(
+                "{} is not a private file of this user (mode {:o}); delete it",
+                path.display(),
+                meta.mode() & 0o7777
+            )));
+        }
+    }
+    let mut bytes = Vec::new();
+    file.take(1 << 10).read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -278,5 +343,53 @@ mod tests {
             assert_eq!(mode(&dir.path().join("cache").join(KEY_FILE)), 0o600);
             assert_eq!(mode(&cache.path_for(&a)), 0o600);
         }
+    }
+
+    /// A directory or key file someone else could have written is not
+    /// trusted: nothing is loaded from it and nothing stored in it.
+    #[cfg(unix)]
+    #[test]
+    fn a_cache_others_could_write_is_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache_dir = dir.path().join("cache");
+        let cache = CompileCache::new(cache_dir.clone());
+        let a = "a".repeat(64);
+        cache.store(&a, b"compiled a").unwrap();
+        assert!(cache.load(&a).is_some());
+
+        let chmod = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        chmod(&cache_dir, 0o777);
+        assert_eq!(cache.load(&a), None, "a world-writable cache was trusted");
+        let err = cache.store(&a, b"compiled a").unwrap_err().to_string();
+        assert!(
+            err.contains("is not a directory of this user that only it may write") && err.contains("mode 777"),
+            "{err}"
+        );
+        chmod(&cache_dir, 0o700);
+        assert!(cache.load(&a).is_some());
+
+        // A key file others may read, or a symlink in its place.
+        let key = cache_dir.join(KEY_FILE);
+        chmod(&key, 0o644);
+        assert_eq!(cache.load(&a), None);
+        let err = cache.store(&a, b"compiled a").unwrap_err().to_string();
+        assert!(err.contains("is not a private file of this user (mode 644)"), "{err}");
+        let elsewhere = dir.path().join("planted.key");
+        std::fs::rename(&key, &elsewhere).unwrap();
+        chmod(&elsewhere, 0o600);
+        std::os::unix::fs::symlink(&elsewhere, &key).unwrap();
+        assert_eq!(cache.load(&a), None, "a symlinked key was trusted");
+        assert!(cache.store(&a, b"compiled a").is_err());
+
+        // The directory behind a symlink is what counts.
+        std::fs::remove_file(&key).unwrap();
+        let real = dir.path().join("real");
+        std::fs::rename(&cache_dir, &real).unwrap();
+        std::os::unix::fs::symlink(&real, &cache_dir).unwrap();
+        cache.store(&a, b"compiled a").unwrap();
+        assert!(cache.load(&a).is_some());
+        chmod(&real, 0o775);
+        assert_eq!(cache.load(&a), None, "a group-writable cache behind a symlink was trusted");
     }
 }
