@@ -247,6 +247,14 @@ fn frame(buf: &[u8], max_message: usize, schema: Option<&arrow_schema::Schema>) 
             max_message
         )));
     }
+    // A message whose body has not all arrived is framed again on the next
+    // push: its metadata is verified each time, so it must stay small.
+    if meta_len > MAX_METADATA_BYTES {
+        return Err(IpcError::Malformed(format!(
+            "a message declares {meta_len} bytes of metadata, more than the {MAX_METADATA_BYTES} the largest \
+             accepted schema needs (4,096 columns of 1 KiB names)"
+        )));
+    }
     if buf.len() < prefix + meta_len {
         return Ok(None);
     }
@@ -370,6 +378,9 @@ fn check_fb_schema(fb: arrow_ipc::Schema<'_>) -> Result<(), IpcError> {
     }
     Ok(())
 }
+
+/// Most bytes of one message's metadata (its flatbuffer header).
+const MAX_METADATA_BYTES: usize = 16 << 20;
 
 /// Most decoded arrays (columns × record batches) one fragment may yield.
 /// A fragment's batches are held together once decoded, and each column of
