@@ -564,3 +564,58 @@ fn a_worker_that_leaves_processes_behind_is_stopped_at_its_deadline() {
     let state = state.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("gone").to_owned();
     assert!(state == "gone" || state == "Z", "the worker's child {pid} is still running ({state})");
 }
+
+/// The worker that runs a plugin's query, looked at from outside while the
+/// query runs: its system-call filter and no-new-privs are on, and it holds
+/// no descriptor it inherited (only stdin, stdout, stderr and what DuckDB
+/// opened itself: the step's input file, its own pipes and event fds).
+#[test]
+fn the_sql_worker_runs_filtered_and_holds_no_inherited_file() {
+    let project = Project::new();
+    let platform = project.platform("      threads: 1\n", "  step_timeout: 4s\n");
+    let file = project.write_sql_pipeline("SELECT count(*) AS n FROM {input}, range(1000000000000000)");
+    let mut child = project
+        .command(&file, &["--platform", platform.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let host = child.id();
+    let started = Instant::now();
+    let worker = loop {
+        let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid: u32 = stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            (ppid == host && String::from_utf8_lossy(&cmdline).contains("__floe-sql-worker")).then_some(pid)
+        });
+        if let Some(pid) = found {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            // Confined before it reads any SQL: wait until it is.
+            if status.contains("Seccomp:\t2") {
+                break Some((pid, status));
+            }
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (pid, status) = worker.expect("no confined SQL worker appeared within 30 s");
+    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|target| target.display().to_string())
+        .collect();
+    let state = project.state().display().to_string();
+    for target in &fds {
+        let own = target.starts_with("pipe:") || target.starts_with("anon_inode:") || target == "/dev/null";
+        let input = target.contains("/warehouse/bronze/raw_events/data/");
+        assert!(own || input || !target.starts_with(&state), "the worker holds {target}: {fds:?}");
+        assert!(!target.contains("catalog.db") && !target.contains("component-cache"), "{fds:?}");
+    }
+    let _ = child.wait();
+}

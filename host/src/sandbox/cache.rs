@@ -219,7 +219,7 @@ fn read_private(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
         use std::os::unix::fs::OpenOptionsExt;
         options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
-    let mut file = match options.open(path) {
+    let file = match options.open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(std::io::Error::other(format!("cannot open {}: {e}", path.display()))),

@@ -140,8 +140,9 @@ fn die_with_parent() -> std::io::Result<()> {
 /// files that were not close-on-exec: DuckDB opens the files it reads
 /// without it, so a model step running beside a plugin's query passed its
 /// inputs down), and any way to gain privileges (setuid binaries, file
-/// capabilities). What DuckDB then does is bounded by the files it can
-/// open, not by the host's.
+/// capabilities), then installs the system-call filter (`seccomp`). What
+/// DuckDB then does is bounded by the files it can open, not by the
+/// host's.
 fn confine() -> std::io::Result<()> {
     // SAFETY: close_range closes this process's descriptors from 3 up; the
     // worker holds none of its own yet (Rust's runtime opens none).
@@ -161,7 +162,7 @@ fn confine() -> std::io::Result<()> {
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok(())
+    super::seccomp::install()
 }
 
 /// Caps the process's data (heap and private writable mappings, which is

@@ -17,6 +17,7 @@
 
 mod child;
 mod protocol;
+mod seccomp;
 
 use std::io::{BufWriter, Read, Write};
 use std::os::unix::process::CommandExt;
