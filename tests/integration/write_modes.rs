@@ -322,6 +322,51 @@ fn add_columns_evolves_the_schema_in_the_commit_and_fail_names_the_setting() {
         changed.stderr
     );
     assert_eq!(project.table("silver.people", "id")["rows"], 3);
+
+    // A name that differs from a column's only in case is not a new column:
+    // a table that held both could not be read by name.
+    project.sql("people", "SELECT 5::BIGINT AS id, 'eve' AS NAME");
+    let cased = project.run("r5").expect_code(1);
+    assert!(
+        cased.stderr.contains(
+            "the step's column `NAME` differs from the table's `name` only in case, and a table cannot hold both \
+             (readers match names ignoring case): produce `name`"
+        ),
+        "{}",
+        cased.stderr
+    );
+    let people = project.table("silver.people", "id");
+    assert_eq!(people["rows"], 3);
+    assert_eq!(people["current_schema_id"], 1);
+}
+
+/// Schema evolution stops at 4,096 columns: a step that added columns on
+/// every run would grow the table's metadata without end. Column lists in
+/// the error are cut.
+#[test]
+fn add_columns_stops_at_the_column_limit() {
+    let project = Project::new(&[
+        "{name: wide, layer: silver, kind: sql, sql: models/wide.sql, mode: append, schema_evolution: add_columns}",
+    ]);
+    let columns = |n: usize| (0..n).map(|i| format!("1::INTEGER AS c{i}")).collect::<Vec<_>>().join(", ");
+    project.sql("wide", &format!("SELECT {}", columns(4090)));
+    project.run("r1").expect_code(0);
+    // Each output stays within 4,096 columns; the table would not.
+    let added: Vec<String> = (0..10).map(|i| format!("2::INTEGER AS d{i}")).collect();
+    project.sql("wide", &format!("SELECT {}, {}", columns(4086), added.join(", ")));
+    let refused = project.run("r2").expect_code(1);
+    for piece in [
+        "adding its 10 new columns would give the table 4100 columns, over the 4096 floe-host keeps in one table",
+        "c19 int, … and 4070 more",
+    ] {
+        assert!(
+            refused.stderr.contains(piece),
+            "stderr lacks {piece:?}:\n{}",
+            &refused.stderr[..refused.stderr.len().min(4000)]
+        );
+    }
+    assert!(refused.stderr.len() < 64 << 10, "the error is {} bytes", refused.stderr.len());
+    assert_eq!(project.table("silver.wide", "c0")["rows"], 1);
 }
 
 #[test]

@@ -72,15 +72,35 @@ pub fn target(
     if !diff.changed_types.is_empty() {
         return Err(LakehouseError::ColumnTypeChanged {
             table: table_ref.to_string(),
-            changes: diff.changed_types.join(", "),
+            changes: listed(diff.changed_types.clone()),
         });
     }
     let hint = |advice: String| LakehouseError::SchemaMismatch {
         table: table_ref.to_string(),
-        existing: describe(existing).join(", "),
-        produced: describe(&produced_schema).join(", "),
+        existing: listed(describe(existing)),
+        produced: listed(describe(&produced_schema)),
         advice,
     };
+    // Names differ from the table's in case only: the engines that read the
+    // table (DuckDB, Trino, Spark) resolve names without case, so adding
+    // one would leave a table none of them can read.
+    if let Some((produced, table_has)) = diff.case_only.first() {
+        return Err(hint(format!(
+            "the step's column `{}` differs from the table's `{}` only in case, and a table cannot hold both \
+             (readers match names ignoring case): produce `{}`",
+            quoted(produced),
+            quoted(table_has),
+            quoted(table_has)
+        )));
+    }
+    let columns = existing.as_struct().fields().len() + diff.new.len();
+    if evolution == SchemaEvolution::AddColumns && columns > MAX_TABLE_COLUMNS {
+        return Err(hint(format!(
+            "adding its {} new columns would give the table {columns} columns, over the {MAX_TABLE_COLUMNS} \
+             floe-host keeps in one table (every schema stays in the table's metadata, rewritten on each commit)",
+            diff.new.len()
+        )));
+    }
     if let Some(column) = diff.missing.iter().find(|f| f.required) {
         return Err(hint(format!(
             "the table's column `{}` is required, so the step must produce it (columns the output lacks are \
@@ -116,7 +136,34 @@ pub fn target(
 }
 
 fn names(fields: &[NestedFieldRef]) -> String {
-    fields.iter().map(|f| format!("`{}`", f.name)).collect::<Vec<_>>().join(", ")
+    listed(fields.iter().map(|f| format!("`{}`", quoted(&f.name))).collect())
+}
+
+/// Most columns a table may reach by schema evolution: what one plugin
+/// output may carry (`sandbox/guard.rs`). Without it, a step could add
+/// thousands of columns on every run, and every schema stays in the
+/// table's metadata.
+const MAX_TABLE_COLUMNS: usize = 4096;
+
+/// At most `LISTED` items joined, each cut, and how many more: column lists
+/// in errors go to stderr, Pipes, lineage and traces, and a table may have
+/// thousands of columns of 1 KiB names.
+fn listed(items: Vec<String>) -> String {
+    const LISTED: usize = 20;
+    let more = items.len().saturating_sub(LISTED);
+    let mut shown: Vec<String> = items.into_iter().take(LISTED).map(|item| quoted(&item)).collect();
+    if more > 0 {
+        shown.push(format!("… and {more} more"));
+    }
+    shown.join(", ")
+}
+
+/// A name (or a name and its type) as an error quotes it: escaped, cut at
+/// 200 characters.
+fn quoted(text: &str) -> String {
+    let cut: String = text.chars().take(200).collect();
+    let cut = if cut.len() < text.len() { format!("{cut}…") } else { cut };
+    crate::sandbox::text::escape(&cut).into_owned()
 }
 
 /// How the output's columns differ from the table's, by name.
@@ -127,14 +174,22 @@ struct Diff {
     missing: Vec<NestedFieldRef>,
     /// `name: table type → output type`, for columns in both.
     changed_types: Vec<String>,
+    /// (output name, table name) of output columns whose name only the
+    /// case tells from a table column's.
+    case_only: Vec<(String, String)>,
 }
 
 impl Diff {
     fn new(existing: &Schema, produced: &Schema) -> Self {
-        let mut diff = Diff { new: Vec::new(), missing: Vec::new(), changed_types: Vec::new() };
+        let mut diff = Diff { new: Vec::new(), missing: Vec::new(), changed_types: Vec::new(), case_only: Vec::new() };
+        let by_lowercase: std::collections::HashMap<String, &str> =
+            existing.as_struct().fields().iter().map(|f| (f.name.to_lowercase(), f.name.as_str())).collect();
         for field in produced.as_struct().fields() {
             match existing.as_struct().field_by_name(&field.name) {
-                None => diff.new.push(field.clone()),
+                None => match by_lowercase.get(&field.name.to_lowercase()) {
+                    Some(table_has) => diff.case_only.push((field.name.clone(), (*table_has).to_owned())),
+                    None => diff.new.push(field.clone()),
+                },
                 Some(old) if !same_type(&old.field_type, &field.field_type) => {
                     diff.changed_types.push(format!("`{}`: {} → {}", field.name, old.field_type, field.field_type))
                 }
