@@ -46,22 +46,14 @@ pub fn trial(output: &TrialOutput, limit: usize) -> String {
     let rows: usize = output.batches.iter().map(|b| b.num_rows()).sum();
     let mut out = format!("{} -> {rows} rows\n", output.world);
     if let Some(sql) = &output.sql {
-        let _ = writeln!(out, "sql: {sql}");
+        // The plugin's text: one escaped line, cut.
+        let cut: String = sql.chars().take(4096).collect();
+        let _ = writeln!(out, "sql: {}", floe_host::sandbox::text::escape(&cut));
     }
-    let mut shown = Vec::new();
-    let mut remaining = limit;
-    for batch in &output.batches {
-        if remaining == 0 {
-            break;
-        }
-        let take = remaining.min(batch.num_rows());
-        shown.push(batch.slice(0, take));
-        remaining -= take;
-    }
-    if shown.is_empty() {
+    if rows == 0 || limit == 0 {
         let _ = writeln!(out, "schema: {}", output.schema);
-    } else if let Ok(table) = arrow_cast::pretty::pretty_format_batches(&shown) {
-        let _ = writeln!(out, "{table}");
+    } else {
+        let _ = writeln!(out, "{}", floe_host::sandbox::text::preview(&output.batches, limit));
     }
     out
 }

@@ -35,21 +35,9 @@ pub fn show(plan: &Plan, table: &str, limit: usize) -> Result<String, ShowError>
         let snapshot = lakehouse.current_snapshot(&step.catalog, &step.target).await.map_err(lakehouse_error)?;
         let (_, batches) = lakehouse.read(&step.catalog, &step.target).await.map_err(lakehouse_error)?;
         let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let mut shown = Vec::new();
-        let mut remaining = limit;
-        for batch in batches {
-            if remaining == 0 {
-                break;
-            }
-            let take = remaining.min(batch.num_rows());
-            shown.push(batch.slice(0, take));
-            remaining -= take;
-        }
-        // Cells hold whatever a plugin wrote: escape them, so that no value
-        // can move the terminal's cursor or forge a line.
-        let table_text = arrow_cast::pretty::pretty_format_batches(&shown)
-            .map(|t| crate::sandbox::text::escaped_lines(&t.to_string()).join("\n"))
-            .unwrap_or_else(|e| format!("(cannot format rows: {e})"));
+        // Cells hold whatever a plugin wrote: cut and escaped, so that no
+        // value can move the terminal's cursor, forge a line or blow up the layout.
+        let table_text = crate::sandbox::text::preview(&batches, limit);
         let snapshot = snapshot.map_or("none".to_string(), |s| s.to_string());
         Ok(format!("{} ({total} rows, snapshot {snapshot})\n{table_text}\n", step.target))
     })
