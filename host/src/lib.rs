@@ -17,6 +17,7 @@ pub mod maintain;
 pub mod observe;
 pub mod plan;
 pub mod plugin_tool;
+pub mod preview;
 pub mod run;
 pub mod sandbox;
 pub mod show;

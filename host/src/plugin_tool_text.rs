@@ -47,13 +47,12 @@ pub fn trial(output: &TrialOutput, limit: usize) -> String {
     let mut out = format!("{} -> {rows} rows\n", output.world);
     if let Some(sql) = &output.sql {
         // The plugin's text: one escaped line, cut.
-        let cut: String = sql.chars().take(4096).collect();
-        let _ = writeln!(out, "sql: {}", floe_host::sandbox::text::escape(&cut));
+        let _ = writeln!(out, "sql: {}", floe_host::sandbox::text::quote(sql, 4096));
     }
     if rows == 0 || limit == 0 {
         let _ = writeln!(out, "schema: {}", output.schema);
     } else {
-        let _ = writeln!(out, "{}", floe_host::sandbox::text::preview(&output.batches, limit));
+        let _ = writeln!(out, "{}", floe_host::preview::preview(&output.batches, limit));
     }
     out
 }

@@ -37,7 +37,7 @@ pub fn show(plan: &Plan, table: &str, limit: usize) -> Result<String, ShowError>
         let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
         // Cells hold whatever a plugin wrote: cut and escaped, so that no
         // value can move the terminal's cursor, forge a line or blow up the layout.
-        let table_text = crate::sandbox::text::preview(&batches, limit);
+        let table_text = crate::preview::preview(&batches, limit);
         let snapshot = snapshot.map_or("none".to_string(), |s| s.to_string());
         Ok(format!("{} ({total} rows, snapshot {snapshot})\n{table_text}\n", step.target))
     })

@@ -471,8 +471,7 @@ impl Session {
         let quoted = || {
             let parts = [&table.catalog, &table.schema, &table.name];
             let written: Vec<&str> = parts.iter().filter(|p| !p.is_empty()).map(|p| p.as_str()).collect();
-            let written: String = written.join(".").chars().take(200).collect();
-            crate::sandbox::text::escape(&written).into_owned()
+            crate::sandbox::text::quote(&written.join("."), 200)
         };
         if name.contains(['.', '/', '\\', '*', '?']) {
             return Err(ComputeError::Refused(format!(

@@ -158,12 +158,10 @@ fn listed(items: Vec<String>) -> String {
     shown.join(", ")
 }
 
-/// A name (or a name and its type) as an error quotes it: escaped, cut at
-/// 200 characters.
+/// A name (or a name and its type) as an error quotes it: cut at 200
+/// bytes, escaped.
 fn quoted(text: &str) -> String {
-    let cut: String = text.chars().take(200).collect();
-    let cut = if cut.len() < text.len() { format!("{cut}…") } else { cut };
-    crate::sandbox::text::escape(&cut).into_owned()
+    crate::sandbox::text::quote(text, 200)
 }
 
 /// How the output's columns differ from the table's, by name.

@@ -13,9 +13,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::error::missing_import_name;
 use super::ipc::IpcError;
 use super::limits::Limiter;
-use super::log::{Level, PluginLog, truncate};
+use super::log::{Level, PluginLog};
 use super::stats::{Meter, PluginStats};
-use super::text::escape;
+use super::text::{escape, quote, truncate};
 use super::wasi::{CallDeadline, HasCallDeadline};
 use super::{Budget, Sandbox, SandboxError, engine, wasi};
 
@@ -133,7 +133,7 @@ pub(super) fn linker(engine: &Engine) -> Result<Linker<HostState>, SandboxError>
 /// cut and escaped: it may quote names the plugin chose (imports, exports,
 /// its own functions).
 pub(super) fn error_text(err: &wasmtime::Error) -> String {
-    escape(&truncate(&format!("{err:#}"), MAX_ERROR_BYTES)).into_owned()
+    quote(&format!("{err:#}"), MAX_ERROR_BYTES)
 }
 
 /// Links `component` against the sandbox's linker; a missing import is named.
@@ -145,10 +145,7 @@ pub(super) fn instantiate_pre(
     sandbox.inner.linker.instantiate_pre(component).map_err(|e| {
         let message = error_text(&e);
         match missing_import_name(&e.to_string()) {
-            Some(import) => SandboxError::MissingImport {
-                plugin: plugin.to_owned(),
-                import: escape(&truncate(&import, 200)).into_owned(),
-            },
+            Some(import) => SandboxError::MissingImport { plugin: plugin.to_owned(), import: quote(&import, 200) },
             None => SandboxError::Link { plugin: plugin.to_owned(), message },
         }
     })
@@ -157,7 +154,7 @@ pub(super) fn instantiate_pre(
 /// What `meta.info` returned, as the host keeps it: every string cut and
 /// escaped, the config schema on one line.
 pub(super) fn plugin_info(info: bindings::PluginInfo) -> super::PluginInfo {
-    let clean = |text: &str| escape(&truncate(text, MAX_ERROR_BYTES)).into_owned();
+    let clean = |text: &str| quote(text, MAX_ERROR_BYTES);
     // Bounded (a larger schema is not used to check configs anyway) and one
     // printable line: the line breaks between JSON tokens become spaces.
     let schema = truncate(&info.config_schema, crate::plan::config_schema::MAX_SCHEMA_BYTES + 1)
@@ -324,7 +321,7 @@ impl<'a> Call<'a> {
     pub(super) fn plugin_error(&self, err: PluginError) -> SandboxError {
         let (step, plugin) = (self.step.to_owned(), self.plugin.to_owned());
         // Cut (bounded work), then escape: the message becomes one printable line.
-        let cut = |m: String| escape(&truncate(&m, MAX_ERROR_BYTES)).into_owned();
+        let cut = |m: String| quote(&m, MAX_ERROR_BYTES);
         let err = match err {
             PluginError::InvalidConfig(m) => PluginError::InvalidConfig(cut(m)),
             PluginError::InvalidInput(m) => PluginError::InvalidInput(cut(m)),

@@ -103,7 +103,7 @@ pub const NOT_STORABLE: &str = "the type cannot be stored in an Iceberg table an
 /// The refusal of column `name` of type `type_name`.
 pub fn unaccepted(name: &str, type_name: &str, why: &str) -> String {
     // Both come from the plugin: a type's text carries its time zone string.
-    let quote = |text: &str| super::text::escape(&super::log::truncate(text, 200)).into_owned();
+    let quote = |text: &str| super::text::quote(text, 200);
     format!(
         "column `{}` has type {}: {why} (accepted: Boolean, Int8-64, UInt8-32, Float32/64, Decimal128, \
          Utf8, LargeUtf8, Binary, LargeBinary, Date32, Time64(µs), Timestamp(µs) without a time zone or in UTC, \

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use super::error::PluginReport;
-use super::text::escape;
 
 /// Log lines kept for error reports.
 const RING_LINES: usize = 20;
@@ -63,7 +62,7 @@ impl PluginLog {
 
     pub(super) fn log(&mut self, level: Level, message: &str) {
         // Cut first (bounded work), then escape: one printable line.
-        let message = escape(&truncate(message, MAX_LINE_BYTES)).into_owned();
+        let message = super::text::quote(message, MAX_LINE_BYTES);
         let (step, plugin) = (self.step.as_str(), self.plugin.as_str());
         if !self.dropping
             && (self.forwarded >= MAX_FORWARDED_LINES
@@ -103,18 +102,6 @@ fn level_name(level: Level) -> &'static str {
         Level::Warn => "WARN",
         Level::Error => "ERROR",
     }
-}
-
-/// Cuts `s` to at most `max` bytes on a char boundary, marking the cut.
-pub(super) fn truncate(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if s.len() <= max {
-        return s.into();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes cut)", &s[..end], s.len() - end).into()
 }
 
 /// Keeps the last `OUTPUT_TAIL_BYTES` bytes written to it and accepts every
